@@ -1,0 +1,26 @@
+# Installs the corvo build at CORVO_BINARY_DIR into a fresh prefix, then configures, builds
+# and runs the consumer project against that prefix. Any failing step fails the test.
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}")
+  endif()
+endfunction()
+run(${CMAKE_COMMAND} --install ${CORVO_BINARY_DIR} --prefix ${prefix} --config ${BUILD_TYPE})
+set(flags "${CXX_FLAGS}")
+set(link_flags "")
+if(SANITIZE)
+  set(flags "${flags} -fsanitize=address,undefined")
+  set(link_flags "-fsanitize=address,undefined")
+endif()
+run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+    "-DCMAKE_CXX_FLAGS=${flags}" "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}")
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "corvo consumer ok")
+  message(FATAL_ERROR "consumer did not run correctly (${rc}): ${out}")
+endif()
+message(STATUS "${out}")
