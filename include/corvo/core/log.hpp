@@ -30,7 +30,8 @@ struct options {
   output_format format = output_format::text;
   /// Log file to append to; empty means standard error.
   std::string file;
-  /// Write to this stream instead (tests, embedding applications). Not owned.
+  /// Write to this stream instead (tests, embedding applications). Not owned: it must
+  /// outlive the sink, i.e. until the next init() or shutdown().
   std::ostream* stream = nullptr;
 };
 
