@@ -1,15 +1,13 @@
+#include <corvo/core/detail/complete_later.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -136,14 +134,9 @@ struct task_group::state : std::enable_shared_from_this<state> {
     }
   }
 
-  // Runs the handler after the current one returns, on its own associated executor (Asio
-  // 1.26 cannot post to an any_completion_executor directly, so hop through the group's).
   void complete(waiter& w, error_code ec) {
     w.done = true;
-    asio::post(executor, [handler = std::move(w.handler), ec]() mutable {
-      auto handler_executor = asio::get_associated_executor(handler);
-      asio::dispatch(handler_executor, asio::append(std::move(handler), ec));
-    });
+    detail::complete_later(executor, std::move(w.handler), ec);
   }
 
   // Suspends `handler` in `waiters` until woken. Cancellation either ends the wait with
