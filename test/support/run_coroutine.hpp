@@ -13,17 +13,25 @@
 
 namespace corvo::test {
 
+struct nothing_to_stop {
+  void operator()() const noexcept {}
+};
+
 /// Spawns `operation` on `context`, runs the context until it has no more work, and returns
 /// the operation's value (or rethrows its exception). Throws if the operation never
-/// completed (the context ran out of work first).
-template <class T>
-T run(boost::asio::io_context& context, boost::asio::awaitable<T> operation) {
+/// completed (the context ran out of work first). `stop_background` runs as soon as the
+/// operation completes, failed or not: it stops what the test started beside it (e.g.
+/// cancels a connection's run()), so a failed assertion cannot leave the context running.
+template <class T, class StopBackground = nothing_to_stop>
+T run(boost::asio::io_context& context, boost::asio::awaitable<T> operation,
+      StopBackground stop_background = {}) {
   std::exception_ptr failure;
   bool done = false;
   if constexpr (std::is_void_v<T>) {
     boost::asio::co_spawn(context, std::move(operation), [&](std::exception_ptr e) {
       failure = e;
       done = true;
+      stop_background();
     });
     context.restart();
     context.run();
@@ -35,6 +43,7 @@ T run(boost::asio::io_context& context, boost::asio::awaitable<T> operation) {
       failure = e;
       if (!e) value.emplace(std::move(v));
       done = true;
+      stop_background();
     });
     context.restart();
     context.run();

@@ -1,0 +1,145 @@
+#pragma once
+// One Redis connection with automatic pipelining, on one executor.
+//
+//   redis::connection conn(ex, redis::config::from_url("redis://127.0.0.1:6379"));
+//   co_spawn(ex, conn.run(), log_errors);            // connects, reconnects, until cancel()
+//   redis::request req;
+//   req.push("SET", "k", "v");
+//   req.push("GET", "k");
+//   redis::response<std::string, std::optional<std::string>> resp;
+//   co_await conn.exec(req, resp);                   // std::get<1>(resp).value() == "v"
+//
+// Pipelining: requests from any number of coroutines are queued; while one write is on the
+// wire, the requests issued meanwhile are coalesced into the next write. Replies are matched
+// to requests in FIFO order. RESP3 pushes (pub/sub messages, subscription confirmations) are
+// delivered to `receive()` and never consume a request's reply.
+//
+// Connection life: run() resolves, connects (TLS for rediss://), sends HELLO 3 with AUTH and
+// SETNAME, SELECTs the database, restores SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE state, then serves
+// requests. On a loss it reconnects with backoff. An idle connection is checked by PING.
+//
+// Failure rules for a request (the completion's error_code):
+// - written, then the connection was lost: error::connection_lost (it may or may not have
+//   run), unless the request is marked idempotent: then it is written again after reconnect;
+// - not written yet: it waits for the reconnection, or fails at once with
+//   error::not_connected when marked fail_if_not_connected;
+// - cancel() or the end of run(): error::connection_closed; later requests fail the same way;
+// - wrong password / unknown user: run() ends with error::auth_failed, and so do the requests;
+// - a blocking command on a shared connection: error::blocking_on_shared_connection.
+// Nothing waits forever: to bound the wait for a reconnection, race exec() with a timer
+// (corvo::with_timeout).
+//
+// Cancellation of exec() (terminal or partial): a request not yet written is removed; one
+// already written completes at once with operation_aborted and its replies are read and
+// discarded when they arrive, so the other requests' replies stay matched. Total
+// cancellation is honoured only before the request is written.
+//
+// Thread safety: none; use the connection from its executor (one thread or a strand).
+
+#include <corvo/redis/adapter.hpp>
+#include <corvo/redis/config.hpp>
+#include <corvo/redis/request.hpp>
+#include <corvo/redis/response.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace corvo::redis {
+
+namespace asio = boost::asio;
+
+/// Counters of one connection, for logs, metrics and tests.
+struct connection_stats {
+  std::uint64_t connects = 0;          ///< successful connections (handshake included)
+  std::uint64_t connect_failures = 0;  ///< attempts that failed before serving requests
+  std::uint64_t writes = 0;            ///< socket writes (less than requests when coalescing)
+  std::uint64_t requests = 0;          ///< requests completed successfully
+  std::uint64_t replies = 0;           ///< replies read (pushes excluded)
+  std::uint64_t pushes = 0;            ///< pushes read
+  std::uint64_t health_check_failures = 0;
+};
+
+class connection {
+ public:
+  using executor_type = asio::any_io_executor;
+  /// Completion of exec: the error, and the number of reply bytes read.
+  using exec_handler = asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
+  /// Completion of receive: the error, and the push as nodes (the first is the push itself).
+  using push_handler = asio::any_completion_handler<void(boost::system::error_code, generic_response)>;
+
+  connection(executor_type executor, config cfg);
+  /// Cancels run() and fails the requests still waiting (connection_closed).
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  executor_type get_executor() const noexcept;
+  const config& get_config() const noexcept;
+
+  /// Keeps the connection up until cancel() is called or the awaiting coroutine is cancelled
+  /// (then returns normally / throws operation_aborted). Throws system_error(auth_failed) with
+  /// the server's text when the credentials are refused. Call once per connection object.
+  asio::awaitable<void> run();
+
+  /// Stops run(), closes the socket and fails every waiting request with connection_closed.
+  void cancel();
+
+  /// True while the connection is established and handshaken.
+  bool is_connected() const noexcept;
+
+  const connection_stats& stats() const noexcept;
+
+  /// Executes `req` and adapts its replies into `resp` (a `response<...>` with one slot per
+  /// reply, a `generic_response`, or `ignore`). `req` and `resp` must outlive the
+  /// operation. Server error replies are stored in the response's slots, not reported here.
+  template <class CompletionToken>
+  auto async_exec(const request& req, any_adapter resp, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(boost::system::error_code, std::size_t)>(
+        exec_initiation{this}, token, &req, resp);
+  }
+
+  /// Awaitable async_exec: returns the reply bytes read; throws system_error on failure.
+  asio::awaitable<std::size_t> exec(const request& req, any_adapter resp = ignore) {
+    return async_exec(req, resp, asio::use_awaitable);
+  }
+
+  /// Waits for the next push. Fails with asio::experimental::error::channel_closed after the
+  /// connection stopped. Cancellation (terminal): throws operation_aborted, no push lost.
+  template <class CompletionToken>
+  auto async_receive(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(boost::system::error_code, generic_response)>(
+        receive_initiation{this}, token);
+  }
+
+  asio::awaitable<generic_response> receive() { return async_receive(asio::use_awaitable); }
+
+  struct impl;
+
+ private:
+  // Named initiation objects (GCC 12 destroys capturing lambda temporaries of a co_await
+  // expression twice).
+  struct exec_initiation {
+    connection* self;
+    void operator()(exec_handler handler, const request* req, any_adapter resp) const {
+      self->start_exec(*req, resp, std::move(handler));
+    }
+  };
+  struct receive_initiation {
+    connection* self;
+    void operator()(push_handler handler) const { self->start_receive(std::move(handler)); }
+  };
+
+  void start_exec(const request& req, any_adapter resp, exec_handler handler);
+  void start_receive(push_handler handler);
+
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace corvo::redis

@@ -1,0 +1,673 @@
+#include <corvo/core/backoff.hpp>
+#include <corvo/core/detail/complete_later.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/core/timeout.hpp>
+#include <corvo/redis/connection.hpp>
+#include <corvo/redis/resp3/framer.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstring>
+#include <deque>
+#include <set>
+#include <variant>
+
+namespace corvo::redis {
+
+namespace {
+
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+using push_channel = asio::experimental::channel<void(error_code, generic_response)>;
+
+constexpr std::size_t min_read_space = 16 * 1024;
+
+// A request between exec() and its completion.
+struct pending {
+  pending() = default;
+  // The handler is move-constructed, never move-assigned: any_completion_handler's move
+  // assignment in Boost 1.81 copies from an lvalue and recurses without end.
+  explicit pending(connection::exec_handler h) : handler(std::move(h)) {}
+
+  const request* req = nullptr;
+  any_adapter adapter;
+  connection::exec_handler handler;  // empty for internal requests
+  std::size_t expected = 0;
+  std::size_t received = 0;
+  std::size_t bytes = 0;
+  error_code first_error;
+  bool written = false;
+  bool abandoned = false;  // cancelled after being written: its replies are discarded
+  bool done = false;
+};
+using pending_ptr = std::shared_ptr<pending>;
+
+bool is_auth_refusal(std::string_view text) {
+  return text.starts_with("WRONGPASS") || text.starts_with("NOPERM") ||
+         text.starts_with("NOAUTH") || text.find("invalid password") != std::string_view::npos ||
+         text.find("invalid username-password") != std::string_view::npos;
+}
+
+}  // namespace
+
+struct connection::impl : std::enable_shared_from_this<impl> {
+  impl(executor_type ex, config c)
+      : executor(std::move(ex)),
+        cfg(std::move(c)),
+        ssl_context(asio::ssl::context::tls_client),
+        resolver(executor),
+        write_wakeup(executor),
+        retry_timer(executor),
+        pushes(executor, cfg.push_capacity),
+        framer(cfg.limits) {
+    write_wakeup.expires_at(clock_type::time_point::max());
+    if (cfg.use_tls) {
+      configure_tls();
+    }
+  }
+
+  enum class state { idle, connecting, connected, stopped };
+
+  executor_type executor;
+  config cfg;
+  asio::ssl::context ssl_context;
+  tcp::resolver resolver;
+  std::optional<asio::ssl::stream<tcp::socket>> stream;
+  asio::steady_timer write_wakeup;
+  asio::steady_timer retry_timer;
+  push_channel pushes;
+  resp3::framer framer;
+
+  state current = state::idle;
+  bool run_started = false;
+  bool stop_requested = false;
+  error_code stop_reason;  // what waiting requests fail with once stopped
+
+  std::deque<pending_ptr> to_write;
+  std::deque<pending_ptr> in_flight;  // written, awaiting replies, in wire order
+  std::string write_buffer;
+  std::string read_buffer;
+  std::size_t read_begin = 0;  // unconsumed bytes are [read_begin, read_end)
+  std::size_t read_end = 0;
+  clock_type::time_point last_read = clock_type::now();
+
+  // Subscriptions confirmed by the server, restored after a reconnect.
+  std::set<std::string> channels, patterns, shard_channels;
+  request resubscribe;
+
+  connection_stats stats;
+
+  // ---- TLS -------------------------------------------------------------------------------
+
+  void configure_tls() {
+    if (!cfg.tls_ca_file.empty()) {
+      ssl_context.load_verify_file(cfg.tls_ca_file);
+    } else {
+      ssl_context.set_default_verify_paths();
+    }
+    if (!cfg.tls_cert_file.empty()) {
+      ssl_context.use_certificate_chain_file(cfg.tls_cert_file);
+    }
+    if (!cfg.tls_key_file.empty()) {
+      ssl_context.use_private_key_file(cfg.tls_key_file, asio::ssl::context::pem);
+    }
+    ssl_context.set_verify_mode(cfg.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  }
+
+  // ---- requests --------------------------------------------------------------------------
+
+  void complete(const pending_ptr& p, error_code ec) {
+    if (p->done) {
+      return;
+    }
+    p->done = true;
+    if (!p->handler) {
+      return;
+    }
+    auto slot = asio::get_associated_cancellation_slot(p->handler);
+    if (slot.is_connected()) {
+      slot.clear();
+    }
+    if (!ec) {
+      ++stats.requests;
+    }
+    corvo::detail::complete_later(executor, std::move(p->handler), ec, p->bytes);
+  }
+
+  void start_exec(const request& req, any_adapter resp, exec_handler handler) {
+    auto p = std::make_shared<pending>(std::move(handler));
+    p->req = &req;
+    p->adapter = resp;
+    p->expected = req.expected_responses();
+
+    if (current == state::stopped) {
+      return complete(p, stop_reason ? stop_reason : error_code{error::connection_closed});
+    }
+    if (p->expected > resp.size()) {
+      return complete(p, error::response_too_small);
+    }
+    if (cfg.role == connection_role::shared && req.has_blocking_command()) {
+      return complete(p, error::blocking_on_shared_connection);
+    }
+    if (current != state::connected && req.get_config().fail_if_not_connected) {
+      return complete(p, error::not_connected);
+    }
+    auto slot = asio::get_associated_cancellation_slot(p->handler);
+    if (slot.is_connected()) {
+      slot.assign([weak = weak_from_this(), p](asio::cancellation_type type) {
+        if (auto self = weak.lock()) {
+          self->cancel_request(p, type);
+        }
+      });
+    }
+    to_write.push_back(std::move(p));
+    write_wakeup.cancel();
+  }
+
+  void cancel_request(const pending_ptr& p, asio::cancellation_type type) {
+    if (p->done) {
+      return;
+    }
+    if (!p->written) {
+      std::erase(to_write, p);
+    } else if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) ==
+               asio::cancellation_type::none) {
+      return;  // total cancellation cannot undo a written request
+    } else {
+      // Keep it in in_flight so its replies are consumed in order, but stop writing into
+      // the caller's response, which may go away now.
+      p->abandoned = true;
+      p->adapter = ignore;
+    }
+    // No slot.clear() here: this runs inside the slot's handler.
+    p->done = true;
+    corvo::detail::complete_later(executor, std::move(p->handler),
+                           error_code{asio::error::operation_aborted}, p->bytes);
+  }
+
+  // ---- reading ---------------------------------------------------------------------------
+
+  std::string_view unread() const {
+    return {read_buffer.data() + read_begin, read_end - read_begin};
+  }
+
+  asio::awaitable<std::size_t> read_some() {
+    if (read_begin == read_end) {
+      read_begin = read_end = 0;
+    } else if (read_begin > read_buffer.size() / 2) {
+      std::memmove(read_buffer.data(), read_buffer.data() + read_begin, read_end - read_begin);
+      read_end -= read_begin;
+      read_begin = 0;
+    }
+    if (read_buffer.size() - read_end < min_read_space) {
+      read_buffer.resize(std::max(read_buffer.size() * 2, read_end + min_read_space));
+    }
+    auto space = asio::buffer(read_buffer.data() + read_end, read_buffer.size() - read_end);
+    const std::size_t n = cfg.use_tls
+                              ? co_await stream->async_read_some(space, asio::use_awaitable)
+                              : co_await stream->next_layer().async_read_some(space, asio::use_awaitable);
+    read_end += n;
+    last_read = clock_type::now();
+    co_return n;
+  }
+
+  // The next complete message; its bytes stay valid until consume() is called.
+  asio::awaitable<resp3::message> read_message() {
+    for (;;) {
+      error_code ec;
+      if (auto message = framer.next(unread(), ec)) {
+        co_return *message;
+      }
+      if (ec) {
+        throw boost::system::system_error(ec, "redis protocol");
+      }
+      co_await read_some();
+    }
+  }
+
+  void consume(std::size_t n) { read_begin += n; }
+
+  void deliver_reply(const resp3::message& message) {
+    ++stats.replies;
+    if (in_flight.empty()) {
+      throw boost::system::system_error(error::unexpected_reply,
+                                        "a reply arrived with no request waiting for it");
+    }
+    auto& p = in_flight.front();
+    if (!p->abandoned) {
+      error_code ec;
+      p->adapter.deliver(p->received, message.data, ec);
+      if (ec && !p->first_error) {
+        p->first_error = ec;
+      }
+    }
+    p->bytes += message.size();
+    if (++p->received == p->expected) {
+      auto finished = std::move(p);
+      in_flight.pop_front();
+      complete(finished, finished->first_error);
+    }
+  }
+
+  void track_subscription(const generic_response& nodes) {
+    if (nodes.size() < 3) {
+      return;
+    }
+    const std::string& kind = nodes[1].value;
+    const std::string& name = nodes[2].value;
+    if (kind == "subscribe") channels.insert(name);
+    else if (kind == "psubscribe") patterns.insert(name);
+    else if (kind == "ssubscribe") shard_channels.insert(name);
+    else if (kind == "unsubscribe") channels.erase(name);
+    else if (kind == "punsubscribe") patterns.erase(name);
+    else if (kind == "sunsubscribe") shard_channels.erase(name);
+  }
+
+  asio::awaitable<void> reader() {
+    for (;;) {
+      const auto message = co_await read_message();
+      if (message.is_push()) {
+        ++stats.pushes;
+        generic_response nodes;
+        error_code ec;
+        adapt(message.data, nodes, ec);
+        consume(message.size());
+        if (ec) {
+          throw boost::system::system_error(ec, "redis push");
+        }
+        track_subscription(nodes);
+        co_await pushes.async_send(error_code{}, std::move(nodes), asio::use_awaitable);
+      } else {
+        deliver_reply(message);
+        consume(message.size());
+      }
+    }
+  }
+
+  // ---- writing ---------------------------------------------------------------------------
+
+  asio::awaitable<void> writer() {
+    for (;;) {
+      while (to_write.empty()) {
+        error_code ignored;
+        co_await write_wakeup.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      }
+      // Everything queued since the last write goes out in one write.
+      write_buffer.clear();
+      std::vector<pending_ptr> without_replies;
+      while (!to_write.empty()) {
+        auto p = std::move(to_write.front());
+        to_write.pop_front();
+        write_buffer.append(p->req->payload());
+        p->written = true;
+        if (p->expected == 0) {
+          without_replies.push_back(std::move(p));
+        } else {
+          in_flight.push_back(std::move(p));
+        }
+      }
+      ++stats.writes;
+      if (cfg.use_tls) {
+        co_await asio::async_write(*stream, asio::buffer(write_buffer), asio::use_awaitable);
+      } else {
+        co_await asio::async_write(stream->next_layer(), asio::buffer(write_buffer),
+                                   asio::use_awaitable);
+      }
+      for (auto& p : without_replies) {
+        complete(p, {});
+      }
+    }
+  }
+
+  // ---- health check ----------------------------------------------------------------------
+
+  asio::awaitable<void> health_checker() {
+    const auto interval = cfg.health_check_interval;
+    asio::steady_timer timer(executor);
+    if (interval.count() == 0) {
+      timer.expires_at(clock_type::time_point::max());
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    request ping(request::config{.idempotent = true, .fail_if_not_connected = true});
+    ping.push("PING", "corvo-health");
+    for (;;) {
+      timer.expires_after(interval);
+      co_await timer.async_wait(asio::use_awaitable);
+      // Only an idle connection is probed: a busy one (or one blocked in BLMOVE on purpose)
+      // proves itself by its replies, and a PING would queue behind a blocking command.
+      if (!in_flight.empty() || !to_write.empty() || clock_type::now() - last_read < interval) {
+        continue;
+      }
+      try {
+        co_await with_timeout(exec_internal(ping), interval);
+      } catch (const boost::system::system_error& e) {
+        if (e.code() != corvo::error::timed_out) {
+          throw;
+        }
+        ++stats.health_check_failures;
+        throw boost::system::system_error(error::health_check_timeout, "redis health check");
+      }
+    }
+  }
+
+  asio::awaitable<std::size_t> exec_internal(const request& req) {
+    struct initiation {
+      impl* self;
+      const request* req;
+      void operator()(exec_handler handler) const {
+        self->start_exec(*req, ignore, std::move(handler));
+      }
+    };
+    initiation init{this, &req};
+    return asio::async_initiate<decltype(asio::use_awaitable), void(error_code, std::size_t)>(
+        init, asio::use_awaitable);
+  }
+
+  // ---- connecting ------------------------------------------------------------------------
+
+  request make_handshake() const {
+    request hello;
+    if (!cfg.password.empty()) {
+      const std::string& user = cfg.username.empty() ? std::string("default") : cfg.username;
+      if (!cfg.client_name.empty()) {
+        hello.push("HELLO", "3", "AUTH", user, cfg.password, "SETNAME", cfg.client_name);
+      } else {
+        hello.push("HELLO", "3", "AUTH", user, cfg.password);
+      }
+    } else if (!cfg.client_name.empty()) {
+      hello.push("HELLO", "3", "SETNAME", cfg.client_name);
+    } else {
+      hello.push("HELLO", "3");
+    }
+    if (cfg.database != 0) {
+      hello.push("SELECT", cfg.database);
+    }
+    return hello;
+  }
+
+  asio::awaitable<void> connect_and_handshake() {
+    auto endpoints = co_await resolver.async_resolve(cfg.host, cfg.port, asio::use_awaitable);
+    stream.emplace(executor, ssl_context);
+    co_await asio::async_connect(stream->next_layer(), endpoints, asio::use_awaitable);
+    stream->next_layer().set_option(tcp::no_delay(true));
+    if (cfg.use_tls) {
+      const std::string& name = cfg.tls_server_name.empty() ? cfg.host : cfg.tls_server_name;
+      if (!SSL_set_tlsext_host_name(stream->native_handle(), name.c_str())) {
+        throw boost::system::system_error(
+            error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()),
+            "redis TLS server name");
+      }
+      if (cfg.tls_verify) {
+        stream->set_verify_callback(asio::ssl::host_name_verification(name));
+      }
+      co_await stream->async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+    }
+
+    // The handshake runs before the reader and writer start, so its replies are read here.
+    framer.reset();
+    read_begin = read_end = 0;
+    const request hello = make_handshake();
+    if (cfg.use_tls) {
+      co_await asio::async_write(*stream, asio::buffer(hello.payload()), asio::use_awaitable);
+    } else {
+      co_await asio::async_write(stream->next_layer(), asio::buffer(hello.payload()),
+                                 asio::use_awaitable);
+    }
+    for (std::size_t i = 0; i < hello.expected_responses(); ++i) {
+      const auto message = co_await read_message();
+      generic_response nodes;
+      error_code ec;
+      adapt(message.data, nodes, ec);
+      consume(message.size());
+      if (ec) {
+        throw boost::system::system_error(ec, "redis handshake");
+      }
+      if (message.is_push()) {  // e.g. a stray invalidation; not part of the handshake
+        --i;
+        continue;
+      }
+      if (!nodes.empty() && resp3::is_error(nodes.front().data_type)) {
+        const auto& text = nodes.front().value;
+        throw boost::system::system_error(
+            is_auth_refusal(text) ? error::auth_failed : error::handshake_failed, text);
+      }
+    }
+  }
+
+  // Re-issues the subscriptions the server had confirmed before the connection was lost.
+  void queue_resubscribe() {
+    resubscribe.clear();
+    auto add = [this](std::string_view command, const std::set<std::string>& names) {
+      if (!names.empty()) {
+        resubscribe.push(command, names);
+      }
+    };
+    add("SUBSCRIBE", channels);
+    add("PSUBSCRIBE", patterns);
+    add("SSUBSCRIBE", shard_channels);
+    if (resubscribe.size() == 0) {
+      return;
+    }
+    auto p = std::make_shared<pending>();
+    p->req = &resubscribe;
+    p->expected = resubscribe.expected_responses();
+    to_write.push_front(std::move(p));
+  }
+
+  // After a loss: written requests fail (or are re-queued when idempotent and untouched);
+  // unwritten ones wait for the reconnection unless they asked not to.
+  void on_connection_lost() {
+    error_code ignored;
+    if (stream) {
+      stream->next_layer().close(ignored);
+    }
+    std::deque<pending_ptr> requeue;
+    for (auto& p : in_flight) {
+      if (p->done) {
+        continue;  // abandoned: nobody waits for it
+      }
+      if (p->handler && p->req->get_config().idempotent && p->received == 0) {
+        p->written = false;
+        p->bytes = 0;
+        requeue.push_back(p);
+      } else {
+        complete(p, error::connection_lost);
+      }
+    }
+    in_flight.clear();
+    std::erase_if(to_write, [this](const pending_ptr& p) {
+      if (!p->handler) {
+        return true;  // an internal request (re-subscribe) is rebuilt on reconnect
+      }
+      if (p->req->get_config().fail_if_not_connected) {
+        complete(p, error::not_connected);
+        return true;
+      }
+      return false;
+    });
+    to_write.insert(to_write.begin(), requeue.begin(), requeue.end());
+  }
+
+  // Fails everything and refuses further requests.
+  void stop(error_code reason) {
+    current = state::stopped;
+    stop_reason = reason;
+    error_code ignored;
+    if (stream) {
+      stream->next_layer().close(ignored);
+    }
+    for (auto& p : in_flight) {
+      complete(p, reason);
+    }
+    for (auto& p : to_write) {
+      complete(p, reason);
+    }
+    in_flight.clear();
+    to_write.clear();
+    pushes.close();
+  }
+
+  void request_stop() {
+    stop_requested = true;
+    resolver.cancel();
+    retry_timer.cancel();
+    write_wakeup.cancel();
+    error_code ignored;
+    if (stream) {
+      stream->next_layer().close(ignored);
+    }
+    if (!run_started) {
+      stop(error::connection_closed);
+    }
+  }
+
+  // Runs reader, writer and health check until the first of them ends (they only end by
+  // failing), cancels the others and rethrows that failure. Not `||`: it waits for the
+  // first *success*, which never comes here.
+  asio::awaitable<void> serve() {
+    namespace exp = asio::experimental;
+    auto [order, read_failure, write_failure, health_failure] =
+        co_await exp::make_parallel_group(asio::co_spawn(executor, reader(), asio::deferred),
+                                          asio::co_spawn(executor, writer(), asio::deferred),
+                                          asio::co_spawn(executor, health_checker(), asio::deferred))
+            .async_wait(exp::wait_for_one(), asio::use_awaitable);
+    const std::exception_ptr failures[] = {read_failure, write_failure, health_failure};
+    if (failures[order[0]]) {
+      std::rethrow_exception(failures[order[0]]);
+    }
+  }
+
+  // what() without the " [category:value at file:line ...]" suffix Boost 1.81 appends.
+  static std::string describe(const std::exception_ptr& e) {
+    if (!e) {
+      return "unknown reason";
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::string text = ex.what();
+      if (const auto bracket = text.rfind(" ["); bracket != std::string::npos && text.back() == ']') {
+        text.resize(bracket);
+      }
+      return text;
+    }
+  }
+
+  asio::awaitable<void> run() {
+    if (run_started) {
+      throw std::logic_error("redis::connection::run() called twice");
+    }
+    run_started = true;
+    backoff delays(cfg.reconnect_backoff);
+    std::exception_ptr ended_by;
+    error_code fatal;
+    try {
+      while (!stop_requested) {
+        current = state::connecting;
+        std::exception_ptr failure;
+        try {
+          co_await with_timeout(connect_and_handshake(), cfg.connect_timeout);
+        } catch (const boost::system::system_error& e) {
+          if (e.code() == error::auth_failed) {
+            fatal = e.code();
+            throw;
+          }
+          failure = std::current_exception();
+        }
+        if (!failure && !stop_requested) {
+          ++stats.connects;
+          delays.reset();
+          current = state::connected;
+          CORVO_LOG(info, "redis") << "connected to " << cfg.address();
+          queue_resubscribe();
+          try {
+            co_await serve();
+          } catch (...) {
+            failure = std::current_exception();
+          }
+          current = state::connecting;
+          if (!stop_requested) {
+            CORVO_LOG(warning, "redis")
+                << "connection to " << cfg.address() << " lost: " << describe(failure);
+          }
+          on_connection_lost();
+        } else if (failure) {
+          ++stats.connect_failures;
+          on_connection_lost();
+          CORVO_LOG(warning, "redis")
+              << "cannot connect to " << cfg.address() << ": " << describe(failure);
+        }
+        if (stop_requested) {
+          break;
+        }
+        retry_timer.expires_after(delays.next());
+        error_code ignored;
+        co_await retry_timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      }
+    } catch (...) {
+      ended_by = std::current_exception();
+    }
+    stop(fatal ? fatal : error_code{error::connection_closed});
+    if (fatal) {
+      CORVO_LOG(error, "redis") << "giving up on " << cfg.address() << ": " << describe(ended_by);
+    }
+    if (ended_by) {
+      std::rethrow_exception(ended_by);
+    }
+  }
+};
+
+connection::connection(executor_type executor, config cfg)
+    : impl_(std::make_shared<impl>(std::move(executor), std::move(cfg))) {}
+
+connection::~connection() {
+  impl_->request_stop();
+  if (impl_->current != impl::state::stopped) {
+    impl_->stop(error::connection_closed);
+  }
+}
+
+connection::executor_type connection::get_executor() const noexcept { return impl_->executor; }
+
+const config& connection::get_config() const noexcept { return impl_->cfg; }
+
+asio::awaitable<void> connection::run() {
+  auto self = impl_;  // the run outlives nothing it needs
+  co_await self->run();
+}
+
+void connection::cancel() { impl_->request_stop(); }
+
+bool connection::is_connected() const noexcept {
+  return impl_->current == impl::state::connected;
+}
+
+const connection_stats& connection::stats() const noexcept { return impl_->stats; }
+
+void connection::start_exec(const request& req, any_adapter resp, exec_handler handler) {
+  impl_->start_exec(req, resp, std::move(handler));
+}
+
+void connection::start_receive(push_handler handler) {
+  // The channel cannot complete an any_completion_handler directly in Asio 1.26 (it needs
+  // blocking.never from the handler's executor), so receive with a plain handler that
+  // carries the caller's cancellation slot, then hop to the caller's executor.
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  impl_->pushes.async_receive(asio::bind_cancellation_slot(
+      slot, [handler = std::move(handler), ex = impl_->executor](
+                error_code ec, generic_response push) mutable {
+        corvo::detail::complete_later(ex, std::move(handler), ec, std::move(push));
+      }));
+}
+
+}  // namespace corvo::redis

@@ -1,0 +1,1 @@
+// Owns the precompiled header that every test executable reuses (see test/CMakeLists.txt).
