@@ -556,4 +556,114 @@ BOOST_AUTO_TEST_CASE(fail_if_not_connected_and_closed_connection) {
   BOOST_TEST(after == boost::system::error_code(redis::error::connection_closed));
 }
 
+asio::awaitable<void> pause_server(redis::connection& conn, redis::connection& admin,
+                                   std::string& after) {
+  co_await wait_connected(conn);
+  co_await wait_connected(admin);
+  redis::request pause;
+  pause.push("CLIENT", "PAUSE", 800, "ALL");
+  co_await admin.exec(pause);
+  // The idle connection's PING goes unanswered: it is closed and re-established.
+  for (int i = 0; i < 2000 && conn.stats().health_check_failures == 0; ++i) {
+    co_await corvo::sleep_for(5ms);
+  }
+  co_await wait_connected(conn);
+  co_await get_value(conn, "health", after);
+}
+
+BOOST_AUTO_TEST_CASE(unanswered_health_check_reconnects) {
+  redis_server server;
+  server.cli("SET", "health", "fine");
+  asio::io_context ctx;
+  auto cfg = config_for(server);
+  cfg.health_check_interval = 100ms;
+  running_connection rc(ctx, cfg);
+  running_connection admin(ctx, config_for(server));
+  std::string after;
+  corvo::test::run(ctx, pause_server(rc.conn, admin.conn, after), [&] {
+    rc.conn.cancel();
+    admin.conn.cancel();
+  });
+  BOOST_TEST(rc.conn.stats().health_check_failures >= 1u);
+  BOOST_TEST(rc.conn.stats().connects >= 2u);
+  BOOST_TEST(after == "fine");
+}
+
+struct resend_outcome {
+  boost::system::error_code idempotent_error, plain_error;
+  std::optional<std::string> idempotent_value;
+};
+
+asio::awaitable<void> exec_get(redis::connection& conn, const redis::request& req,
+                               boost::system::error_code& ec, std::optional<std::string>& value) {
+  redis::response<std::optional<std::string>> resp;
+  auto [e, n] = co_await conn.async_exec(req, resp, asio::as_tuple(asio::use_awaitable));
+  ec = e;
+  if (!e) {
+    value = std::get<0>(resp).value();
+  }
+}
+
+asio::awaitable<void> kill_with_written_requests(redis::connection& conn, redis::connection& admin,
+                                                 redis_server& server, resend_outcome& out) {
+  co_await wait_connected(conn);
+  co_await wait_connected(admin);
+  redis::request pause;
+  pause.push("CLIENT", "PAUSE", 5000, "ALL");
+  co_await admin.exec(pause);
+  auto ex = co_await asio::this_coro::executor;
+  redis::request idempotent_get(redis::request::config{.idempotent = true});
+  idempotent_get.push("GET", "durable");
+  redis::request plain_get;
+  plain_get.push("GET", "durable");
+  std::optional<std::string> ignored;
+  corvo::task_group group(ex, {.on_failure = corvo::failure_policy::collect_errors});
+  co_await group.spawn(exec_get(conn, idempotent_get, out.idempotent_error, out.idempotent_value));
+  co_await group.spawn(exec_get(conn, plain_get, out.plain_error, ignored));
+  co_await corvo::sleep_for(100ms);  // both written, both waiting on the paused server
+  server.kill();
+  server.restart();
+  server.cli("SET", "durable", "after restart");
+  co_await group.join();
+}
+
+BOOST_AUTO_TEST_CASE(idempotent_requests_are_resent_after_a_loss_others_fail) {
+  redis_server server;
+  asio::io_context ctx;
+  running_connection rc(ctx, config_for(server));
+  running_connection admin(ctx, config_for(server));
+  resend_outcome out;
+  corvo::test::run(ctx, kill_with_written_requests(rc.conn, admin.conn, server, out), [&] {
+    rc.conn.cancel();
+    admin.conn.cancel();
+  });
+  BOOST_TEST(!out.idempotent_error, out.idempotent_error.message());
+  BOOST_TEST(out.idempotent_value.value_or("") == "after restart");
+  BOOST_TEST(out.plain_error == boost::system::error_code(redis::error::connection_lost));
+}
+
+asio::awaitable<void> name_and_database(redis::connection& conn, std::string& name) {
+  co_await wait_connected(conn);
+  redis::request req;
+  req.push("CLIENT", "GETNAME");
+  req.push("SET", "where", "db 2");
+  redis::response<std::string, redis::ignore_t> resp;
+  co_await conn.exec(req, resp);
+  name = std::get<0>(resp).value();
+}
+
+BOOST_AUTO_TEST_CASE(handshake_sets_the_name_and_selects_the_database) {
+  redis_server server;
+  asio::io_context ctx;
+  auto cfg = config_for(server);
+  cfg.database = 2;
+  cfg.client_name = "corvo-test";
+  running_connection rc(ctx, cfg);
+  std::string name;
+  corvo::test::run(ctx, name_and_database(rc.conn, name), [&] { rc.conn.cancel(); });
+  BOOST_TEST(name == "corvo-test");
+  BOOST_TEST(server.cli("-n", "2", "GET", "where") == "db 2");
+  BOOST_TEST(server.cli("GET", "where").empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

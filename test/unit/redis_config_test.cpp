@@ -1,0 +1,72 @@
+#include <corvo/redis/config.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <stdexcept>
+
+using corvo::redis::config;
+
+namespace {
+bool says(const std::invalid_argument& e, const std::string& text) {
+  return std::string(e.what()).find(text) != std::string::npos;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(redis_config)
+
+BOOST_AUTO_TEST_CASE(full_url) {
+  const auto c = config::from_url("redis://alice:p%40ss%3Aword@cache.local:7001/3?name=worker-1");
+  BOOST_TEST(!c.use_tls);
+  BOOST_TEST(c.username == "alice");
+  BOOST_TEST(c.password == "p@ss:word");
+  BOOST_TEST(c.host == "cache.local");
+  BOOST_TEST(c.port == "7001");
+  BOOST_TEST(c.database == 3);
+  BOOST_TEST(c.client_name == "worker-1");
+  BOOST_TEST(c.address() == "cache.local:7001");
+}
+
+BOOST_AUTO_TEST_CASE(defaults_password_only_tls_and_ipv6) {
+  const auto plain = config::from_url("redis://localhost");
+  BOOST_TEST(plain.port == "6379");
+  BOOST_TEST(plain.database == 0);
+  BOOST_TEST(plain.password.empty());
+
+  const auto password_only = config::from_url("redis://:secret@10.0.0.5:6380");
+  BOOST_TEST(password_only.username.empty());
+  BOOST_TEST(password_only.password == "secret");
+
+  const auto tls = config::from_url("rediss://h:6390?ca=/etc/ca.pem&verify=false&sni=redis.prod");
+  BOOST_TEST(tls.use_tls);
+  BOOST_TEST(tls.tls_ca_file == "/etc/ca.pem");
+  BOOST_TEST(!tls.tls_verify);
+  BOOST_TEST(tls.tls_server_name == "redis.prod");
+
+  const auto v6 = config::from_url("redis://[::1]:7000/1");
+  BOOST_TEST(v6.host == "::1");
+  BOOST_TEST(v6.port == "7000");
+  BOOST_TEST(v6.database == 1);
+}
+
+BOOST_AUTO_TEST_CASE(bad_urls_say_what_is_wrong) {
+  BOOST_CHECK_EXCEPTION(config::from_url("http://x"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "scheme"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://h:99999"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "invalid port '99999'"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://h:12ab"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "invalid port"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://h/db1"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "database"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://:6379"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "host is missing"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://u:p%4@h"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "percent-escape"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://u:p%zz@h"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "percent-escape"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://h?colour=blue"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "unknown parameter 'colour'"); });
+  BOOST_CHECK_EXCEPTION(config::from_url("redis://[::1:7000"), std::invalid_argument,
+                        [](const auto& e) { return says(e, "IPv6"); });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
