@@ -1,0 +1,101 @@
+#pragma once
+// Shared by the bench programs: one JSON line per result (DESIGN §8), latency percentiles,
+// and running redis-benchmark as the baseline.
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "support/child_process.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace corvo::bench {
+
+/// Prints `fields` as one JSON line on stdout.
+inline void emit(const boost::json::object& fields) {
+  std::printf("%s\n", boost::json::serialize(fields).c_str());
+  std::fflush(stdout);
+}
+
+/// The ratio line: corvo ÷ baseline for one metric.
+inline void emit_ratio(const std::string& bench, const std::string& metric, double corvo,
+                       double baseline) {
+  emit({{"bench", bench}, {"impl", "ratio"}, {"metric", metric},
+        {"ratio", baseline > 0 ? corvo / baseline : 0.0}});
+}
+
+struct latency_summary {
+  std::size_t n = 0;
+  double p50_ms = 0, p99_ms = 0, max_ms = 0, avg_ms = 0;
+};
+
+/// Percentiles of latencies given in nanoseconds (sorts its argument).
+inline latency_summary summarize(std::vector<std::int64_t>& nanos) {
+  latency_summary s;
+  s.n = nanos.size();
+  if (nanos.empty()) {
+    return s;
+  }
+  std::sort(nanos.begin(), nanos.end());
+  auto at = [&](double q) {
+    const auto index = static_cast<std::size_t>(q * static_cast<double>(nanos.size() - 1));
+    return static_cast<double>(nanos[index]) / 1e6;
+  };
+  s.p50_ms = at(0.50);
+  s.p99_ms = at(0.99);
+  s.max_ms = static_cast<double>(nanos.back()) / 1e6;
+  double total = 0;
+  for (auto v : nanos) total += static_cast<double>(v);
+  s.avg_ms = total / static_cast<double>(nanos.size()) / 1e6;
+  return s;
+}
+
+/// One row of `redis-benchmark --csv`: test name → column → value.
+using benchmark_rows = std::map<std::string, std::map<std::string, double>>;
+
+/// Runs redis-benchmark with `args` (plus --csv --precision 3) and parses its CSV output.
+inline benchmark_rows run_redis_benchmark(std::vector<std::string> args) {
+  std::vector<std::string> argv{"redis-benchmark"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--csv", "--precision", "3"});
+  const std::string out = corvo::test::run_command_checked(argv, std::chrono::minutes(10));
+  auto unquote = [](std::string field) {
+    if (field.size() >= 2 && field.front() == '"') field = field.substr(1, field.size() - 2);
+    return field;
+  };
+  auto split = [&](const std::string& line) {
+    std::vector<std::string> fields;
+    std::stringstream in(line);
+    for (std::string f; std::getline(in, f, ',');) fields.push_back(unquote(f));
+    return fields;
+  };
+  std::stringstream in(out);
+  std::string line;
+  std::vector<std::string> header;
+  benchmark_rows rows;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto fields = split(line);
+    if (fields.empty()) continue;
+    if (fields[0] == "test") {
+      header = fields;
+      continue;
+    }
+    for (std::size_t i = 1; i < fields.size() && i < header.size(); ++i) {
+      rows[fields[0]][header[i]] = std::stod(fields[i]);
+    }
+  }
+  if (rows.empty()) {
+    throw std::runtime_error("redis-benchmark printed no results:\n" + out);
+  }
+  return rows;
+}
+
+}  // namespace corvo::bench
