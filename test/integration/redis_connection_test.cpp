@@ -556,6 +556,37 @@ BOOST_AUTO_TEST_CASE(fail_if_not_connected_and_closed_connection) {
   BOOST_TEST(after == boost::system::error_code(redis::error::connection_closed));
 }
 
+asio::awaitable<void> transaction(redis::connection& conn,
+                                  std::tuple<long long, long long, std::string>& exec_result,
+                                  std::string& queued) {
+  co_await wait_connected(conn);
+  redis::request req;
+  req.push("MULTI");
+  req.push("INCRBY", "tx-counter", 5);
+  req.push("INCRBY", "tx-counter", 6);
+  req.push("SET", "tx-key", "done");
+  req.push("EXEC");
+  redis::response<redis::ignore_t, std::string, std::string, std::string,
+                  std::tuple<long long, long long, std::string>>
+      resp;
+  co_await conn.exec(req, resp);
+  queued = std::get<1>(resp).value();
+  exec_result = std::get<4>(resp).value();
+}
+
+BOOST_AUTO_TEST_CASE(multi_exec_in_one_request) {
+  redis_server server;
+  asio::io_context ctx;
+  running_connection rc(ctx, config_for(server));
+  std::tuple<long long, long long, std::string> exec_result;
+  std::string queued;
+  corvo::test::run(ctx, transaction(rc.conn, exec_result, queued), [&] { rc.conn.cancel(); });
+  BOOST_TEST(queued == "QUEUED");
+  BOOST_TEST(std::get<0>(exec_result) == 5);
+  BOOST_TEST(std::get<1>(exec_result) == 11);
+  BOOST_TEST(std::get<2>(exec_result) == "OK");
+}
+
 asio::awaitable<void> pause_server(redis::connection& conn, redis::connection& admin,
                                    std::string& after) {
   co_await wait_connected(conn);
