@@ -111,7 +111,7 @@ class connection {
   }
 
   /// Waits for the next push. Fails with asio::experimental::error::channel_closed after the
-  /// connection stopped. Cancellation (terminal): throws operation_aborted, no push lost.
+  /// connection stopped. Cancellation (terminal): fails with operation_aborted, no push lost.
   template <class CompletionToken>
   auto async_receive(CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(boost::system::error_code, generic_response)>(

@@ -1,0 +1,30 @@
+#pragma once
+// The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
+//
+//   <attempts>\n<max_attempts>\n<type>\n<recurrence>\n<last_error>\n<payload JSON>
+//
+// Compact (no field names: the memory target is bytes per task) and editable by the Lua
+// scripts, which touch only the header lines (attempts, last error) and never re-encode the
+// payload. The due time is the score in `{ns:s}:due`, not part of the record. Type and
+// recurrence may not contain a newline (checked when scheduling); newlines in an error text
+// are replaced by spaces.
+
+#include <corvo/schedule/task.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace corvo::schedule::detail {
+
+/// Encodes the stored fields of `t`. Throws std::invalid_argument for a type containing a
+/// newline or an empty type.
+std::string encode_record(const task& t);
+
+/// Decodes a record into `t` (all fields but id, due and state). Throws
+/// std::invalid_argument when the record is malformed or its payload is not JSON.
+void decode_record(std::string_view record, task& t);
+
+/// `text` with newlines replaced by spaces (error texts stored in a record line).
+std::string one_line(std::string_view text);
+
+}  // namespace corvo::schedule::detail

@@ -1,0 +1,87 @@
+#pragma once
+// The dispatcher: claims due tasks from a store and hands them to a sink, in parallel.
+//
+// One claim loop per shard sleeps until exactly the shard's next due time (or lease expiry)
+// as reported by the store, mapped from the store's clock onto the steady clock; it wakes
+// early when a task lands ahead of the head (watch_wakes: any process; wake(): this one),
+// and never sleeps longer than max_sleep (a safety net, not a poll). While a shard has a
+// backlog it claims batch after batch. Claimed tasks run in one task_group bounded by
+// max_in_flight; claims never take more tasks than there are free slots.
+//
+// Outcomes: success → ack (batched per shard; a recurring task is rescheduled at its next
+// occurrence); permanent_error or attempts exhausted → dead-letter with the reason; other
+// failures → back to due after exponential backoff with full jitter. Leases of long runs are
+// extended. Store errors (Redis restarting) are logged and retried with backoff; nothing is
+// lost, because an unacknowledged task comes back when its lease expires.
+//
+// Stopping (cancel the coroutine awaiting run()): claiming stops at once, in-flight tasks get
+// `drain_timeout` to finish (then they are cancelled and handed back to the store), finished
+// tasks are acknowledged, then run() throws operation_aborted.
+
+#include <corvo/core/backoff.hpp>
+#include <corvo/schedule/sink.hpp>
+#include <corvo/schedule/store.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace corvo::schedule {
+
+struct dispatcher_options {
+  std::size_t max_in_flight = 64;
+  /// Most tasks taken by one claim.
+  std::size_t claim_batch = 256;
+  std::chrono::milliseconds lease{30'000};
+  /// Longest sleep without a claim, whatever the store said (a safety net).
+  std::chrono::milliseconds max_sleep{1000};
+  /// Delay before retry n is drawn from [0, min(max, initial·2^(n-1))].
+  backoff_policy retry_backoff{std::chrono::milliseconds{1000}, std::chrono::milliseconds{300'000}};
+  /// How long in-flight tasks may take to finish when the dispatcher stops.
+  std::chrono::milliseconds drain_timeout{10'000};
+  /// Pause between attempts while the store fails (Redis down).
+  backoff_policy store_retry{std::chrono::milliseconds{50}, std::chrono::milliseconds{2000}};
+};
+
+struct dispatcher_stats {
+  std::uint64_t claims = 0;        ///< claim calls
+  std::uint64_t claimed = 0;       ///< tasks claimed
+  std::uint64_t succeeded = 0;     ///< runs acknowledged
+  std::uint64_t retried = 0;       ///< runs failed and sent back with backoff
+  std::uint64_t dead_lettered = 0; ///< runs sent to the dead-letter set
+  std::uint64_t stale = 0;         ///< acks/nacks refused: the lease had been lost
+  std::uint64_t wakes = 0;         ///< early wake-ups
+  std::uint64_t store_errors = 0;  ///< store calls that failed (and were retried)
+};
+
+class dispatcher {
+ public:
+  /// Called on the dispatcher's executor right before the sink gets a task (measuring
+  /// lateness, tracing).
+  using start_observer = std::function<void(const claimed_task&)>;
+
+  dispatcher(store& tasks, sink& out, dispatcher_options options = {});
+  ~dispatcher();
+  dispatcher(const dispatcher&) = delete;
+  dispatcher& operator=(const dispatcher&) = delete;
+
+  /// Runs until cancelled (see the file comment); throws operation_aborted then.
+  asio::awaitable<void> run();
+
+  /// Wakes the claim loop of `shard` now (after a local schedule()); no-op when not running.
+  void wake(unsigned shard);
+
+  void on_start(start_observer observer);
+
+  const dispatcher_stats& stats() const noexcept;
+  const dispatcher_options& options() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace corvo::schedule

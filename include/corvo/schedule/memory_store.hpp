@@ -1,0 +1,79 @@
+#pragma once
+// The in-process store: the same semantics as redis_store (leases, fencing tokens, shards,
+// dead-letter caps, wake-ups when a task lands ahead of a shard's head) without durability.
+// For tests, samples and single-process deployments (`scheduler.provider = memory`).
+//
+// Single-threaded: every call must run on the one executor the store was made for (as an
+// io_context with one thread, or a strand). Calls never suspend, except watch_wakes().
+
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
+#include <corvo/schedule/store.hpp>
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+namespace corvo::schedule {
+
+/// Caps of each shard's dead-letter set, applied when a task is dead-lettered: entries
+/// older than `max_age` go first, then the oldest beyond `max_count` (as redis_store's
+/// dead_max_age / dead_max_count).
+struct dead_letter_limits {
+  std::size_t max_count = 100'000;
+  std::chrono::microseconds max_age = std::chrono::hours(24 * 7);
+};
+
+class memory_store final : public store {
+ public:
+  /// Throws std::invalid_argument when `shards` is 0.
+  explicit memory_store(asio::any_io_executor executor, unsigned shards = 1,
+                        dead_letter_limits limits = {});
+  ~memory_store() override;
+  memory_store(const memory_store&) = delete;
+  memory_store& operator=(const memory_store&) = delete;
+
+  const asio::any_io_executor& get_executor() const noexcept;
+  const dead_letter_limits& limits() const noexcept;
+
+  /// Replaces the store's clock (schedule::now by default), which plays the part of the
+  /// Redis server's TIME: claim's store_now, lease deadlines, retry and dead-letter times.
+  /// For tests and simulations.
+  void set_clock(std::function<time_point()> clock);
+
+  unsigned shards() const noexcept override;
+  /// schedule::shard_of(id, shards()): the function redis_store uses.
+  unsigned shard_of(std::string_view id) const noexcept override;
+
+  /// Throws std::invalid_argument for an empty id, an empty type, a type with a newline or
+  /// max_attempts 0. Resets attempts and last_error.
+  asio::awaitable<void> schedule(task t) override;
+  asio::awaitable<std::optional<task>> get(std::string id) override;
+  asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
+  asio::awaitable<bool> cancel(std::string id) override;
+  asio::awaitable<bool> reschedule(std::string id, time_point due) override;
+  asio::awaitable<store_stats> stats() override;
+
+  /// Throws std::out_of_range for a shard >= shards() (as do ack, nack and extend).
+  asio::awaitable<claim_result> claim(unsigned shard, std::size_t limit,
+                                      std::chrono::milliseconds lease) override;
+  asio::awaitable<std::size_t> ack(unsigned shard, std::vector<completion> done) override;
+  asio::awaitable<bool> nack(unsigned shard, failure failed) override;
+  asio::awaitable<std::size_t> extend(unsigned shard, std::vector<lease_ref> leases,
+                                      std::chrono::milliseconds lease) override;
+
+  asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
+  asio::awaitable<bool> replay(std::string id) override;
+  asio::awaitable<std::size_t> purge(std::string id) override;
+
+  /// `on_wake` is posted to the caller's executor for every wake-up. Waits (on a timer,
+  /// without polling) until cancelled; then unregisters `on_wake` and throws
+  /// system_error(operation_aborted). Wake-ups already posted when it is cancelled are
+  /// dropped. Honours terminal cancellation.
+  asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace corvo::schedule

@@ -1,0 +1,120 @@
+#pragma once
+// Where scheduled tasks live: the durable Redis store (redis_store) or the in-process memory
+// store (memory_store), behind one interface the dispatcher and the scheduler API use.
+//
+// A namespace is split into shards (task id -> shard by hash); claim/ack/nack/extend work on
+// one shard at a time, so on Redis every call touches one hash slot.
+//
+// Leases and fencing: claim() moves due tasks to "in flight" with a lease deadline and a
+// fresh token. Only the holder of the current token can ack/nack/extend; a worker whose
+// lease expired (and whose task was claimed again) is refused silently (counted as stale).
+// An expired lease makes the task claimable again: no task is lost when a worker dies.
+
+#include <corvo/schedule/task.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace corvo::schedule {
+
+namespace asio = boost::asio;
+
+/// A task handed to a worker; `token` fences its completion.
+struct claimed_task {
+  task work;  ///< attempts already counts this try
+  std::string token;
+  unsigned shard = 0;
+};
+
+struct claim_result {
+  std::vector<claimed_task> tasks;
+  /// The store's clock when it claimed (the Redis server's TIME): due times compare to it.
+  time_point store_now{};
+  /// Earliest due time left in the shard after this claim.
+  std::optional<time_point> next_due;
+  /// Earliest lease deadline in the shard (an expired lease makes its task claimable).
+  std::optional<time_point> next_lease_expiry;
+};
+
+/// A finished run. `next_due` set: a recurring task is rescheduled at that time instead of
+/// being removed.
+struct completion {
+  std::string id;
+  std::string token;
+  std::optional<time_point> next_due;
+};
+
+/// A failed run. `retry_in` set: back to due after that delay; unset: dead-letter now
+/// (attempts exhausted, unknown type, undecodable payload).
+struct failure {
+  std::string id;
+  std::string token;
+  std::string error;
+  std::optional<std::chrono::microseconds> retry_in;
+};
+
+struct lease_ref {
+  std::string id;
+  std::string token;
+};
+
+struct store_stats {
+  std::uint64_t scheduled = 0;  ///< waiting in the due set (due or not)
+  std::uint64_t due_now = 0;    ///< of those, due at the store's now
+  std::uint64_t in_flight = 0;  ///< claimed, lease not yet released
+  std::uint64_t dead = 0;       ///< in the dead-letter set
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  /// Number of shards of the namespace.
+  virtual unsigned shards() const noexcept = 0;
+  /// The shard of a task id.
+  virtual unsigned shard_of(std::string_view id) const noexcept = 0;
+
+  /// Adds or replaces the task with this id. A run of the replaced version still in flight
+  /// is fenced off (its ack is refused). Wakes dispatchers when it becomes the shard's head.
+  virtual asio::awaitable<void> schedule(task t) = 0;
+  virtual asio::awaitable<std::optional<task>> get(std::string id) = 0;
+  /// Scheduled tasks in due order, across shards.
+  virtual asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) = 0;
+  /// Removes a task wherever it is (due, in flight, dead). False when unknown.
+  virtual asio::awaitable<bool> cancel(std::string id) = 0;
+  /// Moves a waiting task to a new due time. False when unknown or in flight.
+  virtual asio::awaitable<bool> reschedule(std::string id, time_point due) = 0;
+  virtual asio::awaitable<store_stats> stats() = 0;
+
+  /// Re-leases expired leases of `shard`, then claims up to `limit` due tasks for `lease`.
+  virtual asio::awaitable<claim_result> claim(unsigned shard, std::size_t limit,
+                                              std::chrono::milliseconds lease) = 0;
+  /// Completes runs; returns how many tokens still held their lease (the others are stale).
+  virtual asio::awaitable<std::size_t> ack(unsigned shard, std::vector<completion> done) = 0;
+  /// Fails one run; false when the token is stale.
+  virtual asio::awaitable<bool> nack(unsigned shard, failure failed) = 0;
+  /// Renews leases; returns how many were still held.
+  virtual asio::awaitable<std::size_t> extend(unsigned shard, std::vector<lease_ref> leases,
+                                              std::chrono::milliseconds lease) = 0;
+
+  /// Dead letters, most recent first.
+  virtual asio::awaitable<std::vector<task>> dead_letters(std::size_t offset,
+                                                          std::size_t limit) = 0;
+  /// Puts a dead task back to due now with its attempts reset. False when not dead.
+  virtual asio::awaitable<bool> replay(std::string id) = 0;
+  /// Deletes one dead task, or all of them when `id` is empty; returns how many.
+  virtual asio::awaitable<std::size_t> purge(std::string id) = 0;
+
+  /// Calls `on_wake(shard)` whenever a task lands ahead of a shard's head (from any
+  /// process), until cancelled. Runs on the caller's executor.
+  virtual asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) = 0;
+};
+
+}  // namespace corvo::schedule

@@ -1,0 +1,73 @@
+#pragma once
+// A scheduled task: what to run (type + JSON payload), when (due time), how often it may be
+// tried, and whether it recurs.
+
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace corvo::schedule {
+
+/// Microseconds since the Unix epoch (UTC): the unit of every due time and lease deadline.
+using time_point = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
+
+/// Now, at microsecond precision.
+inline time_point now() {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+/// Runs every `period`, the next occurrence `period` after the due time of the current one.
+struct interval {
+  std::chrono::microseconds period{};
+  friend bool operator==(const interval&, const interval&) = default;
+};
+
+/// A 5-field cron expression ("*/5 9-17 * * MON-FRI"), evaluated in UTC.
+struct cron {
+  std::string expression;
+  friend bool operator==(const cron&, const cron&) = default;
+};
+
+using recurrence = std::variant<std::monostate, interval, cron>;
+
+/// Where a task is in its life.
+enum class task_state { scheduled, in_flight, dead, unknown };
+
+struct task {
+  /// Unique within a namespace; scheduling an existing id replaces that task (upsert).
+  std::string id;
+  /// Selects the handler.
+  std::string type;
+  boost::json::value payload;
+  /// When it becomes due (µs precision).
+  time_point due{};
+  /// Tries before the task goes to the dead-letter set (>= 1).
+  std::uint32_t max_attempts = 5;
+  recurrence repeat{};
+
+  // Maintained by the scheduler, read by get()/browse():
+  /// Tries started so far (a claim counts, including one whose worker died).
+  std::uint32_t attempts = 0;
+  /// The reason of the last failure, or of the dead-lettering.
+  std::string last_error;
+  task_state state = task_state::unknown;
+};
+
+std::string_view to_string(task_state state) noexcept;
+
+/// The next occurrence of `r` strictly after `after`, or nullopt for a one-off task.
+/// Throws std::invalid_argument for an invalid cron expression.
+std::optional<time_point> next_occurrence(const recurrence& r, time_point after);
+
+/// "every 30s" / "cron */5 * * * *" / "" — for logs and the command line.
+std::string describe(const recurrence& r);
+
+/// Parses what describe() prints (and "30s", "5m" as intervals). Throws
+/// std::invalid_argument naming what is wrong.
+recurrence parse_recurrence(std::string_view text);
+
+}  // namespace corvo::schedule

@@ -1,0 +1,456 @@
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/schedule/dispatcher.hpp>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+namespace corvo::schedule {
+namespace {
+
+using steady = std::chrono::steady_clock;
+using boost::system::error_code;
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::string text = ex.what();
+    // Boost 1.81's system_error::what() ends in " [category:value at file:line]".
+    if (const auto bracket = text.rfind(" ["); bracket != std::string::npos && text.back() == ']') {
+      text.resize(bracket);
+    }
+    return text;
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+bool is_aborted(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& ex) {
+    return ex.code() == asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+struct dispatcher::impl {
+  impl(store& s, sink& k, dispatcher_options o) : tasks(s), out(k), options(std::move(o)) {}
+
+  struct running_task {
+    std::string id;
+    steady::time_point started;
+  };
+
+  struct shard_state {
+    std::unique_ptr<asio::steady_timer> timer;
+    bool woken = false;
+    std::vector<completion> acks;
+  };
+
+  store& tasks;
+  sink& out;
+  dispatcher_options options;
+  dispatcher_stats stats;
+  start_observer observer;
+
+  bool running = false;
+  std::optional<asio::any_io_executor> executor;
+  std::optional<task_group> workers;
+  std::vector<shard_state> shards;
+  std::size_t reserved = 0;  // slots promised to claims in progress
+  // Timers used as broadcast notifiers: expiry at max, woken by cancel().
+  std::unique_ptr<asio::steady_timer> slot_freed;
+  std::unique_ptr<asio::steady_timer> acks_pending;
+  std::map<std::pair<unsigned, std::string>, running_task> in_flight;  // (shard, token)
+  std::mt19937_64 random{std::random_device{}()};
+
+  static std::unique_ptr<asio::steady_timer> notifier(const asio::any_io_executor& ex) {
+    auto t = std::make_unique<asio::steady_timer>(ex);
+    t->expires_at(steady::time_point::max());
+    return t;
+  }
+
+  static asio::awaitable<void> wait(asio::steady_timer& t) {
+    error_code ignored;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+
+  void wake(unsigned shard) {
+    if (!running || shard >= shards.size()) {
+      return;
+    }
+    shards[shard].woken = true;
+    shards[shard].timer->cancel();
+  }
+
+  std::chrono::microseconds retry_delay(std::uint32_t attempts) {
+    const auto& p = options.retry_backoff;
+    double ceiling = static_cast<double>(p.initial.count()) *
+                     std::pow(p.multiplier, attempts > 0 ? static_cast<double>(attempts - 1) : 0.0);
+    ceiling = std::min(ceiling, static_cast<double>(p.max.count()));
+    const double ms = p.jitter ? std::uniform_real_distribution<double>(0, ceiling)(random) : ceiling;
+    return std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000));
+  }
+
+  // ---- claiming ---------------------------------------------------------------------------
+
+  asio::awaitable<void> wait_for_free_slot() {
+    while (workers->in_flight() + reserved >= options.max_in_flight) {
+      co_await wait(*slot_freed);
+    }
+  }
+
+  asio::awaitable<void> shard_loop(unsigned s) {
+    backoff store_delays(options.store_retry);
+    auto& state = shards[s];
+    for (;;) {
+      while (!out.available()) {
+        state.timer->expires_after(std::chrono::milliseconds(100));
+        co_await wait(*state.timer);
+      }
+      co_await wait_for_free_slot();
+      const std::size_t limit =
+          std::min(options.claim_batch, options.max_in_flight - workers->in_flight() - reserved);
+      reserved += limit;
+      state.woken = false;
+      std::exception_ptr failed;
+      claim_result claimed;
+      try {
+        claimed = co_await tasks.claim(s, limit, options.lease);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      reserved -= limit;
+      if (claimed.tasks.size() < limit) {
+        slot_freed->cancel();  // unused reservation: other shard loops may claim now
+      }
+      if (failed) {
+        if (is_aborted(failed)) {
+          std::rethrow_exception(failed);
+        }
+        ++stats.store_errors;
+        CORVO_LOG(warning, "scheduler") << "claim on shard " << s << " failed: " << describe(failed);
+        state.timer->expires_after(store_delays.next());
+        co_await wait(*state.timer);
+        continue;
+      }
+      store_delays.reset();
+      const auto claimed_at = steady::now();
+      ++stats.claims;
+      stats.claimed += claimed.tasks.size();
+      const bool backlog = claimed.tasks.size() == limit && limit > 0;
+      for (auto& t : claimed.tasks) {
+        co_await workers->spawn(run_task(std::move(t)));
+      }
+      if (backlog || state.woken) {
+        continue;
+      }
+      // Sleep until the store's next due time (or lease expiry), translated from the store's
+      // clock to ours, capped by max_sleep.
+      auto deadline = claimed_at + options.max_sleep;
+      for (const auto& next : {claimed.next_due, claimed.next_lease_expiry}) {
+        if (next) {
+          const auto wait_for = std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);
+          deadline = std::min(deadline, claimed_at + std::max(wait_for, steady::duration::zero()));
+        }
+      }
+      if (deadline <= steady::now()) {
+        continue;
+      }
+      state.timer->expires_at(deadline);
+      co_await wait(*state.timer);
+      if (state.woken) {
+        ++stats.wakes;
+      }
+    }
+  }
+
+  // ---- running ------------------------------------------------------------------------------
+
+  std::optional<time_point> next_run_of(const task& t) {
+    if (std::holds_alternative<std::monostate>(t.repeat)) {
+      return std::nullopt;
+    }
+    try {
+      auto next = next_occurrence(t.repeat, t.due);
+      const auto current = now();
+      if (next && *next <= current) {
+        next = next_occurrence(t.repeat, current);  // occurrences missed while down run once
+      }
+      return next;
+    } catch (const std::exception& e) {
+      CORVO_LOG(error, "scheduler") << "task " << t.id << ": cannot compute its next run ("
+                                    << e.what() << "); it will not recur";
+      return std::nullopt;
+    }
+  }
+
+  asio::awaitable<void> run_task(claimed_task t) {
+    const auto key = std::make_pair(t.shard, t.token);
+    in_flight.emplace(key, running_task{t.work.id, steady::now()});
+    if (observer) {
+      observer(t);
+    }
+    std::exception_ptr error;
+    std::string reason;
+    bool permanent = false;
+    if (t.work.type.empty()) {
+      permanent = true;
+      reason = t.work.last_error.empty() ? "task record has no type" : t.work.last_error;
+    } else {
+      try {
+        co_await out.deliver(t);
+      } catch (const permanent_error& e) {
+        permanent = true;
+        reason = e.what();
+      } catch (...) {
+        error = std::current_exception();
+        reason = describe(error);
+      }
+    }
+    in_flight.erase(key);
+    slot_freed->cancel();
+
+    if (!permanent && !error) {
+      shards[t.shard].acks.push_back({t.work.id, t.token, next_run_of(t.work)});
+      acks_pending->cancel();
+      co_return;
+    }
+    // A run cut short by our own stop is handed back, not counted as a failure.
+    const bool stopped = error && is_aborted(error);
+    if (stopped) {
+      co_await asio::this_coro::reset_cancellation_state();
+    }
+    const bool dead = permanent || (!stopped && t.work.attempts >= t.work.max_attempts);
+    failure_outcome(t, reason, dead, stopped);
+    failure f{t.work.id, t.token, reason, std::nullopt};
+    if (!dead) {
+      f.retry_in = stopped ? std::chrono::microseconds(0) : retry_delay(t.work.attempts);
+    }
+    try {
+      if (!co_await tasks.nack(t.shard, std::move(f))) {
+        ++stats.stale;
+      }
+    } catch (...) {
+      ++stats.store_errors;
+      CORVO_LOG(warning, "scheduler") << "task " << t.work.id << ": could not record the failure ("
+                                      << describe(std::current_exception())
+                                      << "); it runs again when its lease expires";
+    }
+  }
+
+  void failure_outcome(const claimed_task& t, const std::string& reason, bool dead, bool stopped) {
+    if (stopped) {
+      return;
+    }
+    if (dead) {
+      ++stats.dead_lettered;
+      CORVO_LOG(warning, "scheduler") << "task " << t.work.id << " (" << t.work.type
+                                      << ") dead-lettered after " << t.work.attempts
+                                      << " attempt(s): " << reason;
+    } else {
+      ++stats.retried;
+      CORVO_LOG(info, "scheduler") << "task " << t.work.id << " (" << t.work.type << ") attempt "
+                                   << t.work.attempts << " failed, will retry: " << reason;
+    }
+  }
+
+  // ---- acknowledging ------------------------------------------------------------------------
+
+  // Sends every pending ack, one batch per shard; failed batches are kept for the next round.
+  asio::awaitable<bool> flush_acks() {
+    bool all_sent = true;
+    for (unsigned s = 0; s < shards.size(); ++s) {
+      if (shards[s].acks.empty()) {
+        continue;
+      }
+      auto batch = std::exchange(shards[s].acks, {});
+      const auto count = batch.size();
+      std::exception_ptr failed;
+      try {
+        const auto acked = co_await tasks.ack(s, batch);
+        stats.succeeded += acked;
+        stats.stale += count - acked;
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      if (failed) {
+        if (is_aborted(failed)) {
+          shards[s].acks.insert(shards[s].acks.begin(), batch.begin(), batch.end());
+          std::rethrow_exception(failed);
+        }
+        ++stats.store_errors;
+        all_sent = false;
+        CORVO_LOG(warning, "scheduler") << "ack of " << count << " task(s) on shard " << s
+                                        << " failed: " << describe(failed) << "; retrying";
+        shards[s].acks.insert(shards[s].acks.begin(), batch.begin(), batch.end());
+      }
+    }
+    co_return all_sent;
+  }
+
+  bool acks_waiting() const {
+    for (const auto& s : shards) {
+      if (!s.acks.empty()) return true;
+    }
+    return false;
+  }
+
+  asio::awaitable<void> acker() {
+    backoff delays(options.store_retry);
+    for (;;) {
+      if (!acks_waiting()) {
+        co_await wait(*acks_pending);
+        continue;
+      }
+      if (co_await flush_acks()) {
+        delays.reset();
+      } else {
+        co_await sleep_for(delays.next());
+      }
+    }
+  }
+
+  // ---- leases -------------------------------------------------------------------------------
+
+  asio::awaitable<void> extender() {
+    const auto period = std::max<std::chrono::milliseconds>(options.lease / 3, std::chrono::milliseconds(1));
+    for (;;) {
+      co_await sleep_for(period);
+      std::map<unsigned, std::vector<lease_ref>> due_for_renewal;
+      const auto cutoff = steady::now() - period;
+      for (const auto& [key, run] : in_flight) {
+        if (run.started <= cutoff) {
+          due_for_renewal[key.first].push_back({run.id, key.second});
+        }
+      }
+      for (auto& [shard, leases] : due_for_renewal) {
+        try {
+          co_await tasks.extend(shard, std::move(leases), options.lease);
+        } catch (...) {
+          const auto failed = std::current_exception();
+          if (is_aborted(failed)) {
+            throw;
+          }
+          ++stats.store_errors;
+          CORVO_LOG(warning, "scheduler") << "lease extension failed: " << describe(failed);
+        }
+      }
+    }
+  }
+
+  // ---- wake-ups -----------------------------------------------------------------------------
+
+  struct wake_callback {
+    impl* self;
+    void operator()(unsigned shard) const { self->wake(shard); }
+  };
+
+  asio::awaitable<void> watcher() {
+    backoff delays(options.store_retry);
+    for (;;) {
+      std::exception_ptr failed;
+      try {
+        std::function<void(unsigned)> callback = wake_callback{this};
+        co_await tasks.watch_wakes(std::move(callback));
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      if (failed && is_aborted(failed)) {
+        std::rethrow_exception(failed);
+      }
+      CORVO_LOG(warning, "scheduler") << "wake-up subscription ended: " << describe(failed)
+                                      << "; re-subscribing";
+      co_await sleep_for(delays.next());
+    }
+  }
+
+  // ---- life -------------------------------------------------------------------------------
+
+  asio::awaitable<void> run() {
+    if (running) {
+      throw std::logic_error("dispatcher::run() is already running");
+    }
+    auto ex = co_await asio::this_coro::executor;
+    executor = ex;
+    workers.emplace(ex, task_group_options{.max_in_flight = 0,
+                                           .on_failure = failure_policy::collect_errors});
+    slot_freed = notifier(ex);
+    acks_pending = notifier(ex);
+    shards.clear();
+    shards.resize(tasks.shards());
+    for (auto& s : shards) {
+      s.timer = std::make_unique<asio::steady_timer>(ex);
+    }
+    running = true;
+
+    task_group loops(ex);
+    std::exception_ptr ended_by;
+    try {
+      for (unsigned s = 0; s < shards.size(); ++s) {
+        co_await loops.spawn(shard_loop(s));
+      }
+      co_await loops.spawn(acker());
+      co_await loops.spawn(extender());
+      co_await loops.spawn(watcher());
+      co_await loops.join();
+    } catch (...) {
+      ended_by = std::current_exception();
+    }
+    // Stopping: the loops are finished (join waits for them even when cancelled). Let the
+    // runs in flight finish, then acknowledge what finished.
+    co_await asio::this_coro::reset_cancellation_state();
+    running = false;
+    if (!co_await workers->join_for(options.drain_timeout)) {
+      CORVO_LOG(warning, "scheduler") << workers->in_flight()
+                                      << " task(s) still running after the drain timeout; "
+                                         "cancelling and handing them back";
+      workers->cancel();
+      co_await workers->join();
+    }
+    for (int attempt = 0; attempt < 3 && acks_waiting(); ++attempt) {
+      if (!co_await flush_acks()) {
+        co_await sleep_for(options.store_retry.initial);
+      }
+    }
+    if (acks_waiting()) {
+      CORVO_LOG(error, "scheduler") << "could not acknowledge every finished task before "
+                                       "stopping; they run again when their leases expire";
+    }
+    if (ended_by) {
+      std::rethrow_exception(ended_by);
+    }
+  }
+};
+
+dispatcher::dispatcher(store& tasks, sink& out, dispatcher_options options)
+    : impl_(std::make_unique<impl>(tasks, out, std::move(options))) {
+  if (impl_->options.max_in_flight == 0 || impl_->options.claim_batch == 0) {
+    throw std::invalid_argument("dispatcher: max_in_flight and claim_batch must be at least 1");
+  }
+}
+
+dispatcher::~dispatcher() = default;
+
+asio::awaitable<void> dispatcher::run() { co_await impl_->run(); }
+
+void dispatcher::wake(unsigned shard) { impl_->wake(shard); }
+
+void dispatcher::on_start(start_observer observer) { impl_->observer = std::move(observer); }
+
+const dispatcher_stats& dispatcher::stats() const noexcept { return impl_->stats; }
+
+const dispatcher_options& dispatcher::options() const noexcept { return impl_->options; }
+
+}  // namespace corvo::schedule

@@ -1,0 +1,554 @@
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <corvo/schedule/memory_store.hpp>
+#include <corvo/schedule/shard.hpp>
+#include <cstdint>
+#include <list>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+// Mirrors the Lua scripts of redis_store (src/schedule/redis_scripts.hpp) operation by
+// operation: the due, inflight and dead sorted sets become ordered sets of (score, id), the
+// lease hash becomes the entry's token, the tasks hash the entry itself.
+
+namespace corvo::schedule {
+namespace {
+
+enum class place { waiting, in_flight, dead };
+
+struct entry {
+  task work;  ///< work.due: the due time while waiting, the last one otherwise
+  place where = place::waiting;
+  /// The current lease's fencing token; empty when no lease is held.
+  std::string token;
+  time_point lease_deadline{};
+  time_point dead_since{};
+};
+
+/// A sorted set: (score, id), ties ordered by id as in Redis.
+using scored_set = std::set<std::pair<time_point, std::string>>;
+
+struct shard_state {
+  std::unordered_map<std::string, entry> tasks;
+  scored_set due_set;
+  scored_set inflight;  ///< by lease deadline
+  scored_set dead;      ///< by the time it was dead-lettered
+};
+
+struct watcher {
+  asio::any_io_executor executor;
+  std::function<void(unsigned)> on_wake;
+  bool active = true;
+};
+
+using watcher_list = std::list<std::shared_ptr<watcher>>;
+
+/// Keeps a watcher registered for the lifetime of its watch_wakes() call.
+class registration {
+ public:
+  registration(const std::shared_ptr<watcher_list>& list, std::shared_ptr<watcher> w)
+      : list_(list), watcher_(std::move(w)) {
+    list->push_back(watcher_);
+  }
+  registration(const registration&) = delete;
+  registration& operator=(const registration&) = delete;
+  ~registration() {
+    watcher_->active = false;              // drops wake-ups already posted
+    if (const auto list = list_.lock()) {  // the store may be gone first
+      list->remove(watcher_);
+    }
+  }
+
+ private:
+  std::weak_ptr<watcher_list> list_;
+  std::shared_ptr<watcher> watcher_;
+};
+
+std::string one_line(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  std::replace(text.begin(), text.end(), '\r', ' ');
+  return text;
+}
+
+task_state state_of(place where) noexcept {
+  switch (where) {
+    case place::waiting:
+      return task_state::scheduled;
+    case place::in_flight:
+      return task_state::in_flight;
+    case place::dead:
+      return task_state::dead;
+  }
+  return task_state::unknown;
+}
+
+task snapshot(const entry& e) {
+  task t = e.work;
+  t.state = state_of(e.where);
+  return t;
+}
+
+}  // namespace
+
+struct memory_store::impl {
+  impl(asio::any_io_executor ex, unsigned shard_count, dead_letter_limits caps)
+      : executor(std::move(ex)), limits(caps), shards(shard_count) {
+    if (shard_count == 0) {
+      throw std::invalid_argument("memory_store: shards must be at least 1");
+    }
+  }
+
+  asio::any_io_executor executor;
+  dead_letter_limits limits;
+  std::vector<shard_state> shards;
+  std::function<time_point()> clock = [] { return schedule::now(); };
+  std::uint64_t last_token = 0;
+  std::shared_ptr<watcher_list> watchers = std::make_shared<watcher_list>();
+
+  shard_state& shard_at(unsigned shard) {
+    if (shard >= shards.size()) {
+      throw std::out_of_range("memory_store: shard " + std::to_string(shard) + " of " +
+                              std::to_string(shards.size()));
+    }
+    return shards[shard];
+  }
+
+  unsigned shard_for(std::string_view id) const {
+    return schedule::shard_of(id, static_cast<unsigned>(shards.size()));
+  }
+
+  /// Takes `e` out of whichever set holds it and drops its lease.
+  static void detach(shard_state& s, const std::string& id, entry& e) {
+    switch (e.where) {
+      case place::waiting:
+        s.due_set.erase({e.work.due, id});
+        break;
+      case place::in_flight:
+        s.inflight.erase({e.lease_deadline, id});
+        break;
+      case place::dead:
+        s.dead.erase({e.dead_since, id});
+        break;
+    }
+    e.token.clear();
+  }
+
+  /// Puts `e` (detached) into the due set at `due`; wakes watchers when it is the head.
+  void make_due(unsigned shard, const std::string& id, entry& e, time_point due) {
+    auto& s = shards[shard];
+    e.where = place::waiting;
+    e.work.due = due;
+    s.due_set.emplace(due, id);
+    // As the scripts' wake_if_head: the task is the head, or shares the head's due time.
+    const auto& head = *s.due_set.begin();
+    if (head.second == id || due <= head.first) {
+      wake(shard);
+    }
+  }
+
+  void wake(unsigned shard) {
+    for (const auto& w : *watchers) {
+      asio::post(w->executor, [w, shard] {
+        if (w->active) {
+          w->on_wake(shard);
+        }
+      });
+    }
+  }
+
+  void make_dead(shard_state& s, const std::string& id, entry& e, time_point at) {
+    e.where = place::dead;
+    e.dead_since = at;
+    s.dead.emplace(at, id);
+    // Age first, then count, oldest first; their records go too.
+    while (!s.dead.empty() && s.dead.begin()->first <= at - limits.max_age) {
+      drop_dead(s, s.dead.begin());
+    }
+    while (s.dead.size() > limits.max_count) {
+      drop_dead(s, s.dead.begin());
+    }
+  }
+
+  static void drop_dead(shard_state& s, scored_set::iterator it) {
+    s.tasks.erase(it->second);
+    s.dead.erase(it);
+  }
+
+  entry* find(std::string_view id, unsigned& shard) {
+    shard = shard_for(id);
+    auto& s = shards[shard];
+    const auto it = s.tasks.find(std::string(id));
+    return it == s.tasks.end() ? nullptr : &it->second;
+  }
+
+  /// The entry holding the lease `token` for `id` in shard `s`, or null when stale.
+  static entry* leased(shard_state& s, const std::string& id, const std::string& token) {
+    const auto it = s.tasks.find(id);
+    if (it == s.tasks.end() || it->second.where != place::in_flight || token.empty() ||
+        it->second.token != token) {
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  // The operations, as plain functions: the coroutines below only wrap them (and GCC 12
+  // handles temporaries in coroutine bodies badly, so they stay out of them).
+
+  void schedule(task t) {
+    if (t.id.empty()) {
+      throw std::invalid_argument("schedule: the task id is empty");
+    }
+    if (t.max_attempts == 0) {
+      throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+    }
+    if (t.type.empty()) {
+      throw std::invalid_argument("task '" + t.id + "': the type is empty");
+    }
+    if (t.type.find('\n') != std::string::npos) {
+      throw std::invalid_argument("task '" + t.id + "': the type contains a newline");
+    }
+    t.attempts = 0;
+    t.last_error.clear();
+    t.state = task_state::scheduled;
+    const auto shard = shard_for(t.id);
+    auto& s = shards[shard];
+    auto [it, inserted] = s.tasks.try_emplace(t.id);
+    if (!inserted) {
+      detach(s, it->first, it->second);  // fences off a run in flight
+    }
+    const auto due = t.due;
+    it->second.work = std::move(t);
+    make_due(shard, it->first, it->second, due);
+  }
+
+  std::optional<task> get(const std::string& id) {
+    unsigned shard = 0;
+    const entry* e = find(id, shard);
+    if (e == nullptr) {
+      return std::nullopt;
+    }
+    return snapshot(*e);
+  }
+
+  std::vector<task> browse(std::size_t offset, std::size_t limit) const {
+    // Each shard's first offset+limit entries hold the merged page.
+    const std::size_t window = limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit;
+    std::vector<std::pair<std::pair<time_point, std::string>, unsigned>> merged;
+    for (unsigned shard = 0; shard < shards.size(); ++shard) {
+      std::size_t taken = 0;
+      for (auto it = shards[shard].due_set.begin();
+           it != shards[shard].due_set.end() && taken < window; ++it, ++taken) {
+        merged.emplace_back(*it, shard);
+      }
+    }
+    std::sort(merged.begin(), merged.end());
+    std::vector<task> page;
+    for (std::size_t i = offset; i < merged.size() && page.size() < limit; ++i) {
+      page.push_back(snapshot(shards[merged[i].second].tasks.at(merged[i].first.second)));
+    }
+    return page;
+  }
+
+  bool cancel(const std::string& id) {
+    unsigned shard = 0;
+    entry* e = find(id, shard);
+    if (e == nullptr) {
+      return false;
+    }
+    auto& s = shards[shard];
+    detach(s, id, *e);
+    s.tasks.erase(id);
+    return true;
+  }
+
+  bool reschedule(const std::string& id, time_point due) {
+    unsigned shard = 0;
+    entry* e = find(id, shard);
+    if (e == nullptr || e->where != place::waiting) {
+      return false;
+    }
+    detach(shards[shard], id, *e);
+    make_due(shard, id, *e, due);
+    return true;
+  }
+
+  store_stats stats() const {
+    const auto now = clock();
+    store_stats total;
+    for (const auto& s : shards) {
+      total.scheduled += s.due_set.size();
+      for (auto it = s.due_set.begin(); it != s.due_set.end() && it->first <= now; ++it) {
+        ++total.due_now;
+      }
+      total.in_flight += s.inflight.size();
+      total.dead += s.dead.size();
+    }
+    return total;
+  }
+
+  claim_result claim(unsigned shard, std::size_t limit, std::chrono::milliseconds lease) {
+    auto& s = shard_at(shard);
+    claim_result out;
+    const auto now = clock();
+    out.store_now = now;
+    // Expired leases first: their tasks become due now (the dead worker's try still counts).
+    while (!s.inflight.empty() && s.inflight.begin()->first <= now) {
+      const std::string id = s.inflight.begin()->second;
+      auto& e = s.tasks.at(id);
+      detach(s, id, e);
+      make_due(shard, id, e, now);
+    }
+    const auto deadline = now + std::chrono::duration_cast<std::chrono::microseconds>(lease);
+    while (out.tasks.size() < limit && !s.due_set.empty() && s.due_set.begin()->first <= now) {
+      const std::string id = s.due_set.begin()->second;
+      auto& e = s.tasks.at(id);
+      detach(s, id, e);
+      e.where = place::in_flight;
+      e.token = std::to_string(++last_token);
+      e.lease_deadline = deadline;
+      ++e.work.attempts;
+      s.inflight.emplace(deadline, id);
+      claimed_task claimed;
+      claimed.work = snapshot(e);
+      claimed.token = e.token;
+      claimed.shard = shard;
+      out.tasks.push_back(std::move(claimed));
+    }
+    if (!s.due_set.empty()) {
+      out.next_due = s.due_set.begin()->first;
+    }
+    if (!s.inflight.empty()) {
+      out.next_lease_expiry = s.inflight.begin()->first;
+    }
+    return out;
+  }
+
+  std::size_t ack(unsigned shard, const std::vector<completion>& done) {
+    auto& s = shard_at(shard);
+    std::size_t acked = 0;
+    for (const auto& c : done) {
+      entry* e = leased(s, c.id, c.token);
+      if (e == nullptr) {
+        continue;
+      }
+      ++acked;
+      detach(s, c.id, *e);
+      if (c.next_due) {
+        e->work.attempts = 0;
+        e->work.last_error.clear();
+        make_due(shard, c.id, *e, *c.next_due);
+      } else {
+        s.tasks.erase(c.id);
+      }
+    }
+    return acked;
+  }
+
+  bool nack(unsigned shard, failure& failed) {
+    auto& s = shard_at(shard);
+    entry* e = leased(s, failed.id, failed.token);
+    if (e == nullptr) {
+      return false;
+    }
+    const auto now = clock();
+    detach(s, failed.id, *e);
+    e->work.last_error = one_line(std::move(failed.error));
+    if (failed.retry_in) {
+      make_due(shard, failed.id, *e, now + *failed.retry_in);
+    } else {
+      make_dead(s, failed.id, *e, now);
+    }
+    return true;
+  }
+
+  std::size_t extend(unsigned shard, const std::vector<lease_ref>& leases,
+                     std::chrono::milliseconds lease) {
+    auto& s = shard_at(shard);
+    const auto deadline = clock() + std::chrono::duration_cast<std::chrono::microseconds>(lease);
+    std::size_t renewed = 0;
+    for (const auto& l : leases) {
+      entry* e = leased(s, l.id, l.token);
+      if (e == nullptr) {
+        continue;
+      }
+      s.inflight.erase(std::make_pair(e->lease_deadline, l.id));
+      e->lease_deadline = deadline;
+      s.inflight.emplace(deadline, l.id);
+      ++renewed;
+    }
+    return renewed;
+  }
+
+  std::vector<task> dead_letters(std::size_t offset, std::size_t limit) const {
+    struct member {
+      time_point at;
+      const std::string* id;
+      unsigned shard;
+    };
+    const std::size_t window = limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit;
+    std::vector<member> merged;
+    for (unsigned shard = 0; shard < shards.size(); ++shard) {
+      const auto& dead = shards[shard].dead;
+      std::size_t taken = 0;
+      for (auto it = dead.rbegin(); it != dead.rend() && taken < window; ++it, ++taken) {
+        merged.push_back(member{it->first, &it->second, shard});
+      }
+    }
+    // Most recent first; ties by id (as redis_store).
+    std::sort(merged.begin(), merged.end(), [](const member& a, const member& b) {
+      return a.at != b.at ? a.at > b.at : *a.id < *b.id;
+    });
+    std::vector<task> page;
+    for (std::size_t i = offset; i < merged.size() && page.size() < limit; ++i) {
+      page.push_back(snapshot(shards[merged[i].shard].tasks.at(*merged[i].id)));
+    }
+    return page;
+  }
+
+  bool replay(const std::string& id) {
+    unsigned shard = 0;
+    entry* e = find(id, shard);
+    if (e == nullptr || e->where != place::dead) {
+      return false;
+    }
+    detach(shards[shard], id, *e);
+    e->work.attempts = 0;  // the last error stays, as the reason it had died
+    make_due(shard, id, *e, clock());
+    return true;
+  }
+
+  std::size_t purge(const std::string& id) {
+    if (!id.empty()) {
+      unsigned shard = 0;
+      entry* e = find(id, shard);
+      if (e == nullptr || e->where != place::dead) {
+        return 0;
+      }
+      auto& s = shards[shard];
+      drop_dead(s, s.dead.find(std::make_pair(e->dead_since, id)));
+      return 1;
+    }
+    std::size_t removed = 0;
+    for (auto& s : shards) {
+      removed += s.dead.size();
+      while (!s.dead.empty()) {
+        drop_dead(s, s.dead.begin());
+      }
+    }
+    return removed;
+  }
+};
+
+memory_store::memory_store(asio::any_io_executor executor, unsigned shards,
+                           dead_letter_limits limits)
+    : impl_(std::make_unique<impl>(std::move(executor), shards, limits)) {}
+
+memory_store::~memory_store() = default;
+
+const asio::any_io_executor& memory_store::get_executor() const noexcept {
+  return impl_->executor;
+}
+
+const dead_letter_limits& memory_store::limits() const noexcept {
+  return impl_->limits;
+}
+
+void memory_store::set_clock(std::function<time_point()> clock) {
+  impl_->clock = std::move(clock);
+}
+
+unsigned memory_store::shards() const noexcept {
+  return static_cast<unsigned>(impl_->shards.size());
+}
+
+unsigned memory_store::shard_of(std::string_view id) const noexcept {
+  return impl_->shard_for(id);
+}
+
+asio::awaitable<void> memory_store::schedule(task t) {
+  impl_->schedule(std::move(t));
+  co_return;
+}
+
+asio::awaitable<std::optional<task>> memory_store::get(std::string id) {
+  co_return impl_->get(id);
+}
+
+asio::awaitable<std::vector<task>> memory_store::browse(std::size_t offset, std::size_t limit) {
+  co_return impl_->browse(offset, limit);
+}
+
+asio::awaitable<bool> memory_store::cancel(std::string id) {
+  co_return impl_->cancel(id);
+}
+
+asio::awaitable<bool> memory_store::reschedule(std::string id, time_point due) {
+  co_return impl_->reschedule(id, due);
+}
+
+asio::awaitable<store_stats> memory_store::stats() {
+  co_return impl_->stats();
+}
+
+asio::awaitable<claim_result> memory_store::claim(unsigned shard, std::size_t limit,
+                                                  std::chrono::milliseconds lease) {
+  co_return impl_->claim(shard, limit, lease);
+}
+
+asio::awaitable<std::size_t> memory_store::ack(unsigned shard, std::vector<completion> done) {
+  co_return impl_->ack(shard, done);
+}
+
+asio::awaitable<bool> memory_store::nack(unsigned shard, failure failed) {
+  co_return impl_->nack(shard, failed);
+}
+
+asio::awaitable<std::size_t> memory_store::extend(unsigned shard, std::vector<lease_ref> leases,
+                                                  std::chrono::milliseconds lease) {
+  co_return impl_->extend(shard, leases, lease);
+}
+
+asio::awaitable<std::vector<task>> memory_store::dead_letters(std::size_t offset,
+                                                              std::size_t limit) {
+  co_return impl_->dead_letters(offset, limit);
+}
+
+asio::awaitable<bool> memory_store::replay(std::string id) {
+  co_return impl_->replay(id);
+}
+
+asio::awaitable<std::size_t> memory_store::purge(std::string id) {
+  co_return impl_->purge(id);
+}
+
+namespace {
+
+std::shared_ptr<watcher> make_watcher(asio::any_io_executor executor,
+                                      std::function<void(unsigned)> on_wake) {
+  auto w = std::make_shared<watcher>();
+  w->executor = std::move(executor);
+  w->on_wake = std::move(on_wake);
+  return w;
+}
+
+}  // namespace
+
+asio::awaitable<void> memory_store::watch_wakes(std::function<void(unsigned shard)> on_wake) {
+  auto executor = co_await asio::this_coro::executor;
+  auto w = make_watcher(executor, std::move(on_wake));
+  const registration registered(impl_->watchers, std::move(w));
+  // Nothing to poll: the operations push wake-ups. The timer only parks this coroutine
+  // until it is cancelled (operation_aborted ends the loop by exception).
+  asio::steady_timer parked(executor, asio::steady_timer::time_point::max());
+  for (;;) {
+    co_await parked.async_wait(asio::use_awaitable);
+  }
+}
+
+}  // namespace corvo::schedule

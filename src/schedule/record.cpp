@@ -1,0 +1,79 @@
+#include <corvo/schedule/detail/record.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+#include <stdexcept>
+
+namespace corvo::schedule::detail {
+namespace {
+
+std::uint32_t parse_count(std::string_view text, const char* what) {
+  std::uint32_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size()) {
+    throw std::invalid_argument(std::string("task record: bad ") + what + " '" +
+                                std::string(text) + "'");
+  }
+  return value;
+}
+
+}  // namespace
+
+std::string one_line(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) {
+    if (c == '\n' || c == '\r') {
+      c = ' ';
+    }
+  }
+  return out;
+}
+
+std::string encode_record(const task& t) {
+  if (t.type.empty()) {
+    throw std::invalid_argument("task '" + t.id + "': the type is empty");
+  }
+  if (t.type.find('\n') != std::string::npos) {
+    throw std::invalid_argument("task '" + t.id + "': the type contains a newline");
+  }
+  std::string out;
+  out += std::to_string(t.attempts);
+  out += '\n';
+  out += std::to_string(t.max_attempts);
+  out += '\n';
+  out += t.type;
+  out += '\n';
+  out += one_line(describe(t.repeat));
+  out += '\n';
+  out += one_line(t.last_error);
+  out += '\n';
+  out += boost::json::serialize(t.payload);
+  return out;
+}
+
+void decode_record(std::string_view record, task& t) {
+  std::string_view lines[5];
+  std::string_view rest = record;
+  for (auto& line : lines) {
+    const auto nl = rest.find('\n');
+    if (nl == std::string_view::npos) {
+      throw std::invalid_argument("task record: truncated");
+    }
+    line = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+  }
+  t.attempts = parse_count(lines[0], "attempt count");
+  t.max_attempts = parse_count(lines[1], "max attempts");
+  t.type = std::string(lines[2]);
+  t.repeat = parse_recurrence(lines[3]);
+  t.last_error = std::string(lines[4]);
+  boost::system::error_code ec;
+  t.payload = boost::json::parse(rest, ec);
+  if (ec) {
+    throw std::invalid_argument("task record: the payload is not JSON: " + ec.message());
+  }
+}
+
+}  // namespace corvo::schedule::detail

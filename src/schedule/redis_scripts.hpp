@@ -1,0 +1,217 @@
+#pragma once
+// The Lua scripts of the Redis store. Every key a script touches is passed in KEYS and all
+// keys of one call share the shard's hash tag, so each call touches one slot (Redis
+// Cluster). Times come from the server's TIME, in microseconds; scores are µs since the
+// epoch. Numbers returned to the client are formatted with %.0f (Lua 5.1's tostring would
+// use 14 significant digits and lose microseconds).
+//
+// Common KEYS order: 1 due, 2 tasks, 3 inflight, 4 lease, 5 dead, 6 seq, 7 wake channel.
+// Record layout: see include/corvo/schedule/detail/record.hpp.
+
+namespace corvo::schedule::detail::lua {
+
+// Helpers shared by the scripts (prepended to each).
+inline constexpr const char* prelude = R"lua(
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function fmt(n) return string.format('%.0f', n) end
+-- Position of the n-th newline of a record.
+local function nth_newline(rec, n)
+  local pos = 0
+  for _ = 1, n do
+    pos = string.find(rec, '\n', pos + 1, true)
+    if not pos then return nil end
+  end
+  return pos
+end
+local function with_attempts(rec, attempts)
+  return tostring(attempts) .. string.sub(rec, nth_newline(rec, 1))
+end
+local function with_error(rec, err)
+  local a, b = nth_newline(rec, 4), nth_newline(rec, 5)
+  return string.sub(rec, 1, a) .. err .. string.sub(rec, b)
+end
+-- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
+local function wake_if_head(due_key, channel, id, due)
+  local head = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+  if head[1] == id or head[1] == nil or due <= tonumber(head[2]) then
+    redis.call('SPUBLISH', channel, fmt(due))
+  end
+end
+)lua";
+
+// KEYS 1..7; ARGV: id, due_us, record.
+inline constexpr const char* schedule = R"lua(
+local id, due = ARGV[1], tonumber(ARGV[2])
+redis.call('HSET', KEYS[2], id, ARGV[3])
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+redis.call('ZREM', KEYS[5], id)
+redis.call('ZADD', KEYS[1], due, id)
+wake_if_head(KEYS[1], KEYS[7], id, due)
+return 1
+)lua";
+
+// KEYS 1..7; ARGV: limit, lease_ms.
+// Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
+inline constexpr const char* claim = R"lua(
+local now = now_us()
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('ZADD', KEYS[1], now, id)
+end
+local out = {fmt(now), '', ''}
+local limit = tonumber(ARGV[1])
+if limit > 0 then
+  local deadline = now + tonumber(ARGV[2]) * 1000
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #due, 2 do
+    local id = due[i]
+    redis.call('ZREM', KEYS[1], id)
+    local rec = redis.call('HGET', KEYS[2], id)
+    if rec then
+      local attempts = tonumber(string.sub(rec, 1, nth_newline(rec, 1) - 1)) + 1
+      rec = with_attempts(rec, attempts)
+      local token = redis.call('INCR', KEYS[6])
+      redis.call('HSET', KEYS[2], id, rec)
+      redis.call('ZADD', KEYS[3], deadline, id)
+      redis.call('HSET', KEYS[4], id, token)
+      out[#out + 1] = id
+      out[#out + 1] = tostring(token)
+      out[#out + 1] = due[i + 1]
+      out[#out + 1] = rec
+    end
+  end
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if head[2] then out[2] = head[2] end
+local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if lease[2] then out[3] = lease[2] end
+return out
+)lua";
+
+// KEYS 1..7; ARGV: (id, token, next_due_us|'')... Returns the number acked.
+inline constexpr const char* ack = R"lua(
+local acked = 0
+for i = 1, #ARGV, 3 do
+  local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('HGET', KEYS[4], id) == token then
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    if nxt ~= '' then
+      local rec = redis.call('HGET', KEYS[2], id)
+      if rec then
+        redis.call('HSET', KEYS[2], id, with_error(with_attempts(rec, 0), ''))
+        if redis.call('ZADD', KEYS[1], 'NX', nxt, id) == 1 then
+          wake_if_head(KEYS[1], KEYS[7], id, tonumber(nxt))
+        end
+      end
+    else
+      redis.call('HDEL', KEYS[2], id)
+    end
+    acked = acked + 1
+  end
+end
+return acked
+)lua";
+
+// KEYS 1..7; ARGV: id, token, error, retry_us|'' (empty: dead-letter), dead_max_count,
+// dead_max_age_us. Returns 1, or 0 for a stale token.
+inline constexpr const char* nack = R"lua(
+local id, token = ARGV[1], ARGV[2]
+if redis.call('HGET', KEYS[4], id) ~= token then return 0 end
+local now = now_us()
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+local rec = redis.call('HGET', KEYS[2], id)
+if not rec then return 1 end
+redis.call('HSET', KEYS[2], id, with_error(rec, ARGV[3]))
+if ARGV[4] ~= '' then
+  local due = now + tonumber(ARGV[4])
+  redis.call('ZADD', KEYS[1], due, id)
+  wake_if_head(KEYS[1], KEYS[7], id, due)
+  return 1
+end
+redis.call('ZADD', KEYS[5], now, id)
+-- Cap the dead-letter set by age, then by count (oldest first); their records go too.
+local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[6]), 'LIMIT', 0, 1000)
+for _, dead in ipairs(old) do
+  redis.call('ZREM', KEYS[5], dead)
+  redis.call('HDEL', KEYS[2], dead)
+end
+local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[5])
+if extra > 0 then
+  for _, dead in ipairs(redis.call('ZRANGE', KEYS[5], 0, extra - 1)) do
+    redis.call('ZREM', KEYS[5], dead)
+    redis.call('HDEL', KEYS[2], dead)
+  end
+end
+return 1
+)lua";
+
+// KEYS 1..7; ARGV: lease_ms, (id, token)... Returns the number renewed.
+inline constexpr const char* extend = R"lua(
+local deadline = now_us() + tonumber(ARGV[1]) * 1000
+local renewed = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
+    redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+)lua";
+
+// KEYS 1..7; ARGV: id. Returns 1 when the task existed.
+inline constexpr const char* cancel = R"lua(
+local id = ARGV[1]
+redis.call('ZREM', KEYS[1], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+redis.call('ZREM', KEYS[5], id)
+return redis.call('HDEL', KEYS[2], id)
+)lua";
+
+// KEYS 1..7; ARGV: id, due_us. Returns 1 when a waiting task was moved.
+inline constexpr const char* reschedule = R"lua(
+local id, due = ARGV[1], tonumber(ARGV[2])
+if not redis.call('ZSCORE', KEYS[1], id) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', due, id)
+wake_if_head(KEYS[1], KEYS[7], id, due)
+return 1
+)lua";
+
+// KEYS 1..7; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
+inline constexpr const char* replay = R"lua(
+local id = ARGV[1]
+if redis.call('ZREM', KEYS[5], id) == 0 then return 0 end
+local rec = redis.call('HGET', KEYS[2], id)
+if not rec then return 0 end
+local now = now_us()
+redis.call('HSET', KEYS[2], id, with_attempts(rec, 0))
+redis.call('ZADD', KEYS[1], now, id)
+wake_if_head(KEYS[1], KEYS[7], id, now)
+return 1
+)lua";
+
+// KEYS 1..7; ARGV: id|'' (empty: every dead task). Returns the number deleted.
+inline constexpr const char* purge = R"lua(
+local ids
+if ARGV[1] ~= '' then
+  if not redis.call('ZSCORE', KEYS[5], ARGV[1]) then return 0 end
+  ids = {ARGV[1]}
+else
+  ids = redis.call('ZRANGE', KEYS[5], 0, -1)
+end
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+return #ids
+)lua";
+
+}  // namespace corvo::schedule::detail::lua

@@ -1,0 +1,445 @@
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/redis/script.hpp>
+#include <corvo/schedule/detail/record.hpp>
+#include <corvo/schedule/redis_store.hpp>
+#include <corvo/schedule/shard.hpp>
+
+#include "redis_scripts.hpp"
+
+#include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <unordered_map>
+
+namespace corvo::schedule {
+namespace {
+
+namespace lua = detail::lua;
+using micros = std::chrono::microseconds;
+
+time_point from_micros(double us) { return time_point(micros(std::llround(us))); }
+
+std::optional<time_point> parse_time(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  return from_micros(std::strtod(std::string(text).c_str(), nullptr));
+}
+
+std::string micros_text(time_point t) { return std::to_string(t.time_since_epoch().count()); }
+
+redis::script make_script(const char* body) { return redis::script(std::string(lua::prelude) + body); }
+
+// (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
+// arrays, RESP2 a flat list; both are accepted.
+std::vector<std::pair<std::string, double>> scored_members(const redis::generic_response& nodes) {
+  std::vector<std::pair<std::string, double>> out;
+  std::vector<std::string> leaves;
+  for (const auto& n : nodes) {
+    if (!redis::resp3::is_aggregate(n.data_type)) {
+      leaves.push_back(n.value);
+    }
+  }
+  for (std::size_t i = 0; i + 1 < leaves.size(); i += 2) {
+    out.emplace_back(std::move(leaves[i]), std::strtod(leaves[i + 1].c_str(), nullptr));
+  }
+  return out;
+}
+
+[[noreturn]] void fail(const redis::reply_error& e, const char* what) {
+  throw boost::system::system_error(e.code, std::string("redis_store ") + what + ": " + e.message);
+}
+
+template <class T>
+const T& value_or_throw(const redis::result<T>& r, const char* what) {
+  if (!r.has_value()) {
+    fail(r.error(), what);
+  }
+  return *r;
+}
+
+}  // namespace
+
+struct redis_store::impl {
+  impl(redis::connection& c, redis::config sub, redis_store_options opts)
+      : conn(c), subscriber(std::move(sub)), options(std::move(opts)) {
+    if (options.shards == 0) {
+      throw std::invalid_argument("redis_store: shards must be at least 1");
+    }
+    for (unsigned s = 0; s < options.shards; ++s) {
+      const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
+      keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
+                      tag + "seq", tag + "wake"});
+      channel_to_shard.emplace(tag + "wake", s);
+    }
+  }
+
+  redis::connection& conn;
+  redis::config subscriber;
+  redis_store_options options;
+  std::vector<std::vector<std::string>> keys;
+  std::unordered_map<std::string, unsigned> channel_to_shard;
+
+  redis::script schedule_script = make_script(lua::schedule);
+  redis::script claim_script = make_script(lua::claim);
+  redis::script ack_script = make_script(lua::ack);
+  redis::script nack_script = make_script(lua::nack);
+  redis::script extend_script = make_script(lua::extend);
+  redis::script cancel_script = make_script(lua::cancel);
+  redis::script reschedule_script = make_script(lua::reschedule);
+  redis::script replay_script = make_script(lua::replay);
+  redis::script purge_script = make_script(lua::purge);
+
+  template <class T>
+  asio::awaitable<T> run_script(const redis::script& s, unsigned shard,
+                                std::vector<std::string> args, const char* what) {
+    redis::response<T> resp;
+    co_await s.exec(conn, keys[shard], std::move(args), resp);
+    co_return value_or_throw(std::get<0>(resp), what);
+  }
+
+  unsigned shard_for(std::string_view id) const {
+    return corvo::schedule::shard_of(id, options.shards);
+  }
+};
+
+redis_store::redis_store(redis::connection& commands, redis::config subscriber,
+                         redis_store_options options)
+    : impl_(std::make_unique<impl>(commands, std::move(subscriber), std::move(options))) {}
+
+redis_store::~redis_store() = default;
+
+const redis_store_options& redis_store::options() const noexcept { return impl_->options; }
+
+unsigned redis_store::shards() const noexcept { return impl_->options.shards; }
+
+unsigned redis_store::shard_of(std::string_view id) const noexcept { return impl_->shard_for(id); }
+
+std::vector<std::string> redis_store::keys_of(unsigned shard) const { return impl_->keys.at(shard); }
+
+asio::awaitable<void> redis_store::schedule(task t) {
+  if (t.id.empty()) {
+    throw std::invalid_argument("schedule: the task id is empty");
+  }
+  if (t.max_attempts == 0) {
+    throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+  }
+  t.attempts = 0;
+  t.last_error.clear();
+  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t)};
+  co_await impl_->run_script<long long>(impl_->schedule_script, impl_->shard_for(t.id),
+                                        std::move(args), "schedule");
+}
+
+asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
+  const auto& k = impl_->keys[impl_->shard_for(id)];
+  redis::request req;
+  req.push("HGET", k[1], id);
+  req.push("ZSCORE", k[0], id);
+  req.push("ZSCORE", k[2], id);
+  req.push("ZSCORE", k[4], id);
+  redis::response<std::optional<std::string>, std::optional<double>, std::optional<double>,
+                  std::optional<double>>
+      resp;
+  co_await impl_->conn.exec(req, resp);
+  const auto& record = value_or_throw(std::get<0>(resp), "get");
+  if (!record) {
+    co_return std::nullopt;
+  }
+  task t;
+  t.id = std::move(id);
+  detail::decode_record(*record, t);
+  if (const auto& due = value_or_throw(std::get<1>(resp), "get"); due) {
+    t.state = task_state::scheduled;
+    t.due = from_micros(*due);
+  } else if (value_or_throw(std::get<2>(resp), "get")) {
+    t.state = task_state::in_flight;
+  } else if (value_or_throw(std::get<3>(resp), "get")) {
+    t.state = task_state::dead;
+  }
+  co_return t;
+}
+
+namespace {
+
+// Reads the records of `members` (all from one shard) into tasks with `state`.
+asio::awaitable<std::vector<task>> load_tasks(redis::connection& conn, const std::string& tasks_key,
+                                              std::vector<std::pair<std::string, double>> members,
+                                              task_state state) {
+  std::vector<task> out;
+  if (members.empty()) {
+    co_return out;
+  }
+  std::vector<std::string> ids;
+  for (const auto& m : members) {
+    ids.push_back(m.first);
+  }
+  redis::request req;
+  req.push("HMGET", tasks_key, ids);
+  redis::response<std::vector<std::optional<std::string>>> resp;
+  co_await conn.exec(req, resp);
+  const auto& records = value_or_throw(std::get<0>(resp), "load");
+  for (std::size_t i = 0; i < members.size() && i < records.size(); ++i) {
+    if (!records[i]) {
+      continue;  // removed between the two reads
+    }
+    task t;
+    t.id = members[i].first;
+    detail::decode_record(*records[i], t);
+    t.state = state;
+    if (state == task_state::scheduled) {
+      t.due = from_micros(members[i].second);
+    }
+    out.push_back(std::move(t));
+  }
+  co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::size_t limit) {
+  // Each shard's first offset+limit entries hold the merged page.
+  struct entry {
+    std::string id;
+    double due;
+    unsigned shard;
+  };
+  std::vector<entry> merged;
+  for (unsigned s = 0; s < shards(); ++s) {
+    redis::request req;
+    req.push("ZRANGE", impl_->keys[s][0], 0, static_cast<long long>(offset + limit) - 1,
+             "WITHSCORES");
+    redis::generic_response nodes;
+    co_await impl_->conn.exec(req, nodes);
+    for (auto& [id, due] : scored_members(nodes)) {
+      merged.push_back({std::move(id), due, s});
+    }
+  }
+  std::sort(merged.begin(), merged.end(), [](const entry& a, const entry& b) {
+    return a.due != b.due ? a.due < b.due : a.id < b.id;
+  });
+  if (offset >= merged.size()) {
+    co_return std::vector<task>{};
+  }
+  merged.erase(merged.begin(), merged.begin() + static_cast<std::ptrdiff_t>(offset));
+  if (merged.size() > limit) {
+    merged.resize(limit);
+  }
+  std::vector<task> out;
+  for (unsigned s = 0; s < shards(); ++s) {
+    std::vector<std::pair<std::string, double>> members;
+    for (const auto& e : merged) {
+      if (e.shard == s) {
+        members.emplace_back(e.id, e.due);
+      }
+    }
+    auto loaded = co_await load_tasks(impl_->conn, impl_->keys[s][1], std::move(members),
+                                      task_state::scheduled);
+    std::move(loaded.begin(), loaded.end(), std::back_inserter(out));
+  }
+  std::sort(out.begin(), out.end(), [](const task& a, const task& b) {
+    return a.due != b.due ? a.due < b.due : a.id < b.id;
+  });
+  co_return out;
+}
+
+asio::awaitable<bool> redis_store::cancel(std::string id) {
+  const auto shard = impl_->shard_for(id);
+  std::vector<std::string> args{std::move(id)};
+  co_return co_await impl_->run_script<long long>(impl_->cancel_script, shard, std::move(args),
+                                                  "cancel") == 1;
+}
+
+asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
+  const auto shard = impl_->shard_for(id);
+  std::vector<std::string> args{std::move(id), micros_text(due)};
+  co_return co_await impl_->run_script<long long>(impl_->reschedule_script, shard,
+                                                  std::move(args), "reschedule") == 1;
+}
+
+asio::awaitable<store_stats> redis_store::stats() {
+  store_stats total;
+  const auto now_text = micros_text(now());
+  for (unsigned s = 0; s < shards(); ++s) {
+    const auto& k = impl_->keys[s];
+    redis::request req;
+    req.push("ZCARD", k[0]);
+    req.push("ZCOUNT", k[0], "-inf", now_text);
+    req.push("ZCARD", k[2]);
+    req.push("ZCARD", k[4]);
+    redis::response<long long, long long, long long, long long> resp;
+    co_await impl_->conn.exec(req, resp);
+    total.scheduled += static_cast<std::uint64_t>(value_or_throw(std::get<0>(resp), "stats"));
+    total.due_now += static_cast<std::uint64_t>(value_or_throw(std::get<1>(resp), "stats"));
+    total.in_flight += static_cast<std::uint64_t>(value_or_throw(std::get<2>(resp), "stats"));
+    total.dead += static_cast<std::uint64_t>(value_or_throw(std::get<3>(resp), "stats"));
+  }
+  co_return total;
+}
+
+asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t limit,
+                                                 std::chrono::milliseconds lease) {
+  std::vector<std::string> args{std::to_string(limit), std::to_string(lease.count())};
+  const auto reply = co_await impl_->run_script<std::vector<std::string>>(
+      impl_->claim_script, shard, std::move(args), "claim");
+  if (reply.size() < 3 || (reply.size() - 3) % 4 != 0) {
+    throw std::runtime_error("redis_store claim: malformed reply of " +
+                             std::to_string(reply.size()) + " elements");
+  }
+  claim_result out;
+  out.store_now = *parse_time(reply[0]);
+  out.next_due = parse_time(reply[1]);
+  out.next_lease_expiry = parse_time(reply[2]);
+  for (std::size_t i = 3; i < reply.size(); i += 4) {
+    claimed_task c;
+    c.shard = shard;
+    c.work.id = reply[i];
+    c.token = reply[i + 1];
+    c.work.due = *parse_time(reply[i + 2]);
+    c.work.state = task_state::in_flight;
+    try {
+      detail::decode_record(reply[i + 3], c.work);
+    } catch (const std::exception& e) {
+      // A record this code cannot read stays claimed with its reason; the dispatcher
+      // dead-letters it instead of crashing.
+      c.work.type.clear();
+      c.work.last_error = std::string("undecodable task record: ") + e.what();
+    }
+    out.tasks.push_back(std::move(c));
+  }
+  co_return out;
+}
+
+asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<completion> done) {
+  if (done.empty()) {
+    co_return 0;
+  }
+  std::vector<std::string> args;
+  args.reserve(done.size() * 3);
+  for (auto& c : done) {
+    args.push_back(std::move(c.id));
+    args.push_back(std::move(c.token));
+    args.push_back(c.next_due ? micros_text(*c.next_due) : std::string());
+  }
+  co_return static_cast<std::size_t>(
+      co_await impl_->run_script<long long>(impl_->ack_script, shard, std::move(args), "ack"));
+}
+
+asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
+  std::vector<std::string> args{
+      std::move(failed.id), std::move(failed.token), detail::one_line(failed.error),
+      failed.retry_in ? std::to_string(failed.retry_in->count()) : std::string(),
+      std::to_string(impl_->options.dead_max_count),
+      std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count())};
+  co_return co_await impl_->run_script<long long>(impl_->nack_script, shard, std::move(args),
+                                                  "nack") == 1;
+}
+
+asio::awaitable<std::size_t> redis_store::extend(unsigned shard, std::vector<lease_ref> leases,
+                                                 std::chrono::milliseconds lease) {
+  if (leases.empty()) {
+    co_return 0;
+  }
+  std::vector<std::string> args{std::to_string(lease.count())};
+  for (auto& l : leases) {
+    args.push_back(std::move(l.id));
+    args.push_back(std::move(l.token));
+  }
+  co_return static_cast<std::size_t>(co_await impl_->run_script<long long>(
+      impl_->extend_script, shard, std::move(args), "extend"));
+}
+
+asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,
+                                                             std::size_t limit) {
+  struct entry {
+    std::string id;
+    double at;
+    unsigned shard;
+  };
+  std::vector<entry> merged;
+  for (unsigned s = 0; s < shards(); ++s) {
+    redis::request req;
+    req.push("ZRANGE", impl_->keys[s][4], 0, static_cast<long long>(offset + limit) - 1, "REV",
+             "WITHSCORES");
+    redis::generic_response nodes;
+    co_await impl_->conn.exec(req, nodes);
+    for (auto& [id, at] : scored_members(nodes)) {
+      merged.push_back({std::move(id), at, s});
+    }
+  }
+  std::sort(merged.begin(), merged.end(), [](const entry& a, const entry& b) {
+    return a.at != b.at ? a.at > b.at : a.id < b.id;
+  });
+  std::vector<task> out;
+  for (std::size_t i = offset; i < merged.size() && out.size() < limit; ++i) {
+    std::vector<std::pair<std::string, double>> one{{merged[i].id, merged[i].at}};
+    auto loaded = co_await load_tasks(impl_->conn, impl_->keys[merged[i].shard][1],
+                                      std::move(one), task_state::dead);
+    std::move(loaded.begin(), loaded.end(), std::back_inserter(out));
+  }
+  co_return out;
+}
+
+asio::awaitable<bool> redis_store::replay(std::string id) {
+  const auto shard = impl_->shard_for(id);
+  std::vector<std::string> args{std::move(id)};
+  co_return co_await impl_->run_script<long long>(impl_->replay_script, shard, std::move(args),
+                                                  "replay") == 1;
+}
+
+asio::awaitable<std::size_t> redis_store::purge(std::string id) {
+  std::size_t removed = 0;
+  for (unsigned s = 0; s < shards(); ++s) {
+    if (!id.empty() && s != impl_->shard_for(id)) {
+      continue;
+    }
+    std::vector<std::string> args{id};
+    removed += static_cast<std::size_t>(co_await impl_->run_script<long long>(
+        impl_->purge_script, s, std::move(args), "purge"));
+  }
+  co_return removed;
+}
+
+namespace {
+
+asio::awaitable<void> run_subscriber(redis::connection& conn) { co_await conn.run(); }
+
+}  // namespace
+
+asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard)> on_wake) {
+  auto executor = co_await asio::this_coro::executor;
+  redis::connection subscriber(executor, impl_->subscriber);
+  task_group group(executor);
+  co_await group.spawn(run_subscriber(subscriber));
+  std::exception_ptr ended_by;
+  try {
+    redis::request subscribe;
+    std::vector<std::string> channels;
+    for (const auto& k : impl_->keys) {
+      channels.push_back(k[6]);
+    }
+    subscribe.push("SSUBSCRIBE", channels);
+    co_await subscriber.exec(subscribe);
+    for (;;) {
+      const auto push = co_await subscriber.receive();
+      // [smessage, channel, payload]: the first node is the push aggregate itself.
+      if (push.size() >= 4 && push[1].value == "smessage") {
+        const auto it = impl_->channel_to_shard.find(push[2].value);
+        if (it != impl_->channel_to_shard.end()) {
+          on_wake(it->second);
+        }
+      }
+    }
+  } catch (...) {
+    ended_by = std::current_exception();
+  }
+  co_await asio::this_coro::reset_cancellation_state();
+  subscriber.cancel();
+  co_await group.join();
+  std::rethrow_exception(ended_by);
+}
+
+}  // namespace corvo::schedule
