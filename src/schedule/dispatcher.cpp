@@ -69,6 +69,10 @@ struct dispatcher::impl {
   std::optional<task_group> workers;
   std::vector<shard_state> shards;
   std::size_t reserved = 0;  // slots promised to claims in progress
+  // Runs started and not yet finished. Counted here, not by workers->in_flight(): a run
+  // announces its free slot before the task group sees the child finish, and waiters that
+  // woke on that announcement must already see the slot free (else the wake-up is lost).
+  std::size_t active = 0;
   // Timers used as broadcast notifiers: expiry at max, woken by cancel().
   std::unique_ptr<asio::steady_timer> slot_freed;
   std::unique_ptr<asio::steady_timer> acks_pending;
@@ -106,7 +110,7 @@ struct dispatcher::impl {
   // ---- claiming ---------------------------------------------------------------------------
 
   asio::awaitable<void> wait_for_free_slot() {
-    while (workers->in_flight() + reserved >= options.max_in_flight) {
+    while (active + reserved >= options.max_in_flight) {
       co_await wait(*slot_freed);
     }
   }
@@ -121,7 +125,7 @@ struct dispatcher::impl {
       }
       co_await wait_for_free_slot();
       const std::size_t limit =
-          std::min(options.claim_batch, options.max_in_flight - workers->in_flight() - reserved);
+          std::min(options.claim_batch, options.max_in_flight - active - reserved);
       reserved += limit;
       state.woken = false;
       std::exception_ptr failed;
@@ -151,6 +155,7 @@ struct dispatcher::impl {
       stats.claimed += claimed.tasks.size();
       const bool backlog = claimed.tasks.size() == limit && limit > 0;
       for (auto& t : claimed.tasks) {
+        ++active;
         co_await workers->spawn(run_task(std::move(t)));
       }
       if (backlog || state.woken) {
@@ -220,6 +225,7 @@ struct dispatcher::impl {
       }
     }
     in_flight.erase(key);
+    --active;
     slot_freed->cancel();
 
     if (!permanent && !error) {
