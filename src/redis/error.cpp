@@ -68,6 +68,16 @@ class redis_category final : public boost::system::error_category {
         return "Redis sent a reply no request was waiting for";
       case error::blocking_on_shared_connection:
         return "blocking Redis command on a shared connection; use a dedicated connection";
+      case error::crossslot:
+        return "CROSSSLOT: the keys of the request hash to different cluster slots";
+      case error::too_many_redirections:
+        return "too many Redis Cluster redirections (MOVED/ASK)";
+      case error::cluster_down:
+        return "Redis Cluster cannot serve the slot (CLUSTERDOWN/TRYAGAIN until the deadline)";
+      case error::no_node_for_slot:
+        return "no Redis Cluster node serves the slot";
+      case error::unroutable_request:
+        return "request cannot be routed in a Redis Cluster";
     }
     return "unknown corvo.redis error " + std::to_string(value);
   }

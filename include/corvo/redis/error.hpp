@@ -9,7 +9,9 @@
 //            (a server error reply, a type mismatch). They are stored with that reply; the
 //            connection and the other replies are unaffected.
 //   200..299 connection errors, set by the connection (not by the protocol code).
-// `is_protocol_error` / `is_reply_error` / `is_connection_error` test the family.
+//   300..399 cluster errors, set by the cluster client (routing, redirections).
+// `is_protocol_error` / `is_reply_error` / `is_connection_error` / `is_cluster_error` test
+// the family.
 
 #include <boost/system/error_code.hpp>
 #include <type_traits>
@@ -89,6 +91,22 @@ enum class error {
   /// A blocking command (BLMOVE, BZPOPMIN, XREADGROUP BLOCK, …) was sent on a shared
   /// connection, where it would stall every other caller; use a dedicated connection.
   blocking_on_shared_connection,
+
+  // --- cluster (set by the cluster client) ------------------------------------------------
+  /// The keys of one request hash to different slots; the exception text names two of
+  /// them. Nothing was sent.
+  crossslot = 300,
+  /// MOVED/ASK redirections were followed `cluster_options::max_redirections` times
+  /// without reaching a node that serves the slot.
+  too_many_redirections,
+  /// The cluster kept answering CLUSTERDOWN / TRYAGAIN / LOADING (or no node served the
+  /// slot) until `cluster_options::retry_deadline`. Nothing was executed.
+  cluster_down,
+  /// No node serves the slot in the current topology and a refresh did not find one.
+  no_node_for_slot,
+  /// The request cannot be routed in a cluster (SSUBSCRIBE mixed with other commands, or a
+  /// payload that is not a list of commands).
+  unroutable_request,
 };
 
 /// The category of `corvo::redis::error`; its name is "corvo.redis".
@@ -114,6 +132,10 @@ inline bool is_reply_error(const boost::system::error_code& ec) noexcept {
 }
 inline bool is_connection_error(const boost::system::error_code& ec) noexcept {
   return detail::in_family(ec, 200, 300);
+}
+/// Set by the cluster client: routing, redirections, cluster state.
+inline bool is_cluster_error(const boost::system::error_code& ec) noexcept {
+  return detail::in_family(ec, 300, 400);
 }
 
 }  // namespace corvo::redis

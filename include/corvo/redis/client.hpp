@@ -1,0 +1,110 @@
+#pragma once
+// One Redis API over a standalone server and a Redis Cluster, for code that does not care
+// which one it talks to.
+//
+//   auto cfg = redis::client_config::from(app_config);   // "redis.url" or "redis.cluster.*"
+//   redis::client redis(ex, cfg);
+//   co_spawn(ex, redis.run(), log_errors);
+//   redis::request req;
+//   req.push("HSET", "{order:7}", "state", "paid");
+//   co_await redis.exec(req);                             // routed by slot in a cluster
+//
+//   auto worker = redis.dedicated();                      // for BLMOVE, XREADGROUP BLOCK, …
+//   co_spawn(ex, worker->run(), log_errors);
+//
+// Standalone: a `connection` (connection.hpp). Cluster: a `cluster_client`
+// (cluster/cluster_client.hpp), which adds routing rules the standalone server does not
+// have: every key of one request must hash to one slot (use hash tags), else exec() fails
+// with error::crossslot. Code written for the cluster therefore runs unchanged on a single
+// server. Failure rules, cancellation and push delivery are those of the underlying
+// implementation, which agree on everything a caller can observe through this class.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <corvo/core/config.hpp>
+#include <corvo/redis/adapter.hpp>
+#include <corvo/redis/cluster/cluster_client.hpp>
+#include <corvo/redis/cluster/routing.hpp>
+#include <corvo/redis/config.hpp>
+#include <corvo/redis/connection.hpp>
+#include <corvo/redis/request.hpp>
+#include <corvo/redis/response.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corvo::redis {
+
+struct client_config {
+  /// The standalone server; in cluster mode unused (the seeds and `cluster.node` say where
+  /// and how to connect).
+  config server;
+  /// Set: cluster mode with these options (seeds, node settings, retries).
+  std::optional<cluster_options> cluster;
+
+  bool is_cluster() const noexcept { return cluster.has_value(); }
+
+  /// A standalone server by URL.
+  static client_config from_url(std::string_view url);
+  /// A cluster from seed URLs; the first seed's credentials, TLS settings and client
+  /// name become the settings of every node connection.
+  static client_config from_cluster_seeds(const std::vector<std::string>& seeds);
+
+  /// From the application configuration, below `section` (default "redis"):
+  ///   url                      standalone server (redis:// or rediss://)
+  ///   cluster.seeds            list (or comma-separated string) of seed URLs: cluster mode
+  ///   cluster.enabled          true: cluster mode seeded by `url` when there are no seeds
+  ///   cluster.max_redirections, cluster.retry_deadline, cluster.refresh_interval,
+  ///   cluster.min_refresh_interval, cluster.use_cluster_shards   cluster_options fields
+  /// Throws corvo::config_error naming the key when neither `url` nor `cluster.seeds` is
+  /// given, or a value has the wrong type.
+  static client_config from(const corvo::config& cfg, std::string_view section = "redis");
+};
+
+class client {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  client(executor_type executor, client_config cfg);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  executor_type get_executor() const noexcept;
+  const client_config& get_config() const noexcept { return config_; }
+  bool is_cluster() const noexcept { return cluster_ != nullptr; }
+
+  /// Keeps the connection(s) up until cancel(); see connection::run / cluster_client::run.
+  asio::awaitable<void> run();
+  void cancel();
+
+  /// Executes `req` and adapts its replies into `resp`. Throws system_error on failure.
+  asio::awaitable<std::size_t> exec(const request& req, any_adapter resp = ignore);
+  /// Routed by `hint` in a cluster (scripts without declared keys, per-shard admin
+  /// commands); a standalone server ignores the hint.
+  asio::awaitable<std::size_t> exec(const request& req, any_adapter resp, route_hint hint);
+
+  /// The next push (pub/sub message, subscription confirmation, smessage, ...).
+  asio::awaitable<generic_response> receive();
+
+  /// A client of the same kind whose connections have the dedicated role, for blocking
+  /// commands; run() it like this one. In a cluster it starts from this client's topology
+  /// and connects to a master on its first request there, so a consumer blocking on one
+  /// key holds one connection, to that key's master, and follows it across failovers.
+  std::unique_ptr<client> dedicated() const;
+
+  /// The underlying implementation (one of them is null).
+  connection* standalone() noexcept { return standalone_.get(); }
+  cluster_client* cluster() noexcept { return cluster_.get(); }
+
+ private:
+  client(executor_type executor, client_config cfg, std::unique_ptr<cluster_client> cluster);
+
+  client_config config_;
+  std::unique_ptr<connection> standalone_;
+  std::unique_ptr<cluster_client> cluster_;
+};
+
+}  // namespace corvo::redis

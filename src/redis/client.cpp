@@ -1,0 +1,120 @@
+#include <corvo/redis/client.hpp>
+
+namespace corvo::redis {
+
+client_config client_config::from_url(std::string_view url) {
+  client_config cfg;
+  cfg.server = config::from_url(url);
+  return cfg;
+}
+
+client_config client_config::from_cluster_seeds(const std::vector<std::string>& seeds) {
+  if (seeds.empty()) {
+    throw std::invalid_argument("redis cluster: no seed node given");
+  }
+  client_config cfg;
+  cluster_options opts;
+  opts.seeds = seeds;
+  if (seeds.front().find("://") != std::string::npos) {
+    opts.node = config::from_url(seeds.front());
+  }
+  cfg.server = opts.node;
+  cfg.cluster = std::move(opts);
+  return cfg;
+}
+
+client_config client_config::from(const corvo::config& app, std::string_view section) {
+  const corvo::config redis = app.section(section);
+  std::vector<std::string> seeds = redis.get_or<std::vector<std::string>>("cluster.seeds", {});
+  const bool enabled = redis.get_or<bool>("cluster.enabled", !seeds.empty());
+  if (seeds.empty()) {
+    if (!redis.contains("url")) {
+      // The error names the key a user most likely forgot.
+      (void)redis.get<std::string>(enabled ? "cluster.seeds" : "url");
+    }
+    const auto url = redis.get<std::string>("url");
+    if (!enabled) {
+      return from_url(url);
+    }
+    seeds.push_back(url);
+  }
+  client_config cfg = from_cluster_seeds(seeds);
+  auto& opts = *cfg.cluster;
+  opts.max_redirections = redis.get_or<unsigned>("cluster.max_redirections", opts.max_redirections);
+  opts.retry_deadline = redis.get_or("cluster.retry_deadline", opts.retry_deadline);
+  opts.refresh_interval = redis.get_or("cluster.refresh_interval", opts.refresh_interval);
+  opts.min_refresh_interval =
+      redis.get_or("cluster.min_refresh_interval", opts.min_refresh_interval);
+  opts.use_cluster_shards =
+      redis.get_or<bool>("cluster.use_cluster_shards", opts.use_cluster_shards);
+  return cfg;
+}
+
+client::client(executor_type executor, client_config cfg) : config_(std::move(cfg)) {
+  if (config_.cluster) {
+    cluster_ = std::make_unique<cluster_client>(std::move(executor), *config_.cluster);
+  } else {
+    standalone_ = std::make_unique<connection>(std::move(executor), config_.server);
+  }
+}
+
+client::client(executor_type, client_config cfg, std::unique_ptr<cluster_client> cluster)
+    : config_(std::move(cfg)), cluster_(std::move(cluster)) {}
+
+client::~client() = default;
+
+client::executor_type client::get_executor() const noexcept {
+  return cluster_ ? cluster_->get_executor() : standalone_->get_executor();
+}
+
+asio::awaitable<void> client::run() {
+  if (cluster_) {
+    co_await cluster_->run();
+  } else {
+    co_await standalone_->run();
+  }
+}
+
+void client::cancel() {
+  if (cluster_) {
+    cluster_->cancel();
+  } else {
+    standalone_->cancel();
+  }
+}
+
+asio::awaitable<std::size_t> client::exec(const request& req, any_adapter resp) {
+  if (cluster_) {
+    co_return co_await cluster_->exec(req, resp);
+  }
+  co_return co_await standalone_->exec(req, resp);
+}
+
+asio::awaitable<std::size_t> client::exec(const request& req, any_adapter resp, route_hint hint) {
+  if (cluster_) {
+    co_return co_await cluster_->exec(req, resp, hint);
+  }
+  co_return co_await standalone_->exec(req, resp);
+}
+
+asio::awaitable<generic_response> client::receive() {
+  if (cluster_) {
+    co_return co_await cluster_->receive();
+  }
+  co_return co_await standalone_->receive();
+}
+
+std::unique_ptr<client> client::dedicated() const {
+  client_config cfg = config_;
+  if (cluster_) {
+    cfg.cluster = cluster_->get_options();
+    cfg.cluster->node.role = connection_role::dedicated;
+    cfg.cluster->connect_lazily = true;
+    return std::unique_ptr<client>(
+        new client(get_executor(), std::move(cfg), cluster_->dedicated()));
+  }
+  cfg.server.role = connection_role::dedicated;
+  return std::make_unique<client>(get_executor(), std::move(cfg));
+}
+
+}  // namespace corvo::redis
