@@ -4,6 +4,8 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <array>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -115,6 +117,18 @@ void embedded_cluster::create_topic(std::string_view name, int partitions, int r
   }
 }
 
+bool embedded_cluster::ensure_topic(std::string_view name, int partitions, int replication_factor) {
+  try {
+    create_topic(name, partitions, replication_factor);
+    return true;
+  } catch (const std::runtime_error& e) {
+    if (std::string_view{e.what()}.find("TOPIC_ALREADY_EXISTS") != std::string_view::npos) {
+      return false;
+    }
+    throw;
+  }
+}
+
 void embedded_cluster::set_broker_down(std::int32_t broker_id) {
   impl_->check_broker(broker_id);
   if (const auto error = rd_kafka_mock_broker_set_down(impl_->cluster, broker_id);
@@ -141,6 +155,19 @@ void embedded_cluster::set_all_brokers_up() {
   for (std::size_t id = 1; id <= broker_count(); ++id) {
     set_broker_up(static_cast<std::int32_t>(id));
   }
+}
+
+std::shared_ptr<embedded_cluster> shared_embedded_cluster(std::size_t broker_count) {
+  // Leaked on purpose: clients may still be running during static destruction, and the
+  // mock's threads must outlive them; the OS reclaims everything at exit.
+  static auto* const mutex = new std::mutex;
+  static auto* const clusters = new std::map<std::size_t, std::shared_ptr<embedded_cluster>>;
+  const std::lock_guard lock(*mutex);
+  auto& cluster = (*clusters)[broker_count];
+  if (!cluster) {
+    cluster = std::make_shared<embedded_cluster>(broker_count);
+  }
+  return cluster;
 }
 
 }  // namespace corvo::kafka

@@ -50,6 +50,10 @@ class embedded_cluster {
   /// already exists).
   void create_topic(std::string_view name, int partitions = 1, int replication_factor = 1);
 
+  /// Like create_topic, but a topic that already exists is left as it is. Returns true
+  /// when the topic was created.
+  bool ensure_topic(std::string_view name, int partitions = 1, int replication_factor = 1);
+
   /// Disconnects broker `broker_id`'s clients and refuses new connections until
   /// `set_broker_up`. Partition leadership does not move. Throws `std::out_of_range` for an
   /// id outside 1..broker_count() and `std::runtime_error` if librdkafka reports an error.
@@ -70,5 +74,10 @@ class embedded_cluster {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// The process-wide embedded cluster with `broker_count` brokers, started on first use and
+/// kept until the process exits; what `bootstrap.servers = embedded:N` refers to.
+/// Thread-safe. Throws as the embedded_cluster constructor does.
+std::shared_ptr<embedded_cluster> shared_embedded_cluster(std::size_t broker_count);
 
 }  // namespace corvo::kafka
