@@ -43,7 +43,9 @@ bool retryable_by_default(const std::exception_ptr& e) noexcept {
 }
 
 asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration delay) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, delay);
+  // (Not as a constructor argument: GCC 12 may destroy such a co_await temporary twice.)
+  const auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor, delay);
   co_await timer.async_wait(asio::use_awaitable);
 }
 

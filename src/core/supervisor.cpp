@@ -101,7 +101,8 @@ asio::awaitable<void> stop_component(task_group& group, const supervisor_options
 asio::awaitable<supervisor::watch_outcome> supervisor::watch(task_group& group) {
   using namespace asio::experimental::awaitable_operators;
   for (;;) {
-    asio::steady_timer timer(co_await asio::this_coro::executor, options_.probe_interval);
+    const auto executor = co_await asio::this_coro::executor;
+    asio::steady_timer timer(executor, options_.probe_interval);
     auto woke = co_await (group.wait_idle() || timer.async_wait(asio::use_awaitable));
     if (woke.index() == 0) {
       co_return watch_outcome::component_finished;
@@ -113,7 +114,8 @@ asio::awaitable<supervisor::watch_outcome> supervisor::watch(task_group& group) 
 }
 
 asio::awaitable<void> supervisor::run() {
-  task_group group(co_await asio::this_coro::executor);
+  const auto executor = co_await asio::this_coro::executor;
+  task_group group(executor);
   backoff probe_delays(options_.restart_backoff);
   backoff restart_delays(options_.restart_backoff);
   std::exception_ptr ended_by;
