@@ -1,0 +1,115 @@
+// The scheduler facade: provider chosen by configuration, typed handlers, local wake-up.
+#include <corvo/core/backoff.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/schedule/scheduler.hpp>
+
+#include <boost/json/value_to.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "support/redis_server.hpp"
+#include "support/run_coroutine.hpp"
+
+namespace asio = boost::asio;
+namespace redis = corvo::redis;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using namespace corvo::schedule;
+
+namespace {
+
+struct greeting {
+  std::string name;
+};
+
+greeting tag_invoke(json::value_to_tag<greeting>, const json::value& v) {
+  return {json::value_to<std::string>(v.as_object().at("name"))};
+}
+
+struct greeter {
+  std::vector<std::string>* greeted;
+  asio::awaitable<void> operator()(greeting g, const task&) const {
+    greeted->push_back(g.name);
+    co_return;
+  }
+};
+
+json::value name_payload(const std::string& name) {
+  json::object o;
+  o["name"] = name;
+  return o;
+}
+
+asio::awaitable<void> run_scheduler(scheduler& s) { co_await s.run(); }
+
+asio::awaitable<void> greet_three(scheduler& s, std::vector<std::string>& greeted) {
+  auto ex = co_await asio::this_coro::executor;
+  corvo::task_group group(ex);
+  co_await group.spawn(run_scheduler(s));
+  const std::string names[] = {"ada", "grace", "edsger"};
+  for (int i = 0; i < 3; ++i) {
+    task t;
+    t.id = "greet-" + names[i];
+    t.type = "greet";
+    t.payload = name_payload(names[i]);
+    t.due = now() + std::chrono::milliseconds(30 * (3 - i));  // last scheduled runs first
+    co_await s.schedule(std::move(t));
+  }
+  for (int i = 0; i < 1000 && greeted.size() < 3; ++i) {
+    co_await corvo::sleep_for(2ms);
+  }
+  const auto st = co_await s.stats();
+  BOOST_TEST(st.scheduled == 0u);
+  group.cancel();
+  try {
+    co_await group.join();
+  } catch (const boost::system::system_error&) {
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(options_from_configuration) {
+  const auto cfg = corvo::config::from_string(R"({"scheduler": {"provider": "redis",
+      "namespace": "orders", "shards": 8, "max_in_flight": 20, "lease": "45s"}})");
+  const auto o = scheduler_options::from(cfg);
+  BOOST_TEST((o.provider == provider::redis));
+  BOOST_TEST(o.redis.name_space == "orders");
+  BOOST_TEST(o.redis.shards == 8u);
+  BOOST_TEST(o.dispatch.max_in_flight == 20u);
+  BOOST_TEST(o.dispatch.lease.count() == 45'000);
+  BOOST_TEST((scheduler_options::from(corvo::config{}).provider == provider::memory));
+  BOOST_CHECK_EXCEPTION(
+      scheduler_options::from(corvo::config::from_string(R"({"scheduler":{"provider":"sqs"}})")),
+      corvo::config_error, [](const corvo::config_error& e) {
+        return e.key() == "scheduler.provider" &&
+               std::string(e.what()).find("\"sqs\"") != std::string::npos;
+      });
+  BOOST_CHECK_THROW(
+      scheduler_options::from(corvo::config::from_string(R"({"scheduler":{"shards":0}})")),
+      corvo::config_error);
+}
+
+BOOST_AUTO_TEST_CASE(memory_provider_runs_typed_handlers_in_due_order) {
+  asio::io_context ctx;
+  scheduler s(ctx.get_executor(), scheduler_options::from(corvo::config{}));
+  std::vector<std::string> greeted;
+  s.handlers().on<greeting>("greet", greeter{&greeted});
+  corvo::test::run(ctx, greet_three(s, greeted));
+  BOOST_TEST((greeted == std::vector<std::string>{"edsger", "grace", "ada"}));
+}
+
+BOOST_AUTO_TEST_CASE(redis_provider_runs_typed_handlers_in_due_order) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  const auto url = redis::config::from_url(server.url());
+  redis::connection conn(ctx.get_executor(), url);
+  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  const auto cfg = corvo::config::from_string(R"({"scheduler":{"provider":"redis","shards":2}})");
+  scheduler s(ctx.get_executor(), scheduler_options::from(cfg), &conn, url);
+  std::vector<std::string> greeted;
+  s.handlers().on<greeting>("greet", greeter{&greeted});
+  corvo::test::run(ctx, greet_three(s, greeted), [&] { conn.cancel(); });
+  BOOST_TEST((greeted == std::vector<std::string>{"edsger", "grace", "ada"}));
+  BOOST_CHECK_THROW(scheduler(ctx.get_executor(), scheduler_options::from(cfg)),
+                    std::invalid_argument);
+}
