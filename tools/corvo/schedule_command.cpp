@@ -1,0 +1,385 @@
+// `corvo schedule add|get|list|cancel`, `corvo dead list|replay|purge`, `corvo stats`:
+// administration of a Redis-backed scheduler namespace. Readable output by default, one
+// JSON document with --json.
+
+#include <corvo/core/config.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/redis/connection.hpp>
+#include <corvo/schedule/redis_store.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/program_options.hpp>
+
+#include <cstdlib>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "command.hpp"
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace po = boost::program_options;
+namespace redis = corvo::redis;
+using namespace corvo::schedule;
+
+namespace {
+
+constexpr const char* schedule_usage = R"(usage:
+  corvo schedule add --id ID --type TYPE [--payload JSON] (--in DURATION | --at TIME)
+                     [--max-attempts N] [--every DURATION | --cron "m h dom mon dow"]
+  corvo schedule get ID
+  corvo schedule list [--offset N] [--limit N]
+  corvo schedule cancel ID
+  corvo dead list [--offset N] [--limit N]
+  corvo dead replay ID
+  corvo dead purge [ID]
+  corvo stats
+common options: --redis URL (default $CORVO_REDIS__URL or redis://127.0.0.1:6379)
+                --namespace NS (default corvo) --shards N (default 16) --json
+DURATION: 250ms, 30s, 5m, 1h; TIME: 2026-11-22T10:00:00Z or microseconds since the epoch
+)";
+
+struct common {
+  std::string redis_url;
+  std::string name_space = "corvo";
+  unsigned shards = 16;
+  bool json_output = false;
+};
+
+void add_common(po::options_description& options, common& c) {
+  const char* env = std::getenv("CORVO_REDIS__URL");
+  options.add_options()("help,h", "show this help")(
+      "redis", po::value(&c.redis_url)->default_value(env ? env : "redis://127.0.0.1:6379"),
+      "Redis URL")("namespace", po::value(&c.name_space)->default_value("corvo"),
+                   "scheduler namespace")(
+      "shards", po::value(&c.shards)->default_value(16), "shards of the namespace")(
+      "json", po::bool_switch(&c.json_output), "print JSON");
+}
+
+std::string iso8601(time_point t) {
+  const auto us = t.time_since_epoch().count();
+  const std::time_t seconds = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  std::ostringstream out;
+  out << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << '.' << std::setw(6) << std::setfill('0')
+      << us % 1'000'000 << 'Z';
+  return out.str();
+}
+
+time_point parse_time(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+    return time_point(std::chrono::microseconds(std::stoll(text)));
+  }
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) {
+    throw std::invalid_argument("--at '" + text + "' is not a time like 2026-11-22T10:00:00Z");
+  }
+  return time_point(std::chrono::seconds(timegm(&tm)));
+}
+
+std::chrono::milliseconds parse_duration(const std::string& option, const std::string& text) {
+  corvo::config c;
+  c.set(option, json::string(text), "--" + option);
+  return c.get<std::chrono::milliseconds>(option);
+}
+
+json::object to_json(const task& t) {
+  json::object o;
+  o["id"] = t.id;
+  o["type"] = t.type;
+  o["state"] = std::string(to_string(t.state));
+  if (t.due.time_since_epoch().count() != 0) {
+    o["due"] = iso8601(t.due);
+  }
+  o["attempts"] = t.attempts;
+  o["max_attempts"] = t.max_attempts;
+  if (const auto r = describe(t.repeat); !r.empty()) {
+    o["recurrence"] = r;
+  }
+  if (!t.last_error.empty()) {
+    o["last_error"] = t.last_error;
+  }
+  o["payload"] = t.payload;
+  return o;
+}
+
+void print_task(const task& t) {
+  std::cout << t.id << "  " << t.type << "  " << to_string(t.state);
+  if (t.due.time_since_epoch().count() != 0) {
+    std::cout << "  due " << iso8601(t.due);
+  }
+  std::cout << "  attempts " << t.attempts << "/" << t.max_attempts;
+  if (const auto r = describe(t.repeat); !r.empty()) {
+    std::cout << "  " << r;
+  }
+  if (!t.last_error.empty()) {
+    std::cout << "  error: " << t.last_error;
+  }
+  std::cout << "  " << json::serialize(t.payload) << "\n";
+}
+
+void print_tasks(const std::vector<task>& tasks, bool as_json) {
+  if (as_json) {
+    json::array a;
+    for (const auto& t : tasks) a.push_back(to_json(t));
+    std::cout << json::serialize(a) << "\n";
+    return;
+  }
+  for (const auto& t : tasks) print_task(t);
+  if (tasks.empty()) std::cout << "(none)\n";
+}
+
+using store_operation = std::function<asio::awaitable<int>(redis_store&)>;
+
+asio::awaitable<void> run_operation(redis_store& s, store_operation op, int& code) {
+  code = co_await op(s);
+}
+
+// Connects, runs `op` against the namespace's store, and returns its exit code.
+int with_store(const common& c, store_operation op) {
+  corvo::log::options quiet;
+  quiet.min_severity = corvo::log::severity::error;
+  corvo::log::init(quiet);
+  const auto cfg = redis::config::from_url(c.redis_url);
+  asio::io_context ctx(1);
+  redis::connection conn(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  redis_store s(conn, cfg, {.name_space = c.name_space, .shards = c.shards});
+  int code = 1;
+  std::exception_ptr failed;
+  asio::co_spawn(ctx, run_operation(s, std::move(op), code), [&](std::exception_ptr e) {
+    failed = e;
+    conn.cancel();
+  });
+  ctx.run();
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+  return code;
+}
+
+po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,
+                        po::positional_options_description* positional = nullptr) {
+  po::variables_map values;
+  auto parser = po::command_line_parser(args).options(options);
+  if (positional) parser.positional(*positional);
+  po::store(parser.run(), values);
+  po::notify(values);
+  return values;
+}
+
+std::vector<std::string> rest(const std::vector<std::string>& args) {
+  return {args.begin() + 1, args.end()};
+}
+
+asio::awaitable<int> add_task(redis_store& s, task t, bool as_json) {
+  const std::string id = t.id;
+  co_await s.schedule(std::move(t));
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"scheduled", id}}) << "\n";
+  } else {
+    std::cout << "scheduled " << id << "\n";
+  }
+  co_return 0;
+}
+
+int schedule_add(const std::vector<std::string>& args) {
+  common c;
+  std::string id, type, payload = "{}", at, in, every, cron_text;
+  unsigned max_attempts = 5;
+  po::options_description options("options");
+  add_common(options, c);
+  options.add_options()("id", po::value(&id)->required(), "task id")(
+      "type", po::value(&type)->required(), "task type")(
+      "payload", po::value(&payload), "JSON payload")("at", po::value(&at), "due time")(
+      "in", po::value(&in), "due after this duration")(
+      "max-attempts", po::value(&max_attempts)->default_value(5), "tries before dead-lettering")(
+      "every", po::value(&every), "repeat at this interval")(
+      "cron", po::value(&cron_text), "repeat on this 5-field cron expression (UTC)");
+  const auto values = parse(args, options);
+  if (at.empty() == in.empty()) {
+    throw std::invalid_argument("give exactly one of --at and --in");
+  }
+  task t;
+  t.id = id;
+  t.type = type;
+  t.max_attempts = max_attempts;
+  boost::system::error_code ec;
+  t.payload = json::parse(payload, ec);
+  if (ec) {
+    throw std::invalid_argument("--payload is not JSON: " + ec.message());
+  }
+  t.due = at.empty() ? now() + parse_duration("in", in) : parse_time(at);
+  if (!every.empty() && !cron_text.empty()) {
+    throw std::invalid_argument("give at most one of --every and --cron");
+  }
+  if (!every.empty()) {
+    t.repeat = interval{parse_duration("every", every)};
+  } else if (!cron_text.empty()) {
+    t.repeat = parse_recurrence("cron " + cron_text);
+    next_occurrence(t.repeat, t.due);  // validates the expression now
+  }
+  return with_store(c, [t, &c](redis_store& s) { return add_task(s, t, c.json_output); });
+}
+
+asio::awaitable<int> get_task(redis_store& s, std::string id, bool as_json) {
+  const auto t = co_await s.get(id);
+  if (!t) {
+    std::cerr << "corvo schedule get: no task '" << id << "'\n";
+    co_return 1;
+  }
+  if (as_json) {
+    std::cout << json::serialize(to_json(*t)) << "\n";
+  } else {
+    print_task(*t);
+  }
+  co_return 0;
+}
+
+asio::awaitable<int> cancel_task(redis_store& s, std::string id, bool as_json) {
+  const bool found = co_await s.cancel(id);
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"cancelled", found}, {"id", id}}) << "\n";
+  } else {
+    std::cout << (found ? "cancelled " : "no task ") << id << "\n";
+  }
+  co_return found ? 0 : 1;
+}
+
+asio::awaitable<int> list_tasks(redis_store& s, std::size_t offset, std::size_t limit, bool dead,
+                                bool as_json) {
+  // (if/else, not `?:` with two co_awaits: GCC 12 destroys that temporary twice.)
+  std::vector<task> tasks;
+  if (dead) {
+    tasks = co_await s.dead_letters(offset, limit);
+  } else {
+    tasks = co_await s.browse(offset, limit);
+  }
+  print_tasks(tasks, as_json);
+  co_return 0;
+}
+
+asio::awaitable<int> replay_task(redis_store& s, std::string id, bool as_json) {
+  const bool replayed = co_await s.replay(id);
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"replayed", replayed}, {"id", id}}) << "\n";
+  } else {
+    std::cout << (replayed ? "replayed " : "no dead task ") << id << "\n";
+  }
+  co_return replayed ? 0 : 1;
+}
+
+asio::awaitable<int> purge_tasks(redis_store& s, std::string id, bool as_json) {
+  const auto removed = co_await s.purge(id);
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"purged", removed}}) << "\n";
+  } else {
+    std::cout << "purged " << removed << " dead task(s)\n";
+  }
+  co_return 0;
+}
+
+asio::awaitable<int> show_stats(redis_store& s, bool as_json) {
+  const auto st = co_await s.stats();
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"scheduled", st.scheduled},
+                                              {"due_now", st.due_now},
+                                              {"in_flight", st.in_flight},
+                                              {"dead", st.dead}})
+              << "\n";
+  } else {
+    std::cout << "scheduled " << st.scheduled << "  due now " << st.due_now << "  in flight "
+              << st.in_flight << "  dead " << st.dead << "\n";
+  }
+  co_return 0;
+}
+
+// `corvo schedule get|cancel ID`, `corvo dead replay|purge [ID]`.
+int with_id(const std::vector<std::string>& args, bool id_required,
+            asio::awaitable<int> (*op)(redis_store&, std::string, bool)) {
+  common c;
+  std::string id;
+  po::options_description options("options");
+  add_common(options, c);
+  options.add_options()("task-id", po::value(&id), "task id");
+  po::positional_options_description positional;
+  positional.add("task-id", 1);
+  parse(args, options, &positional);
+  if (id_required && id.empty()) {
+    throw std::invalid_argument("missing task id");
+  }
+  return with_store(c, [op, id, &c](redis_store& s) { return op(s, id, c.json_output); });
+}
+
+int listing(const std::vector<std::string>& args, bool dead) {
+  common c;
+  std::size_t offset = 0, limit = 50;
+  po::options_description options("options");
+  add_common(options, c);
+  options.add_options()("offset", po::value(&offset)->default_value(0), "skip this many")(
+      "limit", po::value(&limit)->default_value(50), "show at most this many");
+  parse(args, options);
+  return with_store(c, [offset, limit, dead, &c](redis_store& s) {
+    return list_tasks(s, offset, limit, dead, c.json_output);
+  });
+}
+
+bool wants_help(const std::vector<std::string>& args) {
+  return args.empty() || args[0] == "--help" || args[0] == "-h";
+}
+
+int run_schedule(const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    (args.empty() ? std::cerr : std::cout) << schedule_usage;
+    return args.empty() ? 2 : 0;
+  }
+  const auto& verb = args[0];
+  if (verb == "add") return schedule_add(rest(args));
+  if (verb == "get") return with_id(rest(args), true, &get_task);
+  if (verb == "list") return listing(rest(args), false);
+  if (verb == "cancel") return with_id(rest(args), true, &cancel_task);
+  std::cerr << "corvo schedule: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
+  return 2;
+}
+
+int run_dead(const std::vector<std::string>& args) {
+  if (wants_help(args)) {
+    (args.empty() ? std::cerr : std::cout) << schedule_usage;
+    return args.empty() ? 2 : 0;
+  }
+  const auto& verb = args[0];
+  if (verb == "list") return listing(rest(args), true);
+  if (verb == "replay") return with_id(rest(args), true, &replay_task);
+  if (verb == "purge") return with_id(rest(args), false, &purge_tasks);
+  std::cerr << "corvo dead: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
+  return 2;
+}
+
+int run_stats(const std::vector<std::string>& args) {
+  common c;
+  po::options_description options("options");
+  add_common(options, c);
+  const auto values = parse(args, options);
+  if (values.count("help")) {
+    std::cout << schedule_usage;
+    return 0;
+  }
+  return with_store(c, [&c](redis_store& s) { return show_stats(s, c.json_output); });
+}
+
+const corvo::tool::registration schedule_command{
+    {"schedule", "add, get, list and cancel delayed tasks in Redis", run_schedule}};
+const corvo::tool::registration dead_command{
+    {"dead", "list, replay and purge dead-lettered tasks", run_dead}};
+const corvo::tool::registration stats_command{
+    {"stats", "counts of scheduled, due, in-flight and dead tasks", run_stats}};
+
+}  // namespace
