@@ -3,6 +3,7 @@
 #include <corvo/kafka/detail/condition.hpp>
 #include <corvo/kafka/detail/native.hpp>
 #include <corvo/kafka/detail/offset_tracker.hpp>
+#include <corvo/kafka/detail/queue_pump.hpp>
 #include <corvo/kafka/producer.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -103,7 +104,7 @@ asio::awaitable<bool> pause_for(clock::duration delay) {
 
 struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   impl(executor_type ex, consumer_options opts)
-      : executor(std::move(ex)), options(std::move(opts)), safety_timer(executor) {}
+      : executor(std::move(ex)), options(std::move(opts)), pump(executor, options.poll_interval) {}
 
   ~impl() { destroy_handle(); }
 
@@ -116,7 +117,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   rd_kafka_t* rk = nullptr;
   detail::queue_ptr queue;
   std::unique_ptr<detail::queue_wakeup> wakeup;
-  asio::steady_timer safety_timer;
+  detail::queue_pump pump;
   std::unique_ptr<producer> dead_letters;
   handler_type handler;
 
@@ -130,7 +131,6 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   bool running = false;  // run() is active
   bool stop_requested = false;
   bool stopping = false;  // shutting down: nothing more is dispatched
-  bool pump_stopped = true;
   bool closed = false;  // rd_kafka_consumer_closed
   error_code fatal;
   consumer_stats counters;
@@ -195,59 +195,19 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
 
   // --- the pump -------------------------------------------------------------------------
 
-  struct wakeup_handler {
-    std::shared_ptr<impl> self;
-    void operator()(error_code ec) const {
-      if (ec || self->pump_stopped) {
-        return;
-      }
-      self->wakeup->consume();
-      self->drain();
-      if (!self->pump_stopped) {
-        self->arm_wakeup();
-      }
-    }
+  struct drain_fn {
+    impl* self;
+    void operator()() const { self->drain(); }
   };
-
-  struct timer_handler {
-    std::shared_ptr<impl> self;
-    void operator()(error_code ec) const {
-      if (ec || self->pump_stopped) {
-        return;
-      }
-      self->drain();
-      if (!self->pump_stopped) {
-        self->arm_timer();
-      }
-    }
-  };
-
-  void arm_wakeup() {
-    wakeup->descriptor().async_wait(asio::posix::stream_descriptor::wait_read,
-                                    wakeup_handler{shared_from_this()});
-  }
-
-  void arm_timer() {
-    safety_timer.expires_after(options.poll_interval);
-    safety_timer.async_wait(timer_handler{shared_from_this()});
-  }
 
   void start_pump() {
-    pump_stopped = false;
-    arm_wakeup();
-    arm_timer();
+    pump.start(*wakeup, shared_from_this(), drain_fn{this});
     // The queue may have filled before the wake-up was armed: the eventfd only fires on
     // an empty-to-non-empty transition after the last poll.
     asio::post(executor, [self = shared_from_this()] { self->drain(); });
   }
 
-  void stop_pump() {
-    pump_stopped = true;
-    if (wakeup) {
-      wakeup->close();
-    }
-    safety_timer.cancel();
-  }
+  void stop_pump() { pump.stop(); }
 
   // Serves the consumer queue (rebalances, errors, commits) until it is empty, then takes
   // messages from the partitions' queues into their local buffers. The number of events
@@ -255,7 +215,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   // meanwhile, and because the edge-triggered eventfd would not fire again for a queue that
   // was never emptied).
   void drain() {
-    if (rk == nullptr || pump_stopped) {
+    if (rk == nullptr || pump.stopped()) {
       return;
     }
     const auto keep = shared_from_this();
@@ -267,7 +227,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
         break;
       }
       on_message(raw);
-      if (rk == nullptr || pump_stopped) {
+      if (rk == nullptr || pump.stopped()) {
         return;
       }
     }
@@ -850,7 +810,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   }
 
   void destroy_handle() noexcept {
-    if (!pump_stopped) {
+    if (!pump.stopped()) {
       stop_pump();
     }
     // Messages and queues refer to the handle: release them first.

@@ -3,6 +3,7 @@
 #include <corvo/core/log.hpp>
 #include <corvo/kafka/detail/condition.hpp>
 #include <corvo/kafka/detail/native.hpp>
+#include <corvo/kafka/detail/queue_pump.hpp>
 #include <corvo/kafka/producer.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -108,7 +109,7 @@ struct delivery {
 
 struct producer::impl : std::enable_shared_from_this<producer::impl> {
   impl(executor_type ex, producer_options opts)
-      : executor(std::move(ex)), options(opts), safety_timer(executor) {}
+      : executor(std::move(ex)), options(opts), pump(executor, options.poll_interval) {}
 
   ~impl() { destroy_handle(); }
 
@@ -118,7 +119,7 @@ struct producer::impl : std::enable_shared_from_this<producer::impl> {
   rd_kafka_t* rk = nullptr;
   detail::queue_ptr main_queue;
   std::unique_ptr<detail::queue_wakeup> wakeup;
-  asio::steady_timer safety_timer;
+  detail::queue_pump pump;
   std::map<std::string, rd_kafka_topic_t*, std::less<>> topics;
   std::string_view last_topic_name;  // a key of `topics`
   rd_kafka_topic_t* last_topic = nullptr;
@@ -168,57 +169,17 @@ struct producer::impl : std::enable_shared_from_this<producer::impl> {
 
   // --- the pump -------------------------------------------------------------------------
 
-  struct wakeup_handler {
-    std::shared_ptr<impl> self;
-    void operator()(error_code ec) const {
-      if (ec || self->stopped) {
-        return;
-      }
-      self->wakeup->consume();
-      self->drain();
-      // Completions resume senders inline; one of them may have closed or destroyed the
-      // producer meanwhile.
-      if (!self->stopped) {
-        self->arm_wakeup();
-      }
-    }
+  struct drain_fn {
+    impl* self;
+    void operator()() const { self->drain(); }
   };
 
-  struct timer_handler {
-    std::shared_ptr<impl> self;
-    void operator()(error_code ec) const {
-      if (ec || self->stopped) {
-        return;
-      }
-      self->drain();
-      if (!self->stopped) {
-        self->arm_timer();
-      }
-    }
-  };
-
-  void arm_wakeup() {
-    wakeup->descriptor().async_wait(asio::posix::stream_descriptor::wait_read,
-                                    wakeup_handler{shared_from_this()});
-  }
-
-  void arm_timer() {
-    safety_timer.expires_after(options.poll_interval);
-    safety_timer.async_wait(timer_handler{shared_from_this()});
-  }
-
-  void start_pump() {
-    arm_wakeup();
-    arm_timer();
-  }
+  void start_pump() { pump.start(*wakeup, shared_from_this(), drain_fn{this}); }
 
   void stop_pump() {
     stopped = true;
     capacity.notify_all();
-    if (wakeup) {
-      wakeup->close();
-    }
-    safety_timer.cancel();
+    pump.stop();
   }
 
   // Serves the delivery reports librdkafka has queued. rd_kafka_poll serves every report
