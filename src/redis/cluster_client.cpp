@@ -697,7 +697,9 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
             fail(error::connection_closed, "redis cluster");
           }
           if (clock_type::now() >= deadline) {
-            fail(error::no_node_for_slot,
+            // As documented for cluster_down: an unserved slot is an outage of that slot,
+            // whether the server said CLUSTERDOWN or the topology has no owner for it.
+            fail(error::cluster_down,
                  "redis cluster: no node serves slot " + std::to_string(slot.value_or(0)));
           }
           request_refresh();

@@ -73,9 +73,7 @@ class redis_category final : public boost::system::error_category {
       case error::too_many_redirections:
         return "too many Redis Cluster redirections (MOVED/ASK)";
       case error::cluster_down:
-        return "Redis Cluster cannot serve the slot (CLUSTERDOWN/TRYAGAIN until the deadline)";
-      case error::no_node_for_slot:
-        return "no Redis Cluster node serves the slot";
+        return "Redis Cluster cannot serve the slot (CLUSTERDOWN/TRYAGAIN or no owner until the deadline)";
       case error::unroutable_request:
         return "request cannot be routed in a Redis Cluster";
     }

@@ -102,8 +102,6 @@ enum class error {
   /// The cluster kept answering CLUSTERDOWN / TRYAGAIN / LOADING (or no node served the
   /// slot) until `cluster_options::retry_deadline`. Nothing was executed.
   cluster_down,
-  /// No node serves the slot in the current topology and a refresh did not find one.
-  no_node_for_slot,
   /// The request cannot be routed in a cluster (SSUBSCRIBE mixed with other commands, or a
   /// payload that is not a list of commands).
   unroutable_request,
