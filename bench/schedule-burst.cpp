@@ -94,14 +94,14 @@ int main(int argc, char** argv) {
 
   std::optional<corvo::test::redis_server> server;
   asio::io_context ctx(1);
-  std::unique_ptr<redis::connection> conn;
+  std::unique_ptr<redis::client> conn;
   std::unique_ptr<store> tasks_store;
   if (provider == "redis") {
     server.emplace();
-    conn = std::make_unique<redis::connection>(ctx.get_executor(),
-                                               redis::config::from_url(server->url()));
+    conn = std::make_unique<redis::client>(ctx.get_executor(),
+                                           redis::client_config::from_url(server->url()));
     asio::co_spawn(ctx, conn->run(), [](std::exception_ptr) {});
-    tasks_store = std::make_unique<redis_store>(*conn, redis::config::from_url(server->url()),
+    tasks_store = std::make_unique<redis_store>(*conn, redis::client_config::from_url(server->url()),
                                                 redis_store_options{.name_space = "burst"});
   } else if (provider == "memory") {
     tasks_store = std::make_unique<memory_store>(ctx.get_executor(), 16);

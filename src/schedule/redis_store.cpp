@@ -64,7 +64,7 @@ const T& value_or_throw(const redis::result<T>& r, const char* what) {
 }  // namespace
 
 struct redis_store::impl {
-  impl(redis::connection& c, redis::config sub, redis_store_options opts)
+  impl(redis::client& c, redis::client_config sub, redis_store_options opts)
       : conn(c), subscriber(std::move(sub)), options(std::move(opts)) {
     if (options.shards == 0) {
       throw std::invalid_argument("redis_store: shards must be at least 1");
@@ -77,8 +77,8 @@ struct redis_store::impl {
     }
   }
 
-  redis::connection& conn;
-  redis::config subscriber;
+  redis::client& conn;
+  redis::client_config subscriber;
   redis_store_options options;
   std::vector<std::vector<std::string>> keys;
   std::unordered_map<std::string, unsigned> channel_to_shard;
@@ -106,7 +106,7 @@ struct redis_store::impl {
   }
 };
 
-redis_store::redis_store(redis::connection& commands, redis::config subscriber,
+redis_store::redis_store(redis::client& commands, redis::client_config subscriber,
                          redis_store_options options)
     : impl_(std::make_unique<impl>(commands, std::move(subscriber), std::move(options))) {}
 
@@ -166,7 +166,7 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
 namespace {
 
 // Reads the records of `members` (all from one shard) into tasks with `state`.
-asio::awaitable<std::vector<task>> load_tasks(redis::connection& conn, const std::string& tasks_key,
+asio::awaitable<std::vector<task>> load_tasks(redis::client& conn, const std::string& tasks_key,
                                               std::vector<std::pair<std::string, double>> members,
                                               task_state state) {
   std::vector<task> out;
@@ -405,13 +405,13 @@ asio::awaitable<std::size_t> redis_store::purge(std::string id) {
 
 namespace {
 
-asio::awaitable<void> run_subscriber(redis::connection& conn) { co_await conn.run(); }
+asio::awaitable<void> run_subscriber(redis::client& conn) { co_await conn.run(); }
 
 }  // namespace
 
 asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard)> on_wake) {
   auto executor = co_await asio::this_coro::executor;
-  redis::connection subscriber(executor, impl_->subscriber);
+  redis::client subscriber(executor, impl_->subscriber);
   task_group group(executor);
   co_await group.spawn(run_subscriber(subscriber));
   std::exception_ptr ended_by;

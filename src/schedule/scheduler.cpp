@@ -7,8 +7,8 @@ namespace corvo::schedule {
 namespace {
 
 std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
-                                  const scheduler_options& options, redis::connection* commands,
-                                  std::optional<redis::config> subscriber) {
+                                  const scheduler_options& options, redis::client* commands,
+                                  std::optional<redis::client_config> subscriber) {
   if (options.provider == provider::memory) {
     return std::make_unique<memory_store>(executor, options.memory_shards);
   }
@@ -53,7 +53,7 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
 }
 
 scheduler::scheduler(asio::any_io_executor executor, scheduler_options options,
-                     redis::connection* commands, std::optional<redis::config> subscriber)
+                     redis::client* commands, std::optional<redis::client_config> subscriber)
     : options_(std::move(options)),
       store_(make_store(executor, options_, commands, std::move(subscriber))),
       sink_(handlers_),

@@ -101,8 +101,8 @@ BOOST_AUTO_TEST_CASE(memory_provider_runs_typed_handlers_in_due_order) {
 BOOST_AUTO_TEST_CASE(redis_provider_runs_typed_handlers_in_due_order) {
   corvo::test::redis_server server;
   asio::io_context ctx;
-  const auto url = redis::config::from_url(server.url());
-  redis::connection conn(ctx.get_executor(), url);
+  const auto url = redis::client_config::from_url(server.url());
+  redis::client conn(ctx.get_executor(), url);
   asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
   const auto cfg = corvo::config::from_string(R"({"scheduler":{"provider":"redis","shards":2}})");
   scheduler s(ctx.get_executor(), scheduler_options::from(cfg), &conn, url);

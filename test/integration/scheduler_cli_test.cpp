@@ -86,9 +86,9 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
                                       "--type", "t", "--at", "1000000", "--redis", server.url(),
                                       "--namespace", "cli", "--shards", "4"});
     asio::io_context ctx;
-    redis::connection conn(ctx.get_executor(), redis::config::from_url(server.url()));
+    redis::client conn(ctx.get_executor(), redis::client_config::from_url(server.url()));
     asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-    redis_store s(conn, redis::config::from_url(server.url()), {.name_space = "cli", .shards = 4});
+    redis_store s(conn, redis::client_config::from_url(server.url()), {.name_space = "cli", .shards = 4});
     corvo::test::run(ctx, kill_task(s, "doomed"), [&] { conn.cancel(); });
   }
   const auto dead = corvo.json_of({"dead", "list"}).as_array();

@@ -212,8 +212,8 @@ asio::awaitable<void> with_dispatchers(harness& h, asio::awaitable<void> scenari
 struct redis_backend {
   corvo::test::redis_server server;
   asio::io_context ctx;
-  redis::connection conn{ctx.get_executor(), redis::config::from_url(server.url())};
-  redis_store store{conn, redis::config::from_url(server.url()), {.name_space = "test", .shards = 4}};
+  redis::client conn{ctx.get_executor(), redis::client_config::from_url(server.url())};
+  redis_store store{conn, redis::client_config::from_url(server.url()), {.name_space = "test", .shards = 4}};
   redis_backend() { asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {}); }
   void stop() { conn.cancel(); }
 };

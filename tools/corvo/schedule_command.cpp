@@ -150,9 +150,9 @@ int with_store(const common& c, store_operation op) {
   corvo::log::init(quiet);
   const auto cfg = redis::config::from_url(c.redis_url);
   asio::io_context ctx(1);
-  redis::connection conn(ctx.get_executor(), cfg);
+  redis::client conn(ctx.get_executor(), redis::client_config{cfg});
   asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-  redis_store s(conn, cfg, {.name_space = c.name_space, .shards = c.shards});
+  redis_store s(conn, redis::client_config{cfg}, {.name_space = c.name_space, .shards = c.shards});
   int code = 1;
   std::exception_ptr failed;
   asio::co_spawn(ctx, run_operation(s, std::move(op), code), [&](std::exception_ptr e) {

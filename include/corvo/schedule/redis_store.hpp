@@ -3,8 +3,7 @@
 // for the key layout). Any number of processes can share a namespace; leases and fencing
 // tokens keep one task with one live worker at a time.
 
-#include <corvo/redis/config.hpp>
-#include <corvo/redis/connection.hpp>
+#include <corvo/redis/client.hpp>
 #include <corvo/schedule/store.hpp>
 
 #include <chrono>
@@ -25,9 +24,11 @@ struct redis_store_options {
 
 class redis_store final : public store {
  public:
-  /// `commands` carries every store call (the caller runs it). `subscriber` configures the
-  /// separate connection watch_wakes() opens for SSUBSCRIBE.
-  redis_store(redis::connection& commands, redis::config subscriber,
+  /// `commands` carries every store call (the caller runs it); a standalone server or a
+  /// Redis Cluster (every call touches one shard, i.e. one hash slot). `subscriber`
+  /// configures the separate client watch_wakes() opens for SSUBSCRIBE (in a cluster it
+  /// subscribes each shard's channel on the node that owns it).
+  redis_store(redis::client& commands, redis::client_config subscriber,
               redis_store_options options = {});
   ~redis_store() override;
 

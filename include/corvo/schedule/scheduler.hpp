@@ -16,7 +16,7 @@
 // scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max.
 
 #include <corvo/core/config.hpp>
-#include <corvo/redis/connection.hpp>
+#include <corvo/redis/client.hpp>
 #include <corvo/schedule/dispatcher.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/sink.hpp>
@@ -45,7 +45,7 @@ class scheduler {
   /// ignored by the memory provider; a redis provider without them throws
   /// std::invalid_argument.
   scheduler(asio::any_io_executor executor, scheduler_options options,
-            redis::connection* commands = nullptr, std::optional<redis::config> subscriber = {});
+            redis::client* commands = nullptr, std::optional<redis::client_config> subscriber = {});
   ~scheduler();
 
   handler_registry& handlers() noexcept;
