@@ -167,6 +167,18 @@ struct producer::impl : std::enable_shared_from_this<producer::impl> {
     }
   }
 
+  // Served by rd_kafka_poll on the loop, like delivery reports. Returning 0 lets librdkafka
+  // free the JSON.
+  static int on_statistics(rd_kafka_t*, char* json, std::size_t length, void* opaque) noexcept {
+    auto* self = static_cast<impl*>(opaque);
+    try {
+      self->options.on_statistics(std::string_view(json, length));
+    } catch (const std::exception& e) {
+      CORVO_LOG(warning, "kafka") << "producer statistics callback failed: " << e.what();
+    }
+    return 0;
+  }
+
   // --- the pump -------------------------------------------------------------------------
 
   struct drain_fn {
@@ -497,6 +509,9 @@ producer::producer(executor_type executor, const client_config& config, producer
                                            {{"enable.idempotence", "true"}, {"acks", "all"}}, {});
   rd_kafka_conf_set_dr_msg_cb(native.conf.get(), &impl::on_delivery);
   rd_kafka_conf_set_error_cb(native.conf.get(), &impl::on_error);
+  if (impl_->options.on_statistics) {
+    rd_kafka_conf_set_stats_cb(native.conf.get(), &impl::on_statistics);
+  }
   rd_kafka_conf_set_opaque(native.conf.get(), impl_.get());
   impl_->embedded = std::move(native.embedded);
   impl_->rk = detail::make_handle(RD_KAFKA_PRODUCER, native.conf);

@@ -1,5 +1,9 @@
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
+
+#include <boost/asio/this_coro.hpp>
 
 #include <stdexcept>
 
@@ -19,6 +23,27 @@ std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
   return std::make_unique<redis_store>(*commands, std::move(*subscriber), options.redis);
 }
 
+std::unique_ptr<sink> make_sink(const asio::any_io_executor& executor,
+                                const scheduler_options& options,
+                                const handler_registry& handlers) {
+  if (options.sink == sink_kind::direct) {
+    return std::make_unique<direct_sink>(handlers);
+  }
+  return std::make_unique<schedule::kafka_sink>(executor, options.kafka, options.kafka_sink);
+}
+
+std::unique_ptr<kafka_worker> make_worker(const asio::any_io_executor& executor,
+                                          const scheduler_options& options,
+                                          const handler_registry& handlers) {
+  if (options.sink != sink_kind::kafka || !options.kafka_consume) {
+    return nullptr;
+  }
+  auto worker_options = options.kafka_worker;
+  worker_options.topic = options.kafka_sink.topic;
+  return std::make_unique<kafka_worker>(executor, options.kafka, handlers,
+                                        std::move(worker_options));
+}
+
 }  // namespace
 
 scheduler_options scheduler_options::from(const corvo::config& cfg) {
@@ -29,10 +54,24 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
     o.provider = provider::memory;
   } else if (name == "redis") {
     o.provider = provider::redis;
+  } else if (name == "redis-kafka") {
+    o.provider = provider::redis;
+    o.sink = sink_kind::kafka;
   } else {
     throw config_error("scheduler.provider",
-                       "key 'scheduler.provider' must be \"memory\" or \"redis\", got \"" + name +
-                           "\"");
+                       "key 'scheduler.provider' must be \"memory\", \"redis\" or "
+                       "\"redis-kafka\", got \"" + name + "\"");
+  }
+  if (section.contains("sink")) {
+    const auto sink = section.get<std::string>("sink");
+    if (sink == "direct") {
+      o.sink = sink_kind::direct;
+    } else if (sink == "kafka") {
+      o.sink = sink_kind::kafka;
+    } else {
+      throw config_error("scheduler.sink", "key 'scheduler.sink' must be \"direct\" or "
+                                           "\"kafka\", got \"" + sink + "\"");
+    }
   }
   o.redis.name_space = section.get_or<std::string>("namespace", o.redis.name_space);
   o.redis.shards = section.get_or<unsigned>("shards", o.redis.shards);
@@ -49,6 +88,31 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   d.retry_backoff.initial =
       section.get_or<std::chrono::milliseconds>("retry_initial", d.retry_backoff.initial);
   d.retry_backoff.max = section.get_or<std::chrono::milliseconds>("retry_max", d.retry_backoff.max);
+
+  const auto kafka_section = section.section("kafka");
+  auto& ks = o.kafka_sink;
+  ks.topic = kafka_section.get_or<std::string>("topic", ks.topic);
+  ks.health_interval =
+      kafka_section.get_or<std::chrono::milliseconds>("health_interval", ks.health_interval);
+  o.kafka_consume = kafka_section.get_or<bool>("consume", o.kafka_consume);
+  auto& kc = o.kafka_worker.consumer;
+  kc.max_attempts = kafka_section.get_or<unsigned>("max_attempts", kc.max_attempts);
+  kc.dead_letter_topic =
+      kafka_section.get_or<std::string>("dead_letter_topic", kc.dead_letter_topic);
+  if (o.sink == sink_kind::kafka) {
+    if (ks.topic.empty()) {
+      throw config_error("scheduler.kafka.topic", "key 'scheduler.kafka.topic' is empty");
+    }
+    o.kafka = kafka::client_config::from(cfg, "kafka");
+    if (!o.kafka.get("bootstrap.servers")) {
+      throw config_error("kafka.bootstrap.servers",
+                         "the Kafka sink needs key 'kafka.bootstrap.servers' (a broker list, or "
+                         "\"embedded\" for the in-process cluster)");
+    }
+    if (!o.kafka.get(kafka::client_role::consumer, "group.id")) {
+      o.kafka.set(kafka::client_role::consumer, "group.id", "corvo." + o.redis.name_space);
+    }
+  }
   return o;
 }
 
@@ -56,17 +120,52 @@ scheduler::scheduler(asio::any_io_executor executor, scheduler_options options,
                      redis::client* commands, std::optional<redis::client_config> subscriber)
     : options_(std::move(options)),
       store_(make_store(executor, options_, commands, std::move(subscriber))),
-      sink_(handlers_),
-      dispatcher_(*store_, sink_, options_.dispatch) {}
+      sink_(make_sink(executor, options_, handlers_)),
+      worker_(make_worker(executor, options_, handlers_)),
+      dispatcher_(*store_, *sink_, options_.dispatch) {}
 
 scheduler::~scheduler() = default;
 
 handler_registry& scheduler::handlers() noexcept { return handlers_; }
 store& scheduler::tasks() noexcept { return *store_; }
+dispatcher& scheduler::dispatcher() noexcept { return dispatcher_; }
+kafka_sink* scheduler::kafka_sink() noexcept {
+  return dynamic_cast<schedule::kafka_sink*>(sink_.get());
+}
+kafka_worker* scheduler::kafka_worker() noexcept { return worker_.get(); }
 const dispatcher_stats& scheduler::dispatch_stats() const noexcept { return dispatcher_.stats(); }
 const scheduler_options& scheduler::options() const noexcept { return options_; }
 
-asio::awaitable<void> scheduler::run() { co_await dispatcher_.run(); }
+asio::awaitable<void> scheduler::dispatch() {
+  std::exception_ptr ended_by;
+  try {
+    co_await dispatcher_.run();
+  } catch (...) {
+    ended_by = std::current_exception();
+  }
+  // The dispatcher has drained; what it published must reach Kafka before we go.
+  if (auto* out = kafka_sink()) {
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await out->close(options_.dispatch.drain_timeout);
+  }
+  if (ended_by) {
+    std::rethrow_exception(ended_by);
+  }
+}
+
+asio::awaitable<void> scheduler::consume() { co_await worker_->run(); }
+
+asio::awaitable<void> scheduler::run() {
+  if (!worker_) {
+    co_await dispatch();
+    co_return;
+  }
+  const auto executor = co_await asio::this_coro::executor;
+  task_group parts(executor);
+  co_await parts.spawn(dispatch());
+  co_await parts.spawn(consume());
+  co_await parts.join();
+}
 
 asio::awaitable<void> scheduler::schedule(task t) {
   const auto shard = store_->shard_of(t.id);

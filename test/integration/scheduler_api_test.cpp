@@ -89,6 +89,37 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
       corvo::config_error);
 }
 
+BOOST_AUTO_TEST_CASE(kafka_sink_options_from_configuration) {
+  const auto cfg = corvo::config::from_string(R"({
+      "scheduler": {"provider": "redis-kafka", "namespace": "billing",
+                    "kafka": {"topic": "billing.tasks", "consume": false, "max_attempts": 3,
+                              "health_interval": "250ms"}},
+      "kafka": {"bootstrap.servers": "broker1:9092"}})");
+  const auto o = scheduler_options::from(cfg);
+  BOOST_TEST((o.provider == provider::redis));
+  BOOST_TEST((o.sink == sink_kind::kafka));
+  BOOST_TEST(o.kafka_sink.topic == "billing.tasks");
+  BOOST_TEST(o.kafka_sink.health_interval.count() == 250);
+  BOOST_TEST(!o.kafka_consume);
+  BOOST_TEST(o.kafka_worker.consumer.max_attempts == 3u);
+  BOOST_TEST(o.kafka.get("bootstrap.servers").value_or("") == "broker1:9092");
+  BOOST_TEST(o.kafka.get(corvo::kafka::client_role::consumer, "group.id").value_or("") ==
+             "corvo.billing");
+  // The sink can be chosen on its own; a Kafka sink without brokers is a clear error.
+  const auto memory_kafka = scheduler_options::from(corvo::config::from_string(
+      R"({"scheduler":{"sink":"kafka"},"kafka":{"bootstrap.servers":"embedded:1"}})"));
+  BOOST_TEST((memory_kafka.provider == provider::memory));
+  BOOST_TEST((memory_kafka.sink == sink_kind::kafka));
+  BOOST_CHECK_EXCEPTION(scheduler_options::from(corvo::config::from_string(
+                            R"({"scheduler":{"provider":"redis-kafka"}})")),
+                        corvo::config_error, [](const corvo::config_error& e) {
+                          return e.key() == "kafka.bootstrap.servers";
+                        });
+  BOOST_CHECK_EXCEPTION(
+      scheduler_options::from(corvo::config::from_string(R"({"scheduler":{"sink":"sqs"}})")),
+      corvo::config_error, [](const corvo::config_error& e) { return e.key() == "scheduler.sink"; });
+}
+
 BOOST_AUTO_TEST_CASE(memory_provider_runs_typed_handlers_in_due_order) {
   asio::io_context ctx;
   scheduler s(ctx.get_executor(), scheduler_options::from(corvo::config{}));

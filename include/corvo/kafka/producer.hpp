@@ -46,6 +46,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -82,6 +83,10 @@ struct outgoing_message {
 struct producer_options {
   /// Safety-net poll of librdkafka's queue, in case a wake-up is missed.
   std::chrono::milliseconds poll_interval{100};
+  /// Called on the producer's executor with librdkafka's statistics JSON (see librdkafka's
+  /// STATISTICS.md: broker states, partition leaders, queue depths) every
+  /// `statistics.interval.ms`, a librdkafka property that is 0 (off) unless configured.
+  std::function<void(std::string_view json)> on_statistics;
 };
 
 /// Counters since construction.

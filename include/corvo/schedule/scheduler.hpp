@@ -9,15 +9,29 @@
 //                        .due = schedule::now() + 30min});
 //
 // Providers (`scheduler.provider`):
-//   memory  in-process store, same semantics minus durability (the embedded default);
-//   redis   durable Redis store, handlers run in this process (direct sink).
-// Configuration keys (all optional): scheduler.provider, scheduler.namespace,
+//   memory       in-process store, same semantics minus durability (the embedded default);
+//   redis        durable Redis store (standalone or cluster), handlers run in this process;
+//   redis-kafka  durable Redis store; tasks are published to Kafka when due and a consumer
+//                group runs the handlers (kafka_sink.hpp, kafka_worker.hpp).
+// The sink can also be chosen on its own (`scheduler.sink`: direct | kafka; the default
+// follows the provider), e.g. memory + kafka.
+//
+// Configuration keys (all optional): scheduler.provider, scheduler.sink, scheduler.namespace,
 // scheduler.shards, scheduler.max_in_flight, scheduler.claim_batch, scheduler.lease,
-// scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max.
+// scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max;
+// with the Kafka sink: scheduler.kafka.topic (default "corvo.tasks"),
+// scheduler.kafka.consume (default true: this process also runs the consumer group),
+// scheduler.kafka.health_interval, scheduler.kafka.max_attempts (handler attempts before
+// the dead-letter topic), scheduler.kafka.dead_letter_topic (default "{topic}.dlq"), and
+// the `kafka` section for librdkafka (kafka/config.hpp; `bootstrap.servers` is required,
+// the consumer's group.id defaults to "corvo.<namespace>").
 
 #include <corvo/core/config.hpp>
+#include <corvo/kafka/config.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/dispatcher.hpp>
+#include <corvo/schedule/kafka_sink.hpp>
+#include <corvo/schedule/kafka_worker.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/sink.hpp>
 
@@ -27,15 +41,24 @@
 namespace corvo::schedule {
 
 enum class provider { memory, redis };
+enum class sink_kind { direct, kafka };
 
 struct scheduler_options {
   schedule::provider provider = provider::memory;
+  sink_kind sink = sink_kind::direct;
   redis_store_options redis{};
   unsigned memory_shards = 4;
   dispatcher_options dispatch{};
+  /// The Kafka sink's settings and librdkafka properties (used with sink_kind::kafka).
+  kafka_sink_options kafka_sink{};
+  kafka::client_config kafka{};
+  /// Run the consumer group (kafka_worker) in this process too.
+  bool kafka_consume = true;
+  kafka_worker_options kafka_worker{};
 
-  /// Reads the `scheduler` section (see the file comment). Throws config_error naming the
-  /// key for a bad value, e.g. an unknown provider.
+  /// Reads the `scheduler` and `kafka` sections (see the file comment). Throws config_error
+  /// naming the key for a bad value, e.g. an unknown provider or a Kafka sink without
+  /// `kafka.bootstrap.servers`.
   static scheduler_options from(const corvo::config& cfg);
 };
 
@@ -43,17 +66,28 @@ class scheduler {
  public:
   /// `commands` (run by the caller) and `subscriber` are required by the redis provider and
   /// ignored by the memory provider; a redis provider without them throws
-  /// std::invalid_argument.
+  /// std::invalid_argument. With the Kafka sink the producer (and the consumer, if
+  /// kafka_consume) are created here; their errors are kafka::producer's and
+  /// kafka::consumer's.
   scheduler(asio::any_io_executor executor, scheduler_options options,
             redis::client* commands = nullptr, std::optional<redis::client_config> subscriber = {});
   ~scheduler();
 
   handler_registry& handlers() noexcept;
   store& tasks() noexcept;
+  /// The dispatcher (on_start observers, wake-ups).
+  schedule::dispatcher& dispatcher() noexcept;
+  /// The Kafka sink, or null with the direct sink.
+  schedule::kafka_sink* kafka_sink() noexcept;
+  /// The consumer-group worker, or null (direct sink, or kafka_consume off).
+  schedule::kafka_worker* kafka_worker() noexcept;
   const dispatcher_stats& dispatch_stats() const noexcept;
   const scheduler_options& options() const noexcept;
 
-  /// Dispatches due tasks until cancelled (see dispatcher::run).
+  /// Dispatches due tasks (and, with the Kafka sink and kafka_consume, runs the consumer
+  /// group) until cancelled: then stops claiming, drains the runs in flight, flushes the
+  /// producer and leaves the group (see dispatcher::run, kafka::consumer::run). Throws
+  /// operation_aborted after cancellation, or the first failure of either part.
   asio::awaitable<void> run();
 
   /// Adds or replaces a task, and wakes this process's dispatcher for it.
@@ -68,11 +102,15 @@ class scheduler {
   asio::awaitable<std::size_t> purge(std::string id);
 
  private:
+  asio::awaitable<void> dispatch();
+  asio::awaitable<void> consume();
+
   scheduler_options options_;
   std::unique_ptr<store> store_;
   handler_registry handlers_;
-  direct_sink sink_;
-  dispatcher dispatcher_;
+  std::unique_ptr<sink> sink_;
+  std::unique_ptr<schedule::kafka_worker> worker_;
+  schedule::dispatcher dispatcher_;
 };
 
 }  // namespace corvo::schedule

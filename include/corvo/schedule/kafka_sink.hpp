@@ -1,0 +1,67 @@
+#pragma once
+// The Kafka sink: the dispatcher publishes each claimed task to a topic (task_message.hpp)
+// and acknowledges it in the store when the broker confirmed the write (the delivery
+// report); a consumer group runs the handlers (kafka_worker.hpp).
+//
+//   schedule::kafka_sink out(ex, kafka::client_config::from(cfg), {.topic = "tasks"});
+//   schedule::dispatcher d(store, out);
+//
+// Guarantee: at-least-once from the store to the handler. A task leaves the store only after
+// Kafka has it; a send cut short (the dispatcher stopping, a process killed) leaves the task
+// leased in the store, so it is published again when its lease expires, and the consumer
+// may see it twice (handlers should be idempotent, as for any Kafka consumer).
+//
+// Availability: the sink reads librdkafka's statistics every `health_interval` and reports
+// itself unavailable while a partition leader of the topic is unreachable; the dispatcher
+// then stops claiming, and tasks wait in the store (due, or leased while their sends wait in
+// librdkafka) until the brokers are back. Defaults the sink gives its producer unless the
+// configuration sets them: `linger.ms=1` (the scheduler's point is precision),
+// `enable.sparse.connections=false` and `reconnect.backoff.max.ms=1000` (so a broker that
+// comes back is noticed within about a second even while nothing is sent to it).
+
+#include <corvo/kafka/config.hpp>
+#include <corvo/kafka/producer.hpp>
+#include <corvo/schedule/sink.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace corvo::schedule {
+
+struct kafka_sink_options {
+  /// The topic tasks are published to.
+  std::string topic = "corvo.tasks";
+  /// How often broker health is read (librdkafka's `statistics.interval.ms`).
+  std::chrono::milliseconds health_interval{500};
+};
+
+class kafka_sink final : public sink {
+ public:
+  /// Creates the producer (errors as kafka::producer's constructor).
+  kafka_sink(asio::any_io_executor executor, const kafka::client_config& config,
+             kafka_sink_options options = {});
+  ~kafka_sink() override;
+  kafka_sink(const kafka_sink&) = delete;
+  kafka_sink& operator=(const kafka_sink&) = delete;
+
+  /// Publishes the task; completes on its delivery report. Throws system_error with the
+  /// delivery error (the dispatcher retries it with backoff).
+  asio::awaitable<void> deliver(const claimed_task& t) override;
+
+  /// False while a partition leader of the topic is unreachable (see the file comment).
+  bool available() const noexcept override;
+
+  /// Flushes what is still queued (up to `timeout`) and stops the producer.
+  asio::awaitable<void> close(std::chrono::steady_clock::duration timeout = std::chrono::seconds{
+                                  10});
+
+  kafka::producer& producer() noexcept;
+  const kafka_sink_options& options() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace corvo::schedule

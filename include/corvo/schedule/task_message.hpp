@@ -1,0 +1,33 @@
+#pragma once
+// The Kafka form of a claimed task, as the kafka_sink publishes it and the kafka_worker reads
+// it. The record key is the task id (runs of one task stay on one partition, in order); the
+// value is a JSON object:
+//
+//   {"id": "order-42", "type": "email.timeout", "payload": {...},
+//    "due": 1795430400000000, "attempt": 1, "max_attempts": 5, "published": 1795430400000312}
+//
+// `due` and `published` are microseconds since the Unix epoch (UTC); `attempt` counts this
+// run (1 for the first). Other members are ignored, so newer publishers can add some.
+
+#include <corvo/schedule/store.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace corvo::schedule {
+
+/// Encodes run `t.work.attempts` of `t`, published at `published`.
+std::string encode_task_message(const claimed_task& t, time_point published);
+
+/// A decoded message: the task (id, type, payload, due, attempts = this run, max_attempts;
+/// no recurrence, which stays with the store) and when it was published.
+struct task_message {
+  task work;
+  time_point published{};
+};
+
+/// Decodes a message value. Throws permanent_error naming what is wrong: not JSON, not an
+/// object, a missing or mistyped member.
+task_message decode_task_message(std::string_view json);
+
+}  // namespace corvo::schedule

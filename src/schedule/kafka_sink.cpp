@@ -1,0 +1,86 @@
+#include <corvo/core/log.hpp>
+#include <corvo/kafka/statistics.hpp>
+#include <corvo/schedule/kafka_sink.hpp>
+#include <corvo/schedule/task_message.hpp>
+
+
+namespace corvo::schedule {
+namespace {
+
+// The sink's producer defaults (see the header comment), kept where the configuration is
+// silent.
+kafka::client_config with_sink_defaults(kafka::client_config config,
+                                        const kafka_sink_options& options) {
+  using kafka::client_role;
+  const auto set_default = [&](std::string_view name, std::string value) {
+    if (!config.get(client_role::producer, name)) {
+      config.set(client_role::producer, name, std::move(value));
+    }
+  };
+  set_default("linger.ms", "1");
+  set_default("enable.sparse.connections", "false");
+  set_default("reconnect.backoff.max.ms", "1000");
+  set_default("statistics.interval.ms", std::to_string(options.health_interval.count()));
+  return config;
+}
+
+}  // namespace
+
+struct kafka_sink::impl {
+  impl(asio::any_io_executor executor, const kafka::client_config& config, kafka_sink_options o)
+      : options(std::move(o)),
+        producer(std::move(executor), with_sink_defaults(config, options),
+                 kafka::producer_options{.on_statistics = [this](std::string_view json) {
+                   on_statistics(json);
+                 }}) {}
+
+  void on_statistics(std::string_view json) {
+    const auto health = kafka::health_of(json, options.topic);
+    if (!health) {
+      return;  // nothing produced yet: no opinion
+    }
+    const bool writable = health->writable();
+    if (writable != available) {
+      if (writable) {
+        CORVO_LOG(info, "scheduler") << "Kafka topic " << options.topic
+                                     << " is writable again; claiming resumes";
+      } else {
+        CORVO_LOG(warning, "scheduler")
+            << "Kafka topic " << options.topic << ": " << health->leaders_up << " of "
+            << health->partitions << " partition leaders reachable; claiming paused";
+      }
+      available = writable;
+    }
+  }
+
+  kafka_sink_options options;
+  bool available = true;
+  kafka::producer producer;
+};
+
+kafka_sink::kafka_sink(asio::any_io_executor executor, const kafka::client_config& config,
+                       kafka_sink_options options)
+    : impl_(std::make_unique<impl>(std::move(executor), config, std::move(options))) {
+  if (impl_->options.topic.empty()) {
+    throw std::invalid_argument("kafka_sink: the topic is empty");
+  }
+}
+
+kafka_sink::~kafka_sink() = default;
+
+asio::awaitable<void> kafka_sink::deliver(const claimed_task& t) {
+  const auto value = encode_task_message(t, now());
+  co_await impl_->producer.send(impl_->options.topic, std::string_view(t.work.id), value);
+}
+
+bool kafka_sink::available() const noexcept { return impl_->available; }
+
+asio::awaitable<void> kafka_sink::close(std::chrono::steady_clock::duration timeout) {
+  co_await impl_->producer.close(timeout);
+}
+
+kafka::producer& kafka_sink::producer() noexcept { return impl_->producer; }
+
+const kafka_sink_options& kafka_sink::options() const noexcept { return impl_->options; }
+
+}  // namespace corvo::schedule
