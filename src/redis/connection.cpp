@@ -547,6 +547,17 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  // The run coroutine itself was cancelled: a stop, not a lost connection.
+  static bool is_cancellation(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const boost::system::system_error& ex) {
+      return ex.code() == asio::error::operation_aborted;
+    } catch (...) {
+      return false;
+    }
+  }
+
   // what() without the " [category:value at file:line ...]" suffix Boost 1.81 appends.
   static std::string describe(const std::exception_ptr& e) {
     if (!e) {
@@ -596,7 +607,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             failure = std::current_exception();
           }
           current = state::connecting;
-          if (!stop_requested) {
+          if (stop_requested || (failure && is_cancellation(failure))) {
+            CORVO_LOG(info, "redis") << "connection to " << cfg.address() << " closed";
+          } else {
             CORVO_LOG(warning, "redis")
                 << "connection to " << cfg.address() << " lost: " << describe(failure);
           }

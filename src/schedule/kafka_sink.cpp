@@ -17,7 +17,7 @@ kafka::client_config with_sink_defaults(kafka::client_config config,
       config.set(client_role::producer, name, std::move(value));
     }
   };
-  set_default("linger.ms", "1");
+  set_default("linger.ms", "0");
   set_default("enable.sparse.connections", "false");
   set_default("reconnect.backoff.max.ms", "1000");
   set_default("statistics.interval.ms", std::to_string(options.health_interval.count()));

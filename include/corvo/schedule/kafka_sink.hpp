@@ -15,7 +15,8 @@
 // itself unavailable while a partition leader of the topic is unreachable; the dispatcher
 // then stops claiming, and tasks wait in the store (due, or leased while their sends wait in
 // librdkafka) until the brokers are back. Defaults the sink gives its producer unless the
-// configuration sets them: `linger.ms=1` (the scheduler's point is precision),
+// configuration sets them: `linger.ms=0` (the scheduler's point is precision; librdkafka still batches what
+// accumulates while a request is in flight),
 // `enable.sparse.connections=false` and `reconnect.backoff.max.ms=1000` (so a broker that
 // comes back is noticed within about a second even while nothing is sent to it).
 

@@ -1,0 +1,408 @@
+// notification_timeouts: corvo's main demo.
+//
+// A notification service sends e-mails and, for each one, schedules a "send time-out" task:
+// if the provider has not confirmed delivery by then, the time-out handler escalates (here:
+// it records that it ran). Most confirmations arrive in time and cancel the task; the rest
+// fire, exactly at their due time, through Kafka.
+//
+//   Redis (sorted sets, Lua claims) ──due──▶ dispatcher ──publish──▶ Kafka topic
+//                                                     consumer group ──▶ time-out handler
+//
+// The program schedules --tasks time-outs due over --over seconds, cancels --confirm of
+// them shortly before they are due (delivery confirmed), shows a progress line while the
+// rest fire, and ends with a lateness histogram (handler start − due time) and a check: every
+// time-out not cancelled ran exactly once, none before its due time, none of the cancelled
+// ones ran. Exit code 0 when the check holds.
+//
+//   notification_timeouts --redis redis://127.0.0.1:6379 [--kafka embedded:1]
+//                         [--tasks 5000] [--over 5] [--confirm 0.2] [--config file.json]
+//
+// Configuration: the built-in JSON below (printed by --print-config), or --config FILE;
+// CORVO_* environment variables override either (CORVO_SCHEDULER__MAX_IN_FLIGHT=64).
+
+#include <corvo/core/config.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/core/runtime.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/core/timeout.hpp>
+#include <corvo/schedule/scheduler.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+#include <boost/program_options.hpp>
+
+#include "lateness.hpp"
+
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace po = boost::program_options;
+namespace redis = corvo::redis;
+namespace schedule = corvo::schedule;
+using namespace std::chrono_literals;
+
+namespace notification_timeouts {
+
+// ---- the task's payload, typed through Boost.JSON -------------------------------------------
+
+struct send_timeout {
+  std::string notification;  // the notification whose delivery is awaited
+  std::string recipient;
+  std::string channel;  // "email", "sms"
+};
+
+void tag_invoke(json::value_from_tag, json::value& v, const send_timeout& t) {
+  v = {{"notification", t.notification}, {"recipient", t.recipient}, {"channel", t.channel}};
+}
+
+send_timeout tag_invoke(json::value_to_tag<send_timeout>, const json::value& v) {
+  const auto& o = v.as_object();
+  return {json::value_to<std::string>(o.at("notification")),
+          json::value_to<std::string>(o.at("recipient")),
+          json::value_to<std::string>(o.at("channel"))};
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+struct settings {
+  std::string redis_url;
+  std::string kafka = "embedded:1";
+  std::size_t tasks = 5000;
+  double over_seconds = 5;
+  double confirm = 0.2;
+  std::string config_file;
+};
+
+std::string default_config(const settings& s) {
+  json::object cfg = {
+      {"redis", {{"url", s.redis_url}}},
+      {"scheduler",
+       {{"provider", "redis-kafka"},
+        {"namespace", "notifications"},
+        {"shards", 8},
+        {"max_in_flight", 256},
+        {"kafka", {{"topic", "notification.timeouts"}}}}},
+      {"kafka",
+       {{"bootstrap.servers", s.kafka},
+        {"corvo.embedded.topics",
+         json::array{"notification.timeouts:8", "notification.timeouts.dlq:1"}},
+        {"consumer",
+         {{"group.id", "notification-timeouts"},
+          {"fetch.wait.max.ms", 1},
+          {"session.timeout.ms", 6000},
+          {"heartbeat.interval.ms", 500}}}}}};
+  return json::serialize(cfg);
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+struct progress {
+  std::size_t scheduled = 0;
+  std::size_t cancelled = 0;
+  std::size_t fired = 0;
+  std::map<std::string, int> runs;  // notification id -> handler runs
+  std::set<std::string> confirmed;  // cancelled before due
+  lateness_histogram lateness;
+};
+
+class demo {
+ public:
+  demo(asio::any_io_executor ex, const corvo::config& cfg, settings s)
+      : settings_(std::move(s)),
+        redis_(ex, redis::client_config::from(cfg)),
+        scheduler_(ex, schedule::scheduler_options::from(cfg), &redis_,
+                   redis::client_config::from(cfg)) {
+    scheduler_.handlers().on<send_timeout>(
+        "notification.send_timeout",
+        [this](send_timeout timeout, const schedule::task& t) { return on_timeout(timeout, t); });
+  }
+
+  asio::awaitable<int> run() {
+    const auto ex = co_await asio::this_coro::executor;
+    corvo::task_group background(ex);
+    co_await background.spawn(run_redis());
+    co_await background.spawn(run_scheduler());
+    int verdict = 1;
+    std::exception_ptr failed;
+    try {
+      verdict = co_await scenario();
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    std::cout << "stopping: draining the dispatcher, flushing Kafka, leaving the group...\n";
+    scheduler_stop_ = true;
+    background.cancel();
+    try {
+      co_await background.join();
+    } catch (const boost::system::system_error&) {
+    }
+    if (failed) {
+      std::rethrow_exception(failed);
+    }
+    co_return verdict;
+  }
+
+ private:
+  asio::awaitable<void> run_redis() { co_await redis_.run(); }
+
+  asio::awaitable<void> run_scheduler() {
+    try {
+      co_await scheduler_.run();
+    } catch (const boost::system::system_error& e) {
+      if (!scheduler_stop_) throw;
+    }
+    redis_.cancel();
+  }
+
+  asio::awaitable<void> on_timeout(const send_timeout& timeout, const schedule::task& t) {
+    const auto lateness = schedule::now() - t.due;
+    state_.lateness.add(std::chrono::duration_cast<std::chrono::microseconds>(lateness));
+    ++state_.runs[timeout.notification];
+    ++state_.fired;
+    co_return;  // a real service would re-send through another channel or alert here
+  }
+
+  asio::awaitable<int> scenario() {
+    auto* worker = scheduler_.kafka_worker();
+    if (worker != nullptr) {
+      std::cout << "waiting for the Kafka consumer group (the embedded Kafka takes about 3 s "
+                   "to form it)...\n";
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (worker->consumer().assignment().empty()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          std::cerr << "the consumer group got no partitions within 60 s\n";
+          co_return 1;
+        }
+        co_await corvo::sleep_for(50ms);
+      }
+    }
+    // Start from a clean namespace (a previous run against the same Redis).
+    co_await scheduler_.purge("");
+    const auto before = co_await scheduler_.stats();
+    if (before.scheduled + before.in_flight > 0) {
+      std::cerr << "namespace 'notifications' already holds " << before.scheduled + before.in_flight
+                << " tasks; use a fresh Redis\n";
+      co_return 1;
+    }
+
+    const auto ex = co_await asio::this_coro::executor;
+    std::mt19937_64 random(42);
+    const auto span = std::chrono::microseconds(
+        static_cast<std::int64_t>(settings_.over_seconds * 1'000'000));
+    const auto start = schedule::now() + 1s;
+    std::uniform_int_distribution<std::int64_t> offset(0, span.count());
+    std::bernoulli_distribution confirmed(settings_.confirm);
+    std::vector<std::pair<schedule::time_point, std::string>> to_confirm;
+
+    std::cout << "scheduling " << settings_.tasks << " send time-outs due over "
+              << settings_.over_seconds << " s; " << settings_.confirm * 100
+              << "% get confirmed (cancelled) shortly before their due time\n";
+    {
+      corvo::task_group scheduling(ex, corvo::task_group_options{.max_in_flight = 64});
+      for (std::size_t i = 0; i < settings_.tasks; ++i) {
+        schedule::task t;
+        t.id = "notification-" + std::to_string(i);
+        t.type = "notification.send_timeout";
+        t.payload = json::value_from(send_timeout{t.id, "user" + std::to_string(i % 997) +
+                                                            "@example.com",
+                                                  i % 5 == 0 ? "sms" : "email"});
+        t.due = start + std::chrono::microseconds(offset(random));
+        t.max_attempts = 3;
+        if (confirmed(random)) {
+          to_confirm.emplace_back(t.due, t.id);
+        }
+        co_await scheduling.spawn(schedule_one(std::move(t)));
+      }
+      co_await scheduling.join();
+    }
+    std::sort(to_confirm.begin(), to_confirm.end());
+
+    corvo::task_group confirming(ex);
+    co_await confirming.spawn(confirm_before_due(std::move(to_confirm)));
+
+    // Progress until every time-out that was not confirmed has fired.
+    const bool tty = ::isatty(STDOUT_FILENO) != 0;
+    const auto give_up = std::chrono::steady_clock::now() + span + 60s;
+    auto last_line = std::chrono::steady_clock::now();
+    for (;;) {
+      const bool confirmations_done = confirmations_done_;
+      const auto awaited = settings_.tasks - state_.confirmed.size();
+      if (confirmations_done && state_.fired >= awaited) break;
+      if (std::chrono::steady_clock::now() > give_up) break;
+      co_await corvo::sleep_for(100ms);
+      const auto now = std::chrono::steady_clock::now();
+      if (tty || now - last_line >= 1s) {
+        last_line = now;
+        print_progress(tty);
+      }
+    }
+    co_await confirming.join();
+    co_await corvo::sleep_for(500ms);  // a duplicate run would show up now
+    print_progress(tty);
+    std::cout << "\n\n";
+    co_return co_await report();
+  }
+
+  asio::awaitable<void> schedule_one(schedule::task t) {
+    co_await scheduler_.schedule(std::move(t));
+    ++state_.scheduled;
+  }
+
+  // Delivery confirmations: each arrives 100 ms before its time-out is due and cancels it.
+  asio::awaitable<void> confirm_before_due(
+      std::vector<std::pair<schedule::time_point, std::string>> confirmations) {
+    for (auto& [due, id] : confirmations) {
+      const auto at = due - 100ms;
+      const auto wait = at - schedule::now();
+      if (wait > 0us) {
+        co_await corvo::sleep_for(std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+      }
+      if (co_await scheduler_.cancel(id)) {
+        state_.confirmed.insert(id);
+        ++state_.cancelled;
+      }
+    }
+    confirmations_done_ = true;
+  }
+
+  void print_progress(bool tty) {
+    std::ostringstream line;
+    line << "scheduled " << state_.scheduled << "  confirmed " << state_.cancelled << "  fired "
+         << state_.fired << "/" << settings_.tasks - state_.cancelled << "  p50 " << std::fixed
+         << std::setprecision(2) << state_.lateness.quantile_ms(0.5) << " ms  p99 "
+         << state_.lateness.quantile_ms(0.99) << " ms  in flight "
+         << scheduler_.dispatch_stats().claimed - scheduler_.dispatch_stats().succeeded;
+    if (tty) {
+      std::cout << "\r" << line.str() << "\033[K" << std::flush;
+    } else {
+      std::cout << line.str() << "\n";
+    }
+  }
+
+  asio::awaitable<int> report() {
+    state_.lateness.print(std::cout);
+    std::size_t twice = 0, missing = 0, cancelled_but_ran = 0;
+    for (std::size_t i = 0; i < settings_.tasks; ++i) {
+      const auto id = "notification-" + std::to_string(i);
+      const auto it = state_.runs.find(id);
+      const int runs = it == state_.runs.end() ? 0 : it->second;
+      if (state_.confirmed.count(id)) {
+        cancelled_but_ran += runs > 0;
+      } else if (runs == 0) {
+        ++missing;
+      } else if (runs > 1) {
+        ++twice;
+      }
+    }
+    const auto early = state_.lateness.early();
+    const auto left = co_await scheduler_.stats();
+    const auto& d = scheduler_.dispatch_stats();
+    std::cout << "\ndispatcher: " << d.claimed << " claimed in " << d.claims << " claims, "
+              << d.succeeded << " published and acknowledged, " << d.retried << " retried, "
+              << d.dead_lettered << " dead-lettered, " << d.wakes << " early wake-ups\n";
+    std::cout << "left in Redis: " << left.scheduled << " scheduled, " << left.in_flight
+              << " in flight, " << left.dead << " dead\n";
+    const bool ok = missing == 0 && twice == 0 && cancelled_but_ran == 0 && early == 0;
+    std::cout << (ok ? "OK" : "FAILED") << ": " << state_.fired << " time-outs fired, "
+              << state_.cancelled << " cancelled by confirmations; missing " << missing
+              << ", ran twice " << twice << ", ran although cancelled " << cancelled_but_ran
+              << ", ran early " << early << "\n";
+    co_return ok ? 0 : 1;
+  }
+
+  settings settings_;
+  redis::client redis_;
+  schedule::scheduler scheduler_;
+  progress state_;
+  bool confirmations_done_ = false;
+  bool scheduler_stop_ = false;
+};
+
+asio::awaitable<void> main_coroutine(const corvo::config& cfg, settings s, int& exit_code) {
+  const auto ex = co_await asio::this_coro::executor;
+  demo d(ex, cfg, std::move(s));
+  exit_code = co_await d.run();
+}
+
+}  // namespace notification_timeouts
+
+int main(int argc, char** argv) {
+  using namespace notification_timeouts;
+  settings s;
+  po::options_description options("notification_timeouts: send time-outs fired through Kafka");
+  options.add_options()("help,h", "this help")(
+      "redis", po::value(&s.redis_url), "Redis URL (redis://host:port); required")(
+      "kafka", po::value(&s.kafka)->default_value(s.kafka),
+      "Kafka bootstrap servers, or embedded:N for the in-process cluster")(
+      "tasks", po::value(&s.tasks)->default_value(s.tasks), "send time-outs to schedule")(
+      "over", po::value(&s.over_seconds)->default_value(s.over_seconds),
+      "seconds over which they fall due")(
+      "confirm", po::value(&s.confirm)->default_value(s.confirm),
+      "share confirmed (cancelled) before due, 0..1")(
+      "config", po::value(&s.config_file), "configuration file (JSON) instead of the built-in one")(
+      "print-config", "print the built-in configuration and exit");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, options), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "notification_timeouts: " << e.what() << "\n" << options;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  if (vm.count("print-config")) {
+    std::cout << default_config(s) << "\n";
+    return 0;
+  }
+  if (s.redis_url.empty() && s.config_file.empty()) {
+    std::cerr << "notification_timeouts: --redis URL is required (scripts/demo starts a "
+                 "throwaway redis-server and passes it)\n";
+    return 2;
+  }
+  if (s.tasks == 0 || s.over_seconds <= 0 || s.confirm < 0 || s.confirm > 1) {
+    std::cerr << "notification_timeouts: need --tasks > 0, --over > 0 and 0 <= --confirm <= 1\n";
+    return 2;
+  }
+  try {
+    corvo::log::options log;
+    log.min_severity = corvo::log::severity::warning;
+    corvo::log::init(log);
+    auto cfg = s.config_file.empty() ? corvo::config::from_string(default_config(s), "built-in")
+                                     : corvo::config::from_file(s.config_file);
+    cfg.apply_environment();
+    corvo::runtime rt;
+    int exit_code = 1;
+    const auto result = rt.run(main_coroutine(cfg, s, exit_code));
+    if (result == corvo::run_result::failed) {
+      try {
+        std::rethrow_exception(rt.failure());
+      } catch (const std::exception& e) {
+        std::cerr << "notification_timeouts: failed: " << e.what() << "\n";
+      }
+      return 1;
+    }
+    if (result == corvo::run_result::deadline_exceeded) {
+      std::cerr << "notification_timeouts: did not stop within the shutdown deadline\n";
+      return corvo::exit_code(result);
+    }
+    return result == corvo::run_result::stopped ? 130 : exit_code;
+  } catch (const std::exception& e) {
+    std::cerr << "notification_timeouts: " << e.what() << "\n";
+    return 1;
+  }
+}
