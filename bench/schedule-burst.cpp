@@ -8,22 +8,17 @@
 
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
-#include <corvo/redis/connection.hpp>
 #include <corvo/schedule/dispatcher.hpp>
-#include <corvo/schedule/memory_store.hpp>
-#include <corvo/schedule/redis_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
 
-#include "support/redis_server.hpp"
 #include "support/report.hpp"
+#include "support/schedule_setup.hpp"
 
 #include <iostream>
 
 namespace asio = boost::asio;
-namespace redis = corvo::redis;
 namespace po = boost::program_options;
 using namespace corvo::schedule;
 using namespace std::chrono_literals;
@@ -92,35 +87,21 @@ int main(int argc, char** argv) {
   }
   corvo::log::init({.min_severity = corvo::log::severity::warning});
 
-  std::optional<corvo::test::redis_server> server;
   asio::io_context ctx(1);
-  std::unique_ptr<redis::client> conn;
-  std::unique_ptr<store> tasks_store;
-  if (provider == "redis") {
-    server.emplace();
-    conn = std::make_unique<redis::client>(ctx.get_executor(),
-                                           redis::client_config::from_url(server->url()));
-    asio::co_spawn(ctx, conn->run(), [](std::exception_ptr) {});
-    tasks_store = std::make_unique<redis_store>(*conn, redis::client_config::from_url(server->url()),
-                                                redis_store_options{.name_space = "burst"});
-  } else if (provider == "memory") {
-    tasks_store = std::make_unique<memory_store>(ctx.get_executor(), 16);
-  } else {
-    std::cerr << "--provider must be redis or memory\n";
+  auto setup = corvo::bench::schedule_setup::open(ctx, provider, {.name_space = "burst"});
+  if (!setup) {
     return 2;
   }
+  auto& tasks_store = setup->store();
   handler_registry handlers;
   handlers.on_task("bench", noop_handler{});
   direct_sink sink(handlers);
   dispatcher_options dopts;
   dopts.max_in_flight = max_in_flight;
   dopts.claim_batch = batch;
-  dispatcher d(*tasks_store, sink, dopts);
+  dispatcher d(tasks_store, sink, dopts);
   double seconds = 0;
-  asio::co_spawn(ctx, drive(*tasks_store, d, tasks, seconds), [&](std::exception_ptr e) {
-    if (conn) conn->cancel();
-    if (e) std::rethrow_exception(e);
-  });
+  asio::co_spawn(ctx, drive(tasks_store, d, tasks, seconds), setup->on_done());
   ctx.run();
   corvo::bench::emit({{"bench", "schedule-burst"}, {"impl", "corvo"}, {"provider", provider},
                       {"n", tasks}, {"per_s", static_cast<double>(tasks) / seconds},

@@ -9,23 +9,18 @@
 
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
-#include <corvo/redis/connection.hpp>
 #include <corvo/schedule/dispatcher.hpp>
-#include <corvo/schedule/memory_store.hpp>
-#include <corvo/schedule/redis_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/program_options.hpp>
 
-#include "support/redis_server.hpp"
 #include "support/report.hpp"
+#include "support/schedule_setup.hpp"
 
 #include <iostream>
 #include <random>
 
 namespace asio = boost::asio;
-namespace redis = corvo::redis;
 namespace po = boost::program_options;
 using namespace corvo::schedule;
 using namespace std::chrono_literals;
@@ -98,23 +93,12 @@ int main(int argc, char** argv) {
   }
   corvo::log::init({.min_severity = corvo::log::severity::warning});
 
-  std::optional<corvo::test::redis_server> server;
   asio::io_context ctx(1);
-  std::unique_ptr<redis::client> conn;
-  std::unique_ptr<store> tasks_store;
-  if (provider == "redis") {
-    server.emplace();
-    conn = std::make_unique<redis::client>(ctx.get_executor(),
-                                           redis::client_config::from_url(server->url()));
-    asio::co_spawn(ctx, conn->run(), [](std::exception_ptr) {});
-    tasks_store = std::make_unique<redis_store>(*conn, redis::client_config::from_url(server->url()),
-                                                redis_store_options{.name_space = "bench"});
-  } else if (provider == "memory") {
-    tasks_store = std::make_unique<memory_store>(ctx.get_executor(), 16);
-  } else {
-    std::cerr << "--provider must be redis or memory\n";
+  auto setup = corvo::bench::schedule_setup::open(ctx, provider, {.name_space = "bench"});
+  if (!setup) {
     return 2;
   }
+  auto& tasks_store = setup->store();
 
   run_state state;
   state.expected = tasks;
@@ -124,15 +108,12 @@ int main(int argc, char** argv) {
   direct_sink sink(handlers);
   dispatcher_options dopts;
   dopts.max_in_flight = max_in_flight;
-  dispatcher d(*tasks_store, sink, dopts);
+  dispatcher d(tasks_store, sink, dopts);
   d.on_start([&state](const claimed_task& t) {
     state.lateness_ns.push_back(
         std::chrono::duration_cast<std::chrono::nanoseconds>(now() - t.work.due).count());
   });
-  asio::co_spawn(ctx, drive(*tasks_store, d, state, tasks, spread_ms), [&](std::exception_ptr e) {
-    if (conn) conn->cancel();
-    if (e) std::rethrow_exception(e);
-  });
+  asio::co_spawn(ctx, drive(tasks_store, d, state, tasks, spread_ms), setup->on_done());
   ctx.run();
 
   const auto s = corvo::bench::summarize(state.lateness_ns);
