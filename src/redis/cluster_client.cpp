@@ -1189,7 +1189,16 @@ asio::awaitable<void> cluster_client::sunsubscribe(std::vector<std::string> chan
 
 asio::awaitable<generic_response> cluster_client::receive() {
   auto self = impl_;
-  co_return co_await self->pushes.async_receive(asio::use_awaitable);
+  auto [ec, push] = co_await self->pushes.async_receive(asio::as_tuple(asio::use_awaitable));
+  // A cancelled channel receive reports channel_cancelled; callers get operation_aborted, as
+  // documented and as connection::receive() reports it.
+  if (ec == asio::experimental::error::channel_cancelled) {
+    ec = asio::error::operation_aborted;
+  }
+  if (ec) {
+    throw boost::system::system_error(ec);
+  }
+  co_return std::move(push);
 }
 
 std::unique_ptr<cluster_client> cluster_client::dedicated() const {

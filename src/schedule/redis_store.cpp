@@ -436,6 +436,14 @@ asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard
   } catch (...) {
     ended_by = std::current_exception();
   }
+  // The reset below also clears the caller's pending cancellation (the state belongs to the
+  // whole coroutine thread), so a cancelled watch must end as operation_aborted whatever
+  // error the subscriber reported, or the caller would take it for a lost subscription and
+  // watch again, forever.
+  const auto cancellation = co_await asio::this_coro::cancellation_state;
+  if (cancellation.cancelled() != asio::cancellation_type::none) {
+    ended_by = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+  }
   co_await asio::this_coro::reset_cancellation_state();
   subscriber.cancel();
   co_await group.join();

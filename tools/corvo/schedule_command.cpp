@@ -40,12 +40,14 @@ constexpr const char* schedule_usage = R"(usage:
   corvo dead purge [ID]
   corvo stats
 common options: --redis URL (default $CORVO_REDIS__URL or redis://127.0.0.1:6379)
+                --cluster URL (a Redis Cluster seed, repeatable; replaces --redis)
                 --namespace NS (default corvo) --shards N (default 16) --json
 DURATION: 250ms, 30s, 5m, 1h; TIME: 2026-11-22T10:00:00Z or microseconds since the epoch
 )";
 
 struct common {
   std::string redis_url;
+  std::vector<std::string> cluster_seeds;
   std::string name_space = "corvo";
   unsigned shards = 16;
   bool json_output = false;
@@ -55,7 +57,8 @@ void add_common(po::options_description& options, common& c) {
   const char* env = std::getenv("CORVO_REDIS__URL");
   options.add_options()("help,h", "show this help")(
       "redis", po::value(&c.redis_url)->default_value(env ? env : "redis://127.0.0.1:6379"),
-      "Redis URL")("namespace", po::value(&c.name_space)->default_value("corvo"),
+      "Redis URL")("cluster", po::value(&c.cluster_seeds)->composing(),
+                   "Redis Cluster seed URL (repeatable)")("namespace", po::value(&c.name_space)->default_value("corvo"),
                    "scheduler namespace")(
       "shards", po::value(&c.shards)->default_value(16), "shards of the namespace")(
       "json", po::bool_switch(&c.json_output), "print JSON");
@@ -148,11 +151,12 @@ int with_store(const common& c, store_operation op) {
   corvo::log::options quiet;
   quiet.min_severity = corvo::log::severity::error;
   corvo::log::init(quiet);
-  const auto cfg = redis::config::from_url(c.redis_url);
+  const auto cfg = c.cluster_seeds.empty() ? redis::client_config::from_url(c.redis_url)
+                                           : redis::client_config::from_cluster_seeds(c.cluster_seeds);
   asio::io_context ctx(1);
-  redis::client conn(ctx.get_executor(), redis::client_config{cfg});
+  redis::client conn(ctx.get_executor(), cfg);
   asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-  redis_store s(conn, redis::client_config{cfg}, {.name_space = c.name_space, .shards = c.shards});
+  redis_store s(conn, cfg, {.name_space = c.name_space, .shards = c.shards});
   int code = 1;
   std::exception_ptr failed;
   asio::co_spawn(ctx, run_operation(s, std::move(op), code), [&](std::exception_ptr e) {
