@@ -125,13 +125,18 @@ class demo {
                    redis::client_config::from(cfg)) {
     scheduler_.handlers().on<send_timeout>(
         "notification.send_timeout",
-        [this](send_timeout timeout, const schedule::task& t) { return on_timeout(timeout, t); });
+        [this](send_timeout timeout, const schedule::task& t) {
+          return on_timeout(std::move(timeout), t);
+        });
   }
 
   asio::awaitable<int> run() {
     const auto ex = co_await asio::this_coro::executor;
+    // Redis outlives the scheduler: the dispatcher's last acks and hand-backs need it, so
+    // run_scheduler() cancels Redis only after the scheduler has stopped.
+    corvo::task_group connections(ex);
+    co_await connections.spawn(run_redis());
     corvo::task_group background(ex);
-    co_await background.spawn(run_redis());
     co_await background.spawn(run_scheduler());
     int verdict = 1;
     std::exception_ptr failed;
@@ -141,11 +146,16 @@ class demo {
       failed = std::current_exception();
     }
     co_await asio::this_coro::reset_cancellation_state();
-    std::cout << "stopping: draining the dispatcher, flushing Kafka, leaving the group...\n";
+    std::cout << "stopping: draining the dispatcher, closing the producer, leaving the group...\n";
     scheduler_stop_ = true;
     background.cancel();
     try {
       co_await background.join();
+    } catch (const boost::system::system_error&) {
+    }
+    redis_.cancel();
+    try {
+      co_await connections.join();
     } catch (const boost::system::system_error&) {
     }
     if (failed) {
@@ -166,7 +176,9 @@ class demo {
     redis_.cancel();
   }
 
-  asio::awaitable<void> on_timeout(const send_timeout& timeout, const schedule::task& t) {
+  // `timeout` by value: the handler lambda's own parameter is gone once it has returned
+  // this (lazily started) coroutine.
+  asio::awaitable<void> on_timeout(send_timeout timeout, const schedule::task& t) {
     const auto lateness = schedule::now() - t.due;
     state_.lateness.add(std::chrono::duration_cast<std::chrono::microseconds>(lateness));
     ++state_.runs[timeout.notification];
@@ -209,8 +221,11 @@ class demo {
     std::cout << "scheduling " << settings_.tasks << " send time-outs due over "
               << settings_.over_seconds << " s; " << settings_.confirm * 100
               << "% get confirmed (cancelled) shortly before their due time\n";
-    {
-      corvo::task_group scheduling(ex, corvo::task_group_options{.max_in_flight = 64});
+    // Both groups are joined on every path (a Ctrl-C lands anywhere in here).
+    corvo::task_group scheduling(ex, corvo::task_group_options{.max_in_flight = 64});
+    corvo::task_group confirming(ex);
+    std::exception_ptr failed;
+    try {
       for (std::size_t i = 0; i < settings_.tasks; ++i) {
         schedule::task t;
         t.id = "notification-" + std::to_string(i);
@@ -226,20 +241,43 @@ class demo {
         co_await scheduling.spawn(schedule_one(std::move(t)));
       }
       co_await scheduling.join();
+      std::sort(to_confirm.begin(), to_confirm.end());
+      co_await confirming.spawn(confirm_before_due(std::move(to_confirm)));
+      co_await show_progress(span);
+      co_await confirming.join();
+    } catch (...) {
+      failed = std::current_exception();
     }
-    std::sort(to_confirm.begin(), to_confirm.end());
+    if (failed) {
+      co_await asio::this_coro::reset_cancellation_state();
+      scheduling.cancel();
+      confirming.cancel();
+      co_await join_quietly(scheduling);
+      co_await join_quietly(confirming);
+      std::rethrow_exception(failed);
+    }
+    co_await corvo::sleep_for(500ms);  // a duplicate run would show up now
+    print_progress(::isatty(STDOUT_FILENO) != 0);
+    std::cout << "\n\n";
+    co_return co_await report();
+  }
 
-    corvo::task_group confirming(ex);
-    co_await confirming.spawn(confirm_before_due(std::move(to_confirm)));
+  static asio::awaitable<void> join_quietly(corvo::task_group& group) {
+    try {
+      co_await group.join();
+    } catch (const std::exception&) {
+    }
+  }
 
-    // Progress until every time-out that was not confirmed has fired.
+  // A progress line until every time-out that was not confirmed has fired (or a minute
+  // past the last due time).
+  asio::awaitable<void> show_progress(std::chrono::microseconds span) {
     const bool tty = ::isatty(STDOUT_FILENO) != 0;
     const auto give_up = std::chrono::steady_clock::now() + span + 60s;
     auto last_line = std::chrono::steady_clock::now();
     for (;;) {
-      const bool confirmations_done = confirmations_done_;
       const auto awaited = settings_.tasks - state_.confirmed.size();
-      if (confirmations_done && state_.fired >= awaited) break;
+      if (confirmations_done_ && state_.fired >= awaited) break;
       if (std::chrono::steady_clock::now() > give_up) break;
       co_await corvo::sleep_for(100ms);
       const auto now = std::chrono::steady_clock::now();
@@ -248,11 +286,6 @@ class demo {
         print_progress(tty);
       }
     }
-    co_await confirming.join();
-    co_await corvo::sleep_for(500ms);  // a duplicate run would show up now
-    print_progress(tty);
-    std::cout << "\n\n";
-    co_return co_await report();
   }
 
   asio::awaitable<void> schedule_one(schedule::task t) {

@@ -1,4 +1,5 @@
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/exception.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -33,13 +34,7 @@ std::chrono::milliseconds backoff::next() {
 }
 
 bool retryable_by_default(const std::exception_ptr& e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& ex) {
-    return ex.code() != asio::error::operation_aborted;
-  } catch (...) {
-    return true;
-  }
+  return !is_operation_aborted(e);
 }
 
 asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration delay) {

@@ -1,3 +1,4 @@
+#include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/supervisor.hpp>
 #include <corvo/core/task_group.hpp>
@@ -9,15 +10,6 @@
 namespace corvo {
 namespace {
 
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
 
 }  // namespace
 

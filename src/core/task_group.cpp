@@ -1,4 +1,5 @@
 #include <corvo/core/detail/complete_later.hpp>
+#include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 
@@ -24,25 +25,6 @@ namespace {
 using boost::system::error_code;
 using wait_handler = asio::any_completion_handler<void(error_code)>;
 
-bool is_operation_aborted(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& ex) {
-    return ex.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
-
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
 
 std::string summarize(const std::vector<std::exception_ptr>& errors) {
   std::string text = std::to_string(errors.size()) + " task(s) failed";

@@ -628,6 +628,14 @@ std::size_t producer::in_flight() const noexcept {
   return impl_->open_sends;
 }
 
+boost::system::error_code producer::fatal_error() const noexcept {
+  return impl_ ? impl_->fatal : boost::system::error_code{};
+}
+
+bool producer::closed() const noexcept {
+  return !impl_ || impl_->closing || impl_->stopped || impl_->rk == nullptr;
+}
+
 producer_stats producer::stats() const noexcept {
   producer_stats s = impl_->counters;
   s.in_flight = impl_->in_flight();

@@ -1,5 +1,6 @@
 #include <corvo/core/backoff.hpp>
 #include <corvo/core/detail/complete_later.hpp>
+#include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/timeout.hpp>
 #include <corvo/redis/connection.hpp>
@@ -547,32 +548,6 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // The run coroutine itself was cancelled: a stop, not a lost connection.
-  static bool is_cancellation(const std::exception_ptr& e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const boost::system::system_error& ex) {
-      return ex.code() == asio::error::operation_aborted;
-    } catch (...) {
-      return false;
-    }
-  }
-
-  // what() without the " [category:value at file:line ...]" suffix Boost 1.81 appends.
-  static std::string describe(const std::exception_ptr& e) {
-    if (!e) {
-      return "unknown reason";
-    }
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      std::string text = ex.what();
-      if (const auto bracket = text.rfind(" ["); bracket != std::string::npos && text.back() == ']') {
-        text.resize(bracket);
-      }
-      return text;
-    }
-  }
 
   asio::awaitable<void> run() {
     if (run_started) {
@@ -607,7 +582,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             failure = std::current_exception();
           }
           current = state::connecting;
-          if (stop_requested || (failure && is_cancellation(failure))) {
+          if (stop_requested || (failure && is_operation_aborted(failure))) {
             CORVO_LOG(info, "redis") << "connection to " << cfg.address() << " closed";
           } else {
             CORVO_LOG(warning, "redis")

@@ -1,3 +1,4 @@
+#include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/schedule/dispatcher.hpp>
@@ -17,30 +18,6 @@ namespace {
 using steady = std::chrono::steady_clock;
 using boost::system::error_code;
 
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    std::string text = ex.what();
-    // Boost 1.81's system_error::what() ends in " [category:value at file:line]".
-    if (const auto bracket = text.rfind(" ["); bracket != std::string::npos && text.back() == ']') {
-      text.resize(bracket);
-    }
-    return text;
-  } catch (...) {
-    return "unknown exception";
-  }
-}
-
-bool is_aborted(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const boost::system::system_error& ex) {
-    return ex.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
 
 }  // namespace
 
@@ -119,11 +96,16 @@ struct dispatcher::impl {
     backoff store_delays(options.store_retry);
     auto& state = shards[s];
     for (;;) {
-      while (!out.available()) {
-        state.timer->expires_after(std::chrono::milliseconds(100));
-        co_await wait(*state.timer);
+      // Availability is checked after the wait for a slot too: that wait can be long (sends
+      // stuck while Kafka is down), and the sink may have become unavailable meanwhile.
+      while (!out.available() || active + reserved >= options.max_in_flight) {
+        if (!out.available()) {
+          state.timer->expires_after(std::chrono::milliseconds(100));
+          co_await wait(*state.timer);
+        } else {
+          co_await wait_for_free_slot();
+        }
       }
-      co_await wait_for_free_slot();
       const std::size_t limit =
           std::min(options.claim_batch, options.max_in_flight - active - reserved);
       reserved += limit;
@@ -140,11 +122,12 @@ struct dispatcher::impl {
         slot_freed->cancel();  // unused reservation: other shard loops may claim now
       }
       if (failed) {
-        if (is_aborted(failed)) {
+        if (is_operation_aborted(failed)) {
           std::rethrow_exception(failed);
         }
         ++stats.store_errors;
-        CORVO_LOG(warning, "scheduler") << "claim on shard " << s << " failed: " << describe(failed);
+        CORVO_LOG(warning, "scheduler")
+            << "claim on shard " << s << " failed: " << corvo::describe(failed);
         state.timer->expires_after(store_delays.next());
         co_await wait(*state.timer);
         continue;
@@ -221,7 +204,7 @@ struct dispatcher::impl {
         reason = e.what();
       } catch (...) {
         error = std::current_exception();
-        reason = describe(error);
+        reason = corvo::describe(error);
       }
     }
     in_flight.erase(key);
@@ -234,7 +217,7 @@ struct dispatcher::impl {
       co_return;
     }
     // A run cut short by our own stop is handed back, not counted as a failure.
-    const bool stopped = error && is_aborted(error);
+    const bool stopped = error && is_operation_aborted(error);
     if (stopped) {
       co_await asio::this_coro::reset_cancellation_state();
     }
@@ -251,7 +234,7 @@ struct dispatcher::impl {
     } catch (...) {
       ++stats.store_errors;
       CORVO_LOG(warning, "scheduler") << "task " << t.work.id << ": could not record the failure ("
-                                      << describe(std::current_exception())
+                                      << corvo::describe(std::current_exception())
                                       << "); it runs again when its lease expires";
     }
   }
@@ -292,14 +275,14 @@ struct dispatcher::impl {
         failed = std::current_exception();
       }
       if (failed) {
-        if (is_aborted(failed)) {
+        if (is_operation_aborted(failed)) {
           shards[s].acks.insert(shards[s].acks.begin(), batch.begin(), batch.end());
           std::rethrow_exception(failed);
         }
         ++stats.store_errors;
         all_sent = false;
         CORVO_LOG(warning, "scheduler") << "ack of " << count << " task(s) on shard " << s
-                                        << " failed: " << describe(failed) << "; retrying";
+                                        << " failed: " << corvo::describe(failed) << "; retrying";
         shards[s].acks.insert(shards[s].acks.begin(), batch.begin(), batch.end());
       }
     }
@@ -346,11 +329,11 @@ struct dispatcher::impl {
           co_await tasks.extend(shard, std::move(leases), options.lease);
         } catch (...) {
           const auto failed = std::current_exception();
-          if (is_aborted(failed)) {
+          if (is_operation_aborted(failed)) {
             throw;
           }
           ++stats.store_errors;
-          CORVO_LOG(warning, "scheduler") << "lease extension failed: " << describe(failed);
+          CORVO_LOG(warning, "scheduler") << "lease extension failed: " << corvo::describe(failed);
         }
       }
     }
@@ -373,10 +356,10 @@ struct dispatcher::impl {
       } catch (...) {
         failed = std::current_exception();
       }
-      if (failed && is_aborted(failed)) {
+      if (failed && is_operation_aborted(failed)) {
         std::rethrow_exception(failed);
       }
-      CORVO_LOG(warning, "scheduler") << "wake-up subscription ended: " << describe(failed)
+      CORVO_LOG(warning, "scheduler") << "wake-up subscription ended: " << corvo::describe(failed)
                                       << "; re-subscribing";
       co_await sleep_for(delays.next());
     }

@@ -1,7 +1,11 @@
 #include <corvo/core/log.hpp>
+#include <corvo/kafka/error.hpp>
 #include <corvo/kafka/statistics.hpp>
 #include <corvo/schedule/kafka_sink.hpp>
 #include <corvo/schedule/task_message.hpp>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 
 namespace corvo::schedule {
@@ -18,10 +22,27 @@ kafka::client_config with_sink_defaults(kafka::client_config config,
     }
   };
   set_default("linger.ms", "0");
+  set_default("message.timeout.ms", "0");
   set_default("enable.sparse.connections", "false");
   set_default("reconnect.backoff.max.ms", "1000");
   set_default("statistics.interval.ms", std::to_string(options.health_interval.count()));
   return config;
+}
+
+// Delivery errors no retry can fix: the task is dead-lettered at once with the reason.
+bool is_permanent(const boost::system::error_code& ec) {
+  if (ec.category() != kafka::error_category()) {
+    return false;
+  }
+  switch (ec.value()) {
+    case 2:   // INVALID_MSG (corrupt record)
+    case 10:  // MSG_SIZE_TOO_LARGE
+    case 29:  // TOPIC_AUTHORIZATION_FAILED
+    case 87:  // INVALID_RECORD
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -70,10 +91,30 @@ kafka_sink::~kafka_sink() = default;
 
 asio::awaitable<void> kafka_sink::deliver(const claimed_task& t) {
   const auto value = encode_task_message(t, now());
-  co_await impl_->producer.send(impl_->options.topic, std::string_view(t.work.id), value);
+  kafka::outgoing_message message{
+      .topic = impl_->options.topic, .key = std::string_view(t.work.id), .value = value,
+      .headers = {}};
+  boost::system::error_code ec;
+  co_await impl_->producer.async_send(std::move(message),
+                                      asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) {
+    co_return;
+  }
+  if (is_permanent(ec)) {
+    throw permanent_error("Kafka refused the task message: " + kafka::error_name(ec) + " (" +
+                          ec.message() + ")");
+  }
+  if (const auto fatal = impl_->producer.fatal_error()) {
+    CORVO_LOG(error, "scheduler") << "the Kafka producer failed fatally (" << fatal.message()
+                                  << "); the sink stays unavailable until the scheduler restarts";
+  }
+  throw boost::system::system_error(ec, "Kafka delivery of task '" + t.work.id + "'");
 }
 
-bool kafka_sink::available() const noexcept { return impl_->available; }
+bool kafka_sink::available() const noexcept {
+  const auto& producer = impl_->producer;
+  return impl_->available && !producer.closed() && !producer.fatal_error();
+}
 
 asio::awaitable<void> kafka_sink::close(std::chrono::steady_clock::duration timeout) {
   co_await impl_->producer.close(timeout);

@@ -46,6 +46,13 @@ std::unique_ptr<kafka_worker> make_worker(const asio::any_io_executor& executor,
 
 }  // namespace
 
+struct scheduler::sink_slot final : sink {
+  explicit sink_slot(std::unique_ptr<sink> s) : current(std::move(s)) {}
+  asio::awaitable<void> deliver(const claimed_task& t) override { co_await current->deliver(t); }
+  bool available() const noexcept override { return current->available(); }
+  std::unique_ptr<sink> current;
+};
+
 scheduler_options scheduler_options::from(const corvo::config& cfg) {
   scheduler_options o;
   const auto section = cfg.section("scheduler");
@@ -118,11 +125,12 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
 
 scheduler::scheduler(asio::any_io_executor executor, scheduler_options options,
                      redis::client* commands, std::optional<redis::client_config> subscriber)
-    : options_(std::move(options)),
+    : executor_(executor),
+      options_(std::move(options)),
       store_(make_store(executor, options_, commands, std::move(subscriber))),
-      sink_(make_sink(executor, options_, handlers_)),
+      out_(std::make_unique<sink_slot>(make_sink(executor, options_, handlers_))),
       worker_(make_worker(executor, options_, handlers_)),
-      dispatcher_(*store_, *sink_, options_.dispatch) {}
+      dispatcher_(*store_, *out_, options_.dispatch) {}
 
 scheduler::~scheduler() = default;
 
@@ -130,7 +138,7 @@ handler_registry& scheduler::handlers() noexcept { return handlers_; }
 store& scheduler::tasks() noexcept { return *store_; }
 dispatcher& scheduler::dispatcher() noexcept { return dispatcher_; }
 kafka_sink* scheduler::kafka_sink() noexcept {
-  return dynamic_cast<schedule::kafka_sink*>(sink_.get());
+  return dynamic_cast<schedule::kafka_sink*>(out_->current.get());
 }
 kafka_worker* scheduler::kafka_worker() noexcept { return worker_.get(); }
 const dispatcher_stats& scheduler::dispatch_stats() const noexcept { return dispatcher_.stats(); }
@@ -143,10 +151,12 @@ asio::awaitable<void> scheduler::dispatch() {
   } catch (...) {
     ended_by = std::current_exception();
   }
-  // The dispatcher has drained; what it published must reach Kafka before we go.
+  // The dispatcher has drained: every delivery that completed was acknowledged, and the
+  // tasks of the sends still open were handed back. What librdkafka still holds belongs to
+  // those, so it is purged rather than flushed (flushing would publish them twice).
   if (auto* out = kafka_sink()) {
     co_await asio::this_coro::reset_cancellation_state();
-    co_await out->close(options_.dispatch.drain_timeout);
+    co_await out->close(std::chrono::milliseconds(0));
   }
   if (ended_by) {
     std::rethrow_exception(ended_by);
@@ -156,6 +166,29 @@ asio::awaitable<void> scheduler::dispatch() {
 asio::awaitable<void> scheduler::consume() { co_await worker_->run(); }
 
 asio::awaitable<void> scheduler::run() {
+  if (running_) {
+    throw std::logic_error("scheduler::run() is already running");
+  }
+  if (ran_ && options_.sink == sink_kind::kafka) {
+    // The last run closed the producer and the consumer: this run gets new ones.
+    out_->current = make_sink(executor_, options_, handlers_);
+    worker_ = make_worker(executor_, options_, handlers_);
+  }
+  ran_ = true;
+  running_ = true;
+  std::exception_ptr ended_by;
+  try {
+    co_await run_once();
+  } catch (...) {
+    ended_by = std::current_exception();
+  }
+  running_ = false;
+  if (ended_by) {
+    std::rethrow_exception(ended_by);
+  }
+}
+
+asio::awaitable<void> scheduler::run_once() {
   if (!worker_) {
     co_await dispatch();
     co_return;

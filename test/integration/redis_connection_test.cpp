@@ -598,6 +598,11 @@ asio::awaitable<void> pause_server(redis::connection& conn, redis::connection& a
   for (int i = 0; i < 2000 && conn.stats().health_check_failures == 0; ++i) {
     co_await corvo::sleep_for(5ms);
   }
+  // Wait for the new connection, not just "connected": right after the failed check the
+  // old one may not have been torn down yet, and a request written to it would be lost.
+  for (int i = 0; i < 2000 && conn.stats().connects < 2; ++i) {
+    co_await corvo::sleep_for(5ms);
+  }
   co_await wait_connected(conn);
   co_await get_value(conn, "health", after);
 }

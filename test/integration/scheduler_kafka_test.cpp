@@ -304,3 +304,41 @@ BOOST_AUTO_TEST_CASE(brokers_down_hold_tasks_in_redis_until_they_are_back) {
   s->handlers().on_task("job", recording_handler{&log});
   corvo::test::run(w.ctx, hold_while_down(w, *s, log), [&] { w.commands.cancel(); });
 }
+
+namespace {
+
+// ---- run() again after a stop: a new producer and consumer; never two runs at once --------
+
+asio::awaitable<void> run_twice(scheduler& s, run_log& log) {
+  auto ex = co_await asio::this_coro::executor;
+  for (int round = 0; round < 2; ++round) {
+    corvo::task_group group(ex);
+    co_await group.spawn(run_scheduler(s));
+    co_await corvo::sleep_for(10ms);
+    if (round == 0) {
+      bool refused = false;
+      try {
+        co_await s.run();
+      } catch (const std::logic_error&) {
+        refused = true;
+      }
+      BOOST_TEST(refused, "a second concurrent run() was accepted");
+    }
+    const auto id = "round-" + std::to_string(round);
+    co_await s.schedule(make_task(id, "job", cents(round), now()));
+    const bool ran = co_await eventually([&] { return log.starts.count(id) == 1; }, 30s);
+    co_await stop(group);
+    BOOST_TEST_REQUIRE(ran, id << " did not run");
+  }
+  BOOST_TEST(log.runs == 2u);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_scheduler_runs_again_after_a_stop) {
+  world w("again", 1);
+  auto s = w.make("again", true);
+  run_log log;
+  s->handlers().on_task("job", recording_handler{&log});
+  corvo::test::run(w.ctx, run_twice(*s, log), [&] { w.commands.cancel(); });
+}

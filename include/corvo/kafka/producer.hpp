@@ -166,6 +166,11 @@ class producer {
                                   10});
 
   producer_stats stats() const noexcept;
+  /// The fatal error librdkafka reported (e.g. an idempotence sequence failure), after which
+  /// every send fails with it; empty while the producer is healthy. A new producer is needed.
+  boost::system::error_code fatal_error() const noexcept;
+  /// True from close() (or destruction) on: sends fail with corvo::error::stopping.
+  bool closed() const noexcept;
   executor_type get_executor() const noexcept;
   /// librdkafka's handle (for rd_kafka_* calls corvo does not wrap); null after destruction.
   rd_kafka_s* native_handle() const noexcept;

@@ -7,18 +7,27 @@
 //   schedule::dispatcher d(store, out);
 //
 // Guarantee: at-least-once from the store to the handler. A task leaves the store only after
-// Kafka has it; a send cut short (the dispatcher stopping, a process killed) leaves the task
-// leased in the store, so it is published again when its lease expires, and the consumer
-// may see it twice (handlers should be idempotent, as for any Kafka consumer).
+// Kafka has it. A send cut short by the dispatcher stopping hands the task back (due at
+// once); a killed process leaves it leased, so it is published again when the lease
+// expires. Either way Kafka may already have the first copy, and the consumer may see it
+// twice (handlers should be idempotent, as for any Kafka consumer).
+//
+// Errors: delivery errors no retry can fix (message too large, topic authorization
+// failed, invalid record) are permanent_error (dead-lettered at once); others are retried
+// by the dispatcher with backoff, each try counting as an attempt.
 //
 // Availability: the sink reads librdkafka's statistics every `health_interval` and reports
 // itself unavailable while a partition leader of the topic is unreachable; the dispatcher
 // then stops claiming, and tasks wait in the store (due, or leased while their sends wait in
-// librdkafka) until the brokers are back. Defaults the sink gives its producer unless the
-// configuration sets them: `linger.ms=0` (the scheduler's point is precision; librdkafka still batches what
-// accumulates while a request is in flight),
-// `enable.sparse.connections=false` and `reconnect.backoff.max.ms=1000` (so a broker that
-// comes back is noticed within about a second even while nothing is sent to it).
+// librdkafka) until the brokers are back. The sink is also unavailable once its producer is
+// closed or failed fatally. Defaults the sink gives its producer unless the configuration
+// sets them: `linger.ms=0` (the scheduler's point is precision; librdkafka still batches
+// what accumulates while a request is in flight), `message.timeout.ms=0` (a send waits for
+// the brokers as long as it takes, its task leased, instead of failing and using up an
+// attempt), `enable.sparse.connections=false` and `reconnect.backoff.max.ms=1000` (so a
+// broker that comes back is noticed within about a second even while nothing is sent to
+// it), `statistics.interval.ms` = health_interval (a configured value wins, and then sets
+// how quickly an outage is noticed).
 
 #include <corvo/kafka/config.hpp>
 #include <corvo/kafka/producer.hpp>
@@ -50,7 +59,8 @@ class kafka_sink final : public sink {
   /// delivery error (the dispatcher retries it with backoff).
   asio::awaitable<void> deliver(const claimed_task& t) override;
 
-  /// False while a partition leader of the topic is unreachable (see the file comment).
+  /// False while a partition leader of the topic is unreachable, and once the producer is
+  /// closed or failed fatally (see the file comment).
   bool available() const noexcept override;
 
   /// Flushes what is still queued (up to `timeout`) and stops the producer.

@@ -8,8 +8,9 @@
 //
 // Delivery, ordering, retries and dead letters are those of kafka::consumer (consumer.hpp):
 // at-least-once, one partition's tasks in order, a failing handler retried with backoff up
-// to `consumer.max_attempts`, then published to the dead-letter topic with the reason in
-// headers. A message that is not a task message, a task type without a handler, and a
+// to `consumer.max_attempts` (the consumer's setting: a task's own max_attempts governs the
+// dispatcher's tries before Kafka, not these), then published to the dead-letter topic
+// with the reason in headers. A message that is not a task message, a task type without a handler, and a
 // handler's permanent_error (e.g. a payload that does not decode to the handler's type) go
 // to the dead-letter topic at once (kinds "decode_error", "unknown_type",
 // "permanent_error").

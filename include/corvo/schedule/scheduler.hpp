@@ -77,17 +77,21 @@ class scheduler {
   store& tasks() noexcept;
   /// The dispatcher (on_start observers, wake-ups).
   schedule::dispatcher& dispatcher() noexcept;
-  /// The Kafka sink, or null with the direct sink.
+  /// The Kafka sink (of the current or last run), or null with the direct sink.
   schedule::kafka_sink* kafka_sink() noexcept;
-  /// The consumer-group worker, or null (direct sink, or kafka_consume off).
+  /// The consumer-group worker (of the current or last run), or null (direct sink, or
+  /// kafka_consume off).
   schedule::kafka_worker* kafka_worker() noexcept;
   const dispatcher_stats& dispatch_stats() const noexcept;
   const scheduler_options& options() const noexcept;
 
   /// Dispatches due tasks (and, with the Kafka sink and kafka_consume, runs the consumer
-  /// group) until cancelled: then stops claiming, drains the runs in flight, flushes the
-  /// producer and leaves the group (see dispatcher::run, kafka::consumer::run). Throws
-  /// operation_aborted after cancellation, or the first failure of either part.
+  /// group) until cancelled: then stops claiming, drains the runs in flight, hands back what
+  /// did not finish, closes the producer and leaves the group (see dispatcher::run,
+  /// kafka::consumer::run). Throws operation_aborted after cancellation, or the first
+  /// failure of either part. May be called again after it returned (a supervisor restarting
+  /// the scheduler): the Kafka producer and consumer are created anew for each run. Throws
+  /// std::logic_error while a run is active.
   asio::awaitable<void> run();
 
   /// Adds or replaces a task, and wakes this process's dispatcher for it.
@@ -102,15 +106,21 @@ class scheduler {
   asio::awaitable<std::size_t> purge(std::string id);
 
  private:
+  struct sink_slot;  // the dispatcher's sink: forwards to the current run's sink
+
+  asio::awaitable<void> run_once();
   asio::awaitable<void> dispatch();
   asio::awaitable<void> consume();
 
+  asio::any_io_executor executor_;
   scheduler_options options_;
   std::unique_ptr<store> store_;
   handler_registry handlers_;
-  std::unique_ptr<sink> sink_;
+  std::unique_ptr<sink_slot> out_;
   std::unique_ptr<schedule::kafka_worker> worker_;
   schedule::dispatcher dispatcher_;
+  bool running_ = false;
+  bool ran_ = false;
 };
 
 }  // namespace corvo::schedule
