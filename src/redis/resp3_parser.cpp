@@ -152,10 +152,20 @@ std::optional<node_view> parser::next(std::string_view message,
   const std::size_t scan_from = std::max(line_scan_, pos_ + 1);
   const void* cr =
       scan_from < size ? std::memchr(data + scan_from, '\r', size - scan_from) : nullptr;
+  // A line longer than its type allows. Arriving one byte at a time, the buffer would
+  // reveal that once it held pos_ + max_line_length(t) + 2 bytes, but it would have broken
+  // the message size limit first if that is smaller: report whichever comes first, so the
+  // error does not depend on how the input was split into reads.
+  auto overlong_line = [&]() -> std::optional<node_view> {
+    if (limits_.max_message_size < pos_ + max_line_length(t) + 1) {
+      return fail(error::message_too_large, ec);
+    }
+    return fail(overlong_line_error(t), ec);
+  };
   if (cr == nullptr) {
     line_scan_ = size;
     if (size - pos_ - 1 > max_line_length(t)) {
-      return fail(overlong_line_error(t), ec);
+      return overlong_line();
     }
     return need_more();
   }
@@ -163,7 +173,7 @@ std::optional<node_view> parser::next(std::string_view message,
   // The checks come in the order in which bytes arriving one at a time would trigger
   // them, so the error does not depend on how the input was split into reads.
   if (cr_pos - pos_ - 1 > max_line_length(t)) {
-    return fail(overlong_line_error(t), ec);
+    return overlong_line();
   }
   std::size_t end = cr_pos + 2;  // of this node, once known
   if (end > limits_.max_message_size) {

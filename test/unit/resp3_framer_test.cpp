@@ -221,4 +221,22 @@ BOOST_AUTO_TEST_CASE(a_buffer_beyond_the_message_limit_is_an_error) {
   BOOST_TEST(f.messages.size() == 1u);
 }
 
+// Found by the fuzzer: a length line too long for its type that starts just below the
+// message size limit. Arriving a byte at a time, the buffer passes the size limit before the
+// line is long enough to be rejected, so every split must report message_too_large (and a
+// line rejected well inside the limit stays invalid_length).
+BOOST_AUTO_TEST_CASE(an_overlong_line_at_the_size_limit_fails_the_same_way_for_every_split) {
+  resp3::parser_limits limits;
+  limits.max_message_size = 64;
+  const std::string overlong(40, '9');
+  const std::string near_limit = "*2\r\n+" + std::string(50, 'x') + "\r\n$" + overlong + "\r\n";
+  const std::string well_inside = "*2\r\n+x\r\n$" + overlong + "\r\n";
+  for (std::size_t chunk : {std::size_t{1}, std::size_t{3}, std::size_t{17}, std::size_t{1000}}) {
+    framed f = frame_stream(near_limit, [chunk] { return chunk; }, limits);
+    BOOST_TEST(f.ec == error::message_too_large, "chunk " << chunk << ": " << f.ec.message());
+    f = frame_stream(well_inside, [chunk] { return chunk; }, limits);
+    BOOST_TEST(f.ec == error::invalid_length, "chunk " << chunk << ": " << f.ec.message());
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
