@@ -96,7 +96,8 @@ asio::awaitable<void> crash_mid_handler(crash_world& w, scheduler& s) {
     t.due = due + std::chrono::milliseconds(i);
     co_await s.schedule(std::move(t));
   }
-  // One partition, in order: jobs 0..9 finish, job-10 hangs in the first worker.
+  // One partition, in publication order: the first worker runs what comes before job-10,
+  // then hangs in job-10.
   const bool hanging =
       co_await eventually([&] { return runs_in(journal).count("job-10") > 0; }, 60s);
   BOOST_TEST_REQUIRE(hanging, "the first worker never started job-10; its log:\n"
@@ -129,10 +130,18 @@ asio::awaitable<void> crash_mid_handler(crash_world& w, scheduler& s) {
   const auto& stuck = runs.at("job-10");
   BOOST_TEST(stuck.front() == first_pid);
   BOOST_TEST(stuck.back() != first_pid, "job-10 was not run again by the surviving worker");
-  for (int i = 11; i < job_count; ++i) {
-    const auto& pids = runs.at("job-" + std::to_string(i));
-    BOOST_TEST(pids.size() == 1u);
-    BOOST_TEST(pids.front() != first_pid, "the killed worker ran job-" << i);
+  // Publication order need not be id order (two shards, sends in parallel), so the killed
+  // worker may have run other jobs before job-10; nothing of them was committed, so the
+  // survivor may run them again. Every other job runs exactly once, on the survivor.
+  for (int i = 0; i < job_count; ++i) {
+    const auto id = "job-" + std::to_string(i);
+    const auto& pids = runs.at(id);
+    const bool first_ran_it = pids.front() == first_pid;
+    if (first_ran_it) {
+      BOOST_TEST(pids.size() <= 2u, id << " ran " << pids.size() << " times");
+    } else {
+      BOOST_TEST(pids.size() == 1u, id << " ran " << pids.size() << " times on the survivor");
+    }
   }
   // Everything left Redis when Kafka had it; the crash only concerned the consumer side.
   BOOST_TEST(st.scheduled == 0u);
