@@ -116,6 +116,11 @@ BOOST_AUTO_TEST_CASE(kafka_sink_options_from_configuration) {
                           return e.key() == "kafka.bootstrap.servers";
                         });
   BOOST_CHECK_EXCEPTION(
+      scheduler_options::from(corvo::config::from_string(
+          R"({"scheduler":{"sink":"kafka","kafka":{"topic":""}},"kafka":{"bootstrap.servers":"b:9092"}})")),
+      corvo::config_error,
+      [](const corvo::config_error& e) { return e.key() == "scheduler.kafka.topic"; });
+  BOOST_CHECK_EXCEPTION(
       scheduler_options::from(corvo::config::from_string(R"({"scheduler":{"sink":"sqs"}})")),
       corvo::config_error, [](const corvo::config_error& e) { return e.key() == "scheduler.sink"; });
 }

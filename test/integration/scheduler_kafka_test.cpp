@@ -354,3 +354,33 @@ BOOST_AUTO_TEST_CASE(the_scheduler_runs_again_after_a_stop) {
   s->handlers().on_task("job", recording_handler{&log});
   corvo::test::run(w.ctx, run_twice(*s, log), [&] { w.commands.cancel(); });
 }
+
+namespace {
+
+// ---- a delivery error no retry can fix dead-letters at once --------------------------------
+
+asio::awaitable<void> deliver_oversized(kafka_sink& out, std::string& reason) {
+  claimed_task t;
+  t.work = make_task("huge", "job", json::value(std::string(4000, 'x')), now());
+  t.work.attempts = 1;
+  try {
+    co_await out.deliver(t);
+  } catch (const permanent_error& e) {
+    reason = e.what();
+  }
+  co_await out.close(std::chrono::seconds(1));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_message_kafka_refuses_is_a_permanent_error) {
+  kafka::embedded_cluster cluster(1);
+  cluster.create_topic("small", 1);
+  kafka::client_config config(cluster.bootstrap_servers());
+  config.set(kafka::client_role::producer, "message.max.bytes", "1000");
+  asio::io_context ctx;
+  kafka_sink out(ctx.get_executor(), config, {.topic = "small"});
+  std::string reason;
+  corvo::test::run(ctx, deliver_oversized(out, reason));
+  BOOST_TEST(reason.find("MSG_SIZE_TOO_LARGE") != std::string::npos, "reason: " << reason);
+}
