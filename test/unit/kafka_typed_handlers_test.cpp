@@ -2,18 +2,18 @@
 // converted with Boost.JSON's value_to (tag_invoke), and everything that cannot be handled
 // by any retry is a permanent_error with a reason. No broker needed.
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/value_to.hpp>
+#include <boost/test/unit_test.hpp>
 #include <corvo/kafka/error.hpp>
 #include <corvo/kafka/message.hpp>
 #include <corvo/kafka/typed_handlers.hpp>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/json/value_to.hpp>
-#include <boost/test/unit_test.hpp>
-
-#include <support/run_coroutine.hpp>
-
 #include <memory>
 #include <string>
+#include <support/run_coroutine.hpp>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -73,6 +73,58 @@ failure dispatch(const kafka::typed_handlers& handlers, std::string value) {
     return {e.kind(), e.what()};
   }
   return {"none", ""};
+}
+
+// Handlers that suspend (a post to the loop) before they read the decoded value, so a value
+// that does not outlive the call is read after it was destroyed. The id is long enough to be
+// heap allocated (no small-string buffer hides the read under ASan).
+const std::string long_id(64, 'z');
+
+asio::awaitable<void> suspend() {
+  const auto executor = co_await asio::this_coro::executor;
+  co_await asio::post(executor, asio::use_awaitable);
+}
+
+struct by_const_ref_with_message {
+  std::shared_ptr<calls> log;
+  asio::awaitable<void> operator()(const shipment& s, const kafka::message& m) const {
+    co_await suspend();
+    log->seen.push_back("const& " + s.id + " x" + std::to_string(s.parcels) + " @" +
+                        std::to_string(m.offset()));
+  }
+};
+
+struct by_const_ref {
+  std::shared_ptr<calls> log;
+  asio::awaitable<void> operator()(const shipment& s) const {
+    co_await suspend();
+    log->seen.push_back("const& " + s.id + " x" + std::to_string(s.parcels));
+  }
+};
+
+struct by_rvalue_ref {
+  std::shared_ptr<calls> log;
+  asio::awaitable<void> operator()(shipment&& s, const kafka::message&) const {
+    co_await suspend();
+    log->seen.push_back("&& " + s.id + " x" + std::to_string(s.parcels));
+  }
+};
+
+struct by_value {
+  std::shared_ptr<calls> log;
+  asio::awaitable<void> operator()(shipment s) const {
+    co_await suspend();
+    log->seen.push_back("value " + s.id + " x" + std::to_string(s.parcels));
+  }
+};
+
+// Runs the dispatch of `value` as the consumer does: the awaitable outlives the call that
+// created it, and the message outlives the awaitable.
+void dispatch_and_run(const kafka::typed_handlers& handlers, std::string value) {
+  asio::io_context ctx;
+  const auto m = message_with(std::move(value));
+  asio::awaitable<void> running = handlers(m);
+  corvo::test::run(ctx, std::move(running));
 }
 
 }  // namespace
@@ -147,6 +199,22 @@ BOOST_AUTO_TEST_CASE(decoding_fails_before_an_awaitable_exists) {
   const auto m = message_with(R"({"type":"nope"})");
   // The consumer calls the handler inside its try block; the error is thrown by the call.
   BOOST_CHECK_THROW((void)handlers(m), kafka::permanent_error);
+}
+
+BOOST_AUTO_TEST_CASE(handlers_taking_a_reference_read_a_live_value_after_suspending) {
+  auto log = std::make_shared<calls>();
+  kafka::typed_handlers handlers;
+  handlers.on<shipment>("a", by_const_ref_with_message{log});
+  handlers.on<shipment>("b", by_const_ref{log});
+  handlers.on<shipment>("c", by_rvalue_ref{log});
+  handlers.on<shipment>("d", by_value{log});
+  for (const char* type : {"a", "b", "c", "d"}) {
+    dispatch_and_run(handlers, std::string(R"({"type":")") + type + R"(","id":")" + long_id +
+                                   R"(","parcels":7})");
+  }
+  BOOST_TEST((log->seen ==
+              std::vector<std::string>{"const& " + long_id + " x7 @41", "const& " + long_id + " x7",
+                                       "&& " + long_id + " x7", "value " + long_id + " x7"}));
 }
 
 BOOST_AUTO_TEST_CASE(messages_built_in_memory_expose_their_parts) {

@@ -18,14 +18,12 @@
 // the dead-letter topic at once with the reason (kinds "decode_error" and "unknown_type").
 // Failures of the handler itself are ordinary failures (retried, then dead-lettered).
 
-#include <corvo/kafka/error.hpp>
-#include <corvo/kafka/message.hpp>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_to.hpp>
 #include <boost/system/system_error.hpp>
-
+#include <corvo/kafka/error.hpp>
+#include <corvo/kafka/message.hpp>
 #include <exception>
 #include <functional>
 #include <map>
@@ -53,7 +51,10 @@ class typed_handlers {
   explicit typed_handlers(options opts);
 
   /// Registers `handler` for messages of `type`, converted to T. The handler is called as
-  /// handler(T, const message&) or handler(T) and returns asio::awaitable<void>. It is
+  /// handler(T, const message&) or handler(T) and returns asio::awaitable<void>; T may be
+  /// taken by value, `const T&` or `T&&` (the decoded object outlives the handler's
+  /// awaitable; kafka_typed_handlers_test
+  /// handlers_taking_a_reference_read_a_live_value_after_suspending). It is
   /// stored for the lifetime of this object (and its copies, which share registrations), so
   /// a coroutine lambda's captures stay valid while a consumer runs it. Registering a type
   /// twice replaces the earlier handler.
@@ -86,7 +87,22 @@ class typed_handlers {
     Handler handler;
     asio::awaitable<void> operator()(const boost::json::value& payload, const message& m,
                                      std::string_view type) {
-      T value = decode(payload, type);
+      T value = decode(payload, type);  // throws here, before an awaitable exists
+      return run(handler, std::move(value), m);
+    }
+
+    // The decoded value lives in this coroutine's frame until the handler's awaitable has
+    // completed: whatever the handler takes it as (T, const T&, T&&, or something that
+    // refers into it), it refers to a live object while it runs. `handler` is stored in the
+    // registration (see on()); `m` outlives the call (consumer::handler_type).
+    static asio::awaitable<void> run(Handler& handler, T value, const message& m) {
+      // Named awaitable: the handler's by-value parameters are destroyed with this
+      // statement, not within a co_await expression (GCC 12 may destroy those twice).
+      asio::awaitable<void> handling = invoke(handler, std::move(value), m);
+      co_await std::move(handling);
+    }
+
+    static asio::awaitable<void> invoke(Handler& handler, T&& value, const message& m) {
       if constexpr (std::is_invocable_r_v<asio::awaitable<void>, Handler&, T, const message&>) {
         return handler(std::move(value), m);
       } else {
