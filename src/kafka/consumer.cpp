@@ -1,11 +1,5 @@
-#include <corvo/core/log.hpp>
-#include <corvo/kafka/consumer.hpp>
-#include <corvo/kafka/detail/condition.hpp>
-#include <corvo/kafka/detail/native.hpp>
-#include <corvo/kafka/detail/offset_tracker.hpp>
-#include <corvo/kafka/detail/queue_pump.hpp>
-#include <corvo/kafka/producer.hpp>
-
+#include <algorithm>
+#include <array>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,9 +9,14 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
-
-#include <algorithm>
-#include <array>
+#include <corvo/core/log.hpp>
+#include <corvo/kafka/consumer.hpp>
+#include <corvo/kafka/detail/condition.hpp>
+#include <corvo/kafka/detail/native.hpp>
+#include <corvo/kafka/detail/offset_tracker.hpp>
+#include <corvo/kafka/detail/partition_scheduler.hpp>
+#include <corvo/kafka/detail/queue_pump.hpp>
+#include <corvo/kafka/producer.hpp>
 #include <deque>
 #include <optional>
 #include <sstream>
@@ -45,7 +44,6 @@ struct partition_state {
   asio::cancellation_signal cancel;  // cancels the running worker
   std::optional<std::int64_t> stored;
   bool worker_running = false;
-  bool ready = false;        // waiting in impl::ready for a worker slot
   bool revoking = false;     // revoked: nothing more is dispatched
   bool lost = false;         // lost: nothing is stored any more
   bool backing_off = false;  // the worker sleeps before retrying a failed message
@@ -104,7 +102,10 @@ asio::awaitable<bool> pause_for(clock::duration delay) {
 
 struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   impl(executor_type ex, consumer_options opts)
-      : executor(std::move(ex)), options(std::move(opts)), pump(executor, options.poll_interval) {}
+      : executor(std::move(ex)),
+        options(std::move(opts)),
+        pump(executor, options.poll_interval),
+        slots(options.max_partitions_in_flight) {}
 
   ~impl() { destroy_handle(); }
 
@@ -121,9 +122,8 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   std::unique_ptr<producer> dead_letters;
   handler_type handler;
 
-  std::vector<partition_ptr> partitions;  // assigned (revoking ones until unassigned)
-  std::deque<partition_ptr> ready;        // partitions waiting for a worker slot
-  std::size_t active_workers = 0;
+  std::vector<partition_ptr> partitions;             // assigned (revoking ones until unassigned)
+  detail::partition_scheduler<partition_ptr> slots;  // running workers, partitions in line
   std::size_t revokes_in_progress = 0;
   detail::condition changed;  // a worker ended or a revocation finished
   detail::condition stop_signal;
@@ -131,7 +131,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   bool running = false;  // run() is active
   bool stop_requested = false;
   bool stopping = false;  // shutting down: nothing more is dispatched
-  bool closed = false;  // rd_kafka_consumer_closed
+  bool closed = false;    // rd_kafka_consumer_closed
   error_code fatal;
   consumer_stats counters;
 
@@ -361,26 +361,29 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
 
   // --- dispatch -------------------------------------------------------------------------
 
+  // `ps` has messages: its worker starts now if a slot is free, else it waits in line.
   void schedule(const partition_ptr& ps) {
-    if (ps->worker_running || ps->ready || ps->revoking || stopping) {
+    if (ps->worker_running || ps->revoking || stopping) {
       return;
     }
-    if (active_workers < options.max_partitions_in_flight) {
+    if (slots.want(ps)) {
       start_worker(ps);
-    } else {
-      ps->ready = true;
-      ready.push_back(ps);
     }
   }
 
-  void dispatch_ready() {
-    while (active_workers < options.max_partitions_in_flight && !ready.empty()) {
-      auto ps = std::move(ready.front());
-      ready.pop_front();
-      ps->ready = false;
-      if (!ps->queue.empty()) {
-        schedule(ps);
+  // Starts the workers the scheduler handed slots to.
+  void start_workers(std::vector<partition_ptr> next) {
+    while (!next.empty()) {
+      std::vector<partition_ptr> more;
+      for (auto& ps : next) {
+        if (ps->queue.empty() || ps->revoking || stopping) {
+          auto freed = slots.finished(ps, false);  // nothing to do: give the slot back
+          more.insert(more.end(), freed.begin(), freed.end());
+        } else {
+          start_worker(ps);
+        }
       }
+      next = std::move(more);
     }
   }
 
@@ -392,7 +395,6 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
 
   void start_worker(const partition_ptr& ps) {
     ps->worker_running = true;
-    ++active_workers;
     asio::co_spawn(
         executor, partition_worker(shared_from_this(), ps),
         asio::bind_cancellation_slot(ps->cancel.slot(), worker_done{shared_from_this(), ps}));
@@ -400,7 +402,6 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
 
   void on_worker_done(const partition_ptr& ps, const std::exception_ptr& e) {
     ps->worker_running = false;
-    --active_workers;
     if (e) {
       try {
         std::rethrow_exception(e);
@@ -415,16 +416,15 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       } catch (...) {
       }
     }
-    if (!ps->queue.empty()) {
-      // Yielded its slot to a waiting partition, or stopped early: queue up again.
-      schedule(ps);
-    }
-    dispatch_ready();
+    // Yielded its slot to a waiting partition, or stopped early: back in line, behind the
+    // partitions already waiting.
+    const bool messages_left = !ps->queue.empty() && !ps->revoking && !stopping;
+    start_workers(slots.finished(ps, messages_left));
     changed.notify_all();
   }
 
   // Handles the queued messages of one partition in order. After `fair_share` messages it
-  // gives its slot to a waiting partition.
+  // gives its slot to a waiting partition and goes to the back of the line.
   static asio::awaitable<void> partition_worker(std::shared_ptr<impl> self, partition_ptr ps) {
     constexpr std::size_t fair_share = 64;
     std::size_t handled = 0;
@@ -435,8 +435,8 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       if (ps->queue.empty()) {
         co_return;
       }
-      if (handled >= fair_share && !self->ready.empty()) {
-        co_return;  // on_worker_done queues this partition behind the waiting ones
+      if (handled >= fair_share && self->slots.should_yield()) {
+        co_return;  // on_worker_done puts this partition behind the waiting ones
       }
       message m = std::move(ps->queue.front());
       ps->queue.pop_front();
@@ -621,6 +621,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
         ps->lost = lost;
         counters.dropped += ps->queue.size();
         ps->queue.clear();
+        slots.remove(ps);
         // A lost partition's handlers are cancelled at once; a revoked one's only when they
         // wait to retry (a retry would not be finished before the unassign anyway).
         if (ps->worker_running && (lost || ps->backing_off)) {
@@ -748,17 +749,14 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
         ps->cancel.emit(asio::cancellation_type::terminal);  // no retries while stopping
       }
     }
-    self->ready.clear();
-    for (auto& ps : self->partitions) {
-      ps->ready = false;
-    }
+    self->slots.clear();
 
     auto deadline = clock::now() + self->options.shutdown_timeout;
-    while (self->active_workers > 0 && clock::now() < deadline) {
+    while (self->slots.running() > 0 && clock::now() < deadline) {
       co_await self->changed.wait_until(deadline);
     }
-    if (self->active_workers > 0) {
-      CORVO_LOG(warning, "kafka") << "consumer " << self->name << ": " << self->active_workers
+    if (self->slots.running() > 0) {
+      CORVO_LOG(warning, "kafka") << "consumer " << self->name << ": " << self->slots.running()
                                   << " handler(s) still running after "
                                   << self->options.shutdown_timeout.count()
                                   << " ms; cancelling them";
@@ -768,7 +766,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
         }
       }
       deadline = clock::now() + self->options.shutdown_timeout;
-      while (self->active_workers > 0 && clock::now() < deadline) {
+      while (self->slots.running() > 0 && clock::now() < deadline) {
         co_await self->changed.wait_until(deadline);
       }
     }
@@ -814,7 +812,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       stop_pump();
     }
     // Messages and queues refer to the handle: release them first.
-    ready.clear();
+    slots.clear();
     for (auto& ps : partitions) {
       ps->queue.clear();
       release_queue(*ps);
@@ -960,7 +958,7 @@ std::vector<topic_partition> consumer::assignment() const {
 
 consumer_stats consumer::stats() const {
   consumer_stats s = impl_->counters;
-  s.in_flight = impl_->active_workers;
+  s.in_flight = impl_->slots.running();
   for (const auto& ps : impl_->partitions) {
     s.buffered += ps->queue.size();
   }
