@@ -47,6 +47,9 @@ struct partition_state {
   bool revoking = false;     // revoked: nothing more is dispatched
   bool lost = false;         // lost: nothing is stored any more
   bool backing_off = false;  // the worker sleeps before retrying a failed message
+  // The worker waits for the delivery report of a dead-letter send; a cancellation does not
+  // abandon it (see dead_letter), and revocation and shutdown wait for it.
+  bool dead_lettering = false;
 };
 using partition_ptr = std::shared_ptr<partition_state>;
 
@@ -481,7 +484,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       const bool attempts_left =
           self->options.max_attempts == 0 || attempt < self->options.max_attempts;
       if (have_dead_letters && (permanent || !attempts_left)) {
-        co_return co_await dead_letter(self, m, reason, kind, attempt);
+        co_return co_await dead_letter(self, ps, m, reason, kind, attempt);
       }
       if (ps->revoking || self->stopping) {
         co_return false;  // not retried here: the next owner (or run) handles it again
@@ -501,8 +504,8 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
     }
   }
 
-  static asio::awaitable<bool> dead_letter(std::shared_ptr<impl> self, const message& m,
-                                           std::string reason, std::string kind,
+  static asio::awaitable<bool> dead_letter(std::shared_ptr<impl> self, partition_ptr ps,
+                                           const message& m, std::string reason, std::string kind,
                                            unsigned attempts) {
     const std::string topic = expand_topic(self->options.dead_letter_topic, m.topic());
     std::vector<header> headers;
@@ -525,21 +528,31 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries
       // twice.
       outgoing_message copy{topic, m.key(), m.value(), headers};
+      // Once handed to librdkafka the message may be delivered whatever happens here: a
+      // cancellation (revocation, shutdown) must not abandon the send, or the message's
+      // offset is not stored and it is dead-lettered again by the next run. So the send is
+      // not bound to this worker's cancellation; its report is awaited (revocation and
+      // shutdown wait for it, bounded) and a success counts even when cancelled meanwhile.
+      // (Cancelled before the send starts, the co_await throws and nothing is sent.)
+      ps->dead_lettering = true;
       try {
-        co_await self->dead_letters->async_send(std::move(copy),
-                                                asio::redirect_error(asio::use_awaitable, ec));
+        co_await self->dead_letters->async_send(
+            std::move(copy),
+            asio::bind_cancellation_slot(asio::cancellation_slot(),
+                                         asio::redirect_error(asio::use_awaitable, ec)));
       } catch (const boost::system::system_error& e) {
         ec = e.code();
       }
-      if (co_await is_cancelled()) {
-        co_return false;
-      }
+      ps->dead_lettering = false;
       if (!ec) {
         ++self->counters.dead_lettered;
         CORVO_LOG(warning, "kafka")
             << "consumer " << self->name << ": dead-lettered " << m.topic() << "[" << m.partition()
             << "]@" << m.offset() << " to " << topic << " (" << kind << "): " << reason;
         co_return true;
+      }
+      if (co_await is_cancelled()) {
+        co_return false;
       }
       const auto delay = delays.next();
       CORVO_LOG(error, "kafka") << "consumer " << self->name << ": cannot publish " << m.topic()
@@ -660,6 +673,28 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
                        [](const partition_ptr& ps) { return ps->worker_running; });
   }
 
+  static bool any_dead_lettering(const std::vector<partition_ptr>& partitions) {
+    return std::any_of(partitions.begin(), partitions.end(), [](const partition_ptr& ps) {
+      return ps->worker_running && ps->dead_lettering;
+    });
+  }
+
+  // After cancelling `workers`: waits for them until `deadline`, and beyond it (up to
+  // `send_deadline`) while one of them waits for a dead-letter delivery report, which the
+  // cancellation does not abandon.
+  asio::awaitable<void> wait_for_cancelled(const std::vector<partition_ptr>& workers,
+                                           clock::time_point deadline,
+                                           clock::time_point send_deadline) {
+    for (;;) {
+      const auto now = clock::now();
+      const bool sending = any_dead_lettering(workers);
+      if (!any_running(workers) || (now >= deadline && (!sending || now >= send_deadline))) {
+        co_return;
+      }
+      co_await changed.wait_until(sending ? std::max(deadline, send_deadline) : deadline);
+    }
+  }
+
   // Waits (bounded) for the handlers of revoked partitions, then stores and unassigns.
   static asio::awaitable<void> wait_and_revoke(std::shared_ptr<impl> self,
                                                detail::partition_list_ptr list,
@@ -677,10 +712,8 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
           ps->cancel.emit(asio::cancellation_type::terminal);
         }
       }
-      deadline = clock::now() + self->options.revoke_timeout;
-      while (any_running(revoked) && clock::now() < deadline) {
-        co_await self->changed.wait_until(deadline);
-      }
+      co_await self->wait_for_cancelled(revoked, clock::now() + self->options.revoke_timeout,
+                                        clock::now() + self->options.revoke_timeout);
       if (any_running(revoked)) {
         CORVO_LOG(error, "kafka") << "consumer " << self->name
                                   << ": handlers ignore cancellation; unassigning anyway";
@@ -765,10 +798,9 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
           ps->cancel.emit(asio::cancellation_type::terminal);
         }
       }
-      deadline = clock::now() + self->options.shutdown_timeout;
-      while (self->slots.running() > 0 && clock::now() < deadline) {
-        co_await self->changed.wait_until(deadline);
-      }
+      co_await self->wait_for_cancelled(self->partitions,
+                                        clock::now() + self->options.shutdown_timeout,
+                                        clock::now() + self->options.close_timeout);
     }
     deadline = clock::now() + self->options.revoke_timeout;
     while (self->revokes_in_progress > 0 && clock::now() < deadline) {

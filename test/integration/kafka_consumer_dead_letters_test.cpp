@@ -3,29 +3,31 @@
 // the dead-letter topic with the reason and the partition moves on. Typed handlers send
 // unknown types and undecodable payloads to the dead-letter topic at once.
 
-#include <corvo/kafka/consumer.hpp>
-#include <corvo/kafka/embedded_cluster.hpp>
-#include <corvo/kafka/producer.hpp>
-#include <corvo/kafka/typed_handlers.hpp>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
+#include <array>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/value_to.hpp>
 #include <boost/test/unit_test.hpp>
-#include <librdkafka/rdkafka.h>
-
-#include <support/run_coroutine.hpp>
-
-#include <array>
 #include <chrono>
+#include <corvo/kafka/consumer.hpp>
+#include <corvo/kafka/embedded_cluster.hpp>
+#include <corvo/kafka/producer.hpp>
+#include <corvo/kafka/typed_handlers.hpp>
 #include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <support/run_coroutine.hpp>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -301,6 +303,84 @@ asio::awaitable<void> typed_scenario(kafka::client_config config,
   BOOST_TEST(consumer.stats().failed_attempts == 4U);  // one each: none was retried
 }
 
+// --- cancelled while the dead-letter send is in flight ----------------------------------
+
+struct cancel_log {
+  std::vector<std::string> calls;  // values, in call order, over both runs
+  bool cancel_on_poison = true;    // first run only
+};
+
+// Fails permanently on "m1". In the first run it posts the cancellation of run() first: the
+// post runs once the consumer has handed the dead-letter message to its producer and waits
+// for the delivery report (nothing in between suspends), which the dead-letter topic's slow
+// broker holds back for 500 ms.
+asio::awaitable<void> fail_permanently_on_m1(std::shared_ptr<cancel_log> log,
+                                             std::shared_ptr<asio::cancellation_signal> cancel,
+                                             std::string value) {
+  log->calls.push_back(value);
+  if (value == "m1") {
+    if (log->cancel_on_poison) {
+      const auto executor = co_await asio::this_coro::executor;
+      asio::post(executor, [cancel] { cancel->emit(asio::cancellation_type::terminal); });
+    }
+    throw kafka::permanent_error("cannot parse m1", "decode_error");
+  }
+  co_return;
+}
+
+struct cancelling_handler {
+  std::shared_ptr<cancel_log> log;
+  std::shared_ptr<asio::cancellation_signal> cancel;
+  asio::awaitable<void> operator()(const kafka::message& m) const {
+    return fail_permanently_on_m1(log, cancel, std::string(m.value()));
+  }
+};
+
+asio::awaitable<void> cancelled_dead_letter_scenario(kafka::client_config config,
+                                                     std::shared_ptr<cancel_log> log) {
+  const auto executor = co_await asio::this_coro::executor;
+  std::vector<std::string> jobs;
+  for (const char* job : {"m0", "m1", "m2"}) {
+    jobs.emplace_back(job);
+  }
+  co_await produce_all(config, "jobs", std::move(jobs));
+
+  // First run: cancelled (terminal) while m1's dead-letter send waits for its report; no
+  // grace period for handlers, so the cancellation reaches the send at once.
+  {
+    kafka::consumer_options options;
+    options.topics.emplace_back("jobs");
+    options.dead_letter_topic = "{topic}.dlq";
+    options.shutdown_timeout = 0ms;
+    kafka::consumer consumer(executor, config, std::move(options));
+    auto cancel = std::make_shared<asio::cancellation_signal>();
+    auto outcome = std::make_shared<run_outcome>();
+    asio::co_spawn(executor, consumer.run(cancelling_handler{log, cancel}),
+                   asio::bind_cancellation_slot(cancel->slot(), [outcome](std::exception_ptr e) {
+                     outcome->failure = e;
+                     outcome->done = true;
+                   }));
+    const std::function<bool()> finished = [outcome] { return outcome->done; };
+    const bool done = co_await wait_for(finished, std::chrono::seconds{60});
+    BOOST_TEST_REQUIRE(done);
+    BOOST_TEST(static_cast<bool>(outcome->failure));  // run() reports the cancellation
+  }
+
+  // Second run of the group: m2 must be all that is left.
+  log->cancel_on_poison = false;
+  kafka::consumer_options options;
+  options.topics.emplace_back("jobs");
+  options.dead_letter_topic = "{topic}.dlq";
+  kafka::consumer consumer(executor, config, std::move(options));
+  const std::function<bool()> m2_handled = [log] {
+    return !log->calls.empty() && log->calls.back() == "m2";
+  };
+  kafka::consumer::handler_type handler =
+      cancelling_handler{log, std::make_shared<asio::cancellation_signal>()};
+  const bool reached = co_await run_until(consumer, std::move(handler), m2_handled);
+  BOOST_TEST(reached);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(kafka_consumer_dead_letters)
@@ -372,6 +452,33 @@ BOOST_AUTO_TEST_CASE(unknown_types_and_bad_payloads_go_to_the_dead_letter_topic_
   auto h3 = dead[3].headers;
   BOOST_TEST(h3[kind] == "decode_error");
   BOOST_TEST(h3[reason].find("not a JSON object") != std::string::npos, h3[reason]);
+}
+
+BOOST_AUTO_TEST_CASE(a_dead_letter_send_in_flight_when_cancelled_is_not_sent_again) {
+  kafka::embedded_cluster cluster{2};
+  cluster.create_topic("jobs", 1, 1);
+  cluster.create_topic("jobs.dlq", 1, 1);
+  // The group and "jobs" on broker 1; the dead-letter topic on broker 2, which answers
+  // 500 ms late, so a dead-letter send is still in flight when the cancellation comes.
+  auto* mock = cluster.native_handle();
+  BOOST_TEST_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "jobs", 0, 1) == 0);
+  BOOST_TEST_REQUIRE(rd_kafka_mock_partition_set_leader(mock, "jobs.dlq", 0, 2) == 0);
+  BOOST_TEST_REQUIRE(rd_kafka_mock_coordinator_set(mock, "group", "payroll", 1) == 0);
+  BOOST_TEST_REQUIRE(rd_kafka_mock_broker_set_rtt(mock, 2, 500) == 0);
+  auto log = std::make_shared<cancel_log>();
+  asio::io_context ctx;
+  corvo::test::run(ctx, cancelled_dead_letter_scenario(base_config(cluster, "payroll"), log));
+
+  // m1 was handled once: the cancelled run stored its offset once the dead-letter send
+  // completed, so the second run started at m2.
+  BOOST_TEST((log->calls == std::vector<std::string>{"m0", "m1", "m2"}));
+  BOOST_TEST(committed(cluster.bootstrap_servers(), "payroll", "jobs") == 3);
+  const auto dead = read_topic(cluster.bootstrap_servers(), "jobs.dlq", 1);
+  BOOST_TEST_REQUIRE(dead.size() == 1U);  // exactly once
+  BOOST_TEST(dead[0].value == "m1");
+  auto headers = dead[0].headers;
+  BOOST_TEST(headers[std::string(kafka::dead_letter_header::kind)] == "decode_error");
+  BOOST_TEST(headers[std::string(kafka::dead_letter_header::offset)] == "1");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
