@@ -29,6 +29,12 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
+// A fetched message waiting for its handler, with its offset_tracker ticket.
+struct fetched_message {
+  message msg;
+  std::uint64_t ticket;
+};
+
 // Every fetched message of one assigned partition, from the fetch to its stored offset.
 struct partition_state {
   partition_state(std::string t, std::int32_t p) : topic(std::move(t)), partition(p) {}
@@ -39,7 +45,7 @@ struct partition_state {
   // queue): messages are taken from it only while `queue` has room, so librdkafka's own
   // prefetch limits bound what is buffered.
   detail::queue_ptr fetch_queue;
-  std::deque<message> queue;  // taken from fetch_queue, not yet handed to the handler
+  std::deque<fetched_message> queue;  // taken from fetch_queue, not yet handed to the handler
   detail::offset_tracker tracker;
   asio::cancellation_signal cancel;  // cancels the running worker
   std::optional<std::int64_t> stored;
@@ -321,16 +327,34 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       return false;
     }
     // Messages of partitions being revoked, or fetched while stopping, are not handled:
-    // their offsets are not stored, so whoever owns the partition next gets them. An
-    // offset at or below one already taken is a re-fetch and is skipped.
-    if (ps.revoking || stopping || !ps.tracker.track(raw->offset)) {
+    // their offsets are not stored, so whoever owns the partition next gets them.
+    if (ps.revoking || stopping) {
       ++counters.dropped;
       rd_kafka_message_destroy(raw);
       return false;
     }
+    const auto tracked = ps.tracker.track(raw->offset);
+    if (tracked.rewound) {
+      rewind(ps, raw->offset);
+    }
     ++counters.received;
-    ps.queue.emplace_back(raw);
+    ps.queue.push_back({message(raw), tracked.ticket});
     return true;
+  }
+
+  // librdkafka's fetch position went back to `offset` (a seek, an offset reset, a truncated
+  // log): the buffered messages from there on are stale (fetched again, or gone), and the
+  // stored offset goes back if it was past `offset` (see offset_tracker).
+  void rewind(partition_state& ps, std::int64_t offset) {
+    const auto stale = std::erase_if(
+        ps.queue, [offset](const fetched_message& f) { return f.msg.offset() >= offset; });
+    counters.dropped += stale;
+    CORVO_LOG(info, "kafka") << "consumer " << name << ": " << ps.topic << "[" << ps.partition
+                             << "] rewound to offset " << offset << " (" << stale
+                             << " buffered message(s) dropped)";
+    if (const auto next = ps.tracker.committable(); next && ps.stored && *ps.stored > *next) {
+      store_offset(ps, *next, true);
+    }
   }
 
   // Gives up librdkafka's queue of a partition that is no longer ours.
@@ -343,8 +367,11 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
     }
   }
 
-  void store_offset(partition_state& ps, std::int64_t next) {
-    if (rk == nullptr || ps.lost || (ps.stored && *ps.stored >= next)) {
+  // Stores `next` unless an offset at or past it was stored already (`rewound`: unless it
+  // was stored already).
+  void store_offset(partition_state& ps, std::int64_t next, bool rewound = false) {
+    if (rk == nullptr || ps.lost ||
+        (ps.stored && (rewound ? *ps.stored == next : *ps.stored >= next))) {
       return;
     }
     detail::partition_list_ptr list(rd_kafka_topic_partition_list_new(1));
@@ -441,14 +468,16 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
       if (handled >= fair_share && self->slots.should_yield()) {
         co_return;  // on_worker_done puts this partition behind the waiting ones
       }
-      message m = std::move(ps->queue.front());
+      fetched_message next_message = std::move(ps->queue.front());
       ps->queue.pop_front();
+      const message& m = next_message.msg;
       const bool finished = co_await process(self, ps, m);
       if (!finished) {
         co_return;  // cancelled: the offset stays where it is
       }
       ++handled;
-      if (const auto next = ps->tracker.finish(m.offset()); next && !ps->lost) {
+      // (A message handed out before a rewind finishes nothing: its ticket is gone.)
+      if (const auto next = ps->tracker.finish(next_message.ticket); next && !ps->lost) {
         self->store_offset(*ps, *next);
       }
     }
