@@ -14,15 +14,19 @@
 //
 // Ordering and parallelism: messages of one partition are handled one after the other, in
 // offset order; different partitions run in parallel, at most `max_partitions_in_flight` at
-// once (partitions beyond that wait their turn; a busy partition yields its slot to waiting
-// ones every few messages).
+// once: partitions beyond that wait in line, and a busy partition gives its slot to the
+// waiting ones after 64 messages and goes to the back of the line, so partitions take turns.
+// An offset going back within an assignment (a seek, an offset reset, a truncated log) is
+// followed: the messages from there are handled (again) and the stored offset moves back.
 //
 // Failures: a handler that throws is retried with backoff up to `max_attempts` attempts;
 // then the message is published to the dead-letter topic with the reason in headers (see
 // dead_letter_header) and the partition moves on. A handler that throws
 // kafka::permanent_error (typed_handlers does for unknown types and undecodable payloads)
-// goes to the dead-letter topic at once. Without a dead-letter topic a failing message is
-// retried until it succeeds: a partition is never skipped silently.
+// goes to the dead-letter topic at once. A dead-letter send is not abandoned when its worker
+// is cancelled (stop, revocation): its delivery report is awaited (bounded by close_timeout
+// / revoke_timeout) and a delivered message's offset is stored. Without a dead-letter topic
+// a failing message is retried until it succeeds: a partition is never skipped silently.
 //
 // Rebalancing (cooperative-sticky by default): for revoked partitions dispatch stops at
 // once, their in-flight handlers get `revoke_timeout` to finish (then they are cancelled),
