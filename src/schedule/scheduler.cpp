@@ -143,6 +143,7 @@ kafka_sink* scheduler::kafka_sink() noexcept {
 kafka_worker* scheduler::kafka_worker() noexcept { return worker_.get(); }
 const dispatcher_stats& scheduler::dispatch_stats() const noexcept { return dispatcher_.stats(); }
 const scheduler_options& scheduler::options() const noexcept { return options_; }
+bool scheduler::running() const noexcept { return running_; }
 
 asio::awaitable<void> scheduler::dispatch() {
   std::exception_ptr ended_by;

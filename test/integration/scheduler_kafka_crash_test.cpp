@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/child_process.hpp"
+#include "support/eventually.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/temp_dir.hpp"
@@ -22,6 +23,7 @@ namespace redis = corvo::redis;
 namespace kafka = corvo::kafka;
 using namespace std::chrono_literals;
 using namespace corvo::schedule;
+using corvo::test::eventually;
 
 namespace {
 
@@ -71,15 +73,6 @@ struct crash_world {
 asio::awaitable<void> run_scheduler(scheduler& s) { co_await s.run(); }
 
 // Polls `done` every 20 ms for up to `limit`; false on timeout.
-asio::awaitable<bool> eventually(std::function<bool()> done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) co_return false;
-    co_await corvo::sleep_for(20ms);
-  }
-  co_return true;
-}
-
 asio::awaitable<void> crash_mid_handler(crash_world& w, scheduler& s) {
   const auto ex = co_await asio::this_coro::executor;
   corvo::task_group dispatching(ex);

@@ -10,6 +10,7 @@
 #include <boost/json/value_to.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "support/eventually.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 
@@ -22,6 +23,7 @@ namespace kafka = corvo::kafka;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 using namespace corvo::schedule;
+using corvo::test::eventually;
 
 namespace {
 
@@ -104,18 +106,6 @@ asio::awaitable<void> stop(corvo::task_group& group) {
     co_await group.join();
   } catch (const boost::system::system_error&) {
   }
-}
-
-// Polls `done` every 10 ms for up to `limit`; false on timeout.
-asio::awaitable<bool> eventually(std::function<bool()> done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      co_return false;
-    }
-    co_await corvo::sleep_for(10ms);
-  }
-  co_return true;
 }
 
 // The store's stats once nothing is scheduled or in flight (or after 5 s): a handler can
@@ -326,7 +316,8 @@ asio::awaitable<void> run_twice(scheduler& s, run_log& log) {
   for (int round = 0; round < 2; ++round) {
     corvo::task_group group(ex);
     co_await group.spawn(run_scheduler(s));
-    co_await corvo::sleep_for(10ms);
+    const bool started = co_await eventually([&] { return s.running(); }, 10s);
+    BOOST_TEST_REQUIRE(started, "run() did not start");
     if (round == 0) {
       bool refused = false;
       try {

@@ -84,6 +84,8 @@ class scheduler {
   schedule::kafka_worker* kafka_worker() noexcept;
   const dispatcher_stats& dispatch_stats() const noexcept;
   const scheduler_options& options() const noexcept;
+  /// True while run() is active.
+  bool running() const noexcept;
 
   /// Dispatches due tasks (and, with the Kafka sink and kafka_consume, runs the consumer
   /// group) until cancelled: then stops claiming, drains the runs in flight, hands back what
