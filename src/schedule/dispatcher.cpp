@@ -25,7 +25,7 @@ struct dispatcher::impl {
   impl(store& s, sink& k, dispatcher_options o) : tasks(s), out(k), options(std::move(o)) {}
 
   struct running_task {
-    std::string id;
+    std::string token;
     steady::time_point started;
   };
 
@@ -33,6 +33,9 @@ struct dispatcher::impl {
     std::unique_ptr<asio::steady_timer> timer;
     bool woken = false;
     std::vector<completion> acks;
+    // The store's clock at the last claim, and ours then: the store's now, estimated.
+    time_point store_now{};
+    steady::time_point claimed_at{};
   };
 
   store& tasks;
@@ -53,7 +56,10 @@ struct dispatcher::impl {
   // Timers used as broadcast notifiers: expiry at max, woken by cancel().
   std::unique_ptr<asio::steady_timer> slot_freed;
   std::unique_ptr<asio::steady_timer> acks_pending;
-  std::map<std::pair<unsigned, std::string>, running_task> in_flight;  // (shard, token)
+  // (shard, id) -> the run holding the task's lease here. By id, not token: a token is only
+  // unique per claim, and when a lease is lost and this process claims the task again, the
+  // newer run replaces the older one (whose lease is gone anyway).
+  std::map<std::pair<unsigned, std::string>, running_task> in_flight;
   std::mt19937_64 random{std::random_device{}()};
 
   static std::unique_ptr<asio::steady_timer> notifier(const asio::any_io_executor& ex) {
@@ -134,6 +140,8 @@ struct dispatcher::impl {
       }
       store_delays.reset();
       const auto claimed_at = steady::now();
+      state.store_now = claimed.store_now;
+      state.claimed_at = claimed_at;
       ++stats.claims;
       stats.claimed += claimed.tasks.size();
       const bool backlog = claimed.tasks.size() == limit && limit > 0;
@@ -166,27 +174,28 @@ struct dispatcher::impl {
 
   // ---- running ------------------------------------------------------------------------------
 
-  std::optional<time_point> next_run_of(const task& t) {
-    if (std::holds_alternative<std::monostate>(t.repeat)) {
+  // The next occurrence after a run of `t`, on the store's clock (due times are judged on
+  // it, not on ours) and from the occurrence the run belongs to (not its retried due time).
+  std::optional<time_point> next_run_of(const claimed_task& t) {
+    if (std::holds_alternative<std::monostate>(t.work.repeat)) {
       return std::nullopt;
     }
+    const auto& shard = shards[t.shard];
+    const auto store_now =
+        shard.store_now +
+        std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - shard.claimed_at);
     try {
-      auto next = next_occurrence(t.repeat, t.due);
-      const auto current = now();
-      if (next && *next <= current) {
-        next = next_occurrence(t.repeat, current);  // occurrences missed while down run once
-      }
-      return next;
+      return next_run_after(t.work.repeat, t.work.occurrence, store_now);
     } catch (const std::exception& e) {
-      CORVO_LOG(error, "scheduler") << "task " << t.id << ": cannot compute its next run ("
+      CORVO_LOG(error, "scheduler") << "task " << t.work.id << ": cannot compute its next run ("
                                     << e.what() << "); it will not recur";
       return std::nullopt;
     }
   }
 
   asio::awaitable<void> run_task(claimed_task t) {
-    const auto key = std::make_pair(t.shard, t.token);
-    in_flight.emplace(key, running_task{t.work.id, steady::now()});
+    const auto key = std::make_pair(t.shard, t.work.id);
+    in_flight.insert_or_assign(key, running_task{t.token, steady::now()});
     if (observer) {
       observer(t);
     }
@@ -207,12 +216,14 @@ struct dispatcher::impl {
         reason = corvo::describe(error);
       }
     }
-    in_flight.erase(key);
+    if (const auto it = in_flight.find(key); it != in_flight.end() && it->second.token == t.token) {
+      in_flight.erase(it);
+    }
     --active;
     slot_freed->cancel();
 
     if (!permanent && !error) {
-      shards[t.shard].acks.push_back({t.work.id, t.token, next_run_of(t.work)});
+      shards[t.shard].acks.push_back({t.work.id, t.token, next_run_of(t)});
       acks_pending->cancel();
       co_return;
     }
@@ -321,7 +332,7 @@ struct dispatcher::impl {
       const auto cutoff = steady::now() - period;
       for (const auto& [key, run] : in_flight) {
         if (run.started <= cutoff) {
-          due_for_renewal[key.first].push_back({run.id, key.second});
+          due_for_renewal[key.first].push_back({key.second, run.token});
         }
       }
       for (auto& [shard, leases] : due_for_renewal) {
@@ -371,6 +382,7 @@ struct dispatcher::impl {
     if (running) {
       throw std::logic_error("dispatcher::run() is already running");
     }
+    co_await tasks.open();  // e.g. a redis_store adopting the namespace's shard count
     auto ex = co_await asio::this_coro::executor;
     executor = ex;
     workers.emplace(ex, task_group_options{.max_in_flight = 0,

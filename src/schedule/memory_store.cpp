@@ -215,6 +215,7 @@ struct memory_store::impl {
     }
     t.attempts = 0;
     t.last_error.clear();
+    t.occurrence = t.due;
     t.state = task_state::scheduled;
     const auto shard = shard_for(t.id);
     auto& s = shards[shard];
@@ -274,6 +275,7 @@ struct memory_store::impl {
       return false;
     }
     detach(shards[shard], id, *e);
+    e->work.occurrence = due;  // the moved run is the occurrence at its new time
     make_due(shard, id, *e, due);
     return true;
   }
@@ -342,6 +344,7 @@ struct memory_store::impl {
       if (c.next_due) {
         e->work.attempts = 0;
         e->work.last_error.clear();
+        e->work.occurrence = *c.next_due;  // the next occurrence starts
         make_due(shard, c.id, *e, *c.next_due);
       } else {
         s.tasks.erase(c.id);

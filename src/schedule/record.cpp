@@ -4,6 +4,8 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 
 namespace corvo::schedule::detail {
@@ -49,6 +51,8 @@ std::string encode_record(const task& t) {
   out += '\n';
   out += one_line(t.last_error);
   out += '\n';
+  out += std::to_string(t.occurrence.time_since_epoch().count());
+  out += '\n';
   out += boost::json::serialize(t.payload);
   return out;
 }
@@ -69,6 +73,16 @@ void decode_record(std::string_view record, task& t) {
   t.type = std::string(lines[2]);
   t.repeat = parse_recurrence(lines[3]);
   t.last_error = std::string(lines[4]);
+  if (const auto nl = rest.find('\n'); nl != std::string_view::npos) {
+    const auto text = rest.substr(0, nl);
+    std::int64_t micros = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), micros);
+    if (ec != std::errc{} || ptr != text.data() + text.size()) {
+      throw std::invalid_argument("task record: bad occurrence '" + std::string(text) + "'");
+    }
+    t.occurrence = time_point(std::chrono::microseconds(micros));
+    rest.remove_prefix(nl + 1);
+  }
   boost::system::error_code ec;
   t.payload = boost::json::parse(rest, ec);
   if (ec) {

@@ -33,6 +33,14 @@ local function with_error(rec, err)
   local a, b = nth_newline(rec, 4), nth_newline(rec, 5)
   return string.sub(rec, 1, a) .. err .. string.sub(rec, b)
 end
+-- Sets the occurrence line (the 6th); a record of the older layout gets one.
+local function with_occurrence(rec, occurrence)
+  local a, b = nth_newline(rec, 5), nth_newline(rec, 6)
+  if b then
+    return string.sub(rec, 1, a) .. occurrence .. string.sub(rec, b)
+  end
+  return string.sub(rec, 1, a) .. occurrence .. '\n' .. string.sub(rec, a + 1)
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
 local function wake_if_head(due_key, channel, id, due)
   local head = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
@@ -54,7 +62,9 @@ wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1
 )lua";
 
-// KEYS 1..7; ARGV: limit, lease_ms.
+// KEYS 1..7; ARGV: limit, lease_ms, nonce (random, new for every call: a token is the
+// shard's counter and the nonce, so a counter rolled back by a failover or a restart from
+// an older snapshot never hands out a token again).
 // Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
 inline constexpr const char* claim = R"lua(
 local now = now_us()
@@ -76,7 +86,7 @@ if limit > 0 then
     if rec then
       local attempts = tonumber(string.sub(rec, 1, nth_newline(rec, 1) - 1)) + 1
       rec = with_attempts(rec, attempts)
-      local token = redis.call('INCR', KEYS[6])
+      local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[3]
       redis.call('HSET', KEYS[2], id, rec)
       redis.call('ZADD', KEYS[3], deadline, id)
       redis.call('HSET', KEYS[4], id, token)
@@ -94,7 +104,8 @@ if lease[2] then out[3] = lease[2] end
 return out
 )lua";
 
-// KEYS 1..7; ARGV: (id, token, next_due_us|'')... Returns the number acked.
+// KEYS 1..7; ARGV: (id, token, next_due_us|'')... Returns the number acked. A next due
+// time starts the next occurrence: the record's occurrence becomes it.
 inline constexpr const char* ack = R"lua(
 local acked = 0
 for i = 1, #ARGV, 3 do
@@ -105,7 +116,7 @@ for i = 1, #ARGV, 3 do
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
-        redis.call('HSET', KEYS[2], id, with_error(with_attempts(rec, 0), ''))
+        redis.call('HSET', KEYS[2], id, with_occurrence(with_error(with_attempts(rec, 0), ''), nxt))
         if redis.call('ZADD', KEYS[1], 'NX', nxt, id) == 1 then
           wake_if_head(KEYS[1], KEYS[7], id, tonumber(nxt))
         end
@@ -176,10 +187,13 @@ redis.call('ZREM', KEYS[5], id)
 return redis.call('HDEL', KEYS[2], id)
 )lua";
 
-// KEYS 1..7; ARGV: id, due_us. Returns 1 when a waiting task was moved.
+// KEYS 1..7; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
+// moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if not redis.call('ZSCORE', KEYS[1], id) then return 0 end
+local rec = redis.call('HGET', KEYS[2], id)
+if rec then redis.call('HSET', KEYS[2], id, with_occurrence(rec, ARGV[2])) end
 redis.call('ZADD', KEYS[1], 'XX', due, id)
 wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1

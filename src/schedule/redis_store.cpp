@@ -11,7 +11,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <random>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace corvo::schedule {
@@ -49,6 +52,24 @@ std::vector<std::pair<std::string, double>> scored_members(const redis::generic_
   return out;
 }
 
+// A random value for each claim (see the claim script): tokens stay unique even when the
+// shard's counter is rolled back.
+std::string claim_nonce() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(random()));
+  return text;
+}
+
+asio::awaitable<void> run_client(redis::client& conn) { co_await conn.run(); }
+
+// A record of the older layout has no occurrence: its due time is the best there is.
+void default_occurrence(task& t) {
+  if (t.occurrence == time_point{}) {
+    t.occurrence = t.due;
+  }
+}
+
 [[noreturn]] void fail(const redis::reply_error& e, const char* what) {
   throw boost::system::system_error(e.code, std::string("redis_store ") + what + ": " + e.message);
 }
@@ -66,9 +87,17 @@ const T& value_or_throw(const redis::result<T>& r, const char* what) {
 struct redis_store::impl {
   impl(redis::client& c, redis::client_config sub, redis_store_options opts)
       : conn(c), subscriber(std::move(sub)), options(std::move(opts)) {
-    if (options.shards == 0) {
-      throw std::invalid_argument("redis_store: shards must be at least 1");
+    if (options.wait_replicas > 0 && options.wait_timeout <= std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument(
+          "redis_store: wait_timeout must be positive when wait_replicas is set (WAIT 0 "
+          "would block forever)");
     }
+    if (options.shards > 0) {
+      make_keys();
+    }
+  }
+
+  void make_keys() {
     for (unsigned s = 0; s < options.shards; ++s) {
       const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
@@ -77,11 +106,55 @@ struct redis_store::impl {
     }
   }
 
+  std::string shard_count_key() const { return "{" + options.name_space + "}:shards"; }
+
+  // Reads the namespace's shard count (writing ours on first use) once; see open().
+  asio::awaitable<void> open() {
+    if (opened) {
+      co_return;
+    }
+    const auto key = shard_count_key();
+    redis::request req;
+    if (options.shards == 0) {
+      req.push("GET", key);
+    } else {
+      req.push("SET", key, std::to_string(options.shards), "NX", "GET");
+    }
+    redis::response<std::optional<std::string>> resp;
+    co_await conn.exec(req, resp);
+    const auto stored = value_or_throw(std::get<0>(resp), "open");
+    if (opened) {
+      co_return;  // a concurrent first call got there first
+    }
+    if (options.shards == 0) {
+      if (!stored) {
+        throw std::runtime_error("redis_store: namespace '" + options.name_space +
+                                 "' has no stored shard count (key '" + key +
+                                 "' is missing): nothing has used it yet; give the shard count");
+      }
+      const auto count = std::strtoul(stored->c_str(), nullptr, 10);
+      if (count == 0 || std::to_string(count) != *stored) {
+        throw std::runtime_error("redis_store: key '" + key + "' holds '" + *stored +
+                                 "', not a shard count");
+      }
+      options.shards = static_cast<unsigned>(count);
+      make_keys();
+    } else if (stored && *stored != std::to_string(options.shards)) {
+      throw std::runtime_error("redis_store: namespace '" + options.name_space + "' has " +
+                               *stored + " shards (key '" + key +
+                               "') but this store was configured with " +
+                               std::to_string(options.shards) +
+                               " shards; use the namespace's count (or shards = 0 to adopt it)");
+    }
+    opened = true;
+  }
+
   redis::client& conn;
   redis::client_config subscriber;
   redis_store_options options;
   std::vector<std::vector<std::string>> keys;
   std::unordered_map<std::string, unsigned> channel_to_shard;
+  bool opened = false;
 
   redis::script schedule_script = make_script(lua::schedule);
   redis::script claim_script = make_script(lua::claim);
@@ -99,6 +172,70 @@ struct redis_store::impl {
     redis::response<T> resp;
     co_await s.exec(conn, keys[shard], std::move(args), resp);
     co_return value_or_throw(std::get<0>(resp), what);
+  }
+
+  // Runs a write that must be durable (schedule, cancel, ack) and, with wait_replicas set,
+  // WAITs for that many replicas. The WAIT travels in the same request as the script: a
+  // request goes whole, in order, over one connection to the node of its keys (the script's
+  // KEYS; WAIT has none), so it waits for exactly the replication of this write. WAIT
+  // blocks its connection, which the client refuses on the shared one (it would stall every
+  // other call behind it), so the request goes over a dedicated connection made for the
+  // call (`client::dedicated()`: in a cluster it connects to the master of the shard's
+  // slot): one connection set-up per durable write, the price of the opt-in.
+  template <class T>
+  asio::awaitable<T> run_durable(const redis::script& s, unsigned shard,
+                                 std::vector<std::string> args, const char* what) {
+    if (options.wait_replicas == 0) {
+      co_return co_await run_script<T>(s, shard, std::move(args), what);
+    }
+    redis::request req;
+    s.push_to(req, keys[shard], args);
+    req.push("WAIT", options.wait_replicas, options.wait_timeout.count());
+    redis::response<T, long long> resp;
+    const auto durable = conn.dedicated();
+    auto executor = co_await asio::this_coro::executor;
+    task_group group(executor);
+    co_await group.spawn(run_client(*durable));
+    std::exception_ptr failed;
+    try {
+      co_await durable->exec(req, resp);
+      if (redis::script::is_noscript(std::get<0>(resp))) {
+        redis::request load;
+        s.push_load_to(load);
+        redis::response<std::string> loaded;
+        const auto to_shard = redis::route_hint::for_key(keys[shard][0]);
+        co_await durable->exec(load, loaded, to_shard);
+        value_or_throw(std::get<0>(loaded), what);
+        co_await durable->exec(req, resp);
+      }
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    // As in watch_wakes: a cancelled caller still stops and joins the connection first.
+    const auto cancellation = co_await asio::this_coro::cancellation_state;
+    if (cancellation.cancelled() != asio::cancellation_type::none && !failed) {
+      failed = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    durable->cancel();
+    try {
+      co_await group.join();
+    } catch (...) {
+      // the connection's own end (cancelled); the request's outcome is what counts
+    }
+    if (failed) {
+      std::rethrow_exception(failed);
+    }
+    const T result = value_or_throw(std::get<0>(resp), what);
+    const auto replicas = value_or_throw(std::get<1>(resp), what);
+    if (replicas < static_cast<long long>(options.wait_replicas)) {
+      throw std::runtime_error(
+          std::string("redis_store ") + what + ": applied on the master but acknowledged by " +
+          std::to_string(replicas) + " of " + std::to_string(options.wait_replicas) +
+          " replica(s) within " + std::to_string(options.wait_timeout.count()) +
+          " ms (wait_replicas): a failover now may lose it");
+    }
+    co_return result;
   }
 
   unsigned shard_for(std::string_view id) const {
@@ -120,6 +257,10 @@ unsigned redis_store::shard_of(std::string_view id) const noexcept { return impl
 
 std::vector<std::string> redis_store::keys_of(unsigned shard) const { return impl_->keys.at(shard); }
 
+std::string redis_store::shard_count_key() const { return impl_->shard_count_key(); }
+
+asio::awaitable<void> redis_store::open() { co_await impl_->open(); }
+
 asio::awaitable<void> redis_store::schedule(task t) {
   if (t.id.empty()) {
     throw std::invalid_argument("schedule: the task id is empty");
@@ -127,14 +268,17 @@ asio::awaitable<void> redis_store::schedule(task t) {
   if (t.max_attempts == 0) {
     throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
   }
+  co_await impl_->open();
   t.attempts = 0;
   t.last_error.clear();
+  t.occurrence = t.due;
   std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t)};
-  co_await impl_->run_script<long long>(impl_->schedule_script, impl_->shard_for(t.id),
-                                        std::move(args), "schedule");
+  co_await impl_->run_durable<long long>(impl_->schedule_script, impl_->shard_for(t.id),
+                                         std::move(args), "schedule");
 }
 
 asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
+  co_await impl_->open();
   const auto& k = impl_->keys[impl_->shard_for(id)];
   redis::request req;
   req.push("HGET", k[1], id);
@@ -155,6 +299,7 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   if (const auto& due = value_or_throw(std::get<1>(resp), "get"); due) {
     t.state = task_state::scheduled;
     t.due = from_micros(*due);
+    default_occurrence(t);
   } else if (value_or_throw(std::get<2>(resp), "get")) {
     t.state = task_state::in_flight;
   } else if (value_or_throw(std::get<3>(resp), "get")) {
@@ -192,6 +337,7 @@ asio::awaitable<std::vector<task>> load_tasks(redis::client& conn, const std::st
     t.state = state;
     if (state == task_state::scheduled) {
       t.due = from_micros(members[i].second);
+      default_occurrence(t);
     }
     out.push_back(std::move(t));
   }
@@ -207,6 +353,7 @@ asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::
     double due;
     unsigned shard;
   };
+  co_await impl_->open();
   std::vector<entry> merged;
   for (unsigned s = 0; s < shards(); ++s) {
     redis::request req;
@@ -247,13 +394,15 @@ asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::
 }
 
 asio::awaitable<bool> redis_store::cancel(std::string id) {
+  co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id)};
-  co_return co_await impl_->run_script<long long>(impl_->cancel_script, shard, std::move(args),
+  co_return co_await impl_->run_durable<long long>(impl_->cancel_script, shard, std::move(args),
                                                   "cancel") == 1;
 }
 
 asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
+  co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id), micros_text(due)};
   co_return co_await impl_->run_script<long long>(impl_->reschedule_script, shard,
@@ -261,6 +410,7 @@ asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
 }
 
 asio::awaitable<store_stats> redis_store::stats() {
+  co_await impl_->open();
   store_stats total;
   const auto now_text = micros_text(now());
   for (unsigned s = 0; s < shards(); ++s) {
@@ -282,7 +432,9 @@ asio::awaitable<store_stats> redis_store::stats() {
 
 asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t limit,
                                                  std::chrono::milliseconds lease) {
-  std::vector<std::string> args{std::to_string(limit), std::to_string(lease.count())};
+  co_await impl_->open();
+  std::vector<std::string> args{std::to_string(limit), std::to_string(lease.count()),
+                                claim_nonce()};
   const auto reply = co_await impl_->run_script<std::vector<std::string>>(
       impl_->claim_script, shard, std::move(args), "claim");
   if (reply.size() < 3 || (reply.size() - 3) % 4 != 0) {
@@ -302,6 +454,7 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
     c.work.state = task_state::in_flight;
     try {
       detail::decode_record(reply[i + 3], c.work);
+      default_occurrence(c.work);
     } catch (const std::exception& e) {
       // A record this code cannot read stays claimed with its reason; the dispatcher
       // dead-letters it instead of crashing.
@@ -317,6 +470,7 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
   if (done.empty()) {
     co_return 0;
   }
+  co_await impl_->open();
   std::vector<std::string> args;
   args.reserve(done.size() * 3);
   for (auto& c : done) {
@@ -325,10 +479,11 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
     args.push_back(c.next_due ? micros_text(*c.next_due) : std::string());
   }
   co_return static_cast<std::size_t>(
-      co_await impl_->run_script<long long>(impl_->ack_script, shard, std::move(args), "ack"));
+      co_await impl_->run_durable<long long>(impl_->ack_script, shard, std::move(args), "ack"));
 }
 
 asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
+  co_await impl_->open();
   std::vector<std::string> args{
       std::move(failed.id), std::move(failed.token), detail::one_line(failed.error),
       failed.retry_in ? std::to_string(failed.retry_in->count()) : std::string(),
@@ -343,6 +498,7 @@ asio::awaitable<std::size_t> redis_store::extend(unsigned shard, std::vector<lea
   if (leases.empty()) {
     co_return 0;
   }
+  co_await impl_->open();
   std::vector<std::string> args{std::to_string(lease.count())};
   for (auto& l : leases) {
     args.push_back(std::move(l.id));
@@ -359,6 +515,7 @@ asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,
     double at;
     unsigned shard;
   };
+  co_await impl_->open();
   std::vector<entry> merged;
   for (unsigned s = 0; s < shards(); ++s) {
     redis::request req;
@@ -384,6 +541,7 @@ asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,
 }
 
 asio::awaitable<bool> redis_store::replay(std::string id) {
+  co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id)};
   co_return co_await impl_->run_script<long long>(impl_->replay_script, shard, std::move(args),
@@ -391,6 +549,7 @@ asio::awaitable<bool> redis_store::replay(std::string id) {
 }
 
 asio::awaitable<std::size_t> redis_store::purge(std::string id) {
+  co_await impl_->open();
   std::size_t removed = 0;
   for (unsigned s = 0; s < shards(); ++s) {
     if (!id.empty() && s != impl_->shard_for(id)) {
@@ -403,17 +562,12 @@ asio::awaitable<std::size_t> redis_store::purge(std::string id) {
   co_return removed;
 }
 
-namespace {
-
-asio::awaitable<void> run_subscriber(redis::client& conn) { co_await conn.run(); }
-
-}  // namespace
-
 asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard)> on_wake) {
+  co_await impl_->open();
   auto executor = co_await asio::this_coro::executor;
   redis::client subscriber(executor, impl_->subscriber);
   task_group group(executor);
-  co_await group.spawn(run_subscriber(subscriber));
+  co_await group.spawn(run_client(subscriber));
   std::exception_ptr ended_by;
   try {
     redis::request subscribe;

@@ -86,6 +86,15 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   if (o.redis.shards == 0) {
     throw config_error("scheduler.shards", "key 'scheduler.shards' must be at least 1");
   }
+  const auto redis_section = section.section("redis");
+  o.redis.wait_replicas = redis_section.get_or<unsigned>("wait_replicas", o.redis.wait_replicas);
+  o.redis.wait_timeout =
+      redis_section.get_or<std::chrono::milliseconds>("wait_timeout", o.redis.wait_timeout);
+  if (o.redis.wait_replicas > 0 && o.redis.wait_timeout <= std::chrono::milliseconds::zero()) {
+    throw config_error("scheduler.redis.wait_timeout",
+                       "key 'scheduler.redis.wait_timeout' must be positive when "
+                       "'scheduler.redis.wait_replicas' is set");
+  }
   auto& d = o.dispatch;
   d.max_in_flight = section.get_or<std::size_t>("max_in_flight", d.max_in_flight);
   d.claim_batch = section.get_or<std::size_t>("claim_batch", d.claim_batch);

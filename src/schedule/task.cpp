@@ -163,6 +163,27 @@ std::optional<time_point> next_occurrence(const recurrence& r, time_point after)
   return std::nullopt;
 }
 
+std::optional<time_point> next_run_after(const recurrence& r, time_point occurrence,
+                                         time_point store_now) {
+  auto next = next_occurrence(r, occurrence);
+  if (!next || *next > store_now) {
+    return next;
+  }
+  if (const auto* every = std::get_if<interval>(&r)) {
+    return occurrence + every->period * ((store_now - occurrence) / every->period);
+  }
+  // Cron: walk to the latest occurrence at or before store_now. The walk is bounded (a
+  // minute-granular expression missed for months); past the bound, the next one from now.
+  for (int step = 0; step < 1'000'000; ++step) {
+    const auto after = next_occurrence(r, *next);
+    if (!after || *after > store_now) {
+      return next;
+    }
+    next = after;
+  }
+  return next_occurrence(r, store_now);
+}
+
 std::string describe(const recurrence& r) {
   if (const auto* every = std::get_if<interval>(&r)) {
     return "every " + format_period(every->period);

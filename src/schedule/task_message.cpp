@@ -52,11 +52,12 @@ std::int64_t integer_member(const json::object& o, std::string_view name, std::i
 
 std::string encode_task_message(const claimed_task& t, time_point published) {
   json::object o;
-  o.reserve(7);
+  o.reserve(8);
   o["id"] = t.work.id;
   o["type"] = t.work.type;
   o["payload"] = t.work.payload;
   o["due"] = micros_of(t.work.due);
+  o["occurrence"] = micros_of(t.work.occurrence);
   o["attempt"] = t.work.attempts;
   o["max_attempts"] = t.work.max_attempts;
   o["published"] = micros_of(published);
@@ -80,6 +81,12 @@ task_message decode_task_message(std::string_view text) {
   m.work.type = string_member(o, "type");
   m.work.payload = member(o, "payload");
   m.work.due = time_point(std::chrono::microseconds(integer_member(o, "due", 0, max_micros)));
+  // Optional: publishers before the occurrence existed did not send it.
+  m.work.occurrence = m.work.due;
+  if (o.contains("occurrence")) {
+    m.work.occurrence =
+        time_point(std::chrono::microseconds(integer_member(o, "occurrence", 0, max_micros)));
+  }
   m.work.attempts = static_cast<std::uint32_t>(integer_member(o, "attempt", 1, max_u32));
   m.work.max_attempts = static_cast<std::uint32_t>(integer_member(o, "max_attempts", 1, max_u32));
   m.published =

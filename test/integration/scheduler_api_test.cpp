@@ -46,12 +46,15 @@ asio::awaitable<void> greet_three(scheduler& s, std::vector<std::string>& greete
   corvo::task_group group(ex);
   co_await group.spawn(run_scheduler(s));
   const std::string names[] = {"ada", "grace", "edsger"};
+  // Due times from one instant: each schedule() takes a round trip or two, which must not
+  // shift the later tasks' due times.
+  const auto start = now();
   for (int i = 0; i < 3; ++i) {
     task t;
     t.id = "greet-" + names[i];
     t.type = "greet";
     t.payload = name_payload(names[i]);
-    t.due = now() + std::chrono::milliseconds(30 * (3 - i));  // last scheduled runs first
+    t.due = start + std::chrono::milliseconds(100 + 30 * (3 - i));  // last scheduled runs first
     co_await s.schedule(std::move(t));
   }
   for (int i = 0; i < 1000 && greeted.size() < 3; ++i) {

@@ -125,14 +125,16 @@ dispatcher_options fast_options() {
 
 asio::awaitable<void> scenario_precision_cancel_reschedule(harness& h) {
   const auto start = now();
-  for (int i = 0; i < 300; ++i) {
-    co_await h.tasks.schedule(make_task("t" + std::to_string(i), "record", start + std::chrono::milliseconds(50 + i)));
-  }
+  // Cancel and move first: the 300 schedule() calls below may take longer than 200 ms on a
+  // loaded machine, and a task cancelled after it became due may already have run.
   co_await h.tasks.schedule(make_task("cancelled", "record", start + 200ms));
   co_await h.tasks.schedule(make_task("moved", "record", start + 5s));
   BOOST_TEST(co_await h.tasks.cancel("cancelled"));
   BOOST_TEST(co_await h.tasks.reschedule("moved", start + 100ms));
   BOOST_TEST(!co_await h.tasks.cancel("no-such-task"));
+  for (int i = 0; i < 300; ++i) {
+    co_await h.tasks.schedule(make_task("t" + std::to_string(i), "record", start + std::chrono::milliseconds(50 + i)));
+  }
   co_await wait_until([&] { return h.j.runs.size() >= 301; }, 10s);
   co_await corvo::sleep_for(300ms);  // would show a duplicate or the cancelled task
 }
@@ -179,12 +181,72 @@ asio::awaitable<void> scenario_failures(harness& h) {
   BOOST_TEST((co_await h.tasks.stats()).dead == 0u);
 }
 
-asio::awaitable<void> scenario_recurring(harness& h) {
-  auto every = make_task("heartbeat", "record", now() + 20ms);
-  every.repeat = interval{40ms};
-  co_await h.tasks.schedule(every);
-  co_await corvo::sleep_for(430ms);
-  BOOST_TEST(co_await h.tasks.cancel("heartbeat"));
+// The occurrence a run belongs to: the scheduled time of that occurrence, whatever the
+// retries and lease expiries did to its due time.
+time_point occurrence_of(const claimed_task& t) { return t.work.occurrence; }
+
+// Runs of one recurring task, by occurrence. The first attempt of every `fail_every`-th
+// occurrence (counted from the first) fails, so retries move the due time off the grid.
+struct occurrence_journal {
+  time_point first{};
+  std::chrono::microseconds period{};
+  int fail_every = 0;
+  std::chrono::microseconds store_offset{};  // the store's clock minus ours
+  std::map<long long, int> succeeded;        // occurrence (µs) -> successful runs
+  std::map<long long, std::chrono::microseconds> lateness;  // of the successful run
+  int failed = 0;
+};
+
+asio::awaitable<void> record_occurrence(occurrence_journal& j, const claimed_task& t) {
+  const auto occurrence = occurrence_of(t);
+  const auto index = (occurrence - j.first) / j.period;
+  if (j.fail_every > 0 && index % j.fail_every == 1 && t.work.attempts == 1) {
+    ++j.failed;
+    throw std::runtime_error("first attempt of occurrence " + std::to_string(index) + " fails");
+  }
+  const auto key = occurrence.time_since_epoch().count();
+  ++j.succeeded[key];
+  j.lateness.emplace(key, now() + j.store_offset - occurrence);
+  co_return;
+}
+
+struct occurrence_recorder {
+  occurrence_journal* j;
+  asio::awaitable<void> operator()(const claimed_task& t) const { return record_occurrence(*j, t); }
+};
+
+// Schedules "beat" at the store's now + one period, waits until `count` occurrences have
+// succeeded, cancels it.
+asio::awaitable<void> scenario_occurrences(harness& h, occurrence_journal& j, int count) {
+  auto beat = make_task("beat", "beat", j.first);
+  beat.repeat = interval{j.period};
+  co_await h.tasks.schedule(beat);
+  const auto last = (j.first + j.period * (count - 1)).time_since_epoch().count();
+  co_await wait_until([&] { return j.succeeded.contains(last); }, 20s);
+  BOOST_TEST(co_await h.tasks.cancel("beat"));
+}
+
+// Each occurrence from the first to the last observed succeeded exactly once, on the
+// recurrence's grid (none skipped, none doubled, none drifted), within a period of its time.
+void check_occurrences(const occurrence_journal& j, int count) {
+  BOOST_TEST_REQUIRE(j.succeeded.size() >= static_cast<std::size_t>(count));
+  long long expected = j.first.time_since_epoch().count();
+  int off_grid = 0, doubled = 0, late = 0;
+  for (const auto& [at, runs] : j.succeeded) {
+    if (at != expected) {
+      ++off_grid;
+      BOOST_TEST_MESSAGE("occurrence " << at << " instead of " << expected);
+      expected = at;
+    }
+    doubled += runs != 1 ? 1 : 0;
+    late += j.lateness.at(at) >= j.period ? 1 : 0;
+    expected += j.period.count();
+  }
+  BOOST_TEST(off_grid == 0);
+  BOOST_TEST(doubled == 0);
+  BOOST_TEST(late == 0);
+  // A cancel races at most one more occurrence.
+  BOOST_TEST(j.succeeded.size() <= static_cast<std::size_t>(count + 1));
 }
 
 // Runs `scenario` beside the harness's dispatchers, then stops them.
@@ -250,14 +312,36 @@ void check_failures(Backend& b) {
   BOOST_TEST(h.j.reminders == std::vector<std::string>{"ada:15"});
 }
 
+// Three dispatchers compete for each occurrence of `every 100ms`; optionally retries.
 template <class Backend>
-void check_recurring(Backend& b) {
-  harness h(b.store, 3, fast_options());  // three dispatchers compete for each occurrence
-  corvo::test::run(b.ctx, with_dispatchers(h, scenario_recurring(h)), [&] { b.stop(); });
-  // Occurrences at 20, 60, ..., 420 ms: about 11 in 430 ms; each ran once.
-  const int runs = h.j.runs["heartbeat"];
-  BOOST_TEST(runs >= 8);
-  BOOST_TEST(runs <= 11);
+void check_recurring(Backend& b, int fail_every = 0) {
+  harness h(b.store, 3, fast_options());
+  occurrence_journal j;
+  j.period = 100ms;
+  j.fail_every = fail_every;
+  j.first = now() + 200ms;
+  h.handlers.on_task("beat", occurrence_recorder{&j});
+  corvo::test::run(b.ctx, with_dispatchers(h, scenario_occurrences(h, j, 8)), [&] { b.stop(); });
+  check_occurrences(j, 8);
+  if (fail_every > 0) {
+    BOOST_TEST(j.failed >= 3);
+  }
+}
+
+// `every 200ms` for 4 s on a memory store whose clock is `offset` ahead of the workers'.
+void check_recurring_with_skew(std::chrono::milliseconds offset, int fail_every = 0) {
+  asio::io_context ctx;
+  memory_store store(ctx.get_executor(), 4);
+  store.set_clock([offset] { return now() + offset; });
+  harness h(store, 2, fast_options());
+  occurrence_journal j;
+  j.period = 200ms;
+  j.fail_every = fail_every;
+  j.store_offset = offset;
+  j.first = now() + offset + 200ms;
+  h.handlers.on_task("beat", occurrence_recorder{&j});
+  corvo::test::run(ctx, with_dispatchers(h, scenario_occurrences(h, j, 20)));
+  check_occurrences(j, 20);
 }
 
 }  // namespace
@@ -275,6 +359,10 @@ BOOST_AUTO_TEST_CASE(recurring_task_runs_once_per_occurrence) {
   redis_backend b;
   check_recurring(b);
 }
+BOOST_AUTO_TEST_CASE(recurring_task_keeps_its_grid_across_retries) {
+  redis_backend b;
+  check_recurring(b, 3);
+}
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(memory_provider)
@@ -289,5 +377,15 @@ BOOST_AUTO_TEST_CASE(retries_dead_letters_replay_unknown_type_bad_payload) {
 BOOST_AUTO_TEST_CASE(recurring_task_runs_once_per_occurrence) {
   memory_backend b;
   check_recurring(b);
+}
+BOOST_AUTO_TEST_CASE(recurring_task_keeps_its_grid_across_retries) {
+  memory_backend b;
+  check_recurring(b, 3);
+}
+BOOST_AUTO_TEST_CASE(occurrences_follow_the_store_clock_600ms_ahead) {
+  check_recurring_with_skew(600ms);
+}
+BOOST_AUTO_TEST_CASE(occurrences_follow_the_store_clock_600ms_behind) {
+  check_recurring_with_skew(-600ms);
 }
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,9 +4,10 @@
 //
 // Journal (--journal PATH, appended with one write(2) per line, so a line written before
 // a SIGKILL is kept by the kernel):
-//   S <pid> <task id> <due µs>   the handler started a run
-//   F <pid> <task id> <due µs>   the handler finished it (the ack follows, batched)
-// The due time identifies the occurrence of a recurring task.
+//   S <pid> <task id> <occurrence µs>   the handler started a run
+//   F <pid> <task id> <occurrence µs>   the handler finished it (the ack follows, batched)
+// task::occurrence tells the occurrences of a recurring task apart (for a one-off task it is
+// the due time it was scheduled for).
 //
 // Standard output: `ready <pid>` once the dispatcher is about to run, and on a graceful stop
 // `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=…`.
@@ -65,7 +66,7 @@ class journal {
 
   void write(char event, const task& t) {
     const std::string line = std::string(1, event) + ' ' + std::to_string(pid_) + ' ' + t.id + ' ' +
-                             std::to_string(t.due.time_since_epoch().count()) + '\n';
+                             std::to_string(t.occurrence.time_since_epoch().count()) + '\n';
     if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
       throw std::system_error(errno, std::generic_category(), "journal write failed");
     }

@@ -238,7 +238,7 @@ run_journal run_journal::read(const std::vector<std::filesystem::path>& journals
       std::istringstream words(line);
       char event = 0;
       pid_t pid = 0;
-      std::string id, due;
+      std::string id, due;  // due: the occurrence the run belongs to
       if (!(words >> event >> pid >> id >> due) || (event != 'S' && event != 'F')) {
         if (!complete) {
           break;  // a killed worker's torn last line

@@ -112,7 +112,7 @@ class scheduler_workers {
 
 /// The runs recorded in worker journals.
 struct run_journal {
-  /// Key: the task id, or `id@due` with `per_occurrence`. Value: the pid of each start
+  /// Key: the task id, or `id@occurrence` with `per_occurrence`. Value: the pid of each start
   /// (finish), in journal order per process.
   std::map<std::string, std::vector<pid_t>> started;
   std::map<std::string, std::vector<pid_t>> finished;

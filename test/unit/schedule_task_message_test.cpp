@@ -18,6 +18,7 @@ claimed_task sample() {
   t.work.type = "email.timeout";
   t.work.payload = json::parse(R"({"to":"ada@example.com","n":[1,2,3]})");
   t.work.due = time_point(std::chrono::microseconds(1'795'430'400'000'123));
+  t.work.occurrence = time_point(std::chrono::microseconds(1'795'430'395'000'000));  // retried
   t.work.attempts = 2;
   t.work.max_attempts = 7;
   t.work.repeat = interval{std::chrono::seconds(5)};
@@ -39,12 +40,20 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_what_a_handler_needs) {
   BOOST_TEST(m.work.type == "email.timeout");
   BOOST_TEST(m.work.payload == sample().work.payload);
   BOOST_TEST(m.work.due.time_since_epoch().count() == 1'795'430'400'000'123);
+  BOOST_TEST(m.work.occurrence.time_since_epoch().count() == 1'795'430'395'000'000);
   BOOST_TEST(m.work.attempts == 2u);
   BOOST_TEST(m.work.max_attempts == 7u);
   BOOST_TEST((m.published == published));
   // Recurrence stays with the store: the message carries one run.
   BOOST_TEST(std::holds_alternative<std::monostate>(m.work.repeat));
   BOOST_TEST(json::parse(text).as_object().at("attempt").as_int64() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_message_without_occurrence_takes_its_due_time) {
+  auto v = json::parse(encode_task_message(sample(), now())).as_object();
+  v.erase("occurrence");
+  const auto m = decode_task_message(json::serialize(v));
+  BOOST_TEST((m.work.occurrence == m.work.due));
 }
 
 BOOST_AUTO_TEST_CASE(unknown_members_are_ignored) {

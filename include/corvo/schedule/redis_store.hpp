@@ -15,11 +15,22 @@ namespace corvo::schedule {
 struct redis_store_options {
   /// Key prefix: keys are `{<name_space>:<shard>}:due` etc.
   std::string name_space = "corvo";
-  /// Shards of the namespace (fixed for its lifetime: changing it re-homes task ids).
+  /// Shards of the namespace (fixed for its lifetime: changing it re-homes task ids). The
+  /// count is stored in Redis, in the key `{<name_space>}:shards`, by the first store that
+  /// uses the namespace; a store configured with another count refuses to work (open()
+  /// throws, naming both counts and the key). 0: adopt the namespace's stored count (tools
+  /// such as the CLI); open() throws when the namespace has none yet.
   unsigned shards = 16;
   /// Dead-letter cap per shard: oldest entries beyond it are dropped.
   std::size_t dead_max_count = 100'000;
   std::chrono::seconds dead_max_age = std::chrono::hours(24 * 7);
+  /// Opt-in durability across a failover: schedule(), cancel() and ack() return only once
+  /// this many replicas have acknowledged the write (`WAIT`, sent in the same request as the
+  /// script, so on the same connection to the same node). Fewer within `wait_timeout`: the
+  /// call throws std::runtime_error (the write is applied on the master, but a failover may
+  /// lose it). 0 (the default): asynchronous replication, see docs/scheduler.md.
+  unsigned wait_replicas = 0;
+  std::chrono::milliseconds wait_timeout{1000};
 };
 
 class redis_store final : public store {
@@ -34,6 +45,18 @@ class redis_store final : public store {
 
   const redis_store_options& options() const noexcept;
 
+  /// Reads the namespace's shard count from `shard_count_key()`, storing ours there when the
+  /// namespace has none (first use). Throws std::runtime_error naming both counts and the
+  /// key when they differ, or, with `shards = 0`, when the namespace has no count. With
+  /// `shards = 0` it adopts the stored count: shards(), shard_of() and keys_of() are valid
+  /// only after it. Idempotent (one round trip, the first time); every other operation
+  /// calls it first, so an explicit call is needed only to read shards() of an adopting
+  /// store or to fail early.
+  asio::awaitable<void> open() override;
+  /// `{<name_space>}:shards`: one key, in its own slot, read once per store.
+  std::string shard_count_key() const;
+
+  /// The namespace's shard count (0 for an adopting store until open()).
   unsigned shards() const noexcept override;
   unsigned shard_of(std::string_view id) const noexcept override;
 

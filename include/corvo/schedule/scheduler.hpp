@@ -18,7 +18,8 @@
 //
 // Configuration keys (all optional): scheduler.provider, scheduler.sink, scheduler.namespace,
 // scheduler.shards, scheduler.max_in_flight, scheduler.claim_batch, scheduler.lease,
-// scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max;
+// scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max,
+// scheduler.redis.wait_replicas and scheduler.redis.wait_timeout (redis_store_options);
 // with the Kafka sink: scheduler.kafka.topic (default "corvo.tasks"),
 // scheduler.kafka.consume (default true: this process also runs the consumer group),
 // scheduler.kafka.health_interval, scheduler.kafka.max_attempts (handler attempts before

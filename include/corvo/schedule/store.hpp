@@ -76,6 +76,11 @@ class store {
  public:
   virtual ~store() = default;
 
+  /// Prepares the store before first use and checks its configuration against what it
+  /// holds (redis_store: the namespace's shard count). The dispatcher calls it before it
+  /// reads shards(). Default: nothing to do.
+  virtual asio::awaitable<void> open() { co_return; }
+
   /// Number of shards of the namespace.
   virtual unsigned shards() const noexcept = 0;
   /// The shard of a task id.

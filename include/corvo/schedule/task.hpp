@@ -20,7 +20,7 @@ inline time_point now() {
   return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
 }
 
-/// Runs every `period`, the next occurrence `period` after the due time of the current one.
+/// Runs every `period`: occurrences at the first due time + k·period (see next_run_after).
 struct interval {
   std::chrono::microseconds period{};
   friend bool operator==(const interval&, const interval&) = default;
@@ -54,6 +54,11 @@ struct task {
   std::uint32_t attempts = 0;
   /// The reason of the last failure, or of the dead-lettering.
   std::string last_error;
+  /// The scheduled time of the occurrence this run belongs to: the due time the task was
+  /// scheduled (or rescheduled) for, or the occurrence its recurrence computed. Retries and
+  /// lease expiries move `due`, never this; handlers tell occurrences apart by it. Set by
+  /// the store (schedule() sets it to `due`).
+  time_point occurrence{};
   task_state state = task_state::unknown;
 };
 
@@ -62,6 +67,14 @@ std::string_view to_string(task_state state) noexcept;
 /// The next occurrence of `r` strictly after `after`, or nullopt for a one-off task.
 /// Throws std::invalid_argument for an invalid cron expression.
 std::optional<time_point> next_occurrence(const recurrence& r, time_point after);
+
+/// The occurrence that follows a run of `occurrence`, judged at `store_now` (the store's
+/// clock when the run finished): the next occurrence of `r` after `occurrence`; when that is
+/// already past, the latest occurrence at or before `store_now` (occurrences missed while
+/// nothing ran are coalesced into one run, and none is run twice). Nullopt for a one-off
+/// task. Throws std::invalid_argument for an invalid recurrence.
+std::optional<time_point> next_run_after(const recurrence& r, time_point occurrence,
+                                         time_point store_now);
 
 /// "every 30s" / "cron */5 * * * *" / "" — for logs and the command line.
 std::string describe(const recurrence& r);

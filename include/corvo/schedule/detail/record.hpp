@@ -1,7 +1,11 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>\n<max_attempts>\n<type>\n<recurrence>\n<last_error>\n<payload JSON>
+//   <attempts>\n<max_attempts>\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
+//
+// The payload JSON never contains a raw newline (Boost.JSON escapes them), so a record of
+// the older layout without the occurrence line (5 header lines) is recognised by its
+// newline count and decodes with no occurrence (the caller uses the due time).
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
 // scripts, which touch only the header lines (attempts, last error) and never re-encode the
@@ -20,7 +24,8 @@ namespace corvo::schedule::detail {
 /// newline or an empty type.
 std::string encode_record(const task& t);
 
-/// Decodes a record into `t` (all fields but id, due and state). Throws
+/// Decodes a record into `t` (all fields but id, due and state; `occurrence` stays as it
+/// was for a record of the older layout). Throws
 /// std::invalid_argument when the record is malformed or its payload is not JSON.
 void decode_record(std::string_view record, task& t);
 
