@@ -289,7 +289,9 @@ asio::awaitable<void> upsert_fences_the_running_version(fixture& f) {
   auto late = failing("job", old_token, "late", std::nullopt);
   BOOST_TEST(!(co_await store.nack(0, std::move(late))));
   auto stale_extend = lease_refs("job", old_token);
-  BOOST_TEST(co_await store.extend(0, stale_extend, 10s) == 0u);
+  const auto still_held = co_await store.extend(0, stale_extend, 10s);
+  BOOST_TEST(still_held.size() == 1u);
+  BOOST_TEST(!still_held.at(0));
   BOOST_TEST(((co_await store.get("job"))->state == sched::task_state::scheduled));
 
   f.clock.now = t0 + 5s;
@@ -345,7 +347,10 @@ asio::awaitable<void> extend_keeps_the_lease(fixture& f) {
   f.clock.now = t0 + 800ms;
   auto leases = lease_refs(run.tasks[0].work.id, run.tasks[0].token);
   leases.push_back(lease_refs(run.tasks[1].work.id, "bogus")[0]);
-  BOOST_TEST(co_await store.extend(0, leases, 1000ms) == 1u);
+  const auto held = co_await store.extend(0, leases, 1000ms);
+  BOOST_TEST(held.size() == 2u);
+  BOOST_TEST(held.at(0));    // renewed
+  BOOST_TEST(!held.at(1));   // a bogus token: not held
   f.clock.now = t0 + 1600ms;  // the other lease expired, the extended one holds until 1.8 s
   const auto again = co_await store.claim(0, 10, 1000ms);
   const std::vector<std::string> reclaimed = {run.tasks[1].work.id};

@@ -7,7 +7,9 @@
 //    "due": 1795430400000000, "attempt": 1, "max_attempts": 5, "published": 1795430400000312}
 //
 // `due` and `published` are microseconds since the Unix epoch (UTC); `attempt` counts this
-// run (1 for the first). Other members are ignored, so newer publishers can add some.
+// run (1 for the first). "timeout_ms" (the task's own run timeout) is present only when the
+// task has one; the kafka_worker does not enforce it yet (the dispatcher's run timeout bounds
+// the publish). Other members are ignored, so newer publishers can add some.
 
 #include <corvo/schedule/store.hpp>
 
@@ -19,7 +21,8 @@ namespace corvo::schedule {
 /// Encodes run `t.work.attempts` of `t`, published at `published`.
 std::string encode_task_message(const claimed_task& t, time_point published);
 
-/// A decoded message: the task (id, type, payload, due, attempts = this run, max_attempts;
+/// A decoded message: the task (id, type, payload, due, attempts = this run, max_attempts,
+/// timeout;
 /// no recurrence, which stays with the store) and when it was published.
 struct task_message {
   task work;

@@ -1,7 +1,11 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>\n<max_attempts>\n<type>\n<recurrence>\n<last_error>\n<payload JSON>
+//   <attempts>\n<max_attempts>[ <timeout ms>]\n<type>\n<recurrence>\n<last_error>\n<payload JSON>
+//
+// The run timeout rides on the max_attempts line (after a space, only when set), so records
+// written before it existed still decode, and the scripts read max_attempts as the line's
+// leading number.
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
 // scripts, which touch only the header lines (attempts, last error) and never re-encode the
