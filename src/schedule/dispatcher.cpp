@@ -1,15 +1,18 @@
-#include <corvo/core/exception.hpp>
-#include <corvo/core/log.hpp>
-#include <corvo/core/task_group.hpp>
-#include <corvo/schedule/dispatcher.hpp>
-
+#include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <cmath>
+#include <corvo/core/exception.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/schedule/dispatcher.hpp>
 #include <map>
+#include <memory>
 #include <random>
 
 namespace corvo::schedule {
@@ -18,17 +21,36 @@ namespace {
 using steady = std::chrono::steady_clock;
 using boost::system::error_code;
 
-
 }  // namespace
 
 struct dispatcher::impl {
   impl(store& s, sink& k, dispatcher_options o) : tasks(s), out(k), options(std::move(o)) {}
 
-  struct running_task {
+  // Why the dispatcher cancelled a run. Only `stop` is a hand-back; the others are counted.
+  enum class cut_reason { none, stop, timeout, lease_lost };
+
+  // One run in flight. Its handler runs in a child coroutine bound to `signal`, so the
+  // dispatcher can cancel this run alone.
+  struct run_state {
+    explicit run_state(const asio::any_io_executor& ex) : timer(ex) {}
+    std::string id;
     std::string token;
-    steady::time_point started;
+    unsigned shard = 0;
+    // When the request that set the current lease was sent: the lease ends no earlier than
+    // this plus the lease length on the store's clock.
+    steady::time_point renewed_at{};
+    // Past this the lease may be someone else's: the run is cut as lost.
+    steady::time_point lease_until{};
+    // The run timeout (max: none).
+    steady::time_point deadline = steady::time_point::max();
+    std::chrono::milliseconds timeout{0};
+    asio::cancellation_signal signal;
+    cut_reason cut = cut_reason::none;
+    asio::steady_timer timer;  // fires at min(deadline, lease_until)
   };
 
+  // Everything one shard needs: its claim loop, acker and lease renewer never wait on
+  // another shard's store calls.
   struct shard_state {
     std::unique_ptr<asio::steady_timer> timer;
     bool woken = false;
@@ -36,6 +58,8 @@ struct dispatcher::impl {
     // The store's clock at the last claim, and ours then: the store's now, estimated.
     time_point store_now{};
     steady::time_point claimed_at{};
+    std::unique_ptr<asio::steady_timer> acks_pending;        // notifier: acks to send
+    std::map<std::string, std::shared_ptr<run_state>> runs;  // by task id: a re-claim of the same id here replaces the older run
   };
 
   store& tasks;
@@ -45,6 +69,11 @@ struct dispatcher::impl {
   start_observer observer;
 
   bool running = false;
+  // Set by run() once claiming has stopped: from then on a run cut with cut_reason::stop is
+  // handed back. Never inferred from an exception.
+  bool stopping = false;
+  // Set once every run has ended: ackers send what is left and finish.
+  bool finishing = false;
   std::optional<asio::any_io_executor> executor;
   std::optional<task_group> workers;
   std::vector<shard_state> shards;
@@ -53,13 +82,8 @@ struct dispatcher::impl {
   // announces its free slot before the task group sees the child finish, and waiters that
   // woke on that announcement must already see the slot free (else the wake-up is lost).
   std::size_t active = 0;
-  // Timers used as broadcast notifiers: expiry at max, woken by cancel().
+  // Timer used as a broadcast notifier: expiry at max, woken by cancel().
   std::unique_ptr<asio::steady_timer> slot_freed;
-  std::unique_ptr<asio::steady_timer> acks_pending;
-  // (shard, id) -> the run holding the task's lease here. By id, not token: a token is only
-  // unique per claim, and when a lease is lost and this process claims the task again, the
-  // newer run replaces the older one (whose lease is gone anyway).
-  std::map<std::pair<unsigned, std::string>, running_task> in_flight;
   std::mt19937_64 random{std::random_device{}()};
 
   static std::unique_ptr<asio::steady_timer> notifier(const asio::any_io_executor& ex) {
@@ -86,8 +110,15 @@ struct dispatcher::impl {
     double ceiling = static_cast<double>(p.initial.count()) *
                      std::pow(p.multiplier, attempts > 0 ? static_cast<double>(attempts - 1) : 0.0);
     ceiling = std::min(ceiling, static_cast<double>(p.max.count()));
-    const double ms = p.jitter ? std::uniform_real_distribution<double>(0, ceiling)(random) : ceiling;
+    const double ms =
+        p.jitter ? std::uniform_real_distribution<double>(0, ceiling)(random) : ceiling;
     return std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000));
+  }
+
+  // The lease as this process may count on it: a tenth short of its length, measured from
+  // when the request that took or renewed it was sent.
+  steady::time_point lease_end(steady::time_point sent) const {
+    return sent + options.lease - options.lease / 10;
   }
 
   // ---- claiming ---------------------------------------------------------------------------
@@ -96,6 +127,14 @@ struct dispatcher::impl {
     while (active + reserved >= options.max_in_flight) {
       co_await wait(*slot_freed);
     }
+  }
+
+  // Most slots one claim may reserve: a claim that hangs (its shard's server stopped) holds
+  // its reservation until it fails. With several shards a claim takes at most half of the
+  // free slots, so k hung claims leave at least 1/2^k of them to the healthy shards.
+  std::size_t claim_share() const {
+    const std::size_t free = options.max_in_flight - active - reserved;
+    return shards.size() > 1 ? std::max<std::size_t>(1, free / 2) : free;
   }
 
   asio::awaitable<void> shard_loop(unsigned s) {
@@ -113,11 +152,12 @@ struct dispatcher::impl {
         }
       }
       const std::size_t limit =
-          std::min(options.claim_batch, options.max_in_flight - active - reserved);
+          std::min({options.claim_batch, options.max_in_flight - active - reserved, claim_share()});
       reserved += limit;
       state.woken = false;
       std::exception_ptr failed;
       claim_result claimed;
+      const auto sent_at = steady::now();
       try {
         claimed = co_await tasks.claim(s, limit, options.lease);
       } catch (...) {
@@ -147,7 +187,7 @@ struct dispatcher::impl {
       const bool backlog = claimed.tasks.size() == limit && limit > 0;
       for (auto& t : claimed.tasks) {
         ++active;
-        co_await workers->spawn(run_task(std::move(t)));
+        co_await workers->spawn(run_task(std::move(t), sent_at));
       }
       if (backlog || state.woken) {
         continue;
@@ -157,7 +197,8 @@ struct dispatcher::impl {
       auto deadline = claimed_at + options.max_sleep;
       for (const auto& next : {claimed.next_due, claimed.next_lease_expiry}) {
         if (next) {
-          const auto wait_for = std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);
+          const auto wait_for =
+              std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);
           deadline = std::min(deadline, claimed_at + std::max(wait_for, steady::duration::zero()));
         }
       }
@@ -193,9 +234,88 @@ struct dispatcher::impl {
     }
   }
 
-  asio::awaitable<void> run_task(claimed_task t) {
-    const auto key = std::make_pair(t.shard, t.work.id);
-    in_flight.insert_or_assign(key, running_task{t.token, steady::now()});
+  // The run timeout of `t`: its own, else the dispatcher's; zero means none.
+  std::chrono::milliseconds run_limit(const task& t) const {
+    if (t.timeout && t.timeout->count() > 0) {
+      return *t.timeout;
+    }
+    return options.run_timeout;
+  }
+
+  // Cancels one run (its handler sees operation_aborted); the first reason counts.
+  static void cut(run_state& r, cut_reason why) {
+    if (r.cut != cut_reason::none) {
+      return;
+    }
+    r.cut = why;
+    r.signal.emit(asio::cancellation_type::terminal);
+  }
+
+  struct run_timer_fired {
+    std::weak_ptr<run_state> run;
+    void operator()(error_code ec) const {
+      if (ec) {
+        return;  // re-armed, or the run ended
+      }
+      if (const auto r = run.lock()) {
+        check_run(r);
+      }
+    }
+  };
+
+  static void arm(const std::shared_ptr<run_state>& r) {
+    r->timer.expires_at(std::min(r->deadline, r->lease_until));
+    r->timer.async_wait(run_timer_fired{r});
+  }
+
+  static void check_run(const std::shared_ptr<run_state>& r) {
+    if (r->cut != cut_reason::none) {
+      return;
+    }
+    const auto now = steady::now();
+    if (now >= r->deadline) {
+      cut(*r, cut_reason::timeout);
+    } else if (now >= r->lease_until) {
+      cut(*r, cut_reason::lease_lost);  // no renewal got through in time
+    } else {
+      arm(r);  // renewed meanwhile
+    }
+  }
+
+  void cut_every_run(cut_reason why) {
+    for (auto& s : shards) {
+      for (auto& [id, r] : s.runs) {
+        cut(*r, why);
+      }
+    }
+  }
+
+  static asio::awaitable<void> deliver_to(sink& out, const claimed_task& t) {
+    co_await out.deliver(t);
+  }
+
+  asio::awaitable<void> run_task(claimed_task t, steady::time_point lease_sent) {
+    auto ex = co_await asio::this_coro::executor;
+    auto run = std::make_shared<run_state>(ex);
+    run->id = t.work.id;
+    run->token = t.token;
+    run->shard = t.shard;
+    run->renewed_at = lease_sent;
+    run->lease_until = lease_end(lease_sent);
+    run->timeout = run_limit(t.work);
+    if (run->timeout.count() > 0) {
+      run->deadline = steady::now() + run->timeout;
+    }
+    // By id, not token: when this process claims a task again after its lease here was lost
+    // (expired or replaced), the older run is cut and the newer one takes its place.
+    auto& runs = shards[t.shard].runs;
+    if (const auto old = runs.find(t.work.id); old != runs.end()) {
+      cut(*old->second, cut_reason::lease_lost);
+      old->second = run;
+    } else {
+      runs.emplace(t.work.id, run);
+    }
+    arm(run);
     if (observer) {
       observer(t);
     }
@@ -207,7 +327,10 @@ struct dispatcher::impl {
       reason = t.work.last_error.empty() ? "task record has no type" : t.work.last_error;
     } else {
       try {
-        co_await out.deliver(t);
+        auto work = deliver_to(out, t);
+        co_await asio::co_spawn(
+            ex, std::move(work),
+            asio::bind_cancellation_slot(run->signal.slot(), asio::use_awaitable));
       } catch (const permanent_error& e) {
         permanent = true;
         reason = e.what();
@@ -216,27 +339,41 @@ struct dispatcher::impl {
         reason = corvo::describe(error);
       }
     }
-    if (const auto it = in_flight.find(key); it != in_flight.end() && it->second.token == t.token) {
-      in_flight.erase(it);
+    if (const auto it = shards[t.shard].runs.find(t.work.id);
+        it != shards[t.shard].runs.end() && it->second == run) {
+      shards[t.shard].runs.erase(it);
     }
+    run->timer.cancel();
     --active;
     slot_freed->cancel();
+    const auto cut = run->cut;
+    if (cut == cut_reason::lease_lost) {
+      ++stats.lease_lost;
+      CORVO_LOG(warning, "scheduler") << "task " << t.work.id << " (" << t.work.type
+                                      << "): its lease was lost (cancelled, replaced, or not "
+                                         "renewed in time); the run was cancelled";
+    }
 
     if (!permanent && !error) {
-      shards[t.shard].acks.push_back({t.work.id, t.token, next_run_of(t)});
-      acks_pending->cancel();
+      auto& shard = shards[t.shard];
+      shard.acks.push_back({t.work.id, t.token, next_run_of(t)});
+      shard.acks_pending->cancel();
       co_return;
     }
-    // A run cut short by our own stop is handed back, not counted as a failure.
-    const bool stopped = error && is_operation_aborted(error);
-    if (stopped) {
-      co_await asio::this_coro::reset_cancellation_state();
+    if (cut == cut_reason::lease_lost) {
+      co_return;  // the lease is someone else's (or gone): nothing to report
     }
-    const bool dead = permanent || (!stopped && t.work.attempts >= t.work.max_attempts);
-    failure_outcome(t, reason, dead, stopped);
+    // Only a run the dispatcher itself cut while stopping is handed back uncounted.
+    const bool handed_back = stopping && cut == cut_reason::stop;
+    if (cut == cut_reason::timeout && !permanent) {
+      ++stats.timed_out;
+      reason = "run timed out after " + std::to_string(run->timeout.count()) + " ms";
+    }
+    const bool dead = permanent || (!handed_back && t.work.attempts >= t.work.max_attempts);
+    failure_outcome(t, reason, dead, handed_back);
     failure f{t.work.id, t.token, reason, std::nullopt};
     if (!dead) {
-      f.retry_in = stopped ? std::chrono::microseconds(0) : retry_delay(t.work.attempts);
+      f.retry_in = handed_back ? std::chrono::microseconds(0) : retry_delay(t.work.attempts);
     }
     try {
       if (!co_await tasks.nack(t.shard, std::move(f))) {
@@ -244,21 +381,22 @@ struct dispatcher::impl {
       }
     } catch (...) {
       ++stats.store_errors;
-      CORVO_LOG(warning, "scheduler") << "task " << t.work.id << ": could not record the failure ("
-                                      << corvo::describe(std::current_exception())
-                                      << "); it runs again when its lease expires";
+      CORVO_LOG(warning, "scheduler")
+          << "task " << t.work.id << ": could not record the failure ("
+          << corvo::describe(std::current_exception()) << "); it runs again when its lease expires";
     }
   }
 
-  void failure_outcome(const claimed_task& t, const std::string& reason, bool dead, bool stopped) {
-    if (stopped) {
+  void failure_outcome(const claimed_task& t, const std::string& reason, bool dead,
+                       bool handed_back) {
+    if (handed_back) {
       return;
     }
     if (dead) {
       ++stats.dead_lettered;
-      CORVO_LOG(warning, "scheduler") << "task " << t.work.id << " (" << t.work.type
-                                      << ") dead-lettered after " << t.work.attempts
-                                      << " attempt(s): " << reason;
+      CORVO_LOG(warning, "scheduler")
+          << "task " << t.work.id << " (" << t.work.type << ") dead-lettered after "
+          << t.work.attempts << " attempt(s): " << reason;
     } else {
       ++stats.retried;
       CORVO_LOG(info, "scheduler") << "task " << t.work.id << " (" << t.work.type << ") attempt "
@@ -268,83 +406,115 @@ struct dispatcher::impl {
 
   // ---- acknowledging ------------------------------------------------------------------------
 
-  // Sends every pending ack, one batch per shard; failed batches are kept for the next round.
-  asio::awaitable<bool> flush_acks() {
-    bool all_sent = true;
-    for (unsigned s = 0; s < shards.size(); ++s) {
-      if (shards[s].acks.empty()) {
-        continue;
-      }
-      auto batch = std::exchange(shards[s].acks, {});
-      const auto count = batch.size();
-      std::exception_ptr failed;
-      try {
-        const auto acked = co_await tasks.ack(s, batch);
-        stats.succeeded += acked;
-        stats.stale += count - acked;
-      } catch (...) {
-        failed = std::current_exception();
-      }
-      if (failed) {
-        if (is_operation_aborted(failed)) {
-          shards[s].acks.insert(shards[s].acks.begin(), batch.begin(), batch.end());
-          std::rethrow_exception(failed);
-        }
-        ++stats.store_errors;
-        all_sent = false;
-        CORVO_LOG(warning, "scheduler") << "ack of " << count << " task(s) on shard " << s
-                                        << " failed: " << corvo::describe(failed) << "; retrying";
-        shards[s].acks.insert(shards[s].acks.begin(), batch.begin(), batch.end());
-      }
+  // Sends the pending acks of shard `s` in one batch; a failed batch is kept for the next try.
+  asio::awaitable<bool> flush_acks(unsigned s) {
+    auto& shard = shards[s];
+    auto batch = std::exchange(shard.acks, {});
+    const auto count = batch.size();
+    std::exception_ptr failed;
+    try {
+      const auto acked = co_await tasks.ack(s, batch);
+      stats.succeeded += acked;
+      stats.stale += count - acked;
+    } catch (...) {
+      failed = std::current_exception();
     }
-    co_return all_sent;
+    if (!failed) {
+      co_return true;
+    }
+    shard.acks.insert(shard.acks.begin(), batch.begin(), batch.end());
+    if (is_operation_aborted(failed)) {
+      std::rethrow_exception(failed);
+    }
+    ++stats.store_errors;
+    CORVO_LOG(warning, "scheduler") << "ack of " << count << " task(s) on shard " << s
+                                    << " failed: " << corvo::describe(failed) << "; retrying";
+    co_return false;
   }
 
   bool acks_waiting() const {
     for (const auto& s : shards) {
-      if (!s.acks.empty()) return true;
+      if (!s.acks.empty())
+        return true;
     }
     return false;
   }
 
-  asio::awaitable<void> acker() {
+  // One per shard: a shard whose store calls hang holds up only its own acks.
+  asio::awaitable<void> acker(unsigned s) {
     backoff delays(options.store_retry);
+    auto& shard = shards[s];
+    int failures_while_finishing = 0;
     for (;;) {
-      if (!acks_waiting()) {
-        co_await wait(*acks_pending);
+      if (shard.acks.empty()) {
+        if (finishing) {
+          co_return;
+        }
+        co_await wait(*shard.acks_pending);
         continue;
       }
-      if (co_await flush_acks()) {
+      if (co_await flush_acks(s)) {
         delays.reset();
-      } else {
-        co_await sleep_for(delays.next());
+        continue;
       }
+      if (finishing && ++failures_while_finishing >= 3) {
+        CORVO_LOG(error, "scheduler")
+            << "could not acknowledge " << shard.acks.size() << " finished task(s) of shard " << s
+            << " before stopping; they run again when their leases "
+               "expire";
+        co_return;
+      }
+      co_await sleep_for(finishing ? options.store_retry.initial : delays.next());
     }
   }
 
   // ---- leases -------------------------------------------------------------------------------
 
-  asio::awaitable<void> extender() {
-    const auto period = std::max<std::chrono::milliseconds>(options.lease / 3, std::chrono::milliseconds(1));
+  // One per shard, from the first claim until the last run has ended (draining included).
+  // A lease the store no longer holds for us cuts its run.
+  asio::awaitable<void> renewer(unsigned s) {
+    const auto period =
+        std::max<std::chrono::milliseconds>(options.lease / 3, std::chrono::milliseconds(1));
+    auto& shard = shards[s];
     for (;;) {
       co_await sleep_for(period);
-      std::map<unsigned, std::vector<lease_ref>> due_for_renewal;
-      const auto cutoff = steady::now() - period;
-      for (const auto& [key, run] : in_flight) {
-        if (run.started <= cutoff) {
-          due_for_renewal[key.first].push_back({key.second, run.token});
+      std::vector<lease_ref> leases;
+      std::vector<std::shared_ptr<run_state>> runs;
+      // Renewed at least every 1.5 periods: well before the lease (3 periods, counted here
+      // from 2.7) runs out, even when this loop wakes late.
+      const auto cutoff = steady::now() - period / 2;
+      for (const auto& [id, r] : shard.runs) {
+        if (r->cut == cut_reason::none && r->renewed_at <= cutoff) {
+          leases.push_back({r->id, r->token});
+          runs.push_back(r);
         }
       }
-      for (auto& [shard, leases] : due_for_renewal) {
-        try {
-          co_await tasks.extend(shard, std::move(leases), options.lease);
-        } catch (...) {
-          const auto failed = std::current_exception();
-          if (is_operation_aborted(failed)) {
-            throw;
-          }
-          ++stats.store_errors;
-          CORVO_LOG(warning, "scheduler") << "lease extension failed: " << corvo::describe(failed);
+      if (leases.empty()) {
+        continue;
+      }
+      const auto sent_at = steady::now();
+      std::vector<bool> held;
+      std::exception_ptr failed;
+      try {
+        held = co_await tasks.extend(s, std::move(leases), options.lease);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      if (failed) {
+        if (is_operation_aborted(failed)) {
+          std::rethrow_exception(failed);
+        }
+        ++stats.store_errors;
+        CORVO_LOG(warning, "scheduler")
+            << "lease extension on shard " << s << " failed: " << corvo::describe(failed);
+        continue;  // the runs are cut when their leases run out here
+      }
+      for (std::size_t i = 0; i < runs.size(); ++i) {
+        if (i < held.size() && held[i]) {
+          runs[i]->renewed_at = sent_at;
+          runs[i]->lease_until = lease_end(sent_at);
+        } else {
+          cut(*runs[i], cut_reason::lease_lost);
         }
       }
     }
@@ -370,13 +540,23 @@ struct dispatcher::impl {
       if (failed && is_operation_aborted(failed)) {
         std::rethrow_exception(failed);
       }
-      CORVO_LOG(warning, "scheduler") << "wake-up subscription ended: " << corvo::describe(failed)
-                                      << "; re-subscribing";
+      CORVO_LOG(warning, "scheduler")
+          << "wake-up subscription ended: " << corvo::describe(failed) << "; re-subscribing";
       co_await sleep_for(delays.next());
     }
   }
 
   // ---- life -------------------------------------------------------------------------------
+
+  static asio::awaitable<void> join_quietly(task_group& group) {
+    try {
+      co_await group.join();
+    } catch (const std::exception& e) {
+      if (!is_operation_aborted(std::current_exception())) {
+        CORVO_LOG(error, "scheduler") << "dispatcher: " << e.what();
+      }
+    }
+  }
 
   asio::awaitable<void> run() {
     if (running) {
@@ -385,46 +565,62 @@ struct dispatcher::impl {
     co_await tasks.open();  // e.g. a redis_store adopting the namespace's shard count
     auto ex = co_await asio::this_coro::executor;
     executor = ex;
-    workers.emplace(ex, task_group_options{.max_in_flight = 0,
-                                           .on_failure = failure_policy::collect_errors});
+    workers.emplace(
+        ex, task_group_options{.max_in_flight = 0, .on_failure = failure_policy::collect_errors});
     slot_freed = notifier(ex);
-    acks_pending = notifier(ex);
     shards.clear();
     shards.resize(tasks.shards());
     for (auto& s : shards) {
       s.timer = std::make_unique<asio::steady_timer>(ex);
+      s.acks_pending = notifier(ex);
     }
     running = true;
+    stopping = false;
+    finishing = false;
 
+    // Acks and renewals outlive the claim loops: they go on while the runs drain.
+    task_group renewers(ex);
+    task_group ackers(ex);
     task_group loops(ex);
     std::exception_ptr ended_by;
     try {
       for (unsigned s = 0; s < shards.size(); ++s) {
+        co_await renewers.spawn(renewer(s));
+        co_await ackers.spawn(acker(s));
+      }
+      for (unsigned s = 0; s < shards.size(); ++s) {
         co_await loops.spawn(shard_loop(s));
       }
-      co_await loops.spawn(acker());
-      co_await loops.spawn(extender());
       co_await loops.spawn(watcher());
       co_await loops.join();
     } catch (...) {
       ended_by = std::current_exception();
     }
-    // Stopping: the loops are finished (join waits for them even when cancelled). Let the
-    // runs in flight finish, then acknowledge what finished.
+    // Stopping: the claim loops are finished (join waits for them even when cancelled). Let
+    // the runs in flight finish (their leases still renewed), then acknowledge them.
     co_await asio::this_coro::reset_cancellation_state();
     running = false;
+    stopping = true;
     if (!co_await workers->join_for(options.drain_timeout)) {
-      CORVO_LOG(warning, "scheduler") << workers->in_flight()
+      CORVO_LOG(warning, "scheduler") << active
                                       << " task(s) still running after the drain timeout; "
                                          "cancelling and handing them back";
-      workers->cancel();
-      co_await workers->join();
-    }
-    for (int attempt = 0; attempt < 3 && acks_waiting(); ++attempt) {
-      if (!co_await flush_acks()) {
-        co_await sleep_for(options.store_retry.initial);
+      cut_every_run(cut_reason::stop);
+      if (!co_await workers->join_for(options.drain_timeout)) {
+        workers->cancel();  // hand-backs stuck on a hung store
+        co_await join_quietly(*workers);
       }
     }
+    renewers.cancel();
+    co_await join_quietly(renewers);
+    finishing = true;
+    for (auto& s : shards) {
+      s.acks_pending->cancel();
+    }
+    if (!co_await ackers.join_for(options.drain_timeout)) {
+      ackers.cancel();
+    }
+    co_await join_quietly(ackers);
     if (acks_waiting()) {
       CORVO_LOG(error, "scheduler") << "could not acknowledge every finished task before "
                                        "stopping; they run again when their leases expire";
@@ -444,14 +640,24 @@ dispatcher::dispatcher(store& tasks, sink& out, dispatcher_options options)
 
 dispatcher::~dispatcher() = default;
 
-asio::awaitable<void> dispatcher::run() { co_await impl_->run(); }
+asio::awaitable<void> dispatcher::run() {
+  co_await impl_->run();
+}
 
-void dispatcher::wake(unsigned shard) { impl_->wake(shard); }
+void dispatcher::wake(unsigned shard) {
+  impl_->wake(shard);
+}
 
-void dispatcher::on_start(start_observer observer) { impl_->observer = std::move(observer); }
+void dispatcher::on_start(start_observer observer) {
+  impl_->observer = std::move(observer);
+}
 
-const dispatcher_stats& dispatcher::stats() const noexcept { return impl_->stats; }
+const dispatcher_stats& dispatcher::stats() const noexcept {
+  return impl_->stats;
+}
 
-const dispatcher_options& dispatcher::options() const noexcept { return impl_->options; }
+const dispatcher_options& dispatcher::options() const noexcept {
+  return impl_->options;
+}
 
 }  // namespace corvo::schedule

@@ -88,6 +88,24 @@ task_state state_of(place where) noexcept {
   return task_state::unknown;
 }
 
+/// The reason a lease expiry records, counting consecutive expiries: "lease expired N times
+/// (worker died or hung)" (as the claim script).
+std::string lease_expired_reason(const std::string& last_error) {
+  constexpr std::string_view prefix = "lease expired ";
+  constexpr std::string_view suffix = " times (worker died or hung)";
+  unsigned before = 0;
+  if (last_error.starts_with(prefix) && last_error.ends_with(suffix)) {
+    const auto digits =
+        std::string_view(last_error)
+            .substr(prefix.size(), last_error.size() - prefix.size() - suffix.size());
+    if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos &&
+        digits.size() < 9) {
+      before = static_cast<unsigned>(std::stoul(std::string(digits)));
+    }
+  }
+  return std::string(prefix) + std::to_string(before + 1) + std::string(suffix);
+}
+
 task snapshot(const entry& e) {
   task t = e.work;
   t.state = state_of(e.where);
@@ -238,20 +256,29 @@ struct memory_store::impl {
   }
 
   std::vector<task> browse(std::size_t offset, std::size_t limit) const {
-    // Each shard's first offset+limit entries hold the merged page.
-    const std::size_t window = limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit;
-    std::vector<std::pair<std::pair<time_point, std::string>, unsigned>> merged;
-    for (unsigned shard = 0; shard < shards.size(); ++shard) {
-      std::size_t taken = 0;
-      for (auto it = shards[shard].due_set.begin();
-           it != shards[shard].due_set.end() && taken < window; ++it, ++taken) {
-        merged.emplace_back(*it, shard);
-      }
+    // A k-way merge of the shards' due sets: walks offset+limit entries, copies none but the
+    // page.
+    std::vector<scored_set::const_iterator> at;
+    for (const auto& s : shards) {
+      at.push_back(s.due_set.begin());
     }
-    std::sort(merged.begin(), merged.end());
     std::vector<task> page;
-    for (std::size_t i = offset; i < merged.size() && page.size() < limit; ++i) {
-      page.push_back(snapshot(shards[merged[i].second].tasks.at(merged[i].first.second)));
+    for (std::size_t skipped = 0; page.size() < limit;) {
+      std::size_t best = shards.size();
+      for (std::size_t i = 0; i < shards.size(); ++i) {
+        if (at[i] != shards[i].due_set.end() && (best == shards.size() || *at[i] < *at[best])) {
+          best = i;
+        }
+      }
+      if (best == shards.size()) {
+        break;
+      }
+      if (skipped < offset) {
+        ++skipped;
+      } else {
+        page.push_back(snapshot(shards[best].tasks.at(at[best]->second)));
+      }
+      ++at[best];
     }
     return page;
   }
@@ -299,12 +326,18 @@ struct memory_store::impl {
     claim_result out;
     const auto now = clock();
     out.store_now = now;
-    // Expired leases first: their tasks become due now (the dead worker's try still counts).
+    // Expired leases first: their tasks become due now (the dead worker's try still counts),
+    // or dead when that try was the last one.
     while (!s.inflight.empty() && s.inflight.begin()->first <= now) {
       const std::string id = s.inflight.begin()->second;
       auto& e = s.tasks.at(id);
       detach(s, id, e);
-      make_due(shard, id, e, now);
+      e.work.last_error = lease_expired_reason(e.work.last_error);
+      if (e.work.attempts >= e.work.max_attempts) {
+        make_dead(s, id, e, now);
+      } else {
+        make_due(shard, id, e, now);
+      }
     }
     const auto deadline = now + std::chrono::duration_cast<std::chrono::microseconds>(lease);
     while (out.tasks.size() < limit && !s.due_set.empty() && s.due_set.begin()->first <= now) {
@@ -370,46 +403,49 @@ struct memory_store::impl {
     return true;
   }
 
-  std::size_t extend(unsigned shard, const std::vector<lease_ref>& leases,
-                     std::chrono::milliseconds lease) {
+  std::vector<bool> extend(unsigned shard, const std::vector<lease_ref>& leases,
+                           std::chrono::milliseconds lease) {
     auto& s = shard_at(shard);
     const auto deadline = clock() + std::chrono::duration_cast<std::chrono::microseconds>(lease);
-    std::size_t renewed = 0;
+    std::vector<bool> held;
+    held.reserve(leases.size());
     for (const auto& l : leases) {
       entry* e = leased(s, l.id, l.token);
+      held.push_back(e != nullptr);
       if (e == nullptr) {
         continue;
       }
       s.inflight.erase(std::make_pair(e->lease_deadline, l.id));
       e->lease_deadline = deadline;
       s.inflight.emplace(deadline, l.id);
-      ++renewed;
     }
-    return renewed;
+    return held;
   }
 
   std::vector<task> dead_letters(std::size_t offset, std::size_t limit) const {
-    struct member {
-      time_point at;
-      const std::string* id;
-      unsigned shard;
-    };
-    const std::size_t window = limit > SIZE_MAX - offset ? SIZE_MAX : offset + limit;
-    std::vector<member> merged;
-    for (unsigned shard = 0; shard < shards.size(); ++shard) {
-      const auto& dead = shards[shard].dead;
-      std::size_t taken = 0;
-      for (auto it = dead.rbegin(); it != dead.rend() && taken < window; ++it, ++taken) {
-        merged.push_back(member{it->first, &it->second, shard});
-      }
+    // Most recent first, ties by id descending (as ZRANGE ... REV): a k-way merge of the
+    // shards' dead sets walked backwards.
+    std::vector<scored_set::const_reverse_iterator> at;
+    for (const auto& s : shards) {
+      at.push_back(s.dead.rbegin());
     }
-    // Most recent first; ties by id (as redis_store).
-    std::sort(merged.begin(), merged.end(), [](const member& a, const member& b) {
-      return a.at != b.at ? a.at > b.at : *a.id < *b.id;
-    });
     std::vector<task> page;
-    for (std::size_t i = offset; i < merged.size() && page.size() < limit; ++i) {
-      page.push_back(snapshot(shards[merged[i].shard].tasks.at(*merged[i].id)));
+    for (std::size_t skipped = 0; page.size() < limit;) {
+      std::size_t best = shards.size();
+      for (std::size_t i = 0; i < shards.size(); ++i) {
+        if (at[i] != shards[i].dead.rend() && (best == shards.size() || *at[best] < *at[i])) {
+          best = i;
+        }
+      }
+      if (best == shards.size()) {
+        break;
+      }
+      if (skipped < offset) {
+        ++skipped;
+      } else {
+        page.push_back(snapshot(shards[best].tasks.at(at[best]->second)));
+      }
+      ++at[best];
     }
     return page;
   }
@@ -512,8 +548,9 @@ asio::awaitable<bool> memory_store::nack(unsigned shard, failure failed) {
   co_return impl_->nack(shard, failed);
 }
 
-asio::awaitable<std::size_t> memory_store::extend(unsigned shard, std::vector<lease_ref> leases,
-                                                  std::chrono::milliseconds lease) {
+asio::awaitable<std::vector<bool>> memory_store::extend(unsigned shard,
+                                                        std::vector<lease_ref> leases,
+                                                        std::chrono::milliseconds lease) {
   co_return impl_->extend(shard, leases, lease);
 }
 

@@ -2,7 +2,6 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -15,8 +14,8 @@ std::uint32_t parse_count(std::string_view text, const char* what) {
   std::uint32_t value = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc{} || ptr != text.data() + text.size()) {
-    throw std::invalid_argument(std::string("task record: bad ") + what + " '" +
-                                std::string(text) + "'");
+    throw std::invalid_argument(std::string("task record: bad ") + what + " '" + std::string(text) +
+                                "'");
   }
   return value;
 }
@@ -44,6 +43,10 @@ std::string encode_record(const task& t) {
   out += std::to_string(t.attempts);
   out += '\n';
   out += std::to_string(t.max_attempts);
+  if (t.timeout && t.timeout->count() > 0) {
+    out += ' ';
+    out += std::to_string(t.timeout->count());
+  }
   out += '\n';
   out += t.type;
   out += '\n';
@@ -69,7 +72,12 @@ void decode_record(std::string_view record, task& t) {
     rest.remove_prefix(nl + 1);
   }
   t.attempts = parse_count(lines[0], "attempt count");
-  t.max_attempts = parse_count(lines[1], "max attempts");
+  const auto space = lines[1].find(' ');
+  t.max_attempts = parse_count(lines[1].substr(0, space), "max attempts");
+  t.timeout.reset();
+  if (space != std::string_view::npos) {
+    t.timeout = std::chrono::milliseconds(parse_count(lines[1].substr(space + 1), "run timeout"));
+  }
   t.type = std::string(lines[2]);
   t.repeat = parse_recurrence(lines[3]);
   t.last_error = std::string(lines[4]);

@@ -41,6 +41,39 @@ local function with_occurrence(rec, occurrence)
   end
   return string.sub(rec, 1, a) .. occurrence .. '\n' .. string.sub(rec, a + 1)
 end
+-- attempts and max_attempts of a record; nil when its header does not parse (the five
+-- header lines are needed by with_error too).
+local function header(rec)
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  if not a or not b or not nth_newline(rec, 5) then return nil end
+  local attempts = tonumber(string.match(string.sub(rec, 1, a - 1), '^%d+$'))
+  local max = tonumber(string.match(string.sub(rec, a + 1, b - 1), '^(%d+)'))
+  if not attempts or not max then return nil end
+  return attempts, max
+end
+-- The error a lease expiry records, counting consecutive expiries.
+local function expiry_error(rec)
+  local last = string.sub(rec, nth_newline(rec, 4) + 1, nth_newline(rec, 5) - 1)
+  local before = tonumber(string.match(last, '^lease expired (%d+) times %(worker died or hung%)$')) or 0
+  return 'lease expired ' .. string.format('%d', before + 1) .. ' times (worker died or hung)'
+end
+-- Adds `id` to the dead-letter set, then caps the set by age, then by count (oldest first);
+-- their records go too.
+local function dead_letter(keys, id, now, max_count, max_age)
+  redis.call('ZADD', keys[5], now, id)
+  local old = redis.call('ZRANGEBYSCORE', keys[5], '-inf', now - max_age, 'LIMIT', 0, 1000)
+  for _, dead in ipairs(old) do
+    redis.call('ZREM', keys[5], dead)
+    redis.call('HDEL', keys[2], dead)
+  end
+  local extra = redis.call('ZCARD', keys[5]) - max_count
+  if extra > 0 then
+    for _, dead in ipairs(redis.call('ZRANGE', keys[5], 0, extra - 1)) do
+      redis.call('ZREM', keys[5], dead)
+      redis.call('HDEL', keys[2], dead)
+    end
+  end
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
 local function wake_if_head(due_key, channel, id, due)
   local head = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
@@ -62,17 +95,33 @@ wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1
 )lua";
 
-// KEYS 1..7; ARGV: limit, lease_ms, nonce (random, new for every call: a token is the
-// shard's counter and the nonce, so a counter rolled back by a failover or a restart from
-// an older snapshot never hands out a token again).
+// KEYS 1..7; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
+// for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
+// failover or a restart from an older snapshot never hands out a token again).
 // Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
+// An expired lease makes its task due now, or dead when that try was its last
+// ("lease expired N times (worker died or hung)"). A record whose header does not parse is
+// dead-lettered (rewritten with the reason, the original kept as its payload).
 inline constexpr const char* claim = R"lua(
 local now = now_us()
+local dead_max_count, dead_max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
-  redis.call('ZADD', KEYS[1], now, id)
+  local rec = redis.call('HGET', KEYS[2], id)
+  local attempts, max
+  if rec then attempts, max = header(rec) end
+  if attempts then
+    redis.call('HSET', KEYS[2], id, with_error(rec, expiry_error(rec)))
+    if attempts >= max then
+      dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
+    else
+      redis.call('ZADD', KEYS[1], now, id)
+    end
+  elseif rec then
+    redis.call('ZADD', KEYS[1], now, id)
+  end
 end
 local out = {fmt(now), '', ''}
 local limit = tonumber(ARGV[1])
@@ -83,10 +132,16 @@ if limit > 0 then
     local id = due[i]
     redis.call('ZREM', KEYS[1], id)
     local rec = redis.call('HGET', KEYS[2], id)
-    if rec then
-      local attempts = tonumber(string.sub(rec, 1, nth_newline(rec, 1) - 1)) + 1
+    local attempts
+    if rec then attempts = header(rec) end
+    if rec and not attempts then
+      redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
+        'parse); the original record is the payload\n' .. cjson.encode(rec))
+      dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
+    elseif rec then
+      attempts = attempts + 1
       rec = with_attempts(rec, attempts)
-      local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[3]
+      local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
       redis.call('HSET', KEYS[2], id, rec)
       redis.call('ZADD', KEYS[3], deadline, id)
       redis.call('HSET', KEYS[4], id, token)
@@ -147,34 +202,23 @@ if ARGV[4] ~= '' then
   wake_if_head(KEYS[1], KEYS[7], id, due)
   return 1
 end
-redis.call('ZADD', KEYS[5], now, id)
--- Cap the dead-letter set by age, then by count (oldest first); their records go too.
-local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[6]), 'LIMIT', 0, 1000)
-for _, dead in ipairs(old) do
-  redis.call('ZREM', KEYS[5], dead)
-  redis.call('HDEL', KEYS[2], dead)
-end
-local extra = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[5])
-if extra > 0 then
-  for _, dead in ipairs(redis.call('ZRANGE', KEYS[5], 0, extra - 1)) do
-    redis.call('ZREM', KEYS[5], dead)
-    redis.call('HDEL', KEYS[2], dead)
-  end
-end
+dead_letter(KEYS, id, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1
 )lua";
 
-// KEYS 1..7; ARGV: lease_ms, (id, token)... Returns the number renewed.
+// KEYS 1..7; ARGV: lease_ms, (id, token)... Returns '1' (renewed) or '0' (not held) per lease.
 inline constexpr const char* extend = R"lua(
 local deadline = now_us() + tonumber(ARGV[1]) * 1000
-local renewed = 0
+local held = {}
 for i = 2, #ARGV, 2 do
   if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
     redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[i])
-    renewed = renewed + 1
+    held[#held + 1] = '1'
+  else
+    held[#held + 1] = '0'
   end
 end
-return renewed
+return held
 )lua";
 
 // KEYS 1..7; ARGV: id. Returns 1 when the task existed.

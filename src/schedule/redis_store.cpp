@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
@@ -23,7 +25,9 @@ namespace {
 namespace lua = detail::lua;
 using micros = std::chrono::microseconds;
 
-time_point from_micros(double us) { return time_point(micros(std::llround(us))); }
+time_point from_micros(double us) {
+  return time_point(micros(std::llround(us)));
+}
 
 std::optional<time_point> parse_time(std::string_view text) {
   if (text.empty()) {
@@ -32,9 +36,13 @@ std::optional<time_point> parse_time(std::string_view text) {
   return from_micros(std::strtod(std::string(text).c_str(), nullptr));
 }
 
-std::string micros_text(time_point t) { return std::to_string(t.time_since_epoch().count()); }
+std::string micros_text(time_point t) {
+  return std::to_string(t.time_since_epoch().count());
+}
 
-redis::script make_script(const char* body) { return redis::script(std::string(lua::prelude) + body); }
+redis::script make_script(const char* body) {
+  return redis::script(std::string(lua::prelude) + body);
+}
 
 // (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
 // arrays, RESP2 a flat list; both are accepted.
@@ -249,13 +257,21 @@ redis_store::redis_store(redis::client& commands, redis::client_config subscribe
 
 redis_store::~redis_store() = default;
 
-const redis_store_options& redis_store::options() const noexcept { return impl_->options; }
+const redis_store_options& redis_store::options() const noexcept {
+  return impl_->options;
+}
 
-unsigned redis_store::shards() const noexcept { return impl_->options.shards; }
+unsigned redis_store::shards() const noexcept {
+  return impl_->options.shards;
+}
 
-unsigned redis_store::shard_of(std::string_view id) const noexcept { return impl_->shard_for(id); }
+unsigned redis_store::shard_of(std::string_view id) const noexcept {
+  return impl_->shard_for(id);
+}
 
-std::vector<std::string> redis_store::keys_of(unsigned shard) const { return impl_->keys.at(shard); }
+std::vector<std::string> redis_store::keys_of(unsigned shard) const {
+  return impl_->keys.at(shard);
+}
 
 std::string redis_store::shard_count_key() const { return impl_->shard_count_key(); }
 
@@ -333,7 +349,13 @@ asio::awaitable<std::vector<task>> load_tasks(redis::client& conn, const std::st
     }
     task t;
     t.id = members[i].first;
-    detail::decode_record(*records[i], t);
+    try {
+      detail::decode_record(*records[i], t);
+    } catch (const std::exception& e) {
+      t = task{};  // listed with the reason rather than failing the whole page
+      t.id = members[i].first;
+      t.last_error = std::string("undecodable task record: ") + e.what();
+    }
     t.state = state;
     if (state == task_state::scheduled) {
       t.due = from_micros(members[i].second);
@@ -344,53 +366,117 @@ asio::awaitable<std::vector<task>> load_tasks(redis::client& conn, const std::st
   co_return out;
 }
 
+// Entries read (and records loaded) per round trip when listing.
+constexpr std::size_t page_batch = 256;
+
+struct listed {
+  std::string id;
+  double score;
+  unsigned shard;
+};
+
+// Loads the records of `chosen` (one HMGET per shard, at most page_batch ids each) and
+// appends them to `out` in the order of `chosen`.
+asio::awaitable<void> load_in_order(redis::client& conn,
+                                    const std::vector<std::vector<std::string>>& keys,
+                                    const std::vector<listed>& chosen, task_state state,
+                                    std::vector<task>& out) {
+  std::map<std::pair<unsigned, std::string>, task> loaded;
+  for (unsigned s = 0; s < keys.size(); ++s) {
+    std::vector<std::pair<std::string, double>> members;
+    for (const auto& c : chosen) {
+      if (c.shard == s) {
+        members.emplace_back(c.id, c.score);
+      }
+    }
+    auto tasks = co_await load_tasks(conn, keys[s][1], std::move(members), state);
+    for (auto& t : tasks) {
+      auto key = std::make_pair(s, t.id);
+      loaded.emplace(std::move(key), std::move(t));
+    }
+  }
+  for (const auto& c : chosen) {
+    const auto it = loaded.find(std::make_pair(c.shard, c.id));
+    if (it != loaded.end()) {
+      out.push_back(std::move(it->second));
+    }
+  }
+}
+
+// Entries offset .. offset+limit-1 of the sorted sets `keys[s][set]` of every shard merged
+// (ascending by score, or descending with `reverse`; ties by id the same way), read
+// page_batch entries per shard per round trip: a k-way merge that never asks for a whole set.
+asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
+                                               const std::vector<std::vector<std::string>>& keys,
+                                               std::size_t set, bool reverse, std::size_t offset,
+                                               std::size_t limit, task_state state) {
+  std::vector<task> out;
+  const auto shards = static_cast<unsigned>(keys.size());
+  std::vector<std::deque<std::pair<std::string, double>>> buffered(shards);
+  std::vector<long long> next(shards, 0);
+  std::vector<bool> exhausted(shards, false);
+  std::vector<listed> chosen;
+  std::size_t skipped = 0;
+  const auto before = [reverse](const std::pair<std::string, double>& a,
+                                const std::pair<std::string, double>& b) {
+    if (a.second != b.second) {
+      return reverse ? a.second > b.second : a.second < b.second;
+    }
+    return reverse ? a.first > b.first : a.first < b.first;
+  };
+  while (out.size() + chosen.size() < limit) {
+    for (unsigned s = 0; s < shards; ++s) {
+      if (!buffered[s].empty() || exhausted[s]) {
+        continue;
+      }
+      redis::request req;
+      const long long last = next[s] + static_cast<long long>(page_batch) - 1;
+      if (reverse) {
+        req.push("ZRANGE", keys[s][set], next[s], last, "REV", "WITHSCORES");
+      } else {
+        req.push("ZRANGE", keys[s][set], next[s], last, "WITHSCORES");
+      }
+      redis::generic_response nodes;
+      co_await conn.exec(req, nodes);
+      auto got = scored_members(nodes);
+      next[s] += static_cast<long long>(page_batch);
+      exhausted[s] = got.size() < page_batch;
+      for (auto& g : got) {
+        buffered[s].push_back(std::move(g));
+      }
+    }
+    unsigned best = shards;
+    for (unsigned s = 0; s < shards; ++s) {
+      if (!buffered[s].empty() &&
+          (best == shards || before(buffered[s].front(), buffered[best].front()))) {
+        best = s;
+      }
+    }
+    if (best == shards) {
+      break;
+    }
+    auto entry = std::move(buffered[best].front());
+    buffered[best].pop_front();
+    if (skipped < offset) {
+      ++skipped;
+      continue;
+    }
+    chosen.push_back({std::move(entry.first), entry.second, best});
+    if (chosen.size() == page_batch) {
+      co_await load_in_order(conn, keys, chosen, state, out);
+      chosen.clear();
+    }
+  }
+  co_await load_in_order(conn, keys, chosen, state, out);
+  co_return out;
+}
+
 }  // namespace
 
 asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::size_t limit) {
-  // Each shard's first offset+limit entries hold the merged page.
-  struct entry {
-    std::string id;
-    double due;
-    unsigned shard;
-  };
   co_await impl_->open();
-  std::vector<entry> merged;
-  for (unsigned s = 0; s < shards(); ++s) {
-    redis::request req;
-    req.push("ZRANGE", impl_->keys[s][0], 0, static_cast<long long>(offset + limit) - 1,
-             "WITHSCORES");
-    redis::generic_response nodes;
-    co_await impl_->conn.exec(req, nodes);
-    for (auto& [id, due] : scored_members(nodes)) {
-      merged.push_back({std::move(id), due, s});
-    }
-  }
-  std::sort(merged.begin(), merged.end(), [](const entry& a, const entry& b) {
-    return a.due != b.due ? a.due < b.due : a.id < b.id;
-  });
-  if (offset >= merged.size()) {
-    co_return std::vector<task>{};
-  }
-  merged.erase(merged.begin(), merged.begin() + static_cast<std::ptrdiff_t>(offset));
-  if (merged.size() > limit) {
-    merged.resize(limit);
-  }
-  std::vector<task> out;
-  for (unsigned s = 0; s < shards(); ++s) {
-    std::vector<std::pair<std::string, double>> members;
-    for (const auto& e : merged) {
-      if (e.shard == s) {
-        members.emplace_back(e.id, e.due);
-      }
-    }
-    auto loaded = co_await load_tasks(impl_->conn, impl_->keys[s][1], std::move(members),
-                                      task_state::scheduled);
-    std::move(loaded.begin(), loaded.end(), std::back_inserter(out));
-  }
-  std::sort(out.begin(), out.end(), [](const task& a, const task& b) {
-    return a.due != b.due ? a.due < b.due : a.id < b.id;
-  });
-  co_return out;
+  co_return co_await merged_page(impl_->conn, impl_->keys, 0, false, offset, limit,
+                                 task_state::scheduled);
 }
 
 asio::awaitable<bool> redis_store::cancel(std::string id) {
@@ -405,8 +491,8 @@ asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id), micros_text(due)};
-  co_return co_await impl_->run_script<long long>(impl_->reschedule_script, shard,
-                                                  std::move(args), "reschedule") == 1;
+  co_return co_await impl_->run_script<long long>(impl_->reschedule_script, shard, std::move(args),
+                                                  "reschedule") == 1;
 }
 
 asio::awaitable<store_stats> redis_store::stats() {
@@ -433,8 +519,11 @@ asio::awaitable<store_stats> redis_store::stats() {
 asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t limit,
                                                  std::chrono::milliseconds lease) {
   co_await impl_->open();
-  std::vector<std::string> args{std::to_string(limit), std::to_string(lease.count()),
-                                claim_nonce()};
+  std::vector<std::string> args{
+      std::to_string(limit), std::to_string(lease.count()),
+      std::to_string(impl_->options.dead_max_count),
+      std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
+      claim_nonce()};
   const auto reply = co_await impl_->run_script<std::vector<std::string>>(
       impl_->claim_script, shard, std::move(args), "claim");
   if (reply.size() < 3 || (reply.size() - 3) % 4 != 0) {
@@ -485,7 +574,9 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
 asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
   co_await impl_->open();
   std::vector<std::string> args{
-      std::move(failed.id), std::move(failed.token), detail::one_line(failed.error),
+      std::move(failed.id),
+      std::move(failed.token),
+      detail::one_line(failed.error),
       failed.retry_in ? std::to_string(failed.retry_in->count()) : std::string(),
       std::to_string(impl_->options.dead_max_count),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count())};
@@ -493,51 +584,37 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
                                                   "nack") == 1;
 }
 
-asio::awaitable<std::size_t> redis_store::extend(unsigned shard, std::vector<lease_ref> leases,
-                                                 std::chrono::milliseconds lease) {
+asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
+                                                       std::vector<lease_ref> leases,
+                                                       std::chrono::milliseconds lease) {
+  std::vector<bool> held;
   if (leases.empty()) {
-    co_return 0;
+    co_return held;
   }
   co_await impl_->open();
+  const auto count = leases.size();
   std::vector<std::string> args{std::to_string(lease.count())};
   for (auto& l : leases) {
     args.push_back(std::move(l.id));
     args.push_back(std::move(l.token));
   }
-  co_return static_cast<std::size_t>(co_await impl_->run_script<long long>(
-      impl_->extend_script, shard, std::move(args), "extend"));
+  const auto reply = co_await impl_->run_script<std::vector<std::string>>(
+      impl_->extend_script, shard, std::move(args), "extend");
+  if (reply.size() != count) {
+    throw std::runtime_error("redis_store extend: " + std::to_string(reply.size()) +
+                             " answers for " + std::to_string(count) + " leases");
+  }
+  for (const auto& r : reply) {
+    held.push_back(r == "1");
+  }
+  co_return held;
 }
 
 asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,
                                                              std::size_t limit) {
-  struct entry {
-    std::string id;
-    double at;
-    unsigned shard;
-  };
   co_await impl_->open();
-  std::vector<entry> merged;
-  for (unsigned s = 0; s < shards(); ++s) {
-    redis::request req;
-    req.push("ZRANGE", impl_->keys[s][4], 0, static_cast<long long>(offset + limit) - 1, "REV",
-             "WITHSCORES");
-    redis::generic_response nodes;
-    co_await impl_->conn.exec(req, nodes);
-    for (auto& [id, at] : scored_members(nodes)) {
-      merged.push_back({std::move(id), at, s});
-    }
-  }
-  std::sort(merged.begin(), merged.end(), [](const entry& a, const entry& b) {
-    return a.at != b.at ? a.at > b.at : a.id < b.id;
-  });
-  std::vector<task> out;
-  for (std::size_t i = offset; i < merged.size() && out.size() < limit; ++i) {
-    std::vector<std::pair<std::string, double>> one{{merged[i].id, merged[i].at}};
-    auto loaded = co_await load_tasks(impl_->conn, impl_->keys[merged[i].shard][1],
-                                      std::move(one), task_state::dead);
-    std::move(loaded.begin(), loaded.end(), std::back_inserter(out));
-  }
-  co_return out;
+  co_return co_await merged_page(impl_->conn, impl_->keys, 4, true, offset, limit,
+                                 task_state::dead);
 }
 
 asio::awaitable<bool> redis_store::replay(std::string id) {
@@ -556,8 +633,8 @@ asio::awaitable<std::size_t> redis_store::purge(std::string id) {
       continue;
     }
     std::vector<std::string> args{id};
-    removed += static_cast<std::size_t>(co_await impl_->run_script<long long>(
-        impl_->purge_script, s, std::move(args), "purge"));
+    removed += static_cast<std::size_t>(
+        co_await impl_->run_script<long long>(impl_->purge_script, s, std::move(args), "purge"));
   }
   co_return removed;
 }

@@ -101,6 +101,7 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   d.lease = section.get_or<std::chrono::milliseconds>("lease", d.lease);
   d.max_sleep = section.get_or<std::chrono::milliseconds>("max_sleep", d.max_sleep);
   d.drain_timeout = section.get_or<std::chrono::milliseconds>("drain_timeout", d.drain_timeout);
+  d.run_timeout = section.get_or<std::chrono::milliseconds>("run_timeout", d.run_timeout);
   d.retry_backoff.initial =
       section.get_or<std::chrono::milliseconds>("retry_initial", d.retry_backoff.initial);
   d.retry_backoff.max = section.get_or<std::chrono::milliseconds>("retry_max", d.retry_backoff.max);

@@ -1,9 +1,7 @@
-#include <corvo/schedule/sink.hpp>
-#include <corvo/schedule/task_message.hpp>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
+#include <corvo/schedule/sink.hpp>
+#include <corvo/schedule/task_message.hpp>
 #include <limits>
 
 namespace corvo::schedule {
@@ -11,7 +9,9 @@ namespace {
 
 namespace json = boost::json;
 
-std::int64_t micros_of(time_point t) { return t.time_since_epoch().count(); }
+std::int64_t micros_of(time_point t) {
+  return t.time_since_epoch().count();
+}
 
 const json::value& member(const json::object& o, std::string_view name) {
   const auto* v = o.if_contains(name);
@@ -60,6 +60,9 @@ std::string encode_task_message(const claimed_task& t, time_point published) {
   o["occurrence"] = micros_of(t.work.occurrence);
   o["attempt"] = t.work.attempts;
   o["max_attempts"] = t.work.max_attempts;
+  if (t.work.timeout && t.work.timeout->count() > 0) {
+    o["timeout_ms"] = t.work.timeout->count();
+  }
   o["published"] = micros_of(published);
   return json::serialize(o);
 }
@@ -89,6 +92,9 @@ task_message decode_task_message(std::string_view text) {
   }
   m.work.attempts = static_cast<std::uint32_t>(integer_member(o, "attempt", 1, max_u32));
   m.work.max_attempts = static_cast<std::uint32_t>(integer_member(o, "max_attempts", 1, max_u32));
+  if (o.contains("timeout_ms")) {
+    m.work.timeout = std::chrono::milliseconds(integer_member(o, "timeout_ms", 1, max_micros));
+  }
   m.published =
       time_point(std::chrono::microseconds(integer_member(o, "published", 0, max_micros)));
   m.work.state = task_state::in_flight;

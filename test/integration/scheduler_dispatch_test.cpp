@@ -136,7 +136,15 @@ asio::awaitable<void> scenario_precision_cancel_reschedule(harness& h) {
     co_await h.tasks.schedule(make_task("t" + std::to_string(i), "record", start + std::chrono::milliseconds(50 + i)));
   }
   co_await wait_until([&] { return h.j.runs.size() >= 301; }, 10s);
-  co_await corvo::sleep_for(300ms);  // would show a duplicate or the cancelled task
+  // Until every run is acknowledged and the store is empty: from then on nothing is left that
+  // could run again (a duplicate) or run late (the cancelled task).
+  for (int i = 0; i < 2000; ++i) {
+    std::size_t acked = 0;
+    for (auto& d : h.dispatchers) acked += d->stats().succeeded;
+    const auto stats = co_await h.tasks.stats();
+    if (acked >= 301 && stats.scheduled == 0 && stats.in_flight == 0) break;
+    co_await corvo::sleep_for(5ms);
+  }
 }
 
 // (Built outside the coroutine: GCC 12 rejects nested braced lists inside one.)

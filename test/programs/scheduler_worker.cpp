@@ -8,6 +8,7 @@
 //   F <pid> <task id> <occurrence µs>   the handler finished it (the ack follows, batched)
 // task::occurrence tells the occurrences of a recurring task apart (for a one-off task it is
 // the due time it was scheduled for).
+// With --abort-task ID, the run of task ID calls std::abort() right after its S line.
 //
 // Standard output: `ready <pid>` once the dispatcher is about to run, and on a graceful stop
 // `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=…`.
@@ -28,6 +29,7 @@
 #include <corvo/schedule/dispatcher.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/sink.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -48,6 +50,7 @@ struct worker_options {
   unsigned shards = 16;
   std::string journal_path;
   std::chrono::milliseconds handler_delay{0};
+  std::string abort_task;
   dispatcher_options dispatch;
 };
 
@@ -78,8 +81,11 @@ class journal {
 };
 
 asio::awaitable<void> record_run(journal& out, std::chrono::milliseconds delay,
-                                 const claimed_task& t) {
+                                 const std::string& abort_task, const claimed_task& t) {
   out.write('S', t.work);
+  if (t.work.id == abort_task) {
+    std::abort();  // a poison task: takes the whole process (and its other runs) down
+  }
   if (delay.count() > 0) {
     co_await corvo::sleep_for(delay);
   }
@@ -89,8 +95,9 @@ asio::awaitable<void> record_run(journal& out, std::chrono::milliseconds delay,
 struct recorder {
   journal* out;
   std::chrono::milliseconds delay;
+  const std::string* abort_task;
   asio::awaitable<void> operator()(const claimed_task& t) const {
-    return record_run(*out, delay, t);
+    return record_run(*out, delay, *abort_task, t);
   }
 };
 
@@ -115,7 +122,7 @@ asio::awaitable<void> work(worker_options o) {
 
   journal runs(o.journal_path);
   handler_registry handlers;
-  handlers.on_task("record", recorder{&runs, o.handler_delay});
+  handlers.on_task("record", recorder{&runs, o.handler_delay, &o.abort_task});
   direct_sink sink(handlers);
   redis_store store(commands, config, {.name_space = o.name_space, .shards = o.shards});
   dispatcher dispatch(store, sink, o.dispatch);
@@ -157,6 +164,7 @@ int main(int argc, char** argv) {
       ("lease", po::value(&lease_ms)->default_value(2000), "lease in ms")
       ("max-sleep", po::value(&max_sleep_ms)->default_value(500), "longest sleep in ms")
       ("drain-timeout", po::value(&drain_ms)->default_value(5000), "drain on stop, ms")
+      ("abort-task", po::value(&o.abort_task), "a task id whose run calls std::abort()")
       ("log-level", po::value(&log_level)->default_value("warning"), "corvo log level");
   // clang-format on
   try {

@@ -160,6 +160,10 @@ std::vector<std::string> scheduler_worker_config::arguments() const {
   add("--claim-batch", claim_batch);
   add("--lease", lease.count());
   add("--max-sleep", max_sleep.count());
+  if (!abort_task.empty()) {
+    args.push_back("--abort-task");
+    args.push_back(abort_task);
+  }
   add("--handler-delay", handler_delay.count());
   return args;
 }

@@ -79,6 +79,8 @@ struct scheduler_worker_config {
   std::chrono::milliseconds lease{2000};
   std::chrono::milliseconds max_sleep{500};
   std::chrono::milliseconds handler_delay{0};
+  /// A task id whose run calls std::abort() (`--abort-task`); empty: none.
+  std::string abort_task;
 
   static scheduler_worker_config standalone(const std::string& url);
   static scheduler_worker_config cluster(const std::vector<std::string>& seeds);

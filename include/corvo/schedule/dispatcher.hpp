@@ -1,6 +1,10 @@
 #pragma once
 // The dispatcher: claims due tasks from a store and hands them to a sink, in parallel.
 //
+// Each shard has its own claim loop, acker and lease renewer, so a shard whose store calls
+// hang (its Redis master stopped) holds up only itself; with several shards one claim
+// reserves at most half of the free slots (at least 1), so hung claims cannot take them all.
+//
 // One claim loop per shard sleeps until exactly the shard's next due time (or lease expiry)
 // as reported by the store, mapped from the store's clock onto the steady clock; it wakes
 // early when a task lands ahead of the head (watch_wakes: any process; wake(): this one),
@@ -10,21 +14,25 @@
 //
 // Outcomes: success → ack (batched per shard; a recurring task is rescheduled at its next
 // occurrence); permanent_error or attempts exhausted → dead-letter with the reason; other
-// failures → back to due after exponential backoff with full jitter. Leases of long runs are
-// extended. Store errors (Redis restarting) are logged and retried with backoff; nothing is
-// lost, because an unacknowledged task comes back when its lease expires.
+// failures → back to due after exponential backoff with full jitter. A handler failing with
+// operation_aborted is an ordinary failure. A run longer than its timeout (task::timeout,
+// else run_timeout) is cancelled and counted as a failed attempt. Leases of long runs are
+// renewed every lease/3 until the run ends, draining included; a run whose lease is lost
+// (the task was cancelled or replaced, the renewal refused, or no renewal got through before
+// the lease ran out here) is cancelled and counted in lease_lost. Store errors (Redis restarting)
+// are logged and retried with backoff; nothing is lost, because an unacknowledged task comes back
+// when its lease expires.
 //
 // Stopping (cancel the coroutine awaiting run()): claiming stops at once, in-flight tasks get
-// `drain_timeout` to finish (then they are cancelled and handed back to the store), finished
-// tasks are acknowledged, then run() throws operation_aborted.
+// `drain_timeout` to finish, their leases still renewed (then the dispatcher cancels them and
+// hands them back to the store, uncounted: only this cut is a stop), finished tasks are
+// acknowledged, then run() throws operation_aborted.
 
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <corvo/core/backoff.hpp>
 #include <corvo/schedule/sink.hpp>
 #include <corvo/schedule/store.hpp>
-
-#include <boost/asio/awaitable.hpp>
-
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,19 +50,24 @@ struct dispatcher_options {
   backoff_policy retry_backoff{std::chrono::milliseconds{1000}, std::chrono::milliseconds{300'000}};
   /// How long in-flight tasks may take to finish when the dispatcher stops.
   std::chrono::milliseconds drain_timeout{10'000};
+  /// Longest run of a task without its own `timeout`; 0: no limit. A run past it is
+  /// cancelled and counted as a failed attempt.
+  std::chrono::milliseconds run_timeout{600'000};
   /// Pause between attempts while the store fails (Redis down).
   backoff_policy store_retry{std::chrono::milliseconds{50}, std::chrono::milliseconds{2000}};
 };
 
 struct dispatcher_stats {
-  std::uint64_t claims = 0;        ///< claim calls
-  std::uint64_t claimed = 0;       ///< tasks claimed
-  std::uint64_t succeeded = 0;     ///< runs acknowledged
-  std::uint64_t retried = 0;       ///< runs failed and sent back with backoff
-  std::uint64_t dead_lettered = 0; ///< runs sent to the dead-letter set
-  std::uint64_t stale = 0;         ///< acks/nacks refused: the lease had been lost
-  std::uint64_t wakes = 0;         ///< early wake-ups
-  std::uint64_t store_errors = 0;  ///< store calls that failed (and were retried)
+  std::uint64_t claims = 0;         ///< claim calls
+  std::uint64_t claimed = 0;        ///< tasks claimed
+  std::uint64_t succeeded = 0;      ///< runs acknowledged
+  std::uint64_t retried = 0;        ///< runs failed and sent back with backoff
+  std::uint64_t dead_lettered = 0;  ///< runs sent to the dead-letter set
+  std::uint64_t stale = 0;          ///< acks/nacks refused: the lease had been lost
+  std::uint64_t wakes = 0;          ///< early wake-ups
+  std::uint64_t store_errors = 0;   ///< store calls that failed (and were retried)
+  std::uint64_t timed_out = 0;      ///< runs cancelled at their run timeout (also retried/dead)
+  std::uint64_t lease_lost = 0;     ///< runs cancelled because their lease was lost
 };
 
 class dispatcher {

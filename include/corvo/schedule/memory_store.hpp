@@ -58,8 +58,8 @@ class memory_store final : public store {
                                       std::chrono::milliseconds lease) override;
   asio::awaitable<std::size_t> ack(unsigned shard, std::vector<completion> done) override;
   asio::awaitable<bool> nack(unsigned shard, failure failed) override;
-  asio::awaitable<std::size_t> extend(unsigned shard, std::vector<lease_ref> leases,
-                                      std::chrono::milliseconds lease) override;
+  asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
+                                            std::chrono::milliseconds lease) override;
 
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;

@@ -3,10 +3,9 @@
 // for the key layout). Any number of processes can share a namespace; leases and fencing
 // tokens keep one task with one live worker at a time.
 
+#include <chrono>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/store.hpp>
-
-#include <chrono>
 #include <memory>
 #include <string>
 
@@ -71,8 +70,8 @@ class redis_store final : public store {
                                       std::chrono::milliseconds lease) override;
   asio::awaitable<std::size_t> ack(unsigned shard, std::vector<completion> done) override;
   asio::awaitable<bool> nack(unsigned shard, failure failed) override;
-  asio::awaitable<std::size_t> extend(unsigned shard, std::vector<lease_ref> leases,
-                                      std::chrono::milliseconds lease) override;
+  asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
+                                            std::chrono::milliseconds lease) override;
 
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;

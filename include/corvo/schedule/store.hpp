@@ -8,13 +8,18 @@
 // Leases and fencing: claim() moves due tasks to "in flight" with a lease deadline and a
 // fresh token. Only the holder of the current token can ack/nack/extend; a worker whose
 // lease expired (and whose task was claimed again) is refused silently (counted as stale).
-// An expired lease makes the task claimable again: no task is lost when a worker dies.
-
-#include <corvo/schedule/task.hpp>
+// An expired lease makes the task claimable again: no task is lost when a worker dies. A
+// task whose lease expires with its attempts used up (a worker died or hung on each try) is
+// dead-lettered by the claim, with the reason "lease expired N times (worker died or hung)"
+// (N: consecutive expiries). A record whose header does not parse is dead-lettered by the
+// claim with the reason, and the shard goes on.
+//
+// Listing (browse, dead_letters) reads in bounded batches per round trip whatever the offset
+// and limit; a page is not a snapshot (tasks moving meanwhile may be skipped or repeated).
 
 #include <boost/asio/awaitable.hpp>
-
 #include <chrono>
+#include <corvo/schedule/task.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -90,7 +95,8 @@ class store {
   /// is fenced off (its ack is refused). Wakes dispatchers when it becomes the shard's head.
   virtual asio::awaitable<void> schedule(task t) = 0;
   virtual asio::awaitable<std::optional<task>> get(std::string id) = 0;
-  /// Scheduled tasks in due order, across shards.
+  /// Scheduled tasks in due order (ties by id), across shards: entries offset ..
+  /// offset+limit-1 of that order; limit 0 gives an empty page.
   virtual asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) = 0;
   /// Removes a task wherever it is (due, in flight, dead). False when unknown.
   virtual asio::awaitable<bool> cancel(std::string id) = 0;
@@ -105,11 +111,11 @@ class store {
   virtual asio::awaitable<std::size_t> ack(unsigned shard, std::vector<completion> done) = 0;
   /// Fails one run; false when the token is stale.
   virtual asio::awaitable<bool> nack(unsigned shard, failure failed) = 0;
-  /// Renews leases; returns how many were still held.
-  virtual asio::awaitable<std::size_t> extend(unsigned shard, std::vector<lease_ref> leases,
-                                              std::chrono::milliseconds lease) = 0;
+  /// Renews leases; element i tells whether leases[i] was still held (and is renewed).
+  virtual asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
+                                                    std::chrono::milliseconds lease) = 0;
 
-  /// Dead letters, most recent first.
+  /// Dead letters, most recent first (ties by id), as browse() pages.
   virtual asio::awaitable<std::vector<task>> dead_letters(std::size_t offset,
                                                           std::size_t limit) = 0;
   /// Puts a dead task back to due now with its attempts reset. False when not dead.

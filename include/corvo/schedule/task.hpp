@@ -3,7 +3,6 @@
 // tried, and whether it recurs.
 
 #include <boost/json/value.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -48,6 +47,9 @@ struct task {
   /// Tries before the task goes to the dead-letter set (>= 1).
   std::uint32_t max_attempts = 5;
   recurrence repeat{};
+  /// Longest a run may take before it is cancelled and counted as a failed attempt; unset:
+  /// the dispatcher's run_timeout (`scheduler.run_timeout`).
+  std::optional<std::chrono::milliseconds> timeout;
 
   // Maintained by the scheduler, read by get()/browse():
   /// Tries started so far (a claim counts, including one whose worker died).

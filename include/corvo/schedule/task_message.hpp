@@ -9,8 +9,9 @@
 //
 // `occurrence` is task::occurrence (optional when decoding: the due time when absent).
 // `due`, `occurrence` and `published` are microseconds since the Unix epoch (UTC); `attempt`
-// counts this run (1 for the first). Other members are ignored, so newer publishers can add
-// some.
+// counts this run (1 for the first). "timeout_ms" (the task's own run timeout) is present only
+// when the task has one; the kafka_worker does not enforce it yet (the dispatcher's run timeout
+// bounds the publish). Other members are ignored, so newer publishers can add some.
 
 #include <corvo/schedule/store.hpp>
 
@@ -23,7 +24,7 @@ namespace corvo::schedule {
 std::string encode_task_message(const claimed_task& t, time_point published);
 
 /// A decoded message: the task (id, type, payload, due, occurrence, attempts = this run,
-/// max_attempts;
+/// max_attempts, timeout;
 /// no recurrence, which stays with the store) and when it was published.
 struct task_message {
   task work;

@@ -1,11 +1,19 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>\n<max_attempts>\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
+//   <attempts>
+<max_attempts>[ <timeout ms>]
+<type>
+<recurrence>
+<last_error>
+<occurrence µs>
+<payload JSON>
 //
-// The payload JSON never contains a raw newline (Boost.JSON escapes them), so a record of
-// the older layout without the occurrence line (5 header lines) is recognised by its
-// newline count and decodes with no occurrence (the caller uses the due time).
+// The run timeout rides on the max_attempts line (after a space, only when set), so records
+// written before it existed still decode, and the scripts read max_attempts as the line's
+// leading number. The payload JSON never contains a raw newline (Boost.JSON escapes them), so
+// a record of the older layout without the occurrence line (5 header lines) is recognised by
+// its newline count and decodes with no occurrence (the caller uses the due time).
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
 // scripts, which touch only the header lines (attempts, last error) and never re-encode the
