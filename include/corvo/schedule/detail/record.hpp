@@ -1,13 +1,7 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>
-<max_attempts>[ <timeout ms>]
-<type>
-<recurrence>
-<last_error>
-<occurrence µs>
-<payload JSON>
+//   <attempts>\n<max_attempts>[ <timeout ms>]\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
 //
 // The run timeout rides on the max_attempts line (after a space, only when set), so records
 // written before it existed still decode, and the scripts read max_attempts as the line's
