@@ -161,6 +161,9 @@ std::vector<std::string> scheduler_worker_config::arguments() const {
   add("--lease", lease.count());
   add("--max-sleep", max_sleep.count());
   add("--handler-delay", handler_delay.count());
+  if (request_timeout) {
+    add("--request-timeout", request_timeout->count());
+  }
   return args;
 }
 

@@ -79,6 +79,8 @@ struct scheduler_worker_config {
   std::chrono::milliseconds lease{2000};
   std::chrono::milliseconds max_sleep{500};
   std::chrono::milliseconds handler_delay{0};
+  /// `--request-timeout`: the Redis client's reply deadline; unset: its default.
+  std::optional<std::chrono::milliseconds> request_timeout;
 
   static scheduler_worker_config standalone(const std::string& url);
   static scheduler_worker_config cluster(const std::vector<std::string>& seeds);
