@@ -23,7 +23,29 @@ client_config client_config::from_cluster_seeds(const std::vector<std::string>& 
   return cfg;
 }
 
+namespace {
+
+// The connection settings every connection (standalone or cluster node) takes from the
+// section.
+void apply_connection_keys(const corvo::config& redis, config& cfg) {
+  cfg.request_timeout = redis.get_or("request_timeout", cfg.request_timeout);
+  cfg.max_queued_requests =
+      redis.get_or<std::size_t>("max_queued_requests", cfg.max_queued_requests);
+}
+
+}  // namespace
+
 client_config client_config::from(const corvo::config& app, std::string_view section) {
+  client_config cfg = from_section(app, section);
+  const corvo::config redis = app.section(section);
+  apply_connection_keys(redis, cfg.server);
+  if (cfg.cluster) {
+    apply_connection_keys(redis, cfg.cluster->node);
+  }
+  return cfg;
+}
+
+client_config client_config::from_section(const corvo::config& app, std::string_view section) {
   const corvo::config redis = app.section(section);
   std::vector<std::string> seeds = redis.get_or<std::vector<std::string>>("cluster.seeds", {});
   const bool enabled = redis.get_or<bool>("cluster.enabled", !seeds.empty());

@@ -205,6 +205,9 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
   // it still has to be).
   std::map<std::string, std::string> shard_channels;
   std::set<std::string> ever_subscribed;  // for stats.resubscribed
+  // Channels the server refused (NOPERM): dropped from the desired set; the ssubscribe()
+  // that asked for them fails with subscription_refused.
+  std::set<std::string> refused_channels;
   bool subs_dirty = false;
   std::uint64_t subs_passes_started = 0;
   std::uint64_t subs_passes_done = 0;
@@ -391,18 +394,26 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     last_refresh = clock_type::now();
     std::vector<cluster_node> candidates;
     std::vector<cluster_node> connected;
+    std::vector<cluster_node> slow;  // connected, but a reply is overdue: maybe hung
     for (const auto& [address, entry] : nodes) {
       if (entry->conn->is_connected()) {
-        connected.push_back(entry->node);
+        (entry->conn->reply_wait() < opts.refresh_timeout / 4 ? connected : slow)
+            .push_back(entry->node);
       }
     }
     if (!connected.empty()) {
       std::rotate(connected.begin(), connected.begin() + (round_robin++ % connected.size()),
                   connected.end());
     }
+    // A hung node is asked last: the others answer at once, it would hold the refresh for
+    // refresh_timeout.
     candidates = connected;
+    candidates.insert(candidates.end(), slow.begin(), slow.end());
     for (const auto& n : map.all_nodes()) {
-      candidates.push_back(n);
+      if (auto it = nodes.find(n.address());
+          it == nodes.end() || !it->second->conn->is_connected()) {
+        candidates.push_back(n);
+      }
     }
     for (const auto& [host, port] : seeds) {
       candidates.push_back(cluster_node{host, port, {}});
@@ -739,7 +750,8 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           first = pending.size() == with_reply.size();  // nothing answered yet: send as is
           continue;
         }
-        if (ec == error::connection_lost) {
+        if (ec == error::connection_lost || ec == error::request_timeout) {
+          // A dead or hung node: look for its successor (asking the other nodes).
           request_refresh();
         }
         fail(ec, "redis cluster node " + node->address);
@@ -935,11 +947,21 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     if (stopping) {
       fail(error::connection_closed, "redis cluster");
     }
-    for (auto& channel : channels) {
-      shard_channels.try_emplace(std::move(channel));
+    for (const auto& channel : channels) {
+      refused_channels.erase(channel);
+      shard_channels.try_emplace(channel);
     }
     mark_subscriptions_dirty();
     co_await wait_for_subscription_pass();
+    std::string refused;
+    for (const auto& channel : channels) {
+      if (refused_channels.erase(channel) != 0) {
+        refused += (refused.empty() ? "" : ", ") + channel;
+      }
+    }
+    if (!refused.empty()) {
+      fail(error::subscription_refused, "redis cluster: SSUBSCRIBE refused for " + refused);
+    }
   }
 
   asio::awaitable<void> remove_shard_channels(std::vector<std::string> channels) {
@@ -1063,8 +1085,6 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
         continue;
       }
       const auto spans = split_replies(answer);
-      request subscribe;
-      std::vector<std::string> joined;
       for (std::size_t k = 0; k < spans.size() && k < order.size(); ++k) {
         const auto& root = answer[spans[k].root];
         if (resp3::is_error(root.data_type) &&
@@ -1073,26 +1093,31 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           complete = false;
           continue;
         }
+        // One SSUBSCRIBE per slot and per exec, so a refusal (NOPERM) names its channels.
         const auto& names = slots[order[k]];
+        request subscribe;
         subscribe.push("SSUBSCRIBE", names);
-        joined.insert(joined.end(), names.begin(), names.end());
-      }
-      if (subscribe.size() == 0) {
-        continue;
-      }
-      auto [ec, n] =
-          co_await sub->async_exec(subscribe, ignore, asio::as_tuple(asio::use_awaitable));
-      (void)n;
-      if (ec) {
-        complete = false;
-        continue;
-      }
-      for (const auto& channel : joined) {
-        if (auto it = shard_channels.find(channel); it != shard_channels.end()) {
-          if (!ever_subscribed.insert(channel).second) {
-            ++stats.resubscribed;
+        auto [ec, n] =
+            co_await sub->async_exec(subscribe, ignore, asio::as_tuple(asio::use_awaitable));
+        (void)n;
+        if (ec == error::subscription_refused) {
+          for (const auto& channel : names) {
+            shard_channels.erase(channel);
+            refused_channels.insert(channel);
           }
-          it->second = address;
+          continue;
+        }
+        if (ec) {
+          complete = false;
+          continue;
+        }
+        for (const auto& channel : names) {
+          if (auto it = shard_channels.find(channel); it != shard_channels.end()) {
+            if (!ever_subscribed.insert(channel).second) {
+              ++stats.resubscribed;
+            }
+            it->second = address;
+          }
         }
       }
     }

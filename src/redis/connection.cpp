@@ -1,11 +1,4 @@
-#include <corvo/core/backoff.hpp>
-#include <corvo/core/detail/complete_later.hpp>
-#include <corvo/core/exception.hpp>
-#include <corvo/core/log.hpp>
-#include <corvo/core/timeout.hpp>
-#include <corvo/redis/connection.hpp>
-#include <corvo/redis/resp3/framer.hpp>
-
+#include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/deferred.hpp>
@@ -16,7 +9,14 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-
+#include <cctype>
+#include <corvo/core/backoff.hpp>
+#include <corvo/core/detail/complete_later.hpp>
+#include <corvo/core/exception.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/core/timeout.hpp>
+#include <corvo/redis/connection.hpp>
+#include <corvo/redis/resp3/framer.hpp>
 #include <cstring>
 #include <deque>
 #include <set>
@@ -43,8 +43,14 @@ struct pending {
   const request* req = nullptr;
   any_adapter adapter;
   connection::exec_handler handler;  // empty for internal requests
-  std::size_t expected = 0;
+  std::size_t expected = 0;          // ordinary replies (the adapter's slots)
   std::size_t received = 0;
+  // Copied from the request (which may be gone once an abandoned request is answered):
+  // how each command is answered when the request subscribes, and its block time.
+  std::vector<command_replies> plan;
+  std::size_t command = 0;             // with a plan: the command awaiting its answer
+  std::size_t confirmations_left = 0;  // of plan[command], counted from its first push
+  std::chrono::milliseconds block_time{0};
   std::size_t bytes = 0;
   error_code first_error;
   bool written = false;
@@ -52,6 +58,16 @@ struct pending {
   bool done = false;
 };
 using pending_ptr = std::shared_ptr<pending>;
+
+bool is_request_timeout(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& ex) {
+    return ex.code() == error::request_timeout;
+  } catch (...) {
+    return false;
+  }
+}
 
 bool is_auth_refusal(std::string_view text) {
   return text.starts_with("WRONGPASS") || text.starts_with("NOPERM") ||
@@ -69,6 +85,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         resolver(executor),
         write_wakeup(executor),
         retry_timer(executor),
+        watchdog(executor),
         pushes(executor, cfg.push_capacity),
         framer(cfg.limits) {
     write_wakeup.expires_at(clock_type::time_point::max());
@@ -86,6 +103,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   std::optional<asio::ssl::stream<tcp::socket>> stream;
   asio::steady_timer write_wakeup;
   asio::steady_timer retry_timer;
+  asio::steady_timer watchdog;  // the reply deadline of the request at the head
   push_channel pushes;
   resp3::framer framer;
 
@@ -96,6 +114,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   std::deque<pending_ptr> to_write;
   std::deque<pending_ptr> in_flight;  // written, awaiting replies, in wire order
+  // Over config::max_queued_requests: waiting for room, in arrival order, not yet counted.
+  std::deque<pending_ptr> waiting_room;
+  // The last sign of life while requests are in flight: a reply (or confirmation), or the
+  // write that made in_flight non-empty. The reply deadline counts from it.
+  clock_type::time_point progress_at = clock_type::now();
   std::string write_buffer;
   std::string read_buffer;
   std::size_t read_begin = 0;  // unconsumed bytes are [read_begin, read_end)
@@ -150,6 +173,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     p->req = &req;
     p->adapter = resp;
     p->expected = req.expected_responses();
+    p->plan = req.reply_plan();
+    p->block_time = req.block_time();
 
     if (current == state::stopped) {
       return complete(p, stop_reason ? stop_reason : error_code{error::connection_closed});
@@ -171,8 +196,30 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         }
       });
     }
+    if (cfg.max_queued_requests != 0 &&
+        (!waiting_room.empty() || queued() >= cfg.max_queued_requests)) {
+      ++stats.waits_for_room;
+      waiting_room.push_back(std::move(p));
+      return;
+    }
     to_write.push_back(std::move(p));
     write_wakeup.cancel();
+  }
+
+  std::size_t queued() const noexcept { return to_write.size() + in_flight.size(); }
+
+  // Moves requests waiting for room into the write queue while there is room.
+  void admit() {
+    bool moved = false;
+    while (!waiting_room.empty() &&
+           (cfg.max_queued_requests == 0 || queued() < cfg.max_queued_requests)) {
+      to_write.push_back(std::move(waiting_room.front()));
+      waiting_room.pop_front();
+      moved = true;
+    }
+    if (moved) {
+      write_wakeup.cancel();
+    }
   }
 
   void cancel_request(const pending_ptr& p, asio::cancellation_type type) {
@@ -181,6 +228,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
     if (!p->written) {
       std::erase(to_write, p);
+      std::erase(waiting_room, p);
+      admit();
     } else if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) ==
                asio::cancellation_type::none) {
       return;  // total cancellation cannot undo a written request
@@ -193,7 +242,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     // No slot.clear() here: this runs inside the slot's handler.
     p->done = true;
     corvo::detail::complete_later(executor, std::move(p->handler),
-                           error_code{asio::error::operation_aborted}, p->bytes);
+                                  error_code{asio::error::operation_aborted}, p->bytes);
   }
 
   // ---- reading ---------------------------------------------------------------------------
@@ -214,9 +263,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       read_buffer.resize(std::max(read_buffer.size() * 2, read_end + min_read_space));
     }
     auto space = asio::buffer(read_buffer.data() + read_end, read_buffer.size() - read_end);
-    const std::size_t n = cfg.use_tls
-                              ? co_await stream->async_read_some(space, asio::use_awaitable)
-                              : co_await stream->next_layer().async_read_some(space, asio::use_awaitable);
+    const std::size_t n =
+        cfg.use_tls ? co_await stream->async_read_some(space, asio::use_awaitable)
+                    : co_await stream->next_layer().async_read_some(space, asio::use_awaitable);
     read_end += n;
     last_read = clock_type::now();
     co_return n;
@@ -244,20 +293,98 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       throw boost::system::system_error(error::unexpected_reply,
                                         "a reply arrived with no request waiting for it");
     }
+    progress_at = clock_type::now();
     auto& p = in_flight.front();
-    if (!p->abandoned) {
-      error_code ec;
-      p->adapter.deliver(p->received, message.data, ec);
-      if (ec && !p->first_error) {
-        p->first_error = ec;
+    p->bytes += message.size();
+    if (!p->plan.empty() && !p->plan[p->command].confirmation.empty()) {
+      // An ordinary reply where a subscribe-family command expects pushes: the server
+      // refused the command. It is its only answer; the pipeline goes on after it.
+      refuse_subscription(*p, message);
+      ++p->command;
+      p->confirmations_left = 0;
+    } else {
+      if (!p->abandoned) {
+        error_code ec;
+        p->adapter.deliver(p->received, message.data, ec);
+        if (ec && !p->first_error) {
+          p->first_error = ec;
+        }
+      }
+      ++p->received;
+      if (!p->plan.empty()) {
+        ++p->command;
       }
     }
-    p->bytes += message.size();
-    if (++p->received == p->expected) {
+    finish_front_if_answered();
+  }
+
+  // Completes the request at the head of in_flight once every command has its answer.
+  void finish_front_if_answered() {
+    auto& p = in_flight.front();
+    const bool answered =
+        p->plan.empty() ? p->received == p->expected : p->command == p->plan.size();
+    if (answered) {
       auto finished = std::move(p);
       in_flight.pop_front();
       complete(finished, finished->first_error);
+      admit();
     }
+  }
+
+  void refuse_subscription(pending& p, const resp3::message& message) {
+    generic_response nodes;
+    error_code ec;
+    adapt(message.data, nodes, ec);
+    if (ec || nodes.empty() || !resp3::is_error(nodes.front().data_type)) {
+      throw boost::system::system_error(error::unexpected_reply,
+                                        "a subscribe command got a reply that is not an error");
+    }
+    ++stats.subscriptions_refused;
+    std::string command(p.plan[p.command].confirmation);
+    std::transform(command.begin(), command.end(), command.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    CORVO_LOG(warning, "redis") << command << " refused by " << cfg.address() << ": "
+                                << nodes.front().value;
+    if (!p.first_error) {
+      p.first_error = error::subscription_refused;
+    }
+  }
+
+  // A subscribe-family push: when it confirms the command at the head, counts it.
+  void confirm_subscription(const generic_response& nodes) {
+    if (in_flight.empty() || nodes.size() < 2) {
+      return;
+    }
+    auto& p = in_flight.front();
+    if (p->plan.empty() || p->command >= p->plan.size()) {
+      return;
+    }
+    const auto& step = p->plan[p->command];
+    if (step.confirmation.empty() || nodes[1].value != step.confirmation) {
+      return;  // a message, or a confirmation nobody asked for (e.g. a slot migration)
+    }
+    progress_at = clock_type::now();
+    if (p->confirmations_left == 0) {
+      // Counted before track_subscription() sees this push: the sets are those the
+      // server had when it started on the command.
+      p->confirmations_left =
+          step.count != 0 ? step.count : std::max<std::size_t>(1, subscriptions_of(step).size());
+    }
+    if (--p->confirmations_left == 0) {
+      ++p->command;
+      finish_front_if_answered();
+    }
+  }
+
+  const std::set<std::string>& subscriptions_of(const command_replies& step) const {
+    const std::string_view kind = step.confirmation;
+    if (kind.ends_with("ssubscribe")) {  // ssubscribe, sunsubscribe
+      return shard_channels;
+    }
+    if (kind.starts_with("p")) {  // psubscribe, punsubscribe
+      return patterns;
+    }
+    return channels;
   }
 
   void track_subscription(const generic_response& nodes) {
@@ -266,12 +393,18 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
     const std::string& kind = nodes[1].value;
     const std::string& name = nodes[2].value;
-    if (kind == "subscribe") channels.insert(name);
-    else if (kind == "psubscribe") patterns.insert(name);
-    else if (kind == "ssubscribe") shard_channels.insert(name);
-    else if (kind == "unsubscribe") channels.erase(name);
-    else if (kind == "punsubscribe") patterns.erase(name);
-    else if (kind == "sunsubscribe") shard_channels.erase(name);
+    if (kind == "subscribe")
+      channels.insert(name);
+    else if (kind == "psubscribe")
+      patterns.insert(name);
+    else if (kind == "ssubscribe")
+      shard_channels.insert(name);
+    else if (kind == "unsubscribe")
+      channels.erase(name);
+    else if (kind == "punsubscribe")
+      patterns.erase(name);
+    else if (kind == "sunsubscribe")
+      shard_channels.erase(name);
   }
 
   asio::awaitable<void> reader() {
@@ -286,6 +419,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         if (ec) {
           throw boost::system::system_error(ec, "redis push");
         }
+        confirm_subscription(nodes);
         track_subscription(nodes);
         co_await pushes.async_send(error_code{}, std::move(nodes), asio::use_awaitable);
       } else {
@@ -306,12 +440,16 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       // Everything queued since the last write goes out in one write.
       write_buffer.clear();
       std::vector<pending_ptr> without_replies;
+      if (in_flight.empty()) {
+        progress_at = clock_type::now();
+        watchdog.cancel();  // a deadline starts now
+      }
       while (!to_write.empty()) {
         auto p = std::move(to_write.front());
         to_write.pop_front();
         write_buffer.append(p->req->payload());
         p->written = true;
-        if (p->expected == 0) {
+        if (p->expected == 0 && p->plan.empty()) {
           without_replies.push_back(std::move(p));
         } else {
           in_flight.push_back(std::move(p));
@@ -327,6 +465,33 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       for (auto& p : without_replies) {
         complete(p, {});
       }
+    }
+  }
+
+  // ---- reply deadline --------------------------------------------------------------------
+
+  // While requests are in flight, the next reply must come within request_timeout (plus
+  // the block time of the request at the head) of the last progress; else the server is
+  // taken for hung and the connection for lost. One timer for the whole connection: replies
+  // come in order, so only the head can be late.
+  asio::awaitable<void> reply_watchdog() {
+    for (;;) {
+      auto deadline = clock_type::time_point::max();
+      if (cfg.request_timeout.count() > 0 && !in_flight.empty()) {
+        const auto block = in_flight.front()->block_time;
+        if (block != std::chrono::milliseconds::max()) {
+          deadline = progress_at + cfg.request_timeout + block;
+        }
+      }
+      if (clock_type::now() >= deadline) {
+        ++stats.request_timeouts;
+        throw boost::system::system_error(error::request_timeout,
+                                          "no reply from " + cfg.address() + " within " +
+                                              std::to_string(cfg.request_timeout.count()) + " ms");
+      }
+      watchdog.expires_at(deadline);
+      error_code ignored;
+      co_await watchdog.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }
   }
 
@@ -346,7 +511,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       co_await timer.async_wait(asio::use_awaitable);
       // Only an idle connection is probed: a busy one (or one blocked in BLMOVE on purpose)
       // proves itself by its replies, and a PING would queue behind a blocking command.
-      if (!in_flight.empty() || !to_write.empty() || clock_type::now() - last_read < interval) {
+      if (!in_flight.empty() || !to_write.empty() || !waiting_room.empty() ||
+          clock_type::now() - last_read < interval) {
         continue;
       }
       try {
@@ -462,12 +628,15 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     auto p = std::make_shared<pending>();
     p->req = &resubscribe;
     p->expected = resubscribe.expected_responses();
+    p->plan = resubscribe.reply_plan();
     to_write.push_front(std::move(p));
   }
 
   // After a loss: written requests fail (or are re-queued when idempotent and untouched);
   // unwritten ones wait for the reconnection unless they asked not to.
-  void on_connection_lost() {
+  // A missed reply deadline (`timed_out`) fails every written request with
+  // request_timeout, idempotent or not: each has had its time.
+  void on_connection_lost(bool timed_out = false) {
     error_code ignored;
     if (stream) {
       stream->next_layer().close(ignored);
@@ -477,16 +646,20 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       if (p->done) {
         continue;  // abandoned: nobody waits for it
       }
-      if (p->handler && p->req->get_config().idempotent && p->received == 0) {
+      if (timed_out) {
+        complete(p, error::request_timeout);
+      } else if (p->handler && p->req->get_config().idempotent && p->received == 0 &&
+                 p->command == 0) {
         p->written = false;
         p->bytes = 0;
+        p->confirmations_left = 0;
         requeue.push_back(p);
       } else {
         complete(p, error::connection_lost);
       }
     }
     in_flight.clear();
-    std::erase_if(to_write, [this](const pending_ptr& p) {
+    const auto drop = [this](const pending_ptr& p) {
       if (!p->handler) {
         return true;  // an internal request (re-subscribe) is rebuilt on reconnect
       }
@@ -495,8 +668,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         return true;
       }
       return false;
-    });
+    };
+    std::erase_if(to_write, drop);
+    std::erase_if(waiting_room, drop);
     to_write.insert(to_write.begin(), requeue.begin(), requeue.end());
+    admit();
   }
 
   // Fails everything and refuses further requests.
@@ -508,13 +684,21 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       stream->next_layer().close(ignored);
     }
     for (auto& p : in_flight) {
-      complete(p, reason);
+      // Written: it may have run. Only an idempotent request (or one that was never
+      // written) may be taken as "not executed" (the cluster client re-routes those).
+      const bool may_have_run = reason == error::connection_closed && !p->done && p->handler &&
+                                !p->req->get_config().idempotent;
+      complete(p, may_have_run ? error_code{error::connection_lost} : reason);
     }
     for (auto& p : to_write) {
       complete(p, reason);
     }
+    for (auto& p : waiting_room) {
+      complete(p, reason);
+    }
     in_flight.clear();
     to_write.clear();
+    waiting_room.clear();
     pushes.close();
   }
 
@@ -523,6 +707,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     resolver.cancel();
     retry_timer.cancel();
     write_wakeup.cancel();
+    watchdog.cancel();
     error_code ignored;
     if (stream) {
       stream->next_layer().close(ignored);
@@ -532,22 +717,24 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // Runs reader, writer and health check until the first of them ends (they only end by
-  // failing), cancels the others and rethrows that failure. Not `||`: it waits for the
-  // first *success*, which never comes here.
+  // Runs reader, writer, reply deadline and health check until the first of them ends (they only
+  // end by failing), cancels the others and rethrows that failure. Not `||`: it waits for the first
+  // *success*, which never comes here.
   asio::awaitable<void> serve() {
     namespace exp = asio::experimental;
-    auto [order, read_failure, write_failure, health_failure] =
-        co_await exp::make_parallel_group(asio::co_spawn(executor, reader(), asio::deferred),
-                                          asio::co_spawn(executor, writer(), asio::deferred),
-                                          asio::co_spawn(executor, health_checker(), asio::deferred))
+    auto [order, read_failure, write_failure, deadline_failure, health_failure] =
+        co_await exp::make_parallel_group(
+            asio::co_spawn(executor, reader(), asio::deferred),
+            asio::co_spawn(executor, writer(), asio::deferred),
+            asio::co_spawn(executor, reply_watchdog(), asio::deferred),
+            asio::co_spawn(executor, health_checker(), asio::deferred))
             .async_wait(exp::wait_for_one(), asio::use_awaitable);
-    const std::exception_ptr failures[] = {read_failure, write_failure, health_failure};
+    const std::exception_ptr failures[] = {read_failure, write_failure, deadline_failure,
+                                           health_failure};
     if (failures[order[0]]) {
       std::rethrow_exception(failures[order[0]]);
     }
   }
-
 
   asio::awaitable<void> run() {
     if (run_started) {
@@ -588,7 +775,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             CORVO_LOG(warning, "redis")
                 << "connection to " << cfg.address() << " lost: " << describe(failure);
           }
-          on_connection_lost();
+          on_connection_lost(failure && is_request_timeout(failure));
         } else if (failure) {
           ++stats.connect_failures;
           on_connection_lost();
@@ -625,22 +812,41 @@ connection::~connection() {
   }
 }
 
-connection::executor_type connection::get_executor() const noexcept { return impl_->executor; }
+connection::executor_type connection::get_executor() const noexcept {
+  return impl_->executor;
+}
 
-const config& connection::get_config() const noexcept { return impl_->cfg; }
+const config& connection::get_config() const noexcept {
+  return impl_->cfg;
+}
 
 asio::awaitable<void> connection::run() {
   auto self = impl_;  // the run outlives nothing it needs
   co_await self->run();
 }
 
-void connection::cancel() { impl_->request_stop(); }
+void connection::cancel() {
+  impl_->request_stop();
+}
 
 bool connection::is_connected() const noexcept {
   return impl_->current == impl::state::connected;
 }
 
-const connection_stats& connection::stats() const noexcept { return impl_->stats; }
+const connection_stats& connection::stats() const noexcept {
+  return impl_->stats;
+}
+
+std::size_t connection::queued_requests() const noexcept {
+  return impl_->queued();
+}
+
+std::chrono::steady_clock::duration connection::reply_wait() const noexcept {
+  if (impl_->in_flight.empty()) {
+    return std::chrono::steady_clock::duration::zero();
+  }
+  return clock_type::now() - impl_->progress_at;
+}
 
 void connection::start_exec(const request& req, any_adapter resp, exec_handler handler) {
   impl_->start_exec(req, resp, std::move(handler));
@@ -652,9 +858,9 @@ void connection::start_receive(push_handler handler) {
   // carries the caller's cancellation slot, then hop to the caller's executor. A cancelled
   // receive reports channel_cancelled; callers get the usual operation_aborted instead.
   auto slot = asio::get_associated_cancellation_slot(handler);
-  impl_->pushes.async_receive(asio::bind_cancellation_slot(
-      slot, [handler = std::move(handler), ex = impl_->executor](
-                error_code ec, generic_response push) mutable {
+  impl_->pushes.async_receive(
+      asio::bind_cancellation_slot(slot, [handler = std::move(handler), ex = impl_->executor](
+                                             error_code ec, generic_response push) mutable {
         if (ec == asio::experimental::error::channel_cancelled) {
           ec = asio::error::operation_aborted;
         }

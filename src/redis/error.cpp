@@ -50,6 +50,8 @@ class redis_category final : public boost::system::error_category {
         return "aggregate size does not match the declared type";
       case error::response_too_small:
         return "response has fewer slots than the request has replies";
+      case error::subscription_refused:
+        return "Redis refused the subscription (e.g. NOPERM: no ACL rights on the channel)";
       case error::not_connected:
         return "not connected to Redis";
       case error::connection_lost:
@@ -68,12 +70,15 @@ class redis_category final : public boost::system::error_category {
         return "Redis sent a reply no request was waiting for";
       case error::blocking_on_shared_connection:
         return "blocking Redis command on a shared connection; use a dedicated connection";
+      case error::request_timeout:
+        return "Redis did not reply within the request timeout (server hung or unreachable)";
       case error::crossslot:
         return "CROSSSLOT: the keys of the request hash to different cluster slots";
       case error::too_many_redirections:
         return "too many Redis Cluster redirections (MOVED/ASK)";
       case error::cluster_down:
-        return "Redis Cluster cannot serve the slot (CLUSTERDOWN/TRYAGAIN or no owner until the deadline)";
+        return "Redis Cluster cannot serve the slot (CLUSTERDOWN/TRYAGAIN or no owner until the "
+               "deadline)";
       case error::unroutable_request:
         return "request cannot be routed in a Redis Cluster";
     }

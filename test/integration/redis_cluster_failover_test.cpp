@@ -27,6 +27,10 @@ namespace {
 
 struct loop_outcome {
   int successes = 0;
+  // INCR loop only: acknowledged INCRs whose WAIT said a replica has them, and those whose
+  // WAIT said none does (asynchronous replication: such a write may die with the master).
+  int replicated = 0;
+  int unreplicated = 0;
   int successes_after_kill = 0;  // of requests issued after the kill
   std::optional<clock_type::time_point> first_success_after_kill;
   std::map<std::string, int> failures;  // by error message
@@ -60,18 +64,27 @@ void record_success(loop_outcome& out, const shared_state& state, clock_type::ti
 }
 
 // SET (idempotent) or INCR (not idempotent) on `key`, in a loop, one request at a time.
+// Each INCR is followed by `WAIT 1 2000` in the same request (so on a dedicated client):
+// its reply says whether the replica had the increment when it was acknowledged.
 asio::awaitable<void> write_loop(redis::cluster_client& client, std::string key, bool idempotent,
                                  shared_state& state, loop_outcome& out) {
   for (int i = 0; !state.stop; ++i) {
     redis::request req(redis::request::config{.idempotent = idempotent});
+    redis::response<long long, long long> incr_reply;
     if (idempotent) {
       req.push("SET", key, i);
     } else {
       req.push("INCR", key);
+      req.push("WAIT", 1, 2000);
     }
     const auto issued = clock_type::now();
     try {
-      co_await corvo::with_timeout(client.exec(req), 30s);
+      if (idempotent) {
+        co_await corvo::with_timeout(client.exec(req), 30s);
+      } else {
+        co_await corvo::with_timeout(client.exec(req, incr_reply), 30s);
+        (std::get<1>(incr_reply).value() >= 1 ? out.replicated : out.unreplicated) += 1;
+      }
       record_success(out, state, issued);
     } catch (const boost::system::system_error& e) {
       ++out.failure_count;
@@ -115,9 +128,11 @@ struct failover_outcome {
   clock_type::duration resumed_after{};
   clock_type::duration kill_call{};
   clock_type::time_point killed_at{};
+  long long counter = -1;  // the INCR key's value at the end
 };
 
 asio::awaitable<void> kill_master_under_writes(redis::cluster_client& client,
+                                               redis::cluster_client& incr_client,
                                                redis_cluster& cluster, std::size_t victim,
                                                std::string victim_key, std::string other_key,
                                                failover_outcome& out) {
@@ -133,7 +148,8 @@ asio::awaitable<void> kill_master_under_writes(redis::cluster_client& client,
   shared_state state;
   corvo::task_group loops(ex);
   co_await loops.spawn(write_loop(client, victim_key + ":set", true, state, out.on_victim));
-  co_await loops.spawn(write_loop(client, victim_key + ":incr", false, state, out.on_victim_incr));
+  co_await loops.spawn(
+      write_loop(incr_client, victim_key + ":incr", false, state, out.on_victim_incr));
   co_await loops.spawn(write_loop(client, other_key, true, state, out.elsewhere));
   co_await corvo::sleep_for(300ms);
 
@@ -156,6 +172,12 @@ asio::awaitable<void> kill_master_under_writes(redis::cluster_client& client,
   co_await corvo::sleep_for(200ms);
   state.stop = true;
   co_await loops.join();
+
+  redis::request get(redis::request::config{.idempotent = true});
+  get.push("GET", victim_key + ":incr");
+  redis::response<long long> counter;
+  co_await corvo::with_timeout(client.exec(get, counter), 30s);
+  out.counter = std::get<0>(counter).value();
 
   out.received_after = co_await publish_until_received(client, victim_key, out.received, "after");
 }
@@ -197,11 +219,17 @@ BOOST_AUTO_TEST_CASE(writes_and_shard_subscriptions_resume_after_a_master_is_kil
   opts.min_refresh_interval = 100ms;
   redis::cluster_client client(ctx.get_executor(), opts);
   asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
+  auto incr_client = client.dedicated();  // WAIT is a blocking command
+  asio::co_spawn(ctx, incr_client->run(), [](std::exception_ptr) {});
 
   failover_outcome out;
-  corvo::test::run(ctx,
-                   kill_master_under_writes(client, cluster, victim, victim_key, other_key, out),
-                   [&] { client.cancel(); });
+  corvo::test::run(
+      ctx,
+      kill_master_under_writes(client, *incr_client, cluster, victim, victim_key, other_key, out),
+      [&] {
+        client.cancel();
+        incr_client->cancel();
+      });
 
   const auto ms = [](clock_type::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -232,6 +260,27 @@ BOOST_AUTO_TEST_CASE(writes_and_shard_subscriptions_resume_after_a_master_is_kil
   BOOST_TEST(out.on_victim_incr.failure_count <= 1);
   for (const auto& [what, count] : out.on_victim_incr.failures) {
     BOOST_TEST(what == boost::system::error_code(redis::error::connection_lost).message());
+  }
+  // No acknowledged INCR lost, none applied twice. The INCRs ran one at a time; each either
+  // got a reply (acknowledged: `replicated` when its WAIT saw the replica have it, else
+  // `unreplicated`) or failed with connection_lost after being written (outcome unknown: it
+  // may have run on the old master and reached the replica, or not). A replicated
+  // acknowledged INCR survives the promotion, so it is in the counter; an unreplicated one
+  // may die with the master (Redis replicates asynchronously); an unknown one counts at most
+  // once, since a non-idempotent request is never re-sent. Hence, exactly:
+  //   replicated <= counter <= replicated + unreplicated + unknown
+  // and with no unreplicated acknowledgement (the replica was healthy until the kill):
+  //   counter == acknowledged + (the unknown ones that did run), 0 <= that <= unknown.
+  const int acknowledged = out.on_victim_incr.successes;
+  const int unknown = out.on_victim_incr.failure_count;
+  BOOST_TEST_MESSAGE("INCR counter " << out.counter << ": acknowledged " << acknowledged << " ("
+                                     << out.on_victim_incr.unreplicated
+                                     << " not on the replica), outcome unknown " << unknown);
+  BOOST_TEST(acknowledged == out.on_victim_incr.replicated + out.on_victim_incr.unreplicated);
+  BOOST_TEST(out.counter >= out.on_victim_incr.replicated);
+  BOOST_TEST(out.counter <= acknowledged + unknown);
+  if (out.on_victim_incr.unreplicated == 0) {
+    BOOST_TEST(out.counter >= acknowledged);
   }
   // The other masters were not disturbed.
   BOOST_TEST(out.elsewhere.failure_count == 0);

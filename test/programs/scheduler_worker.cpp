@@ -4,11 +4,12 @@
 //
 // Journal (--journal PATH, appended with one write(2) per line, so a line written before
 // a SIGKILL is kept by the kernel):
-//   S <pid> <task id> <occurrence µs>   the handler started a run
-//   F <pid> <task id> <occurrence µs>   the handler finished it (the ack follows, batched)
+//   S <pid> <task id> <occurrence µs> <now µs>   the handler started a run
+//   F <pid> <task id> <occurrence µs> <now µs>   the handler finished it (the ack follows)
 // task::occurrence tells the occurrences of a recurring task apart (for a one-off task it is
-// the due time it was scheduled for).
-// With --abort-task ID, the run of task ID calls std::abort() right after its S line.
+// the due time it was scheduled for); `now` is the system clock when the line was written
+// (for lateness). With --abort-task ID, the run of task ID calls std::abort() right after
+// its S line.
 //
 // Standard output: `ready <pid>` once the dispatcher is about to run, and on a graceful stop
 // `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=…`.
@@ -51,6 +52,7 @@ struct worker_options {
   std::string journal_path;
   std::chrono::milliseconds handler_delay{0};
   std::string abort_task;
+  std::chrono::milliseconds request_timeout{-1};  // < 0: the Redis client's default
   dispatcher_options dispatch;
 };
 
@@ -69,7 +71,11 @@ class journal {
 
   void write(char event, const task& t) {
     const std::string line = std::string(1, event) + ' ' + std::to_string(pid_) + ' ' + t.id + ' ' +
-                             std::to_string(t.occurrence.time_since_epoch().count()) + '\n';
+                             std::to_string(t.occurrence.time_since_epoch().count()) + ' ' +
+                             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()) +
+                             '\n';
     if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
       throw std::system_error(errno, std::generic_category(), "journal write failed");
     }
@@ -113,9 +119,14 @@ void print_stats(const dispatcher_stats& s) {
 
 asio::awaitable<void> work(worker_options o) {
   auto ex = co_await asio::this_coro::executor;
-  const auto config = o.cluster_seeds.empty()
-                          ? redis::client_config::from_url(o.redis_url)
-                          : redis::client_config::from_cluster_seeds(o.cluster_seeds);
+  auto config = o.cluster_seeds.empty() ? redis::client_config::from_url(o.redis_url)
+                                        : redis::client_config::from_cluster_seeds(o.cluster_seeds);
+  if (o.request_timeout.count() >= 0) {
+    config.server.request_timeout = o.request_timeout;
+    if (config.cluster) {
+      config.cluster->node.request_timeout = o.request_timeout;
+    }
+  }
   redis::client commands(ex, config);
   corvo::task_group background(ex);
   co_await background.spawn(run_client(commands));
@@ -147,7 +158,7 @@ asio::awaitable<void> work(worker_options o) {
 
 int main(int argc, char** argv) {
   worker_options o;
-  long long delay_ms = 0, lease_ms = 0, max_sleep_ms = 0, drain_ms = 0;
+  long long delay_ms = 0, lease_ms = 0, max_sleep_ms = 0, drain_ms = 0, request_timeout_ms = -1;
   std::string log_level;
   po::options_description options("scheduler_worker options");
   // clang-format off
@@ -165,6 +176,8 @@ int main(int argc, char** argv) {
       ("max-sleep", po::value(&max_sleep_ms)->default_value(500), "longest sleep in ms")
       ("drain-timeout", po::value(&drain_ms)->default_value(5000), "drain on stop, ms")
       ("abort-task", po::value(&o.abort_task), "a task id whose run calls std::abort()")
+      ("request-timeout", po::value(&request_timeout_ms)->default_value(-1),
+       "Redis reply deadline in ms (redis.request_timeout; -1: the default)")
       ("log-level", po::value(&log_level)->default_value("warning"), "corvo log level");
   // clang-format on
   try {
@@ -190,6 +203,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.handler_delay = std::chrono::milliseconds(delay_ms);
+  o.request_timeout = std::chrono::milliseconds(request_timeout_ms);
   o.dispatch.lease = std::chrono::milliseconds(lease_ms);
   o.dispatch.max_sleep = std::chrono::milliseconds(max_sleep_ms);
   o.dispatch.drain_timeout = std::chrono::milliseconds(drain_ms);

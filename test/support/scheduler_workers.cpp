@@ -165,6 +165,9 @@ std::vector<std::string> scheduler_worker_config::arguments() const {
     args.push_back(abort_task);
   }
   add("--handler-delay", handler_delay.count());
+  if (request_timeout) {
+    add("--request-timeout", request_timeout->count());
+  }
   return args;
 }
 

@@ -81,6 +81,8 @@ struct scheduler_worker_config {
   std::chrono::milliseconds handler_delay{0};
   /// A task id whose run calls std::abort() (`--abort-task`); empty: none.
   std::string abort_task;
+  /// `--request-timeout`: the Redis client's reply deadline; unset: its default.
+  std::optional<std::chrono::milliseconds> request_timeout;
 
   static scheduler_worker_config standalone(const std::string& url);
   static scheduler_worker_config cluster(const std::vector<std::string>& seeds);

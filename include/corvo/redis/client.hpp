@@ -58,9 +58,16 @@ struct client_config {
   ///   cluster.enabled          true: cluster mode seeded by `url` when there are no seeds
   ///   cluster.max_redirections, cluster.retry_deadline, cluster.refresh_interval,
   ///   cluster.min_refresh_interval, cluster.use_cluster_shards   cluster_options fields
+  ///   request_timeout          reply deadline of every connection (default 5 s, 0 = none;
+  ///                            config::request_timeout)
+  ///   max_queued_requests      queue bound of every connection (default 4096, 0 = none;
+  ///                            config::max_queued_requests)
   /// Throws corvo::config_error naming the key when neither `url` nor `cluster.seeds` is
   /// given, or a value has the wrong type.
   static client_config from(const corvo::config& cfg, std::string_view section = "redis");
+
+ private:
+  static client_config from_section(const corvo::config& cfg, std::string_view section);
 };
 
 class client {

@@ -8,10 +8,9 @@
 // User and password may be percent-encoded. A URL with only a password uses
 // `redis://:secret@host`. A bad URL throws std::invalid_argument naming what is wrong.
 
+#include <chrono>
 #include <corvo/core/backoff.hpp>
 #include <corvo/redis/resp3/parser.hpp>
-
-#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -56,6 +55,17 @@ struct config {
   /// When the connection has been idle this long, a PING checks it; no answer within the
   /// same time closes the connection and reconnects. 0 disables the check.
   std::chrono::milliseconds health_check_interval{2000};
+  /// Deadline of a reply: while requests are in flight, the server must send the next
+  /// reply within this time (plus the block time of a blocking command at the head, see
+  /// request::block_time()), else the connection is declared lost, every request in flight
+  /// fails with error::request_timeout and the connection is re-established. It also acts
+  /// as the health check of a busy connection. 0 disables the deadline.
+  std::chrono::milliseconds request_timeout{5000};
+  /// Requests queued on the connection (not yet written + written and awaiting replies)
+  /// at most; a request beyond this waits, in FIFO order, until a reply or a failure makes
+  /// room (back-pressure on the callers instead of an unbounded queue). Cancelling a
+  /// waiting request removes it unsent. 0: no bound.
+  std::size_t max_queued_requests = 4096;
   /// Delays between reconnection attempts.
   backoff_policy reconnect_backoff{std::chrono::milliseconds{50}, std::chrono::milliseconds{2000}};
 

@@ -16,18 +16,31 @@
 //
 // Connection life: run() resolves, connects (TLS for rediss://), sends HELLO 3 with AUTH and
 // SETNAME, SELECTs the database, restores SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE state, then serves
-// requests. On a loss it reconnects with backoff. An idle connection is checked by PING.
+// requests. On a loss it reconnects with backoff. An idle connection is checked by PING; a
+// busy one by the reply deadline (config::request_timeout). SUBSCRIBE & co. complete when
+// the server has confirmed every channel (or refused the command).
 //
 // Failure rules for a request (the completion's error_code):
 // - written, then the connection was lost: error::connection_lost (it may or may not have
 //   run), unless the request is marked idempotent: then it is written again after reconnect;
 // - not written yet: it waits for the reconnection, or fails at once with
 //   error::not_connected when marked fail_if_not_connected;
-// - cancel() or the end of run(): error::connection_closed; later requests fail the same way;
+// - no reply within config::request_timeout (plus the block time of a blocking command,
+//   request::block_time()): every written request fails with error::request_timeout (it may
+//   or may not have run; idempotent ones too) and the connection is re-established;
+// - cancel() or the end of run(): error::connection_closed, except a written request that
+//   is not idempotent: error::connection_lost (it may have run); later requests fail with
+//   connection_closed;
+// - a subscribe-family command the server refuses (e.g. NOPERM): error::subscription_refused
+//   (the server's text is logged); the other commands of the pipeline are unaffected;
 // - wrong password / unknown user: run() ends with error::auth_failed, and so do the requests;
 // - a blocking command on a shared connection: error::blocking_on_shared_connection.
-// Nothing waits forever: to bound the wait for a reconnection, race exec() with a timer
-// (corvo::with_timeout).
+// A written request never waits longer than its reply deadline; an unwritten one waits for
+// the reconnection: to bound that wait, race exec() with a timer (corvo::with_timeout).
+//
+// Queue bound (back-pressure): at most config::max_queued_requests requests are queued
+// (unwritten + awaiting replies); exec() beyond that waits, in FIFO order, until a reply
+// or a failure makes room. Such a waiting request can be cancelled (it is never sent).
 //
 // Cancellation of exec() (terminal or partial): a request not yet written is removed; one
 // already written completes at once with operation_aborted and its replies are read and
@@ -36,17 +49,16 @@
 //
 // Thread safety: none; use the connection from its executor (one thread or a strand).
 
-#include <corvo/redis/adapter.hpp>
-#include <corvo/redis/config.hpp>
-#include <corvo/redis/request.hpp>
-#include <corvo/redis/response.hpp>
-
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
+#include <chrono>
+#include <corvo/redis/adapter.hpp>
+#include <corvo/redis/config.hpp>
+#include <corvo/redis/request.hpp>
+#include <corvo/redis/response.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -64,6 +76,9 @@ struct connection_stats {
   std::uint64_t replies = 0;           ///< replies read (pushes excluded)
   std::uint64_t pushes = 0;            ///< pushes read
   std::uint64_t health_check_failures = 0;
+  std::uint64_t request_timeouts = 0;       ///< connections dropped for a missed reply deadline
+  std::uint64_t subscriptions_refused = 0;  ///< SUBSCRIBE & co. answered with an error
+  std::uint64_t waits_for_room = 0;         ///< requests that waited for max_queued_requests
 };
 
 class connection {
@@ -72,7 +87,8 @@ class connection {
   /// Completion of exec: the error, and the number of reply bytes read.
   using exec_handler = asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
   /// Completion of receive: the error, and the push as nodes (the first is the push itself).
-  using push_handler = asio::any_completion_handler<void(boost::system::error_code, generic_response)>;
+  using push_handler =
+      asio::any_completion_handler<void(boost::system::error_code, generic_response)>;
 
   connection(executor_type executor, config cfg);
   /// Cancels run() and fails the requests still waiting (connection_closed).
@@ -95,6 +111,15 @@ class connection {
   bool is_connected() const noexcept;
 
   const connection_stats& stats() const noexcept;
+
+  /// Requests counted against config::max_queued_requests: not yet written, or written and
+  /// still awaiting replies (requests waiting for room are not counted).
+  std::size_t queued_requests() const noexcept;
+
+  /// How long the request at the head has been waiting for its next reply (since the last
+  /// reply or since it was written); zero when nothing is in flight. A hung server shows a
+  /// growing value long before request_timeout declares it lost.
+  std::chrono::steady_clock::duration reply_wait() const noexcept;
 
   /// Executes `req` and adapts its replies into `resp` (a `response<...>` with one slot per
   /// reply, a `generic_response`, or `ignore`). `req` and `resp` must outlive the

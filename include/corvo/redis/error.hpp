@@ -69,6 +69,11 @@ enum class error {
   size_mismatch,
   /// A response has fewer slots than the request has replies.
   response_too_small,
+  /// The server answered SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE (or an UNSUBSCRIBE) with an
+  /// error reply instead of confirmations, e.g. `NOPERM` for an ACL user without rights on
+  /// the channel. exec() fails with it; the connection logs the server's text. The other
+  /// replies of the pipeline are unaffected.
+  subscription_refused,
 
   // --- connection (set by the connection) -----------------------------------------------
   /// The request could not be sent: the connection is not (yet) established.
@@ -91,6 +96,11 @@ enum class error {
   /// A blocking command (BLMOVE, BZPOPMIN, XREADGROUP BLOCK, …) was sent on a shared
   /// connection, where it would stall every other caller; use a dedicated connection.
   blocking_on_shared_connection,
+  /// No reply arrived within `config::request_timeout` (plus the block time of a blocking
+  /// command): the server is hung or unreachable while the socket stays open (SIGSTOP, a
+  /// frozen VM, CLIENT PAUSE). Every request in flight fails with it and the connection is
+  /// re-established. The request may or may not have run.
+  request_timeout,
 
   // --- cluster (set by the cluster client) ------------------------------------------------
   /// The keys of one request hash to different slots; the exception text names two of

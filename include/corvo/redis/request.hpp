@@ -29,6 +29,7 @@
 //    connection until they return, so they belong on a dedicated connection (DESIGN §4).
 
 #include <charconv>
+#include <chrono>
 #include <concepts>
 #include <corvo/redis/resp3/serializer.hpp>
 #include <corvo/redis/resp3/type.hpp>
@@ -40,8 +41,21 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace corvo::redis {
+
+/// What one command of a request gets from the server, in a request that holds a
+/// subscribe-family command (see request::reply_plan()).
+struct command_replies {
+  /// Empty: one ordinary reply. Otherwise the (lowercase) kind of the pushes that confirm
+  /// the command ("subscribe", "punsubscribe", ...); an ordinary reply in their place is
+  /// the server refusing the command (an error such as NOPERM).
+  std::string_view confirmation;
+  /// Confirmations expected: one per channel argument; 0 for an unsubscribe without
+  /// arguments (one per subscription of that kind the connection holds, at least one).
+  std::size_t count = 0;
+};
 
 namespace detail {
 
@@ -141,28 +155,6 @@ void append_arg(std::string& out, const T& arg) {
   }
 }
 
-template <class T>
-bool arg_iequals(const T& arg, std::string_view word) {
-  if constexpr (string_like<T>) {
-    std::string_view s(arg);
-    if (s.size() != word.size()) {
-      return false;
-    }
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      char c = s[i];
-      if (c >= 'a' && c <= 'z') {
-        c = static_cast<char>(c - 'a' + 'A');
-      }
-      if (c != word[i]) {
-        return false;
-      }
-    }
-    return true;
-  } else {
-    return false;
-  }
-}
-
 // What a command name means for the connection; see request.cpp.
 enum class command_kind {
   regular,
@@ -172,6 +164,12 @@ enum class command_kind {
   blocking_if_block,  // XREAD / XREADGROUP: blocks when given BLOCK
 };
 command_kind classify_command(std::string_view command) noexcept;
+/// The longest a blocking command (serialized, `*N ...`) may hold the connection on
+/// purpose: its timeout argument; milliseconds::max() when it may block forever (timeout
+/// 0, or unreadable); 0 for a command that does not block.
+std::chrono::milliseconds block_time_of(std::string_view command_resp);
+/// "subscribe" for SUBSCRIBE (any case), ... ; empty for other commands.
+std::string_view confirmation_kind(std::string_view command) noexcept;
 
 }  // namespace detail
 
@@ -195,12 +193,22 @@ class request {
   template <class... Args>
   void push(std::string_view command, const Args&... args) {
     const std::size_t bulks = 1 + (std::size_t{0} + ... + detail::bulk_count(args));
+    const std::size_t start = payload_.size();
     resp3::add_header(payload_, resp3::type::array, bulks);
     resp3::add_bulk(payload_, command);
     (detail::append_arg(payload_, args), ...);
 
     ++commands_;
-    switch (detail::classify_command(command)) {
+    const auto kind = detail::classify_command(command);
+    if (kind == detail::command_kind::subscribe) {
+      if (reply_plan_.empty()) {
+        reply_plan_.resize(commands_ - 1);  // the commands before: one reply each
+      }
+      reply_plan_.push_back({detail::confirmation_kind(command), bulks - 1});
+    } else if (!reply_plan_.empty()) {
+      reply_plan_.emplace_back();
+    }
+    switch (kind) {
       case detail::command_kind::regular:
         ++expected_responses_;
         break;
@@ -214,13 +222,18 @@ class request {
       case detail::command_kind::blocking:
         ++expected_responses_;
         has_blocking_ = true;
+        add_block_time(detail::block_time_of(std::string_view(payload_).substr(start)));
         break;
-      case detail::command_kind::blocking_if_block:
+      case detail::command_kind::blocking_if_block: {
         ++expected_responses_;
-        if ((false || ... || detail::arg_iequals(args, "BLOCK"))) {
+        // XREAD / XREADGROUP block only when given BLOCK (also found inside a range).
+        const auto block = detail::block_time_of(std::string_view(payload_).substr(start));
+        if (block.count() != 0) {
           has_blocking_ = true;
+          add_block_time(block);
         }
         break;
+      }
     }
   }
 
@@ -233,6 +246,16 @@ class request {
   bool has_hello() const noexcept { return has_hello_; }
   bool has_subscribe() const noexcept { return has_subscribe_; }
   bool has_blocking_command() const noexcept { return has_blocking_; }
+  /// How long the server may hold this request on purpose: the sum of the timeouts of its
+  /// blocking commands (BLPOP ... 2.5 -> 2500 ms, XREADGROUP ... BLOCK 500 -> 500 ms, WAIT
+  /// 1 300 -> 300 ms), read from the commands themselves; milliseconds::max() when one of
+  /// them may block forever (timeout 0). The connection adds it to its reply deadline
+  /// (config::request_timeout). 0 for a request without blocking commands.
+  std::chrono::milliseconds block_time() const noexcept { return block_time_; }
+  /// Empty unless the request holds SUBSCRIBE & co.; then one entry per command, in order,
+  /// saying how the server answers it (the connection matches confirmations and refusals
+  /// with it).
+  const std::vector<command_replies>& reply_plan() const noexcept { return reply_plan_; }
 
   const config& get_config() const noexcept { return config_; }
   config& get_config() noexcept { return config_; }
@@ -245,6 +268,8 @@ class request {
     has_hello_ = false;
     has_subscribe_ = false;
     has_blocking_ = false;
+    block_time_ = std::chrono::milliseconds{0};
+    reply_plan_.clear();
   }
   void reserve(std::size_t bytes) { payload_.reserve(bytes); }
 
@@ -255,7 +280,16 @@ class request {
   bool has_hello_ = false;
   bool has_subscribe_ = false;
   bool has_blocking_ = false;
+  std::chrono::milliseconds block_time_{0};
+  std::vector<command_replies> reply_plan_;
   config config_;
+
+  void add_block_time(std::chrono::milliseconds t) noexcept {
+    constexpr auto forever = std::chrono::milliseconds::max();
+    block_time_ = (t == forever || block_time_ == forever || t > forever - block_time_)
+                      ? forever
+                      : block_time_ + t;
+  }
 };
 
 }  // namespace corvo::redis
