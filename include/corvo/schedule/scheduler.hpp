@@ -24,7 +24,10 @@
 // scheduler.kafka.health_interval, scheduler.kafka.max_attempts (handler attempts before
 // the dead-letter topic), scheduler.kafka.dead_letter_topic (default "{topic}.dlq"), and
 // the `kafka` section for librdkafka (kafka/config.hpp; `bootstrap.servers` is required,
-// the consumer's group.id defaults to "corvo.<namespace>").
+// the consumer's group.id defaults to "corvo.<namespace>"). Any other key below `scheduler`
+// is a config_error naming the nearest known key; the redis provider needs `redis.url` or
+// `redis.cluster.seeds`; a `redis` section with no `scheduler.provider` is an error (say
+// "memory" to mean the in-process store).
 
 #include <corvo/core/config.hpp>
 #include <corvo/kafka/config.hpp>
@@ -65,8 +68,8 @@ struct scheduler_options {
 class scheduler {
  public:
   /// `commands` (run by the caller) and `subscriber` are required by the redis provider and
-  /// ignored by the memory provider; a redis provider without them throws
-  /// std::invalid_argument. With the Kafka sink the producer (and the consumer, if
+  /// refused by the memory provider (a forgotten `scheduler.provider`): either mismatch
+  /// throws std::invalid_argument. With the Kafka sink the producer (and the consumer, if
   /// kafka_consume) are created here; their errors are kafka::producer's and
   /// kafka::consumer's.
   scheduler(asio::any_io_executor executor, scheduler_options options,
