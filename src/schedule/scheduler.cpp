@@ -8,6 +8,8 @@
 namespace corvo::schedule {
 namespace {
 
+namespace json = boost::json;
+
 std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
                                   const scheduler_options& options, redis::client* commands,
                                   std::optional<redis::client_config> subscriber) {
@@ -249,6 +251,17 @@ asio::awaitable<void> scheduler::schedule(task t) {
   const auto shard = store_->shard_of(t.id);
   co_await store_->schedule(std::move(t));
   dispatcher_.wake(shard);
+}
+
+asio::awaitable<void> scheduler::schedule(std::string id, std::string type, json::value payload,
+                                          time_point due, std::uint32_t max_attempts) {
+  task t;  // built here, in this frame: no task temporary in the caller's co_await
+  t.id = std::move(id);
+  t.type = std::move(type);
+  t.payload = std::move(payload);
+  t.due = due;
+  t.max_attempts = max_attempts;
+  co_await schedule(std::move(t));
 }
 
 asio::awaitable<std::optional<task>> scheduler::get(std::string id) {
