@@ -18,10 +18,12 @@ endif()
 # The documented programs (docs_snippets_test keeps README and docs/ quoting them).
 file(GLOB doc_programs ${SOURCE_DIR}/docs/examples/*.cpp)
 list(PREPEND doc_programs ${SOURCE_DIR}/samples/hello_scheduler/main.cpp)
+# run() passes its arguments through ARGN, which splits on ';': hand the list over with '|'.
+string(REPLACE ";" "|" doc_program_list "${doc_programs}")
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
     "-DCMAKE_CXX_FLAGS=${flags}" "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}"
-    "-DDOC_PROGRAMS=${doc_programs}")
+    "-DDOC_PROGRAMS=${doc_program_list}")
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build -j 2)
 execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc OUTPUT_VARIABLE out)
 if(NOT rc EQUAL 0 OR NOT out MATCHES "corvo consumer ok")
