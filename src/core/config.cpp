@@ -1,10 +1,9 @@
-#include <corvo/core/config.hpp>
-
-#include <boost/json/stream_parser.hpp>
+#include <algorithm>
 #include <boost/json/serialize.hpp>
-
+#include <boost/json/stream_parser.hpp>
 #include <cctype>
 #include <charconv>
+#include <corvo/core/config.hpp>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -149,14 +148,52 @@ std::optional<std::chrono::milliseconds> to_milliseconds(const json::value& v) {
     return std::nullopt;
   }
   const auto unit = text.substr(digits);
-  if (unit == "ms") return std::chrono::milliseconds(*number);
-  if (unit == "s") return std::chrono::seconds(*number);
-  if (unit == "m" || unit == "min") return std::chrono::minutes(*number);
-  if (unit == "h") return std::chrono::hours(*number);
+  if (unit == "ms")
+    return std::chrono::milliseconds(*number);
+  if (unit == "s")
+    return std::chrono::seconds(*number);
+  if (unit == "m" || unit == "min")
+    return std::chrono::minutes(*number);
+  if (unit == "h")
+    return std::chrono::hours(*number);
   return std::nullopt;
 }
 
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i)
+    d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
 }  // namespace
+
+std::optional<std::string> nearest_key(std::string_view key,
+                                       const std::vector<std::string>& candidates) {
+  const std::size_t limit = std::max<std::size_t>(1, key.size() / 3);
+  std::optional<std::string> best;
+  std::size_t best_distance = limit + 1;
+  for (const auto& candidate : candidates) {
+    const auto distance = edit_distance(key, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
 
 config_error::config_error(std::string key, const std::string& message)
     : std::runtime_error("config: " + message), key_(std::move(key)) {}
@@ -164,14 +201,18 @@ config_error::config_error(std::string key, const std::string& message)
 config::config(json::object document, std::string source)
     : document_(std::move(document)), source_(std::move(source)) {}
 
-config config::from_file(const std::filesystem::path& path) {
+config config::from_file(const std::filesystem::path& path, config_file_options options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw config_error({}, "cannot read configuration file '" + path.string() + "'");
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return from_string(text.str(), path.string());
+  auto result = from_string(text.str(), path.string());
+  if (options.apply_environment) {
+    result.apply_environment(options.environment_prefix);
+  }
+  return result;
 }
 
 config config::from_string(std::string_view text, std::string source) {
@@ -245,7 +286,12 @@ void config::set(std::string_view key, json::value value, std::string origin) {
   }
 }
 
-bool config::contains(std::string_view key) const { return find(key) != nullptr; }
+bool config::contains(std::string_view key) const {
+  if (!key.empty()) {
+    asked_->values.insert(full_key(key));
+  }
+  return find(key) != nullptr;
+}
 
 const json::value* config::find(std::string_view key) const {
   if (key.empty()) {
@@ -254,25 +300,26 @@ const json::value* config::find(std::string_view key) const {
   return lookup(document_, split(key), 0);
 }
 
-std::string config::full_key(std::string_view key) const { return prefix_ + std::string(key); }
+std::string config::full_key(std::string_view key) const {
+  return prefix_ + std::string(key);
+}
 
 std::string config::origin_of(std::string_view key) const {
   const auto it = origins_.find(full_key(key));
   return it != origins_.end() ? it->second : source_;
 }
 
-void config::fail(std::string_view key, const std::string& expected,
-                  const json::value& got) const {
+void config::fail(std::string_view key, const std::string& expected, const json::value& got) const {
   throw config_error(full_key(key), "key '" + full_key(key) + "' (from " + origin_of(key) +
                                         ") must be " + expected + ", got " + describe(got));
 }
 
 template <class T>
 T config::get(std::string_view key) const {
+  asked_->values.insert(full_key(key));
   const json::value* v = find(key);
   if (v == nullptr) {
-    throw config_error(full_key(key),
-                       "missing key '" + full_key(key) + "' (in " + source_ + ")");
+    throw config_error(full_key(key), "missing key '" + full_key(key) + "' (in " + source_ + ")");
   }
   if constexpr (std::is_same_v<T, json::value>) {
     return *v;
@@ -287,8 +334,10 @@ T config::get(std::string_view key) const {
     }
     if (v->is_string()) {
       const std::string_view s(v->get_string());
-      if (s == "true" || s == "1" || s == "yes" || s == "on") return true;
-      if (s == "false" || s == "0" || s == "no" || s == "off") return false;
+      if (s == "true" || s == "1" || s == "yes" || s == "on")
+        return true;
+      if (s == "false" || s == "0" || s == "no" || s == "off")
+        return false;
     }
     fail(key, "a boolean", *v);
   } else if constexpr (std::is_same_v<T, double>) {
@@ -308,8 +357,7 @@ T config::get(std::string_view key) const {
     if (auto ms = to_milliseconds(*v)) {
       return *ms;
     }
-    fail(key, "a duration (milliseconds, or a string like \"250ms\", \"2s\", \"5m\", \"1h\")",
-         *v);
+    fail(key, "a duration (milliseconds, or a string like \"250ms\", \"2s\", \"5m\", \"1h\")", *v);
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
     std::vector<std::string> out;
     if (v->is_array()) {
@@ -352,6 +400,8 @@ config config::section(std::string_view key) const {
   out.source_ = source_;
   out.prefix_ = full_key(key) + ".";
   out.origins_ = origins_;
+  out.asked_ = asked_;
+  asked_->sections.insert(full_key(key));
   if (const auto* v = find(key); v && v->is_object()) {
     out.document_ = v->get_object();
   } else if (v) {
@@ -374,6 +424,61 @@ std::vector<std::string> config::keys(std::string_view key) const {
     out.emplace_back(entry.key());
   }
   return out;
+}
+
+void config::reject_unknown_keys(std::string_view key) const {
+  const json::value* v = find(key);
+  if (v != nullptr && v->is_object()) {
+    check_known(full_key(key) + ".", v->get_object());
+  }
+}
+
+void config::check_known(const std::string& prefix, const json::object& object) const {
+  const auto asked_below = [&](const std::string& full) {
+    const auto below = full + ".";
+    const auto starts = [&](const std::set<std::string, std::less<>>& keys) {
+      const auto it = keys.lower_bound(below);
+      return it != keys.end() && it->compare(0, below.size(), below) == 0;
+    };
+    return asked_->sections.count(full) != 0 || starts(asked_->values) || starts(asked_->sections);
+  };
+  for (const auto& entry : object) {
+    const std::string full = prefix + std::string(entry.key());
+    if (asked_->values.count(full) != 0) {
+      continue;
+    }
+    if (entry.value().is_object() && asked_below(full)) {
+      check_known(full + ".", entry.value().get_object());
+      continue;
+    }
+    // The known names at this level: the first segment below `prefix` of each asked key.
+    std::vector<std::string> known;
+    for (const auto* keys : {&asked_->values, &asked_->sections}) {
+      for (auto it = keys->lower_bound(prefix);
+           it != keys->end() && it->compare(0, prefix.size(), prefix) == 0; ++it) {
+        known.push_back(it->substr(prefix.size(), it->find('.', prefix.size()) - prefix.size()));
+      }
+    }
+    // Where the key came from: the environment variable that set it (or one below it).
+    std::string origin = source_;
+    for (auto it = origins_.lower_bound(full);
+         it != origins_.end() && it->first.compare(0, full.size(), full) == 0; ++it) {
+      origin = it->second;
+      break;
+    }
+    std::string message = "unknown key '" + full + "' (in " + origin + ")";
+    if (const auto near = nearest_key(std::string(entry.key()), known)) {
+      message += "; did you mean '" + *near + "'?";
+    } else if (!known.empty()) {
+      std::sort(known.begin(), known.end());
+      known.erase(std::unique(known.begin(), known.end()), known.end());
+      message += "; known keys here:";
+      for (const auto& k : known) {
+        message += " " + k;
+      }
+    }
+    throw config_error(full, message);
+  }
 }
 
 }  // namespace corvo

@@ -47,10 +47,27 @@ client_config client_config::from(const corvo::config& app, std::string_view sec
 
 client_config client_config::from_section(const corvo::config& app, std::string_view section) {
   const corvo::config redis = app.section(section);
+  // Every key is asked for in both modes, so that reject_unknown_keys knows them all.
+  const bool has_url = redis.contains("url");
   std::vector<std::string> seeds = redis.get_or<std::vector<std::string>>("cluster.seeds", {});
   const bool enabled = redis.get_or<bool>("cluster.enabled", !seeds.empty());
+  cluster_options defaults;
+  const auto max_redirections =
+      redis.get_or<unsigned>("cluster.max_redirections", defaults.max_redirections);
+  const auto retry_deadline = redis.get_or("cluster.retry_deadline", defaults.retry_deadline);
+  const auto refresh_interval = redis.get_or("cluster.refresh_interval", defaults.refresh_interval);
+  const auto min_refresh_interval =
+      redis.get_or("cluster.min_refresh_interval", defaults.min_refresh_interval);
+  const auto use_cluster_shards =
+      redis.get_or<bool>("cluster.use_cluster_shards", defaults.use_cluster_shards);
+  // The connection keys are read by from() after this returns; ask for them here too, so
+  // the check below knows them.
+  config connection_keys;
+  apply_connection_keys(redis, connection_keys);
+  app.reject_unknown_keys(section);
+
   if (seeds.empty()) {
-    if (!redis.contains("url")) {
+    if (!has_url) {
       // The error names the key a user most likely forgot.
       (void)redis.get<std::string>(enabled ? "cluster.seeds" : "url");
     }
@@ -62,13 +79,11 @@ client_config client_config::from_section(const corvo::config& app, std::string_
   }
   client_config cfg = from_cluster_seeds(seeds);
   auto& opts = *cfg.cluster;
-  opts.max_redirections = redis.get_or<unsigned>("cluster.max_redirections", opts.max_redirections);
-  opts.retry_deadline = redis.get_or("cluster.retry_deadline", opts.retry_deadline);
-  opts.refresh_interval = redis.get_or("cluster.refresh_interval", opts.refresh_interval);
-  opts.min_refresh_interval =
-      redis.get_or("cluster.min_refresh_interval", opts.min_refresh_interval);
-  opts.use_cluster_shards =
-      redis.get_or<bool>("cluster.use_cluster_shards", opts.use_cluster_shards);
+  opts.max_redirections = max_redirections;
+  opts.retry_deadline = retry_deadline;
+  opts.refresh_interval = refresh_interval;
+  opts.min_refresh_interval = min_refresh_interval;
+  opts.use_cluster_shards = use_cluster_shards;
   return cfg;
 }
 

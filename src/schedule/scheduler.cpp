@@ -1,19 +1,27 @@
+#include <boost/asio/this_coro.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
-
-#include <boost/asio/this_coro.hpp>
-
 #include <stdexcept>
 
 namespace corvo::schedule {
 namespace {
 
+namespace json = boost::json;
+
 std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
                                   const scheduler_options& options, redis::client* commands,
                                   std::optional<redis::client_config> subscriber) {
   if (options.provider == provider::memory) {
+    if (commands != nullptr || subscriber) {
+      // Almost always a forgotten `scheduler.provider`: the tasks would silently live (and
+      // die) in this process while the caller believes they are in Redis.
+      throw std::invalid_argument(
+          "scheduler: the provider is memory (the default) but a Redis connection was given; "
+          "set scheduler.provider to \"redis\" (or pass no connection for an in-process "
+          "store)");
+    }
     return std::make_unique<memory_store>(executor, options.memory_shards);
   }
   if (commands == nullptr || !subscriber) {
@@ -56,6 +64,7 @@ struct scheduler::sink_slot final : sink {
 scheduler_options scheduler_options::from(const corvo::config& cfg) {
   scheduler_options o;
   const auto section = cfg.section("scheduler");
+  const bool provider_given = section.contains("provider");
   const auto name = section.get_or<std::string>("provider", "memory");
   if (name == "memory") {
     o.provider = provider::memory;
@@ -67,7 +76,8 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   } else {
     throw config_error("scheduler.provider",
                        "key 'scheduler.provider' must be \"memory\", \"redis\" or "
-                       "\"redis-kafka\", got \"" + name + "\"");
+                       "\"redis-kafka\", got \"" +
+                           name + "\"");
   }
   if (section.contains("sink")) {
     const auto sink = section.get<std::string>("sink");
@@ -76,8 +86,10 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
     } else if (sink == "kafka") {
       o.sink = sink_kind::kafka;
     } else {
-      throw config_error("scheduler.sink", "key 'scheduler.sink' must be \"direct\" or "
-                                           "\"kafka\", got \"" + sink + "\"");
+      throw config_error("scheduler.sink",
+                         "key 'scheduler.sink' must be \"direct\" or "
+                         "\"kafka\", got \"" +
+                             sink + "\"");
     }
   }
   o.redis.name_space = section.get_or<std::string>("namespace", o.redis.name_space);
@@ -130,6 +142,27 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
       o.kafka.set(kafka::client_role::consumer, "group.id", "corvo." + o.redis.name_space);
     }
   }
+  // The provider and the Redis settings agree: no silent in-process store, no Redis store
+  // without an address. (keys() does not count as asking for a key.)
+  if (o.provider == provider::redis && !cfg.contains("redis.url") &&
+      !cfg.contains("redis.cluster.seeds")) {
+    throw config_error("redis.url",
+                       "the redis provider (key 'scheduler.provider') needs key "
+                       "'redis.url' or 'redis.cluster.seeds'");
+  }
+  if (o.provider == provider::memory && !provider_given && !cfg.keys("redis").empty()) {
+    throw config_error("scheduler.provider",
+                       "key 'scheduler.provider' is not set, so the scheduler would use the "
+                       "in-process memory store although a 'redis' section is configured; "
+                       "set it to \"redis\" (or \"redis-kafka\"), or to \"memory\" to "
+                       "keep tasks in process");
+  }
+  if (o.provider == provider::memory && !section.keys("redis").empty()) {
+    throw config_error("scheduler.redis",
+                       "key 'scheduler.redis' configures the Redis store, "
+                       "but key 'scheduler.provider' is \"memory\"");
+  }
+  cfg.reject_unknown_keys("scheduler");
   return o;
 }
 
@@ -144,9 +177,15 @@ scheduler::scheduler(asio::any_io_executor executor, scheduler_options options,
 
 scheduler::~scheduler() = default;
 
-handler_registry& scheduler::handlers() noexcept { return handlers_; }
-store& scheduler::tasks() noexcept { return *store_; }
-dispatcher& scheduler::dispatcher() noexcept { return dispatcher_; }
+handler_registry& scheduler::handlers() noexcept {
+  return handlers_;
+}
+store& scheduler::tasks() noexcept {
+  return *store_;
+}
+dispatcher& scheduler::dispatcher() noexcept {
+  return dispatcher_;
+}
 kafka_sink* scheduler::kafka_sink() noexcept {
   return dynamic_cast<schedule::kafka_sink*>(out_->current.get());
 }
@@ -174,7 +213,9 @@ asio::awaitable<void> scheduler::dispatch() {
   }
 }
 
-asio::awaitable<void> scheduler::consume() { co_await worker_->run(); }
+asio::awaitable<void> scheduler::consume() {
+  co_await worker_->run();
+}
 
 asio::awaitable<void> scheduler::run() {
   if (running_) {
@@ -217,6 +258,17 @@ asio::awaitable<void> scheduler::schedule(task t) {
   dispatcher_.wake(shard);
 }
 
+asio::awaitable<void> scheduler::schedule(std::string id, std::string type, json::value payload,
+                                          time_point due, std::uint32_t max_attempts) {
+  task t;  // built here, in this frame: no task temporary in the caller's co_await
+  t.id = std::move(id);
+  t.type = std::move(type);
+  t.payload = std::move(payload);
+  t.due = due;
+  t.max_attempts = max_attempts;
+  co_await schedule(std::move(t));
+}
+
 asio::awaitable<std::optional<task>> scheduler::get(std::string id) {
   co_return co_await store_->get(std::move(id));
 }
@@ -236,7 +288,9 @@ asio::awaitable<bool> scheduler::reschedule(std::string id, time_point due) {
   co_return moved;
 }
 
-asio::awaitable<store_stats> scheduler::stats() { co_return co_await store_->stats(); }
+asio::awaitable<store_stats> scheduler::stats() {
+  co_return co_await store_->stats();
+}
 
 asio::awaitable<std::vector<task>> scheduler::dead_letters(std::size_t offset, std::size_t limit) {
   co_return co_await store_->dead_letters(offset, limit);

@@ -1,15 +1,17 @@
 // `corvo schedule|dead|stats` against a real redis-server, run as a separate process.
-#include <corvo/redis/connection.hpp>
-#include <corvo/schedule/redis_store.hpp>
-
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
+#include <corvo/redis/connection.hpp>
+#include <corvo/schedule/redis_store.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "support/child_process.hpp"
+#include "support/free_port.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
-
-#include <filesystem>
+#include "support/temp_dir.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -88,7 +90,8 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
     asio::io_context ctx;
     redis::client conn(ctx.get_executor(), redis::client_config::from_url(server.url()));
     asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-    redis_store s(conn, redis::client_config::from_url(server.url()), {.name_space = "cli", .shards = 4});
+    redis_store s(conn, redis::client_config::from_url(server.url()),
+                  {.name_space = "cli", .shards = 4});
     corvo::test::run(ctx, kill_task(s, "doomed"), [&] { conn.cancel(); });
   }
   const auto dead = corvo.json_of({"dead", "list"}).as_array();
@@ -102,7 +105,8 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
 BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   corvo::test::redis_server server;
   const cli corvo{server.url()};
-  auto r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--payload", "{oops", "--in", "1s"});
+  auto r =
+      corvo({"schedule", "add", "--id", "x", "--type", "t", "--payload", "{oops", "--in", "1s"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("--payload is not JSON") != std::string::npos, r.err);
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--cron", "61 * * * *"});
@@ -116,5 +120,191 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   BOOST_TEST(r.err.find("exactly one of --at and --in") != std::string::npos, r.err);
   r = corvo({"schedule", "frobnicate"});
   BOOST_TEST(r.exit_code == 2);
-  BOOST_TEST(corvo.json_of({"stats"}).as_object().at("scheduled").as_int64() == 0);  // nothing added
+  BOOST_TEST(corvo.json_of({"stats"}).as_object().at("scheduled").as_int64() ==
+             0);  // nothing added
+}
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Every verb of the CLI that talks to Redis, with the arguments it needs.
+const std::vector<std::vector<std::string>> verbs_that_talk_to_redis = {
+    {"schedule", "add", "--id", "x", "--type", "t", "--in", "1h"},
+    {"schedule", "get", "x"},
+    {"schedule", "list"},
+    {"schedule", "cancel", "x"},
+    {"dead", "list"},
+    {"dead", "replay", "x"},
+    {"dead", "purge"},
+    {"stats"},
+};
+
+corvo::test::command_result run_corvo(
+    std::vector<std::string> words, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  words.insert(words.begin(), corvo_program());
+  return corvo::test::run_command(words, timeout);
+}
+
+asio::awaitable<void> get_task(redis_store& s, std::string id, std::optional<task>& out) {
+  out = co_await s.get(std::move(id));
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+// Nothing listens on the port: every command fails at once, naming the address and the error.
+BOOST_AUTO_TEST_CASE(every_command_fails_fast_on_a_refused_address) {
+  const auto port = std::to_string(corvo::test::free_port());
+  const std::string address = "127.0.0.1:" + port;
+  for (auto words : verbs_that_talk_to_redis) {
+    words.insert(words.end(),
+                 {"--redis", "redis://" + address, "--shards", "4", "--connect-timeout", "2s"});
+    const auto started = clock_type::now();
+    const auto r = run_corvo(words, std::chrono::seconds(10));
+    const auto took = clock_type::now() - started;
+    BOOST_TEST_CONTEXT(words[0] << " " << words[1]) {
+      BOOST_TEST(!r.timed_out);
+      BOOST_TEST(r.exit_code == 1, r.err);
+      BOOST_TEST(contains(r.err, address), r.err);
+      BOOST_TEST(contains(r.err, "Connection refused"), r.err);
+      BOOST_TEST((took < std::chrono::seconds(2)));  // refused: no need to wait the timeout
+    }
+  }
+}
+
+// A port that accepts TCP connections but never answers (not a Redis server, or a hung one):
+// every command gives up after --connect-timeout, and the default is a few seconds.
+BOOST_AUTO_TEST_CASE(every_command_gives_up_after_the_connect_timeout) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor silent(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  silent.listen();  // the kernel completes handshakes into the backlog; nobody reads
+  const std::string address = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  for (auto words : verbs_that_talk_to_redis) {
+    words.insert(words.end(),
+                 {"--redis", "redis://" + address, "--shards", "4", "--connect-timeout", "400ms"});
+    const auto started = clock_type::now();
+    const auto r = run_corvo(words, std::chrono::seconds(10));
+    const auto took = clock_type::now() - started;
+    BOOST_TEST_CONTEXT(words[0] << " " << words[1]) {
+      BOOST_TEST(!r.timed_out);
+      BOOST_TEST(r.exit_code == 1, r.err);
+      BOOST_TEST(contains(r.err, address), r.err);
+      BOOST_TEST(contains(r.err, "no answer within 400ms"), r.err);
+      BOOST_TEST((took >= std::chrono::milliseconds(400)));
+      BOOST_TEST((took < std::chrono::milliseconds(2400)));
+    }
+  }
+  const auto started = clock_type::now();
+  const auto r = run_corvo({"stats", "--redis", "redis://" + address, "--shards", "4"});
+  const auto took = clock_type::now() - started;
+  BOOST_TEST(r.exit_code == 1, r.err);
+  BOOST_TEST(contains(r.err, "no answer within 3000ms"), r.err);
+  BOOST_TEST((took >= std::chrono::seconds(3)));
+  BOOST_TEST((took < std::chrono::seconds(5)));
+}
+
+// --help needs no server, on every subcommand, whatever else is on the line.
+BOOST_AUTO_TEST_CASE(help_works_on_every_subcommand_without_a_server) {
+  const std::string nowhere = "redis://127.0.0.1:" + std::to_string(corvo::test::free_port());
+  std::vector<std::vector<std::string>> helps = {
+      {"--help"}, {"schedule", "--help"}, {"dead", "--help"}, {"kafka", "--help"}};
+  for (auto words : verbs_that_talk_to_redis) {
+    words.resize(words[0] == "stats" ? 1 : 2);  // the verb alone: required options missing
+    words.push_back("--help");
+    helps.push_back(words);
+  }
+  helps.push_back({"schedule", "add", "--id", "x", "--help", "--redis", nowhere});
+  for (const auto& words : helps) {
+    const auto r = run_corvo(words, std::chrono::seconds(5));
+    BOOST_TEST_CONTEXT(words[0] << (words.size() > 1 ? " " + words[1] : "")) {
+      BOOST_TEST(!r.timed_out);
+      BOOST_TEST(r.exit_code == 0, r.err);
+      BOOST_TEST(contains(r.out, "usage"), r.out);
+      BOOST_TEST(r.err.empty(), r.err);
+    }
+  }
+  // A subcommand's help shows its own options.
+  BOOST_TEST(contains(run_corvo({"schedule", "add", "--help"}).out, "--max-attempts"));
+  BOOST_TEST(contains(run_corvo({"stats", "--help"}).out, "--connect-timeout"));
+}
+
+// --at takes an ISO 8601 time with Z or a UTC offset, and the stored due time is that instant.
+BOOST_AUTO_TEST_CASE(at_honours_the_utc_offset) {
+  corvo::test::redis_server server;
+  const cli corvo{server.url()};
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"2030-01-01T12:00:00+02:00", "2030-01-01T10:00:00.000000Z"},
+      {"2030-01-01T12:00:00-05:30", "2030-01-01T17:30:00.000000Z"},
+      {"2030-01-01T12:00:00Z", "2030-01-01T12:00:00.000000Z"},
+      {"2030-01-01T12:00:00.250+01:00", "2030-01-01T11:00:00.250000Z"},
+      {"2030-01-01T00:30:00+0100", "2029-12-31T23:30:00.000000Z"},
+  };
+  int n = 0;
+  for (const auto& [at, stored] : cases) {
+    const auto id = "at-" + std::to_string(n++);
+    const auto r = corvo({"schedule", "add", "--id", id, "--type", "t", "--at", at});
+    BOOST_TEST_CONTEXT(at) {
+      BOOST_TEST(r.exit_code == 0, r.err);
+      const auto got = corvo.json_of({"schedule", "get", id}).as_object();
+      BOOST_TEST(got.at("due").as_string() == stored);
+    }
+  }
+  // A time without a zone is ambiguous, and trailing text is not ignored.
+  for (const std::string bad : {"2030-01-01T12:00:00", "2030-01-01T12:00:00+02:00junk",
+                                "2030-01-01T12:00:00+25:00", "2030-01-01 12:00"}) {
+    const auto r = corvo({"schedule", "add", "--id", "bad", "--type", "t", "--at", bad});
+    BOOST_TEST_CONTEXT(bad) {
+      BOOST_TEST(r.exit_code == 1);
+      BOOST_TEST(contains(r.err, "--at '" + bad + "'"), r.err);
+    }
+  }
+  BOOST_TEST(corvo({"schedule", "get", "bad"}).exit_code == 1);
+}
+
+// --config reads the application's own file: the CLI writes where the application's
+// dispatchers claim (same Redis, namespace and shard count).
+BOOST_AUTO_TEST_CASE(config_file_gives_redis_namespace_and_shards) {
+  corvo::test::redis_server server;
+  corvo::test::temp_dir dir("cli-config");
+  const auto file = dir.path() / "app.json";
+  std::ofstream(file) << R"({ "redis": {"url": ")" << server.url() << R"("},
+      "scheduler": {"provider": "redis", "namespace": "billing", "shards": 3},
+      "billing": {"currency": "EUR"} })";
+  const auto r = run_corvo({"schedule", "add", "--config", file.string(), "--id", "inv-7", "--type",
+                            "invoice", "--in", "1h"});
+  BOOST_TEST(r.exit_code == 0, r.err);
+  // The application's store (its namespace and shard count) sees the task.
+  asio::io_context ctx;
+  redis::client conn(ctx.get_executor(), redis::client_config::from_url(server.url()));
+  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  redis_store app(conn, redis::client_config::from_url(server.url()),
+                  {.name_space = "billing", .shards = 3});
+  std::optional<task> seen;
+  corvo::test::run(ctx, get_task(app, "inv-7", seen), [&] { conn.cancel(); });
+  BOOST_REQUIRE(seen.has_value());
+  BOOST_TEST(seen->type == "invoice");
+  BOOST_TEST(server.cli("HEXISTS", app.keys_of(app.shard_of("inv-7"))[1], "inv-7") == "1");
+  // The file's errors are the application's errors: an unknown key is named.
+  std::ofstream(file) << R"({"redis": {"url": ")" << server.url()
+                      << R"("}, "scheduler": {"provider": "redis", "shard": 3}})";
+  const auto bad = run_corvo({"stats", "--config", file.string()});
+  BOOST_TEST(bad.exit_code == 1);
+  BOOST_TEST(contains(bad.err, "scheduler.shard"), bad.err);
+  BOOST_TEST(contains(bad.err, "shards"), bad.err);
+}
+
+// Without --config the shard count is not guessed: a CLI that assumed 16 would write to
+// shards the application's dispatchers (with, say, 3) never claim.
+BOOST_AUTO_TEST_CASE(shards_are_not_guessed) {
+  corvo::test::redis_server server;
+  const auto r = run_corvo(
+      {"schedule", "add", "--redis", server.url(), "--id", "x", "--type", "t", "--in", "1h"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(contains(r.err, "--shards"), r.err);
+  BOOST_TEST(contains(r.err, "--config"), r.err);
+  BOOST_TEST(server.cli("DBSIZE") == "0");
 }

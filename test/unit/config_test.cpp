@@ -1,10 +1,9 @@
-#include <corvo/core/config.hpp>
-
 #include <boost/test/unit_test.hpp>
+#include <corvo/core/config.hpp>
+#include <cstdlib>
+#include <fstream>
 
 #include "support/temp_dir.hpp"
-
-#include <fstream>
 
 using namespace std::chrono_literals;
 using corvo::config;
@@ -81,8 +80,7 @@ BOOST_AUTO_TEST_CASE(environment_overrides_with_conversion_and_origin) {
              (std::vector<std::string>{"x", "y", "z"}));
   BOOST_TEST(!c.contains("unrelated.thing"));
   BOOST_CHECK_EXCEPTION(
-      c.get<std::chrono::milliseconds>("scheduler.claim_timeout"), config_error,
-      [](const auto& e) {
+      c.get<std::chrono::milliseconds>("scheduler.claim_timeout"), config_error, [](const auto& e) {
         return message_contains(e, "from CORVO_SCHEDULER__CLAIM_TIMEOUT") &&
                message_contains(e, "must be a duration") && message_contains(e, "fifty");
       });
@@ -114,6 +112,73 @@ BOOST_AUTO_TEST_CASE(file_errors_name_the_file_and_position) {
   const auto good = dir.path() / "good.json";
   std::ofstream(good) << sample;
   BOOST_TEST(config::from_file(good).get<std::string>("scheduler.provider") == "memory");
+}
+
+// Keys a reader asked for are the known ones; any other key below the section is a typo
+// (`max_inflight` for `max_in_flight`) and named with the nearest known key.
+BOOST_AUTO_TEST_CASE(unknown_keys_are_named_with_the_nearest_known_one) {
+  const auto c = config::from_string(R"({
+      "app": {"max_inflight": 5, "lease": "2s", "nested": {"topic": "t", "topik": "u"}},
+      "other": {"anything": 1}})",
+                                     "app.json");
+  const auto app = c.section("app");
+  (void)app.get_or<int>("max_in_flight", 1);
+  (void)app.get_or<std::chrono::milliseconds>("lease", 1s);
+  (void)app.section("nested").get_or<std::string>("topic", "");
+  BOOST_CHECK_EXCEPTION(c.reject_unknown_keys("app"), config_error, [](const auto& e) {
+    return e.key() == "app.max_inflight" && message_contains(e, "unknown key 'app.max_inflight'") &&
+           message_contains(e, "app.json") && message_contains(e, "did you mean 'max_in_flight'");
+  });
+  // Fixed: the nested section is checked too.
+  auto fixed =
+      config::from_string(R"({"app": {"max_in_flight": 5, "nested": {"topik": "u"}}})", "app.json");
+  const auto again = fixed.section("app");
+  (void)again.get_or<int>("max_in_flight", 1);
+  (void)again.section("nested").get_or<std::string>("topic", "");
+  BOOST_CHECK_EXCEPTION(fixed.reject_unknown_keys("app"), config_error, [](const auto& e) {
+    return e.key() == "app.nested.topik" && message_contains(e, "did you mean 'topic'");
+  });
+  // A key nobody asked about and nothing near it: no suggestion.
+  auto far = config::from_string(R"({"app": {"zzzzzzzzzz": 1}})");
+  (void)far.section("app").get_or<int>("max_in_flight", 1);
+  BOOST_CHECK_EXCEPTION(far.reject_unknown_keys("app"), config_error, [](const auto& e) {
+    return e.key() == "app.zzzzzzzzzz" && !message_contains(e, "did you mean");
+  });
+  // Sections nobody checks (the application's own) are left alone; a fully read section
+  // passes; an environment override with a typo is caught and its origin named.
+  auto good = config::from_string(R"({"app": {"max_in_flight": 5}, "mine": {"x": 1}})");
+  (void)good.section("app").get_or<int>("max_in_flight", 1);
+  BOOST_CHECK_NO_THROW(good.reject_unknown_keys("app"));
+  std::string typo = "CORVO_APP__MAX_INFLIHT=3";
+  char* env[] = {typo.data(), nullptr};
+  good.apply_environment("CORVO_", env);
+  BOOST_CHECK_EXCEPTION(good.reject_unknown_keys("app"), config_error, [](const auto& e) {
+    return e.key() == "app.max_infliht" && message_contains(e, "CORVO_APP__MAX_INFLIHT") &&
+           message_contains(e, "did you mean 'max_in_flight'");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(edit_distance_suggestions) {
+  using corvo::nearest_key;
+  const std::vector<std::string> known{"max_in_flight", "claim_batch", "lease", "drain_timeout"};
+  BOOST_TEST(nearest_key("max_inflight", known).value_or("") == "max_in_flight");
+  BOOST_TEST(nearest_key("leese", known).value_or("") == "lease");
+  BOOST_TEST(nearest_key("drain-timeout", known).value_or("") == "drain_timeout");
+  BOOST_TEST(!nearest_key("provider", known).has_value());
+  BOOST_TEST(!nearest_key("x", known).has_value());
+}
+
+// from_file applies CORVO_* overrides by default, as the docs say; a caller can opt out.
+BOOST_AUTO_TEST_CASE(from_file_applies_environment_overrides_by_default) {
+  corvo::test::temp_dir dir("config-env");
+  const auto path = dir.path() / "app.json";
+  std::ofstream(path) << R"({"scheduler": {"max_in_flight": 50}})";
+  ::setenv("CORVO_SCHEDULER__MAX_IN_FLIGHT", "7", 1);
+  const auto overridden = config::from_file(path);
+  const auto plain = config::from_file(path, {.apply_environment = false});
+  ::unsetenv("CORVO_SCHEDULER__MAX_IN_FLIGHT");
+  BOOST_TEST(overridden.get<int>("scheduler.max_in_flight") == 7);
+  BOOST_TEST(plain.get<int>("scheduler.max_in_flight") == 50);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,6 @@
-#include <corvo/redis/config.hpp>
-
 #include <boost/test/unit_test.hpp>
-
+#include <corvo/redis/client.hpp>
+#include <corvo/redis/config.hpp>
 #include <stdexcept>
 
 using corvo::redis::config;
@@ -67,6 +66,34 @@ BOOST_AUTO_TEST_CASE(bad_urls_say_what_is_wrong) {
                         [](const auto& e) { return says(e, "unknown parameter 'colour'"); });
   BOOST_CHECK_EXCEPTION(config::from_url("redis://[::1:7000"), std::invalid_argument,
                         [](const auto& e) { return says(e, "IPv6"); });
+}
+
+// The `redis` section of the application configuration: a typo is an error naming the key
+// and the nearest known one, whichever mode (standalone or cluster) the section selects.
+BOOST_AUTO_TEST_CASE(unknown_keys_in_the_redis_section_are_refused) {
+  using corvo::redis::client_config;
+  const auto refused = [](const char* json, const std::string& key, const std::string& hint) {
+    BOOST_TEST_CONTEXT(json) {
+      BOOST_CHECK_EXCEPTION(client_config::from(corvo::config::from_string(json)),
+                            corvo::config_error, [&](const corvo::config_error& e) {
+                              return e.key() == key &&
+                                     std::string(e.what()).find("did you mean '" + hint + "'") !=
+                                         std::string::npos;
+                            });
+    }
+  };
+  refused(R"({"redis": {"url": "redis://h:1", "ulr": "redis://h:2"}})", "redis.ulr", "url");
+  refused(R"({"redis": {"url": "redis://h:1", "cluster": {"seed": ["redis://h:1"]}}})",
+          "redis.cluster.seed", "seeds");
+  refused(R"({"redis": {"cluster": {"seeds": ["redis://h:1"], "max_redirection": 3}}})",
+          "redis.cluster.max_redirection", "max_redirections");
+  // Every documented key is known, in both modes.
+  BOOST_CHECK_NO_THROW(client_config::from(corvo::config::from_string(
+      R"({"redis": {"url": "redis://h:1", "cluster": {"enabled": false}}})")));
+  BOOST_CHECK_NO_THROW(client_config::from(corvo::config::from_string(R"({"redis": {
+      "url": "redis://h:1", "cluster": {"seeds": ["redis://h:1"], "enabled": true,
+      "max_redirections": 3, "retry_deadline": "2s", "refresh_interval": "10s",
+      "min_refresh_interval": "1s", "use_cluster_shards": true}}})")));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,11 +1,10 @@
+#include <boost/asio/post.hpp>
+#include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
 #include <corvo/core/runtime.hpp>
 #include <corvo/core/task_group.hpp>
-
-#include <boost/asio/post.hpp>
-#include <boost/test/unit_test.hpp>
-
 #include <csignal>
+#include <future>
 #include <stdexcept>
 #include <thread>
 
@@ -17,6 +16,8 @@ namespace {
 struct shutdown_record {
   int cleaned_up = 0;
   bool root_saw_cancel = false;
+  /// Set once every worker runs (for a stop requested from another thread).
+  std::promise<void> running;
 };
 
 // A worker that honours cancellation and needs a little asynchronous work to finish
@@ -44,6 +45,8 @@ asio::awaitable<void> application(shutdown_record& record, int signal_number) {
   co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
   if (signal_number != 0) {
     std::raise(signal_number);
+  } else {
+    record.running.set_value();
   }
   try {
     co_await workers.join();
@@ -53,13 +56,16 @@ asio::awaitable<void> application(shutdown_record& record, int signal_number) {
   }
 }
 
-asio::awaitable<void> stubborn(std::chrono::milliseconds ignore_for) {
+asio::awaitable<void> stubborn(std::chrono::milliseconds ignore_for, std::promise<void>& ignoring) {
   co_await asio::this_coro::throw_if_cancelled(false);
   co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+  ignoring.set_value();
   co_await corvo::sleep_for(ignore_for);
 }
 
-asio::awaitable<void> quick() { co_await corvo::sleep_for(1ms); }
+asio::awaitable<void> quick() {
+  co_await corvo::sleep_for(1ms);
+}
 
 asio::awaitable<void> broken() {
   co_await corvo::sleep_for(1ms);
@@ -90,8 +96,9 @@ BOOST_AUTO_TEST_CASE(sigint_is_a_stop_request_too) {
 BOOST_AUTO_TEST_CASE(request_stop_from_another_thread) {
   corvo::runtime rt({.shutdown_deadline = 10s, .stop_signals = {}});
   shutdown_record record;
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(20ms);
+  // The stop arrives once all eight workers run (not after a guessed delay).
+  std::thread stopper([&rt, running = record.running.get_future()] {
+    running.wait();
     rt.request_stop();
   });
   const auto result = rt.run(application(record, 0));
@@ -102,12 +109,13 @@ BOOST_AUTO_TEST_CASE(request_stop_from_another_thread) {
 
 BOOST_AUTO_TEST_CASE(root_that_ignores_cancellation_hits_the_deadline) {
   corvo::runtime rt({.shutdown_deadline = 30ms, .stop_signals = {}});
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(10ms);
+  std::promise<void> ignoring;
+  std::thread stopper([&rt, ready = ignoring.get_future()] {
+    ready.wait();  // the root has disabled cancellation
     rt.request_stop();
   });
   const auto started = std::chrono::steady_clock::now();
-  const auto result = rt.run(stubborn(1h));
+  const auto result = rt.run(stubborn(1h, ignoring));
   stopper.join();
   BOOST_TEST(corvo::to_string(result) == "deadline_exceeded");
   BOOST_TEST(corvo::exit_code(result) == 2);

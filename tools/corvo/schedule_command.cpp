@@ -2,17 +2,16 @@
 // administration of a Redis-backed scheduler namespace. Readable output by default, one
 // JSON document with --json.
 
-#include <corvo/core/config.hpp>
-#include <corvo/core/log.hpp>
-#include <corvo/redis/connection.hpp>
-#include <corvo/schedule/redis_store.hpp>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
-
+#include <charconv>
+#include <corvo/core/config.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/redis/connection.hpp>
+#include <corvo/schedule/redis_store.hpp>
 #include <cstdlib>
 #include <ctime>
 #include <iomanip>
@@ -20,6 +19,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "store_target.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -28,6 +28,8 @@ namespace redis = corvo::redis;
 using namespace corvo::schedule;
 
 namespace {
+
+using corvo::tool::store_flags;
 
 constexpr const char* schedule_usage = R"(usage:
   corvo schedule add --id ID --type TYPE [--payload JSON] (--in DURATION | --at TIME)
@@ -39,30 +41,13 @@ constexpr const char* schedule_usage = R"(usage:
   corvo dead replay ID
   corvo dead purge [ID]
   corvo stats
-common options: --redis URL (default $CORVO_REDIS__URL or redis://127.0.0.1:6379)
-                --cluster URL (a Redis Cluster seed, repeatable; replaces --redis)
-                --namespace NS (default corvo) --shards N (default 16) --json
-DURATION: 250ms, 30s, 5m, 1h; TIME: 2026-11-22T10:00:00Z or microseconds since the epoch
+common options: --config APP.json (the application's configuration: Redis, namespace, shards)
+                --redis URL | --cluster URL... --namespace NS --shards N
+                --connect-timeout DURATION (default 3s) --json
+  (corvo schedule add --help etc. list every option)
+DURATION: 250ms, 30s, 5m, 1h; TIME: 2026-11-22T10:00:00Z, 2026-11-22T12:00:00+02:00
+      (a UTC offset or Z is required) or microseconds since the epoch
 )";
-
-struct common {
-  std::string redis_url;
-  std::vector<std::string> cluster_seeds;
-  std::string name_space = "corvo";
-  unsigned shards = 16;
-  bool json_output = false;
-};
-
-void add_common(po::options_description& options, common& c) {
-  const char* env = std::getenv("CORVO_REDIS__URL");
-  options.add_options()("help,h", "show this help")(
-      "redis", po::value(&c.redis_url)->default_value(env ? env : "redis://127.0.0.1:6379"),
-      "Redis URL")("cluster", po::value(&c.cluster_seeds)->composing(),
-                   "Redis Cluster seed URL (repeatable)")("namespace", po::value(&c.name_space)->default_value("corvo"),
-                   "scheduler namespace")(
-      "shards", po::value(&c.shards)->default_value(16), "shards of the namespace")(
-      "json", po::bool_switch(&c.json_output), "print JSON");
-}
 
 std::string iso8601(time_point t) {
   const auto us = t.time_since_epoch().count();
@@ -75,17 +60,81 @@ std::string iso8601(time_point t) {
   return out.str();
 }
 
+// ISO 8601 with a zone: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM), or
+// microseconds since the epoch.
 time_point parse_time(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return std::invalid_argument("--at '" + text + "' " + why +
+                                 " (expected e.g. 2026-11-22T10:00:00Z or "
+                                 "2026-11-22T12:00:00+02:00)");
+  };
   if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
     return time_point(std::chrono::microseconds(std::stoll(text)));
   }
-  std::tm tm{};
-  std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  if (in.fail()) {
-    throw std::invalid_argument("--at '" + text + "' is not a time like 2026-11-22T10:00:00Z");
+  std::string_view rest(text);
+  const auto number = [&](std::size_t digits, int& out) {
+    if (rest.size() < digits)
+      return false;
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + digits, out);
+    if (ec != std::errc{} || end != rest.data() + digits)
+      return false;
+    rest.remove_prefix(digits);
+    return true;
+  };
+  const auto literal = [&](char c) {
+    if (rest.empty() || rest.front() != c)
+      return false;
+    rest.remove_prefix(1);
+    return true;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!(number(4, y) && literal('-') && number(2, mo) && literal('-') && number(2, d) &&
+        literal('T') && number(2, h) && literal(':') && number(2, mi) && literal(':') &&
+        number(2, sec))) {
+    throw bad("is not a time");
   }
-  return time_point(std::chrono::seconds(timegm(&tm)));
+  const std::chrono::year_month_day date{std::chrono::year(y), std::chrono::month(mo),
+                                         std::chrono::day(d)};
+  if (!date.ok() || h > 23 || mi > 59 || sec > 59) {
+    throw bad("is not a valid date and time");
+  }
+  std::chrono::microseconds fraction{0};
+  if (literal('.')) {
+    std::int64_t scale = 100'000;
+    std::size_t digits = 0;
+    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
+      fraction += std::chrono::microseconds((rest.front() - '0') * scale);
+      scale /= 10;
+      rest.remove_prefix(1);
+      ++digits;
+    }
+    if (digits == 0) {
+      throw bad("has an empty fraction of a second");
+    }
+  }
+  std::chrono::minutes offset{0};
+  if (literal('Z')) {
+  } else if (!rest.empty() && (rest.front() == '+' || rest.front() == '-')) {
+    const int sign = rest.front() == '+' ? 1 : -1;
+    rest.remove_prefix(1);
+    int oh = 0, om = 0;
+    const bool hours = number(2, oh);
+    literal(':');  // +02:00 and +0200 alike
+    if (!hours || !number(2, om) || oh > 23 || om > 59) {
+      throw bad("has an invalid UTC offset");
+    }
+    offset = std::chrono::minutes(sign * (oh * 60 + om));
+  } else {
+    throw bad("needs a UTC offset or Z");
+  }
+  if (!rest.empty()) {
+    throw bad("has trailing text '" + std::string(rest) + "'");
+  }
+  const auto local = std::chrono::sys_days(date) + std::chrono::hours(h) +
+                     std::chrono::minutes(mi) + std::chrono::seconds(sec);
+  return time_point(
+      std::chrono::duration_cast<std::chrono::microseconds>((local - offset).time_since_epoch()) +
+      fraction);
 }
 
 std::chrono::milliseconds parse_duration(const std::string& option, const std::string& text) {
@@ -132,37 +181,45 @@ void print_task(const task& t) {
 void print_tasks(const std::vector<task>& tasks, bool as_json) {
   if (as_json) {
     json::array a;
-    for (const auto& t : tasks) a.push_back(to_json(t));
+    for (const auto& t : tasks)
+      a.push_back(to_json(t));
     std::cout << json::serialize(a) << "\n";
     return;
   }
-  for (const auto& t : tasks) print_task(t);
-  if (tasks.empty()) std::cout << "(none)\n";
+  for (const auto& t : tasks)
+    print_task(t);
+  if (tasks.empty())
+    std::cout << "(none)\n";
 }
 
 using store_operation = std::function<asio::awaitable<int>(redis_store&)>;
 
-asio::awaitable<void> run_operation(redis_store& s, store_operation op, int& code) {
-  code = co_await op(s);
+asio::awaitable<int> connect_and_run(redis::client& conn, corvo::tool::store_target target,
+                                     store_operation op) {
+  co_await corvo::tool::check_reachable(conn, target);
+  auto options = co_await corvo::tool::store_options(conn, target);
+  redis_store s(conn, target.redis, std::move(options));
+  co_return co_await op(s);
 }
 
-// Connects, runs `op` against the namespace's store, and returns its exit code.
-int with_store(const common& c, store_operation op) {
+// Connects (giving up after --connect-timeout), runs `op` against the namespace's store,
+// and returns its exit code.
+int with_store(const store_flags& flags, store_operation op) {
   corvo::log::options quiet;
   quiet.min_severity = corvo::log::severity::error;
   corvo::log::init(quiet);
-  const auto cfg = c.cluster_seeds.empty() ? redis::client_config::from_url(c.redis_url)
-                                           : redis::client_config::from_cluster_seeds(c.cluster_seeds);
+  const auto target = corvo::tool::resolve_target(flags);
   asio::io_context ctx(1);
-  redis::client conn(ctx.get_executor(), cfg);
+  redis::client conn(ctx.get_executor(), target.redis);
   asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-  redis_store s(conn, cfg, {.name_space = c.name_space, .shards = c.shards});
   int code = 1;
   std::exception_ptr failed;
-  asio::co_spawn(ctx, run_operation(s, std::move(op), code), [&](std::exception_ptr e) {
-    failed = e;
-    conn.cancel();
-  });
+  asio::co_spawn(ctx, connect_and_run(conn, target, std::move(op)),
+                 [&](std::exception_ptr e, int result) {
+                   failed = e;
+                   code = result;
+                   conn.cancel();
+                 });
   ctx.run();
   if (failed) {
     std::rethrow_exception(failed);
@@ -170,11 +227,25 @@ int with_store(const common& c, store_operation op) {
   return code;
 }
 
+// --help anywhere on the line: the verb's usage and options, before any required option is
+// checked and without a server.
+bool help_requested(const std::vector<std::string>& args, const std::string& usage,
+                    const po::options_description& options) {
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: " << usage << "\n\n" << options << "\n";
+      return true;
+    }
+  }
+  return false;
+}
+
 po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,
                         po::positional_options_description* positional = nullptr) {
   po::variables_map values;
   auto parser = po::command_line_parser(args).options(options);
-  if (positional) parser.positional(*positional);
+  if (positional)
+    parser.positional(*positional);
   po::store(parser.run(), values);
   po::notify(values);
   return values;
@@ -196,11 +267,11 @@ asio::awaitable<int> add_task(redis_store& s, task t, bool as_json) {
 }
 
 int schedule_add(const std::vector<std::string>& args) {
-  common c;
+  store_flags c;
   std::string id, type, payload = "{}", at, in, every, cron_text;
   unsigned max_attempts = 5;
   po::options_description options("options");
-  add_common(options, c);
+  corvo::tool::add_store_flags(options, c);
   options.add_options()("id", po::value(&id)->required(), "task id")(
       "type", po::value(&type)->required(), "task type")(
       "payload", po::value(&payload), "JSON payload")("at", po::value(&at), "due time")(
@@ -208,7 +279,13 @@ int schedule_add(const std::vector<std::string>& args) {
       "max-attempts", po::value(&max_attempts)->default_value(5), "tries before dead-lettering")(
       "every", po::value(&every), "repeat at this interval")(
       "cron", po::value(&cron_text), "repeat on this 5-field cron expression (UTC)");
-  const auto values = parse(args, options);
+  if (help_requested(args,
+                     "corvo schedule add --id ID --type TYPE [--payload JSON] "
+                     "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR]",
+                     options)) {
+    return 0;
+  }
+  parse(args, options);
   if (at.empty() == in.empty()) {
     throw std::invalid_argument("give exactly one of --at and --in");
   }
@@ -307,15 +384,18 @@ asio::awaitable<int> show_stats(redis_store& s, bool as_json) {
 }
 
 // `corvo schedule get|cancel ID`, `corvo dead replay|purge [ID]`.
-int with_id(const std::vector<std::string>& args, bool id_required,
+int with_id(const std::vector<std::string>& args, const std::string& usage, bool id_required,
             asio::awaitable<int> (*op)(redis_store&, std::string, bool)) {
-  common c;
+  store_flags c;
   std::string id;
   po::options_description options("options");
-  add_common(options, c);
-  options.add_options()("task-id", po::value(&id), "task id");
+  corvo::tool::add_store_flags(options, c);
+  options.add_options()("task-id", po::value(&id), "task id (or the first word)");
   po::positional_options_description positional;
   positional.add("task-id", 1);
+  if (help_requested(args, usage, options)) {
+    return 0;
+  }
   parse(args, options, &positional);
   if (id_required && id.empty()) {
     throw std::invalid_argument("missing task id");
@@ -324,12 +404,18 @@ int with_id(const std::vector<std::string>& args, bool id_required,
 }
 
 int listing(const std::vector<std::string>& args, bool dead) {
-  common c;
+  store_flags c;
   std::size_t offset = 0, limit = 50;
   po::options_description options("options");
-  add_common(options, c);
+  corvo::tool::add_store_flags(options, c);
   options.add_options()("offset", po::value(&offset)->default_value(0), "skip this many")(
       "limit", po::value(&limit)->default_value(50), "show at most this many");
+  if (help_requested(args,
+                     dead ? "corvo dead list [--offset N] [--limit N]"
+                          : "corvo schedule list [--offset N] [--limit N]",
+                     options)) {
+    return 0;
+  }
   parse(args, options);
   return with_store(c, [offset, limit, dead, &c](redis_store& s) {
     return list_tasks(s, offset, limit, dead, c.json_output);
@@ -346,10 +432,14 @@ int run_schedule(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const auto& verb = args[0];
-  if (verb == "add") return schedule_add(rest(args));
-  if (verb == "get") return with_id(rest(args), true, &get_task);
-  if (verb == "list") return listing(rest(args), false);
-  if (verb == "cancel") return with_id(rest(args), true, &cancel_task);
+  if (verb == "add")
+    return schedule_add(rest(args));
+  if (verb == "get")
+    return with_id(rest(args), "corvo schedule get ID", true, &get_task);
+  if (verb == "list")
+    return listing(rest(args), false);
+  if (verb == "cancel")
+    return with_id(rest(args), "corvo schedule cancel ID", true, &cancel_task);
   std::cerr << "corvo schedule: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
   return 2;
 }
@@ -360,22 +450,24 @@ int run_dead(const std::vector<std::string>& args) {
     return args.empty() ? 2 : 0;
   }
   const auto& verb = args[0];
-  if (verb == "list") return listing(rest(args), true);
-  if (verb == "replay") return with_id(rest(args), true, &replay_task);
-  if (verb == "purge") return with_id(rest(args), false, &purge_tasks);
+  if (verb == "list")
+    return listing(rest(args), true);
+  if (verb == "replay")
+    return with_id(rest(args), "corvo dead replay ID", true, &replay_task);
+  if (verb == "purge")
+    return with_id(rest(args), "corvo dead purge [ID]", false, &purge_tasks);
   std::cerr << "corvo dead: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
   return 2;
 }
 
 int run_stats(const std::vector<std::string>& args) {
-  common c;
+  store_flags c;
   po::options_description options("options");
-  add_common(options, c);
-  const auto values = parse(args, options);
-  if (values.count("help")) {
-    std::cout << schedule_usage;
+  corvo::tool::add_store_flags(options, c);
+  if (help_requested(args, "corvo stats", options)) {
     return 0;
   }
+  parse(args, options);
   return with_store(c, [&c](redis_store& s) { return show_stats(s, c.json_output); });
 }
 

@@ -4,9 +4,9 @@
 //
 //   corvo::schedule::scheduler s(ex, scheduler_options::from(cfg), &redis_conn, redis_cfg);
 //   s.handlers().on<email_timeout>("email.timeout", send_timeout_notice);
-//   co_spawn(ex, s.run(), on_error);                       // dispatch until cancelled
-//   co_await s.schedule({.id = "order-42", .type = "email.timeout", .payload = ...,
-//                        .due = schedule::now() + 30min});
+//   co_await group.spawn(s.run());   // a child of the root: a stop request drains it
+//   email_timeout payload{"order-42"};                       // a named payload (GCC 12)
+//   co_await s.schedule("order-42", "email.timeout", payload, schedule::now() + 30min);
 //
 // Providers (`scheduler.provider`):
 //   memory       in-process store, same semantics minus durability (the embedded default);
@@ -25,8 +25,12 @@
 // scheduler.kafka.health_interval, scheduler.kafka.max_attempts (handler attempts before
 // the dead-letter topic), scheduler.kafka.dead_letter_topic (default "{topic}.dlq"), and
 // the `kafka` section for librdkafka (kafka/config.hpp; `bootstrap.servers` is required,
-// the consumer's group.id defaults to "corvo.<namespace>").
+// the consumer's group.id defaults to "corvo.<namespace>"). Any other key below `scheduler`
+// is a config_error naming the nearest known key; the redis provider needs `redis.url` or
+// `redis.cluster.seeds`; a `redis` section with no `scheduler.provider` is an error (say
+// "memory" to mean the in-process store).
 
+#include <boost/json/value_from.hpp>
 #include <corvo/core/config.hpp>
 #include <corvo/kafka/config.hpp>
 #include <corvo/redis/client.hpp>
@@ -35,7 +39,6 @@
 #include <corvo/schedule/kafka_worker.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/sink.hpp>
-
 #include <memory>
 #include <optional>
 
@@ -66,8 +69,8 @@ struct scheduler_options {
 class scheduler {
  public:
   /// `commands` (run by the caller) and `subscriber` are required by the redis provider and
-  /// ignored by the memory provider; a redis provider without them throws
-  /// std::invalid_argument. With the Kafka sink the producer (and the consumer, if
+  /// refused by the memory provider (a forgotten `scheduler.provider`): either mismatch
+  /// throws std::invalid_argument. With the Kafka sink the producer (and the consumer, if
   /// kafka_consume) are created here; their errors are kafka::producer's and
   /// kafka::consumer's.
   scheduler(asio::any_io_executor executor, scheduler_options options,
@@ -99,6 +102,24 @@ class scheduler {
 
   /// Adds or replaces a task, and wakes this process's dispatcher for it.
   asio::awaitable<void> schedule(task t);
+
+  /// Adds or replaces task `id` of `type` with `payload` due at `due`, building the task
+  /// inside this coroutine. The natural call, written inline in a co_await, needs no
+  /// aggregate temporary: GCC 12 destroys a brace-initialised aggregate temporary with a
+  /// destructor (`task{...}`, `my_payload{...}`) inside a `co_await` expression twice, so
+  /// pass a named payload (or a type with a constructor), never `my_payload{...}`
+  /// (docs/scheduler.md, "Calling it safely with GCC 12").
+  asio::awaitable<void> schedule(std::string id, std::string type, boost::json::value payload,
+                                 time_point due, std::uint32_t max_attempts = 5);
+
+  /// The same with any payload boost::json::value_from converts (tag_invoke).
+  template <class Payload>
+  requires(!std::is_convertible_v<const Payload&, boost::json::value>)
+      asio::awaitable<void> schedule(std::string id, std::string type, const Payload& payload,
+                                     time_point due, std::uint32_t max_attempts = 5) {
+    return schedule(std::move(id), std::move(type), boost::json::value_from(payload), due,
+                    max_attempts);
+  }
   asio::awaitable<std::optional<task>> get(std::string id);
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit);
   asio::awaitable<bool> cancel(std::string id);
