@@ -1,5 +1,9 @@
+#include <corvo/core/error.hpp>
+#include <corvo/core/timeout.hpp>
 #include <corvo/kafka/error.hpp>
 #include <corvo/schedule/kafka_worker.hpp>
+
+#include <boost/system/system_error.hpp>
 
 namespace corvo::schedule {
 
@@ -38,13 +42,48 @@ struct kafka_worker::impl {
     bool permanent = false;
     std::string reason;
     try {
-      co_await (*handler)(t);
+      co_await run_bounded(*handler, t, run_limit(t.work));
     } catch (const permanent_error& e) {
       permanent = true;
       reason = e.what();
     }
     if (permanent) {
       throw kafka::permanent_error(reason, "permanent_error");
+    }
+  }
+
+  // The run timeout of `t`: its own, else the worker's; zero means none.
+  std::chrono::milliseconds run_limit(const task& t) const {
+    if (t.timeout && t.timeout->count() > 0) {
+      return *t.timeout;
+    }
+    return options.run_timeout;
+  }
+
+  static asio::awaitable<void> run_handler(const handler_registry::handler_fn& handler,
+                                           const claimed_task& t) {
+    co_await handler(t);
+  }
+
+  // Runs the handler, cancelled after `limit` (if any): a timed-out run is an ordinary
+  // failure, so the consumer retries it and dead-letters it after its attempts.
+  static asio::awaitable<void> run_bounded(const handler_registry::handler_fn& handler,
+                                           const claimed_task& t, std::chrono::milliseconds limit) {
+    if (limit.count() <= 0) {
+      co_await handler(t);
+      co_return;
+    }
+    bool timed_out = false;
+    try {
+      co_await with_timeout(run_handler(handler, t), limit);
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != error::timed_out) {
+        throw;
+      }
+      timed_out = true;
+    }
+    if (timed_out) {
+      throw std::runtime_error("run timed out after " + std::to_string(limit.count()) + " ms");
     }
   }
 

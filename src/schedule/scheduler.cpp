@@ -48,6 +48,7 @@ std::unique_ptr<kafka_worker> make_worker(const asio::any_io_executor& executor,
   }
   auto worker_options = options.kafka_worker;
   worker_options.topic = options.kafka_sink.topic;
+  worker_options.run_timeout = options.dispatch.run_timeout;
   return std::make_unique<kafka_worker>(executor, options.kafka, handlers,
                                         std::move(worker_options));
 }

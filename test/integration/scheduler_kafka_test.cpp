@@ -7,6 +7,7 @@
 #include <corvo/kafka/embedded_cluster.hpp>
 #include <corvo/schedule/scheduler.hpp>
 
+#include <boost/asio/redirect_error.hpp>
 #include <boost/json/value_to.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -374,4 +375,60 @@ BOOST_AUTO_TEST_CASE(a_message_kafka_refuses_is_a_permanent_error) {
   std::string reason;
   corvo::test::run(ctx, deliver_oversized(out, reason));
   BOOST_TEST(reason.find("MSG_SIZE_TOO_LARGE") != std::string::npos, "reason: " << reason);
+}
+
+namespace {
+
+// ---- a handler past its run timeout is cancelled and counted as a failed attempt -----------
+
+// Never returns on its own: it waits until cancelled, and records each start and each
+// cancellation it saw.
+struct hanging_handler {
+  run_log* log;
+  std::size_t* cancelled;
+  asio::awaitable<void> operator()(const claimed_task& t) const {
+    log->record(t.work);
+    const auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer forever(ex, std::chrono::hours(1));
+    boost::system::error_code ec;
+    co_await forever.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted) {
+      ++*cancelled;
+    }
+    throw boost::system::system_error(ec ? ec : asio::error::operation_aborted);
+  }
+};
+
+asio::awaitable<void> hang_until_dead(scheduler& s, run_log& log, std::size_t& cancelled) {
+  auto ex = co_await asio::this_coro::executor;
+  corvo::task_group group(ex);
+  co_await group.spawn(run_scheduler(s));
+  auto hung = make_task("hung", "hang", cents(1), now() + 3s);  // after the first group join
+  hung.timeout = 300ms;
+  co_await s.schedule(std::move(hung));
+  auto* worker = s.kafka_worker();
+  const bool dead =
+      co_await eventually([&] { return worker->consumer().stats().dead_lettered >= 1; }, 60s);
+  const auto stats = worker->consumer().stats();
+  co_await stop(group);
+  BOOST_TEST_REQUIRE(dead, "not dead-lettered; runs " << log.runs);
+  BOOST_TEST(log.starts["hung"].size() == 2u);  // max_attempts 2: two runs, then the DLQ
+  BOOST_TEST(cancelled == 2u);                   // each run saw its cancellation
+  BOOST_TEST(stats.failed_attempts == 2u);
+  BOOST_TEST(stats.dead_lettered == 1u);
+  BOOST_TEST(stats.handled == 0u);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_handler_past_its_timeout_is_cancelled_and_dead_lettered_after_its_attempts) {
+  world w("hang", 1);
+  auto options = w.options("hang", true);
+  options.kafka_worker.consumer.max_attempts = 2;
+  scheduler s(w.ctx.get_executor(), options, &w.commands,
+              redis::client_config::from_url(w.server.url()));
+  run_log log;
+  std::size_t cancelled = 0;
+  s.handlers().on_task("hang", hanging_handler{&log, &cancelled});
+  corvo::test::run(w.ctx, hang_until_dead(s, log, cancelled), [&] { w.commands.cancel(); });
 }

@@ -211,8 +211,10 @@ BOOST_AUTO_TEST_CASE(healthy_shards_keep_firing_while_a_master_hangs) {
                                            node_timeout + request_timeout + 1s)
                                            .count();
 
-  std::vector<micros> healthy_lateness, healthy_lateness_all;
-  std::optional<micros> hung_resumed;  // first start of a hung-shard task due after the stop
+  std::vector<micros> healthy_lateness, healthy_lateness_before;
+  // Tasks of the hung shards that fell due while their master hung: the first and the last
+  // start among them (all must have run by outage_end).
+  std::optional<micros> hung_resumed, hung_caught_up;
   std::size_t duplicates_healthy = 0, duplicates_hung = 0, never_ran = 0, unfinished = 0;
   std::string examples;
   for (std::size_t i = 0; i < task_count; ++i) {
@@ -236,12 +238,18 @@ BOOST_AUTO_TEST_CASE(healthy_shards_keep_firing_while_a_master_hangs) {
       }
     }
     if (!hung) {
-      healthy_lateness_all.push_back(r.first_start - r.due);
-      if (r.due >= stopped && r.due <= outage_end) {
+      if (r.due < stopped) {
+        healthy_lateness_before.push_back(r.first_start - r.due);
+      } else if (r.due <= outage_end) {
         healthy_lateness.push_back(r.first_start - r.due);
       }
-    } else if (r.due >= stopped && (!hung_resumed || r.first_start < *hung_resumed)) {
-      hung_resumed = r.first_start;
+    } else if (r.due >= stopped && r.due <= promoted) {
+      if (!hung_resumed || r.first_start < *hung_resumed) {
+        hung_resumed = r.first_start;
+      }
+      if (!hung_caught_up || r.first_start > *hung_caught_up) {
+        hung_caught_up = r.first_start;
+      }
     }
   }
 
@@ -253,11 +261,12 @@ BOOST_AUTO_TEST_CASE(healthy_shards_keep_firing_while_a_master_hangs) {
                      << healthy_lateness.size() << " tasks, lateness p50 "
                      << percentile_text(healthy_lateness, 0.5) << ", p99 "
                      << percentile_text(healthy_lateness, 0.99) << ", max "
-                     << percentile_text(healthy_lateness, 1.0) << " (whole run p99 "
-                     << percentile_text(healthy_lateness_all, 0.99) << ")");
+                     << percentile_text(healthy_lateness, 1.0) << " (before the stop: p99 "
+                     << percentile_text(healthy_lateness_before, 0.99) << ")");
   if (hung_resumed) {
-    BOOST_TEST_MESSAGE("hung master's shards resumed " << (*hung_resumed - promoted) / 1000
-                                                       << " ms after the promotion");
+    BOOST_TEST_MESSAGE("hung master's shards: first task due during the hang started "
+                       << (*hung_resumed - promoted) / 1000 << " ms after the promotion, the last "
+                       << (*hung_caught_up - promoted) / 1000 << " ms after it");
   }
   BOOST_TEST_MESSAGE("duplicates: " << duplicates_hung << " on the hung master's shards, "
                                     << duplicates_healthy << " elsewhere");
@@ -266,7 +275,13 @@ BOOST_AUTO_TEST_CASE(healthy_shards_keep_firing_while_a_master_hangs) {
   BOOST_TEST(unfinished == 0u);
   BOOST_TEST(duplicates_healthy == 0u, examples);
   BOOST_REQUIRE(!healthy_lateness.empty());
-  BOOST_TEST(percentile(healthy_lateness, 0.99) < 50'000);
+  // Healthy shards do not wait for the hung one: p99 lateness under 50 ms during the outage.
+  // This machine also runs the rest of the suite beside this test (ASan, 2 cores), so the
+  // bound is 50 ms or twice what the same shards showed before the stop, whichever is more;
+  // a shard held up by the hung one is seconds late (about 2 s here without the fix).
+  BOOST_REQUIRE(!healthy_lateness_before.empty());
+  const micros bound = std::max<micros>(50'000, 2 * percentile(healthy_lateness_before, 0.99));
+  BOOST_TEST(percentile(healthy_lateness, 0.99) < bound);
   BOOST_REQUIRE(hung_resumed.has_value());
-  BOOST_TEST(*hung_resumed <= outage_end);
+  BOOST_TEST(*hung_caught_up <= outage_end);
 }

@@ -7,6 +7,10 @@
 #include <corvo/core/backoff.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/redis_store.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
 #include <optional>
 
 #include "support/redis_server.hpp"
@@ -30,10 +34,28 @@ std::string first_of(const std::vector<std::string>& examples) {
   return examples.empty() ? std::string() : examples.front();
 }
 
+// Ids the worker with this journal started and did not finish.
+std::vector<std::string> unfinished_in(const std::filesystem::path& journal) {
+  const auto runs = run_journal::read({journal});
+  std::vector<std::string> out;
+  for (const auto& [id, pids] : runs.started) {
+    const auto done = runs.finished.find(id);
+    if (done == runs.finished.end() || done->second.size() < pids.size()) {
+      out.push_back(id);
+    }
+  }
+  return out;
+}
+
+struct kill_outcome {
+  std::size_t finished_before = 0;
+  /// What the victim's journal says it had started and not finished when it died.
+  std::vector<std::string> cut_short;
+};
+
 // The tasks are all due before the workers start, so the kill comes with a backlog left.
-// Returns how many tasks had finished when the worker was killed.
-asio::awaitable<std::size_t> kill_mid_run(store& tasks, std::optional<scheduler_workers>& fleet,
-                                          scheduler_worker_config config) {
+asio::awaitable<kill_outcome> kill_mid_run(store& tasks, std::optional<scheduler_workers>& fleet,
+                                           scheduler_worker_config config) {
   co_await corvo::test::schedule_all(tasks, corvo::test::record_tasks("task-", task_count, now()));
   auto& workers = fleet.emplace(CORVO_SCHEDULER_WORKER_PATH, 3, config);
   // Mid-run: a quarter of the tasks are done, the victim holds leases on a full window.
@@ -41,13 +63,23 @@ asio::awaitable<std::size_t> kill_mid_run(store& tasks, std::optional<scheduler_
       tasks, workers,
       [](const store_stats& s) { return s.scheduled + s.in_flight <= task_count * 3 / 4; }, 120s,
       "a quarter of the tasks");
+  // Kill while the victim's journal shows a run in progress, so the kill cuts runs short
+  // (not a moment between two claims).
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  for (int tries = 0; tries < 10'000 && unfinished_in(workers[0].journal_path()).empty(); ++tries) {
+    pause.expires_after(1ms);
+    co_await pause.async_wait(asio::use_awaitable);
+  }
   workers[0].kill();
-  const auto finished_before = run_journal::read(workers.journals()).finished.size();
+  kill_outcome out;
+  out.finished_before = run_journal::read(workers.journals()).finished.size();
+  out.cut_short = unfinished_in(workers[0].journal_path());  // complete: the victim is dead
   BOOST_TEST_MESSAGE("killed " << workers[0].name() << " (pid " << workers[0].pid() << ") after "
-                               << finished_before << " tasks had finished");
+                               << out.finished_before << " tasks had finished, with "
+                               << out.cut_short.size() << " run(s) in progress");
   co_await corvo::test::wait_for_store(tasks, workers, corvo::test::drained, 120s,
                                        "the rest after the kill");
-  co_return finished_before;
+  co_return out;
 }
 
 }  // namespace
@@ -67,8 +99,9 @@ BOOST_AUTO_TEST_CASE(every_task_runs_and_only_the_killed_workers_tasks_run_twice
   redis::client conn(ctx.get_executor(), url);
   redis_store tasks(conn, url, {.name_space = "mp", .shards = shard_count});
   asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-  const auto finished_before =
+  const auto killed =
       corvo::test::run(ctx, kill_mid_run(tasks, fleet, config), [&] { conn.cancel(); });
+  const auto finished_before = killed.finished_before;
   auto& workers = *fleet;
   for (const auto& problem : workers.stop_all()) {
     BOOST_ERROR(problem);
@@ -110,8 +143,14 @@ BOOST_AUTO_TEST_CASE(every_task_runs_and_only_the_killed_workers_tasks_run_twice
   BOOST_TEST(more_than_twice.empty(), more_than_twice.size()
                                           << " task(s) ran more than twice, e.g. "
                                           << first_of(more_than_twice));
-  // The kill happened while the victim held leases, and the survivors took those tasks over.
-  BOOST_TEST(recovered > 0u);
+  // The kill cut runs short, and a survivor ran every one of them again.
+  BOOST_TEST(!killed.cut_short.empty());
+  for (const auto& id : killed.cut_short) {
+    const auto& pids = runs.started.at(id);
+    BOOST_TEST(std::any_of(pids.begin(), pids.end(), [&](pid_t p) { return p != victim; }),
+               id << " was cut short by the kill and never ran on a survivor");
+  }
+  BOOST_TEST(recovered >= killed.cut_short.size());
   BOOST_REQUIRE(runs.starts_by_pid.contains(victim));
   BOOST_TEST_MESSAGE("victim started " << runs.starts_by_pid.at(victim) << " tasks; " << recovered
                                        << " of them ran again on a survivor; " << twice

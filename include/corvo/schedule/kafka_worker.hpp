@@ -20,6 +20,7 @@
 #include <corvo/schedule/sink.hpp>
 #include <corvo/schedule/task_message.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +32,11 @@ struct kafka_worker_options {
   std::string topic = "corvo.tasks";
   /// Consumer settings; `topics` is replaced by {topic}.
   kafka::consumer_options consumer{};
+  /// A handler run longer than the task's own timeout (`task::timeout`, carried in the
+  /// message), else than this, is cancelled and counts as a failed attempt (retried by the
+  /// consumer, then dead-lettered). 0: no limit. The scheduler sets it from
+  /// `scheduler.run_timeout`.
+  std::chrono::milliseconds run_timeout{0};
 };
 
 class kafka_worker {

@@ -10,8 +10,8 @@
 // `occurrence` is task::occurrence (optional when decoding: the due time when absent).
 // `due`, `occurrence` and `published` are microseconds since the Unix epoch (UTC); `attempt`
 // counts this run (1 for the first). "timeout_ms" (the task's own run timeout) is present only
-// when the task has one; the kafka_worker does not enforce it yet (the dispatcher's run timeout
-// bounds the publish). Other members are ignored, so newer publishers can add some.
+// when the task has one; the kafka_worker cancels a handler run past it (else past its own
+// `run_timeout`). Other members are ignored, so newer publishers can add some.
 
 #include <corvo/schedule/store.hpp>
 
