@@ -30,13 +30,24 @@ if(NOT rc EQUAL 0 OR NOT out MATCHES "corvo consumer ok")
   message(FATAL_ERROR "consumer did not run correctly (${rc}): ${out}")
 endif()
 message(STATUS "${out}")
-# Documented programs that need no server run to completion here (docs/examples/*.cpp end
-# by themselves; hello_scheduler waits for SIGTERM and is run by samples_hello_scheduler_test).
+# Documented programs under docs/examples/ run to completion here (they end by themselves),
+# except those that need a live server this test does not start; those are only compiled:
+#   redis_client.cpp   needs a Redis server (README "Redis client in one screen")
+#   redis_cluster.cpp  needs a Redis Cluster (docs/redis-cluster.md)
+# Run: scheduler_calls.cpp (memory store), runtime_core.cpp (no dependency), kafka_calls.cpp
+# (embedded in-process Kafka cluster). hello_scheduler waits for SIGTERM and is run by
+# samples_hello_scheduler_test.
+set(compile_only redis_client redis_cluster)
 foreach(source IN LISTS doc_programs)
   get_filename_component(dir ${source} DIRECTORY)
   get_filename_component(name ${source} NAME_WE)
   get_filename_component(parent ${dir} NAME)
   if(parent STREQUAL "examples")
+    list(FIND compile_only ${name} index)  # (script mode: no IN_LIST without CMP0057)
+    if(NOT index EQUAL -1)
+      message(STATUS "${name}: compiled only (needs a live server)")
+      continue()
+    endif()
     execute_process(COMMAND ${WORK_DIR}/build/doc_${parent}_${name} RESULT_VARIABLE rc
                     OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 60)
     if(NOT rc EQUAL 0)
