@@ -255,18 +255,21 @@ struct memory_store::impl {
     return snapshot(*e);
   }
 
-  std::vector<task> browse(std::size_t offset, std::size_t limit) const {
-    // A k-way merge of the shards' due sets: walks offset+limit entries, copies none but the
-    // page.
-    std::vector<scored_set::const_iterator> at;
+  // One page of a k-way merge over the shards' sets: `first(shard)`/`last(shard)` give each
+  // shard's range in page order, `before(a, b)` orders entries. Walks offset+limit entries
+  // and copies none but the page.
+  template <class First, class Last, class Before>
+  std::vector<task> merged_page(std::size_t offset, std::size_t limit, First first, Last last,
+                                Before before) const {
+    std::vector<decltype(first(shards[0]))> at;
     for (const auto& s : shards) {
-      at.push_back(s.due_set.begin());
+      at.push_back(first(s));
     }
     std::vector<task> page;
     for (std::size_t skipped = 0; page.size() < limit;) {
       std::size_t best = shards.size();
       for (std::size_t i = 0; i < shards.size(); ++i) {
-        if (at[i] != shards[i].due_set.end() && (best == shards.size() || *at[i] < *at[best])) {
+        if (at[i] != last(shards[i]) && (best == shards.size() || before(*at[i], *at[best]))) {
           best = i;
         }
       }
@@ -281,6 +284,13 @@ struct memory_store::impl {
       ++at[best];
     }
     return page;
+  }
+
+  std::vector<task> browse(std::size_t offset, std::size_t limit) const {
+    return merged_page(
+        offset, limit, [](const auto& s) { return s.due_set.begin(); },
+        [](const auto& s) { return s.due_set.end(); },
+        [](const auto& a, const auto& b) { return a < b; });
   }
 
   bool cancel(const std::string& id) {
@@ -423,31 +433,12 @@ struct memory_store::impl {
   }
 
   std::vector<task> dead_letters(std::size_t offset, std::size_t limit) const {
-    // Most recent first, ties by id descending (as ZRANGE ... REV): a k-way merge of the
-    // shards' dead sets walked backwards.
-    std::vector<scored_set::const_reverse_iterator> at;
-    for (const auto& s : shards) {
-      at.push_back(s.dead.rbegin());
-    }
-    std::vector<task> page;
-    for (std::size_t skipped = 0; page.size() < limit;) {
-      std::size_t best = shards.size();
-      for (std::size_t i = 0; i < shards.size(); ++i) {
-        if (at[i] != shards[i].dead.rend() && (best == shards.size() || *at[best] < *at[i])) {
-          best = i;
-        }
-      }
-      if (best == shards.size()) {
-        break;
-      }
-      if (skipped < offset) {
-        ++skipped;
-      } else {
-        page.push_back(snapshot(shards[best].tasks.at(at[best]->second)));
-      }
-      ++at[best];
-    }
-    return page;
+    // Most recent first, ties by id descending (as ZRANGE ... REV): the dead sets walked
+    // backwards.
+    return merged_page(
+        offset, limit, [](const auto& s) { return s.dead.rbegin(); },
+        [](const auto& s) { return s.dead.rend(); },
+        [](const auto& a, const auto& b) { return b < a; });
   }
 
   bool replay(const std::string& id) {
