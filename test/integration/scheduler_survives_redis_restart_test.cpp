@@ -144,11 +144,16 @@ void restart_and_check(const std::string& fsync, std::chrono::milliseconds handl
     const auto stats = workers[i].stats();
     BOOST_REQUIRE_MESSAGE(stats, workers[i].name() << " printed no stats");
     BOOST_TEST(stats->dead_lettered == 0u);
+    // Every worker lived through the outage: its connection was lost and made again (more
+    // than once only if a reply deadline also expired on a loaded machine).
+    BOOST_TEST(stats->connects >= 2u, workers[i].name()
+                                          << " connected " << stats->connects << " times");
     store_errors += stats->store_errors;
   }
+  // Failed store calls depend on what was on the wire at the kill (requests not yet written
+  // wait for the reconnection), so they are reported, not asserted.
   BOOST_TEST_MESSAGE(twice << " task(s) ran twice; the workers counted " << store_errors
                            << " failed store calls");
-  BOOST_TEST(store_errors > 0u);  // the outage hit the dispatchers while they worked
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 // its S line.
 //
 // Standard output: `ready <pid>` once the dispatcher is about to run, and on a graceful stop
-// `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=…`.
+// `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=… connects=…`
+// (connects: successful connections of the standalone client, reconnections included; 0 on
+// a cluster).
 // Exit code: 0 after a graceful stop, 1 on failure, 2 on bad arguments.
 
 #include <fcntl.h>
@@ -111,10 +113,12 @@ asio::awaitable<void> run_client(redis::client& client) {
   co_await client.run();
 }
 
-void print_stats(const dispatcher_stats& s) {
+void print_stats(const dispatcher_stats& s, redis::client& client) {
+  const auto connects = client.standalone() ? client.standalone()->stats().connects : 0;
   std::cout << "stats claimed=" << s.claimed << " succeeded=" << s.succeeded
             << " retried=" << s.retried << " dead_lettered=" << s.dead_lettered
-            << " stale=" << s.stale << " store_errors=" << s.store_errors << std::endl;
+            << " stale=" << s.stale << " store_errors=" << s.store_errors
+            << " connects=" << connects << std::endl;
 }
 
 asio::awaitable<void> work(worker_options o) {
@@ -146,7 +150,7 @@ asio::awaitable<void> work(worker_options o) {
     ended_by = std::current_exception();
   }
   co_await asio::this_coro::reset_cancellation_state();
-  print_stats(dispatch.stats());
+  print_stats(dispatch.stats(), commands);
   commands.cancel();
   co_await background.join();
   if (ended_by) {

@@ -93,9 +93,10 @@ std::optional<scheduler_worker_stats> scheduler_worker::stats() const {
   }
   scheduler_worker_stats s;
   const std::map<std::string, std::uint64_t*> fields{
-      {"claimed", &s.claimed}, {"succeeded", &s.succeeded},
-      {"retried", &s.retried}, {"dead_lettered", &s.dead_lettered},
-      {"stale", &s.stale},     {"store_errors", &s.store_errors}};
+      {"claimed", &s.claimed},  {"succeeded", &s.succeeded},
+      {"retried", &s.retried},  {"dead_lettered", &s.dead_lettered},
+      {"stale", &s.stale},      {"store_errors", &s.store_errors},
+      {"connects", &s.connects}};
   std::istringstream words(*line);
   for (std::string word; words >> word;) {
     const auto eq = word.find('=');

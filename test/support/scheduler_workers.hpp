@@ -30,6 +30,7 @@ struct scheduler_worker_stats {
   std::uint64_t dead_lettered = 0;
   std::uint64_t stale = 0;
   std::uint64_t store_errors = 0;
+  std::uint64_t connects = 0;  ///< standalone client connections (1 + reconnections)
 };
 
 /// One scheduler_worker process. Killed (SIGKILL) with the object if still running.
