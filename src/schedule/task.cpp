@@ -120,6 +120,33 @@ std::string normalized_cron(std::string_view text) {
   return out;
 }
 
+/// A cron recurrence from "[TZ=zone] m h dom mon dow" (CRON_TZ= also accepted): the zone is
+/// checked against the tz database, the expression parsed and normalized.
+cron parse_cron(std::string_view whole, std::string_view text) {
+  text = trim(text);
+  std::string zone;
+  for (const std::string_view prefix : {"TZ=", "CRON_TZ="}) {
+    if (text.substr(0, prefix.size()) == prefix) {
+      std::size_t end = prefix.size();
+      while (end < text.size() && !is_blank(text[end])) {
+        ++end;
+      }
+      zone = std::string(text.substr(prefix.size(), end - prefix.size()));
+      if (zone.empty()) {
+        bad_recurrence(whole, "missing time zone after " + std::string(prefix));
+      }
+      try {
+        check_time_zone(zone);
+      } catch (const std::invalid_argument& e) {
+        bad_recurrence(whole, e.what());
+      }
+      text = trim(text.substr(end));
+      break;
+    }
+  }
+  return cron{normalized_cron(text), std::move(zone)};
+}
+
 std::string format_period(microseconds period) {
   const std::int64_t count = period.count();
   if (count == 0) {
@@ -158,7 +185,7 @@ std::optional<time_point> next_occurrence(const recurrence& r, time_point after)
     return after + every->period;
   }
   if (const auto* expression = std::get_if<cron>(&r)) {
-    return cron_expression(expression->expression).next_after(after);
+    return cron_expression(expression->expression).next_after(after, expression->zone);
   }
   return std::nullopt;
 }
@@ -189,7 +216,8 @@ std::string describe(const recurrence& r) {
     return "every " + format_period(every->period);
   }
   if (const auto* expression = std::get_if<cron>(&r)) {
-    return "cron " + expression->expression;
+    return expression->zone.empty() ? "cron " + expression->expression
+                                    : "cron TZ=" + expression->zone + " " + expression->expression;
   }
   return {};
 }
@@ -200,7 +228,7 @@ recurrence parse_recurrence(std::string_view text) {
     return std::monostate{};
   }
   if (const auto rest = after_keyword(body, "cron")) {
-    return cron{normalized_cron(*rest)};
+    return parse_cron(text, *rest);
   }
   if (const auto rest = after_keyword(body, "every")) {
     return interval{parse_duration(text, *rest)};
@@ -208,11 +236,12 @@ recurrence parse_recurrence(std::string_view text) {
   if (body == "cron" || body == "every") {
     bad_recurrence(text, body == "cron" ? "missing cron expression" : "missing duration");
   }
-  // A bare 5-field expression ("*/5 * * * *") is a cron; a bare word a duration ("30s").
+  // A bare 5-field expression ("*/5 * * * *", "TZ=Europe/Berlin 0 9 * * *") is a cron; a
+  // bare word a duration ("30s").
   for (const char c : body) {
     if (is_blank(c)) {
       try {
-        return cron{normalized_cron(body)};
+        return parse_cron(text, body);
       } catch (const std::invalid_argument& e) {
         bad_recurrence(text, std::string("expected 'every <duration>', a duration like 30s, or a "
                                          "cron expression: ") +

@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
   BOOST_TEST(r.exit_code == 0, r.err);
   BOOST_TEST(r.out == "scheduled order-42\n");
   r = corvo({"schedule", "add", "--id", "daily", "--type", "report", "--in", "10m", "--cron",
-             "0 9 * * MON-FRI"});
+             "0 9 * * MON-FRI", "--tz", "Europe/Berlin"});
   BOOST_TEST(r.exit_code == 0, r.err);
 
   const auto got = corvo.json_of({"schedule", "get", "order-42"}).as_object();
@@ -74,7 +74,9 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
   const auto listed = corvo.json_of({"schedule", "list"}).as_array();
   BOOST_REQUIRE(listed.size() == 2u);
   BOOST_TEST(listed[0].as_object().at("id").as_string() == "daily");  // due order
-  BOOST_TEST(listed[0].as_object().at("recurrence").as_string() == "cron 0 9 * * MON-FRI");
+  // The zone is stored with the task and read back.
+  BOOST_TEST(listed[0].as_object().at("recurrence").as_string() ==
+             "cron TZ=Europe/Berlin 0 9 * * MON-FRI");
 
   BOOST_TEST(corvo.json_of({"stats"}).as_object().at("scheduled").as_int64() == 2);
   BOOST_TEST(corvo({"schedule", "cancel", "order-42"}).exit_code == 0);
@@ -112,6 +114,13 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--cron", "61 * * * *"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("minute field") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--cron", "0 9 * * *",
+             "--tz", "Europe/Berlinn"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("unknown time zone 'Europe/Berlinn'") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--tz", "UTC"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("--tz applies to --cron only") != std::string::npos, r.err);
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "soon"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("must be a duration") != std::string::npos, r.err);

@@ -268,7 +268,7 @@ asio::awaitable<int> add_task(redis_store& s, task t, bool as_json) {
 
 int schedule_add(const std::vector<std::string>& args) {
   store_flags c;
-  std::string id, type, payload = "{}", at, in, every, cron_text;
+  std::string id, type, payload = "{}", at, in, every, cron_text, zone;
   unsigned max_attempts = 5;
   po::options_description options("options");
   corvo::tool::add_store_flags(options, c);
@@ -278,10 +278,11 @@ int schedule_add(const std::vector<std::string>& args) {
       "in", po::value(&in), "due after this duration")(
       "max-attempts", po::value(&max_attempts)->default_value(5), "tries before dead-lettering")(
       "every", po::value(&every), "repeat at this interval")(
-      "cron", po::value(&cron_text), "repeat on this 5-field cron expression (UTC)");
+      "cron", po::value(&cron_text), "repeat on this 5-field cron expression")(
+      "tz", po::value(&zone), "time zone of --cron (IANA name, e.g. Europe/Berlin; default UTC)");
   if (help_requested(args,
                      "corvo schedule add --id ID --type TYPE [--payload JSON] "
-                     "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR]",
+                     "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR [--tz ZONE]]",
                      options)) {
     return 0;
   }
@@ -302,10 +303,13 @@ int schedule_add(const std::vector<std::string>& args) {
   if (!every.empty() && !cron_text.empty()) {
     throw std::invalid_argument("give at most one of --every and --cron");
   }
+  if (!zone.empty() && cron_text.empty()) {
+    throw std::invalid_argument("--tz applies to --cron only");
+  }
   if (!every.empty()) {
     t.repeat = interval{parse_duration("every", every)};
   } else if (!cron_text.empty()) {
-    t.repeat = parse_recurrence("cron " + cron_text);
+    t.repeat = parse_recurrence("cron " + (zone.empty() ? "" : "TZ=" + zone + " ") + cron_text);
     next_occurrence(t.repeat, t.due);  // validates the expression now
   }
   return with_store(c, [t, &c](redis_store& s) { return add_task(s, t, c.json_output); });

@@ -1,5 +1,5 @@
 #pragma once
-// A parsed 5-field cron expression, evaluated in UTC:
+// A parsed 5-field cron expression, evaluated in UTC or in an IANA time zone:
 //
 //   minute hour day-of-month month day-of-week
 //   0-59   0-23 1-31         1-12  0-7 (0 and 7 are Sunday)
@@ -12,6 +12,17 @@
 // (their text does not start with `*`), a day matches if EITHER matches; otherwise both must
 // (a `*` field matches every day, `*/2` only its days). So `0 0 1 * MON` fires on the 1st and
 // on every Monday, while `0 0 */2 * MON` fires on Mondays with an odd day of the month.
+//
+// Time zones (next_after with a zone name, from the system's tz database, Debian `tzdata`):
+// the expression matches local wall-clock minutes, and each matching local minute fires
+// exactly once, at its UTC instant. Daylight-saving transitions:
+//   - a local time skipped by a spring-forward gap (02:30 in Europe/Berlin on the last Sunday
+//     of March) fires once, at the first instant after the gap (03:00 local); all the
+//     matching minutes of one gap collapse into that one run;
+//   - a local time that occurs twice at a fall-back (02:30 on the last Sunday of October)
+//     fires once, at its first occurrence (02:30 summer time); the repeated hour's second
+//     pass fires nothing. An expression that runs every hour therefore skips the repeated
+//     hour; use an interval recurrence (`every 1h`) for a period of real time.
 
 #include <bitset>
 #include <corvo/schedule/task.hpp>
@@ -36,6 +47,12 @@ class cron_expression {
   /// at all (`0 0 30 2 *`): the Gregorian calendar repeats every 400 years, so a search over
   /// 400 years from `after` that finds nothing proves no match exists.
   time_point next_after(time_point after) const;
+
+  /// The first instant strictly after `after` at which the expression fires in the IANA
+  /// time zone `zone` ("Europe/Berlin"), by the rules of the header comment; an empty `zone`
+  /// is UTC (the overload above). Throws std::invalid_argument for an unknown zone, and as
+  /// the overload above.
+  time_point next_after(time_point after, std::string_view zone) const;
 
   /// True when the minute containing `t` matches.
   bool matches(time_point t) const noexcept;
@@ -71,5 +88,9 @@ class cron_expression {
   bool dom_restricted_ = false;
   bool dow_restricted_ = false;
 };
+
+/// Throws std::invalid_argument when `zone` is not a time zone of the system's tz database
+/// (the message names it and where zones come from). An empty name is UTC and valid.
+void check_time_zone(std::string_view zone);
 
 }  // namespace corvo::schedule

@@ -25,9 +25,12 @@ struct interval {
   friend bool operator==(const interval&, const interval&) = default;
 };
 
-/// A 5-field cron expression ("*/5 9-17 * * MON-FRI"), evaluated in UTC.
+/// A 5-field cron expression ("*/5 9-17 * * MON-FRI"), evaluated in UTC or in the IANA time
+/// zone `zone` ("Europe/Berlin"; daylight-saving rules in cron_expression.hpp).
 struct cron {
   std::string expression;
+  /// Empty: UTC.
+  std::string zone;
   friend bool operator==(const cron&, const cron&) = default;
 };
 
@@ -78,11 +81,12 @@ std::optional<time_point> next_occurrence(const recurrence& r, time_point after)
 std::optional<time_point> next_run_after(const recurrence& r, time_point occurrence,
                                          time_point store_now);
 
-/// "every 30s" / "cron */5 * * * *" / "" — for logs and the command line.
+/// "every 30s" / "cron */5 * * * *" / "cron TZ=Europe/Berlin 0 9 * * *" / "" — for logs,
+/// the command line and the stored record.
 std::string describe(const recurrence& r);
 
-/// Parses what describe() prints (and "30s", "5m" as intervals). Throws
-/// std::invalid_argument naming what is wrong.
+/// Parses what describe() prints (and "30s", "5m" as intervals; CRON_TZ= for TZ=). Throws
+/// std::invalid_argument naming what is wrong (an unknown time zone included).
 recurrence parse_recurrence(std::string_view text);
 
 }  // namespace corvo::schedule
