@@ -259,6 +259,36 @@ asio::awaitable<void> scheduler::schedule(task t) {
   dispatcher_.wake(shard);
 }
 
+asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
+  std::vector<std::string> ids;
+  ids.reserve(tasks.size());
+  for (const auto& t : tasks) {
+    ids.push_back(t.id);
+  }
+  std::exception_ptr failed;
+  try {
+    co_await store_->schedule_many(std::move(tasks), window);
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  // The shard count is known once the store has opened (on its first call); wake after a
+  // partial failure too: the other tasks were scheduled.
+  std::vector<bool> touched(store_->shards(), false);
+  if (!touched.empty()) {
+    for (const auto& id : ids) {
+      touched[store_->shard_of(id)] = true;
+    }
+  }
+  for (unsigned shard = 0; shard < touched.size(); ++shard) {
+    if (touched[shard]) {
+      dispatcher_.wake(shard);
+    }
+  }
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+}
+
 asio::awaitable<void> scheduler::schedule(std::string id, std::string type, json::value payload,
                                           time_point due, std::uint32_t max_attempts) {
   task t;  // built here, in this frame: no task temporary in the caller's co_await

@@ -4,7 +4,6 @@
 
 #include <boost/asio/this_coro.hpp>
 #include <corvo/core/backoff.hpp>
-#include <corvo/core/task_group.hpp>
 #include <deque>
 #include <fstream>
 #include <sstream>
@@ -36,10 +35,6 @@ std::optional<std::string> line_starting_with(const std::filesystem::path& path,
     }
   }
   return std::nullopt;
-}
-
-boost::asio::awaitable<void> schedule_one(schedule::store& tasks, schedule::task t) {
-  co_await tasks.schedule(std::move(t));
 }
 
 }  // namespace
@@ -280,14 +275,7 @@ std::string not_exactly_once(const std::map<std::string, std::vector<pid_t>>& ru
 
 boost::asio::awaitable<void> schedule_all(schedule::store& tasks, std::vector<schedule::task> batch,
                                           std::size_t parallel) {
-  task_group group(co_await boost::asio::this_coro::executor,
-                   {.max_in_flight = parallel, .on_failure = failure_policy::fail_fast});
-  for (auto& t : batch) {
-    if (!co_await group.spawn(schedule_one(tasks, std::move(t)))) {
-      break;  // a schedule() failed: join() reports it
-    }
-  }
-  co_await group.join();
+  co_await tasks.schedule_many(std::move(batch), parallel);
 }
 
 std::vector<schedule::task> record_tasks(const std::string& prefix, std::size_t count,

@@ -134,7 +134,7 @@ struct run_journal {
 /// (`task-7 x2`), for an assertion's message.
 std::string not_exactly_once(const std::map<std::string, std::vector<pid_t>>& runs);
 
-/// Schedules `tasks` with up to `parallel` schedule() calls in flight.
+/// Schedules `tasks` with up to `parallel` schedule() calls in flight (store::schedule_many).
 boost::asio::awaitable<void> schedule_all(schedule::store& tasks, std::vector<schedule::task> batch,
                                           std::size_t parallel = 64);
 

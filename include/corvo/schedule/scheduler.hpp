@@ -103,6 +103,11 @@ class scheduler {
   /// Adds or replaces a task, and wakes this process's dispatcher for it.
   asio::awaitable<void> schedule(task t);
 
+  /// Adds or replaces many tasks (store::schedule_many: a window of calls in flight, partial
+  /// failures reported by schedule_many_error), and wakes this process's dispatcher for the
+  /// shards they landed on.
+  asio::awaitable<void> schedule_many(std::vector<task> tasks, std::size_t window = 512);
+
   /// Adds or replaces task `id` of `type` with `payload` due at `due`, building the task
   /// inside this coroutine. The natural call, written inline in a co_await, needs no
   /// aggregate temporary: GCC 12 destroys a brace-initialised aggregate temporary with a

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,18 @@ struct store_stats {
   std::uint64_t dead = 0;       ///< in the dead-letter set
 };
 
+/// Thrown by store::schedule_many() when some tasks could not be scheduled; every other task
+/// of the call was scheduled.
+class schedule_many_error : public std::runtime_error {
+ public:
+  schedule_many_error(std::vector<std::string> failed_ids, const std::string& first_reason);
+  /// The ids that were not scheduled, in the order of the input.
+  const std::vector<std::string>& failed_ids() const noexcept { return failed_ids_; }
+
+ private:
+  std::vector<std::string> failed_ids_;
+};
+
 class store {
  public:
   virtual ~store() = default;
@@ -94,6 +107,15 @@ class store {
   /// Adds or replaces the task with this id. A run of the replaced version still in flight
   /// is fenced off (its ack is refused). Wakes dispatchers when it becomes the shard's head.
   virtual asio::awaitable<void> schedule(task t) = 0;
+  /// Schedules every task of `tasks` as schedule() does, with up to `window` (>= 1) calls in
+  /// flight at once, for imports and bursts: over Redis the client pipelines the calls in
+  /// flight, so a burst costs a round trip per window rather than one per task, and the
+  /// shards' scripts run back to back. Returns when every call has finished. A task that
+  /// fails does not stop the others: the call then throws schedule_many_error naming the ids
+  /// that were not scheduled (the first reason in its message); schedule() is an upsert, so
+  /// calling again with the same tasks is safe. Cancellation stops it (tasks not yet sent
+  /// are not scheduled) and throws operation_aborted.
+  asio::awaitable<void> schedule_many(std::vector<task> tasks, std::size_t window = 512);
   virtual asio::awaitable<std::optional<task>> get(std::string id) = 0;
   /// Scheduled tasks in due order (ties by id), across shards: entries offset ..
   /// offset+limit-1 of that order; limit 0 gives an empty page.
