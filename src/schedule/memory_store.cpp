@@ -218,7 +218,8 @@ struct memory_store::impl {
   // The operations, as plain functions: the coroutines below only wrap them (and GCC 12
   // handles temporaries in coroutine bodies badly, so they stay out of them).
 
-  void schedule(task t) {
+  /// False (and nothing changed) when `if_absent` and a task with this id exists.
+  bool schedule(task t, bool if_absent) {
     if (t.id.empty()) {
       throw std::invalid_argument("schedule: the task id is empty");
     }
@@ -237,6 +238,9 @@ struct memory_store::impl {
     t.state = task_state::scheduled;
     const auto shard = shard_for(t.id);
     auto& s = shards[shard];
+    if (if_absent && s.tasks.contains(t.id)) {
+      return false;
+    }
     auto [it, inserted] = s.tasks.try_emplace(t.id);
     if (!inserted) {
       detach(s, it->first, it->second);  // fences off a run in flight
@@ -244,6 +248,7 @@ struct memory_store::impl {
     const auto due = t.due;
     it->second.work = std::move(t);
     make_due(shard, it->first, it->second, due);
+    return true;
   }
 
   std::optional<task> get(const std::string& id) {
@@ -502,8 +507,12 @@ unsigned memory_store::shard_of(std::string_view id) const noexcept {
 }
 
 asio::awaitable<void> memory_store::schedule(task t) {
-  impl_->schedule(std::move(t));
+  impl_->schedule(std::move(t), false);
   co_return;
+}
+
+asio::awaitable<bool> memory_store::schedule_if_absent(task t) {
+  co_return impl_->schedule(std::move(t), true);
 }
 
 asio::awaitable<std::optional<task>> memory_store::get(std::string id) {

@@ -83,9 +83,11 @@ local function wake_if_head(due_key, channel, id, due)
 end
 )lua";
 
-// KEYS 1..7; ARGV: id, due_us, record.
+// KEYS 1..7; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
+// whatever its state). Returns 1 when scheduled, 0 when an existing task was kept.
 inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
+if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)

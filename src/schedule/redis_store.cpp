@@ -278,6 +278,14 @@ std::string redis_store::shard_count_key() const { return impl_->shard_count_key
 asio::awaitable<void> redis_store::open() { co_await impl_->open(); }
 
 asio::awaitable<void> redis_store::schedule(task t) {
+  co_await schedule_as(std::move(t), false);
+}
+
+asio::awaitable<bool> redis_store::schedule_if_absent(task t) {
+  co_return co_await schedule_as(std::move(t), true);
+}
+
+asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   if (t.id.empty()) {
     throw std::invalid_argument("schedule: the task id is empty");
   }
@@ -288,9 +296,11 @@ asio::awaitable<void> redis_store::schedule(task t) {
   t.attempts = 0;
   t.last_error.clear();
   t.occurrence = t.due;
-  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t)};
-  co_await impl_->run_durable<long long>(impl_->schedule_script, impl_->shard_for(t.id),
-                                         std::move(args), "schedule");
+  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
+                                if_absent ? "1" : "0"};
+  const auto scheduled = co_await impl_->run_durable<long long>(
+      impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
+  co_return scheduled == 1;
 }
 
 asio::awaitable<std::optional<task>> redis_store::get(std::string id) {

@@ -259,6 +259,15 @@ asio::awaitable<void> scheduler::schedule(task t) {
   dispatcher_.wake(shard);
 }
 
+asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
+  const auto shard = store_->shard_of(t.id);
+  const bool added = co_await store_->schedule_if_absent(std::move(t));
+  if (added) {
+    dispatcher_.wake(shard);
+  }
+  co_return added;
+}
+
 asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
   std::vector<std::string> ids;
   ids.reserve(tasks.size());

@@ -168,3 +168,45 @@ BOOST_AUTO_TEST_CASE(the_scheduler_runs_every_task_of_a_bulk_schedule_once) {
   BOOST_TEST(seen.size() == 2000u);
   BOOST_TEST(runs == 2000u);
 }
+
+namespace {
+
+template <class H>
+asio::awaitable<void> keeps_an_existing_task(H& h) {
+  const auto due = sched::now() + 1h;
+  auto first = numbered(1, due);
+  first[0].payload = "original";
+  BOOST_TEST(co_await h.store.schedule_if_absent(std::move(first[0])));
+  auto second = numbered(1, due + 1min);
+  second[0].payload = "replacement";
+  BOOST_TEST(!co_await h.store.schedule_if_absent(std::move(second[0])));
+  const auto kept = co_await h.store.get("bulk-0");
+  BOOST_REQUIRE(kept.has_value());
+  BOOST_TEST(kept->payload == boost::json::value("original"));
+  BOOST_TEST((kept->due == due));
+
+  // In flight: kept, and its run is not fenced off (its ack still holds).
+  auto now_task = numbered(2, sched::now() - 1s);
+  BOOST_TEST(co_await h.store.schedule_if_absent(std::move(now_task[1])));
+  const auto shard = h.store.shard_of("bulk-1");
+  const auto claimed = co_await h.store.claim(shard, 10, 30s);
+  BOOST_REQUIRE(claimed.tasks.size() == 1u);
+  auto again = numbered(2, sched::now());
+  BOOST_TEST(!co_await h.store.schedule_if_absent(std::move(again[1])));
+  std::vector<sched::completion> done(1);
+  done[0].id = "bulk-1";
+  done[0].token = claimed.tasks[0].token;
+  BOOST_TEST(co_await h.store.ack(shard, std::move(done)) == 1u);
+  // Gone after its run: added again.
+  auto after = numbered(2, sched::now() + 1h);
+  BOOST_TEST(co_await h.store.schedule_if_absent(std::move(after[1])));
+  const auto stats = co_await h.store.stats();
+  BOOST_TEST(stats.scheduled == 2u);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(schedule_if_absent_keeps_an_existing_task, H, both_stores) {
+  H h;
+  corvo::test::run(h.context, keeps_an_existing_task(h), [&] { h.stop(); });
+}

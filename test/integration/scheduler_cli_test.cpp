@@ -61,6 +61,10 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
                   R"({"order":42})", "--in", "1h", "--max-attempts", "3"});
   BOOST_TEST(r.exit_code == 0, r.err);
   BOOST_TEST(r.out == "scheduled order-42\n");
+  r = corvo(
+      {"schedule", "add", "--id", "order-42", "--type", "other", "--in", "2h", "--if-absent"});
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(r.out == "kept order-42 (a task with this id exists)\n");
   r = corvo({"schedule", "add", "--id", "daily", "--type", "report", "--in", "10m", "--cron",
              "0 9 * * MON-FRI", "--tz", "Europe/Berlin"});
   BOOST_TEST(r.exit_code == 0, r.err);

@@ -43,6 +43,9 @@ class hanging_store final : public store {
   unsigned shards() const noexcept override { return inner_.shards(); }
   unsigned shard_of(std::string_view id) const noexcept override { return inner_.shard_of(id); }
   asio::awaitable<void> schedule(task t) override { co_await inner_.schedule(std::move(t)); }
+  asio::awaitable<bool> schedule_if_absent(task t) override {
+    co_return co_await inner_.schedule_if_absent(std::move(t));
+  }
   asio::awaitable<std::optional<task>> get(std::string id) override {
     co_return co_await inner_.get(std::move(id));
   }

@@ -255,13 +255,19 @@ std::vector<std::string> rest(const std::vector<std::string>& args) {
   return {args.begin() + 1, args.end()};
 }
 
-asio::awaitable<int> add_task(redis_store& s, task t, bool as_json) {
+asio::awaitable<int> add_task(redis_store& s, task t, bool if_absent, bool as_json) {
   const std::string id = t.id;
-  co_await s.schedule(std::move(t));
-  if (as_json) {
-    std::cout << json::serialize(json::object{{"scheduled", id}}) << "\n";
+  bool added = true;
+  if (if_absent) {
+    added = co_await s.schedule_if_absent(std::move(t));
   } else {
-    std::cout << "scheduled " << id << "\n";
+    co_await s.schedule(std::move(t));
+  }
+  const char* outcome = added ? "scheduled" : "kept";  // kept: --if-absent found the id
+  if (as_json) {
+    std::cout << json::serialize(json::object{{outcome, id}}) << "\n";
+  } else {
+    std::cout << outcome << " " << id << (added ? "" : " (a task with this id exists)") << "\n";
   }
   co_return 0;
 }
@@ -270,6 +276,7 @@ int schedule_add(const std::vector<std::string>& args) {
   store_flags c;
   std::string id, type, payload = "{}", at, in, every, cron_text, zone;
   unsigned max_attempts = 5;
+  bool if_absent = false;
   po::options_description options("options");
   corvo::tool::add_store_flags(options, c);
   options.add_options()("id", po::value(&id)->required(), "task id")(
@@ -279,10 +286,13 @@ int schedule_add(const std::vector<std::string>& args) {
       "max-attempts", po::value(&max_attempts)->default_value(5), "tries before dead-lettering")(
       "every", po::value(&every), "repeat at this interval")(
       "cron", po::value(&cron_text), "repeat on this 5-field cron expression")(
-      "tz", po::value(&zone), "time zone of --cron (IANA name, e.g. Europe/Berlin; default UTC)");
+      "tz", po::value(&zone), "time zone of --cron (IANA name, e.g. Europe/Berlin; default UTC)")(
+      "if-absent", po::bool_switch(&if_absent),
+      "keep an existing task with this id instead of replacing it");
   if (help_requested(args,
                      "corvo schedule add --id ID --type TYPE [--payload JSON] "
-                     "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR [--tz ZONE]]",
+                     "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR [--tz ZONE]] "
+                     "[--if-absent]",
                      options)) {
     return 0;
   }
@@ -312,7 +322,8 @@ int schedule_add(const std::vector<std::string>& args) {
     t.repeat = parse_recurrence("cron " + (zone.empty() ? "" : "TZ=" + zone + " ") + cron_text);
     next_occurrence(t.repeat, t.due);  // validates the expression now
   }
-  return with_store(c, [t, &c](redis_store& s) { return add_task(s, t, c.json_output); });
+  return with_store(
+      c, [t, if_absent, &c](redis_store& s) { return add_task(s, t, if_absent, c.json_output); });
 }
 
 asio::awaitable<int> get_task(redis_store& s, std::string id, bool as_json) {

@@ -47,6 +47,7 @@ class memory_store final : public store {
   /// Throws std::invalid_argument for an empty id, an empty type, a type with a newline or
   /// max_attempts 0. Resets attempts and last_error.
   asio::awaitable<void> schedule(task t) override;
+  asio::awaitable<bool> schedule_if_absent(task t) override;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;

@@ -60,6 +60,7 @@ class redis_store final : public store {
   unsigned shard_of(std::string_view id) const noexcept override;
 
   asio::awaitable<void> schedule(task t) override;
+  asio::awaitable<bool> schedule_if_absent(task t) override;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;
@@ -84,6 +85,8 @@ class redis_store final : public store {
   std::vector<std::string> keys_of(unsigned shard) const;
 
  private:
+  asio::awaitable<bool> schedule_as(task t, bool if_absent);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

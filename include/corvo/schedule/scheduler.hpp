@@ -103,6 +103,11 @@ class scheduler {
   /// Adds or replaces a task, and wakes this process's dispatcher for it.
   asio::awaitable<void> schedule(task t);
 
+  /// Adds the task only when no task with its id exists (store::schedule_if_absent): true
+  /// when added (and this process's dispatcher woken for it), false when the existing one
+  /// was kept.
+  asio::awaitable<bool> schedule_if_absent(task t);
+
   /// Adds or replaces many tasks (store::schedule_many: a window of calls in flight, partial
   /// failures reported by schedule_many_error), and wakes this process's dispatcher for the
   /// shards they landed on.

@@ -107,6 +107,11 @@ class store {
   /// Adds or replaces the task with this id. A run of the replaced version still in flight
   /// is fenced off (its ack is refused). Wakes dispatchers when it becomes the shard's head.
   virtual asio::awaitable<void> schedule(task t) = 0;
+  /// Adds the task only when no task with this id exists (scheduled, in flight or dead):
+  /// true when it was added, false when the existing one was kept unchanged (its run in
+  /// flight is not fenced off). Checked and written atomically, so of concurrent calls
+  /// from any processes exactly one adds it. Validation as schedule().
+  virtual asio::awaitable<bool> schedule_if_absent(task t) = 0;
   /// Schedules every task of `tasks` as schedule() does, with up to `window` (>= 1) calls in
   /// flight at once, for imports and bursts: over Redis the client pipelines the calls in
   /// flight, so a burst costs a round trip per window rather than one per task, and the
