@@ -1,12 +1,15 @@
 // The stream retention job on three processes (test/programs/stream_retention_worker.cpp),
-// every 300 ms on corvo's scheduler: each occurrence runs exactly once across the processes,
-// and no run trims an entry still pending in a group or not yet delivered to it.
+// every 300 ms on corvo's scheduler, on a server and on the 6-node cluster: each occurrence runs
+// exactly once across the processes, and no run trims an entry still pending in a group or not yet
+// delivered to it.
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <thread>
 
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include "support/scheduler_workers.hpp"
 #include "support/temp_dir.hpp"
@@ -19,19 +22,27 @@ namespace {
 
 constexpr std::size_t wanted_occurrences = 8;
 
+// redis-cli on the node holding the command's key.
+using key_cli = std::function<std::string(const std::vector<std::string>&)>;
+
 // "events": 1000-0 … 8000-0 (1970: older than any max age); group billing has read
 // 1000…3000 and acked 1000, so 2000 and 3000 are pending and 4000 on not delivered yet.
 // "log": two old entries and one made now, no groups.
-void seed_streams(corvo::test::redis_server& server) {
+void seed_streams(const key_cli& run_cli, const std::string& events, const std::string& log) {
+  const auto cli = [&](const std::vector<std::string>& words) {
+    const auto reply = run_cli(words);
+    BOOST_REQUIRE_MESSAGE(!reply.starts_with("ERR") && !reply.starts_with("MOVED"),
+                          words.at(0) << ": " << reply);
+  };
   for (int i = 1; i <= 8; ++i) {
-    server.cli("XADD", "events", std::to_string(i * 1000) + "-0", "n", std::to_string(i));
+    cli({"XADD", events, std::to_string(i * 1000) + "-0", "n", std::to_string(i)});
   }
-  server.cli("XGROUP", "CREATE", "events", "billing", "0");
-  server.cli("XREADGROUP", "GROUP", "billing", "b1", "COUNT", "3", "STREAMS", "events", ">");
-  server.cli("XACK", "events", "billing", "1000-0");
-  server.cli("XADD", "log", "1000-0", "n", "1");
-  server.cli("XADD", "log", "2000-0", "n", "2");
-  server.cli("XADD", "log", "*", "n", "3");
+  cli({"XGROUP", "CREATE", events, "billing", "0"});
+  cli({"XREADGROUP", "GROUP", "billing", "b1", "COUNT", "3", "STREAMS", events, ">"});
+  cli({"XACK", events, "billing", "1000-0"});
+  cli({"XADD", log, "1000-0", "n", "1"});
+  cli({"XADD", log, "2000-0", "n", "2"});
+  cli({"XADD", log, "*", "n", "3"});
 }
 
 // Occurrence (µs) -> starts, from every journal.
@@ -44,15 +55,16 @@ std::map<std::string, std::size_t> starts_per_occurrence(
   return out;
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(three_processes_run_each_occurrence_once_and_never_trim_needed_entries) {
-  corvo::test::redis_server server;
-  seed_streams(server);
+// Three workers on `connection`, until they ran `wanted_occurrences`; then the checks.
+void three_workers(const std::vector<std::string>& connection, const key_cli& cli,
+                   const std::string& events, const std::string& log) {
+  seed_streams(cli, events, log);
   corvo::test::temp_dir dir("retention");
-  const std::vector<std::string> args{"--redis",   server.url(), "--stream",    "events",
-                                      "--stream",  "log",        "--schedule",  "every 300ms",
-                                      "--max-age", "3600000",    "--max-sleep", "200"};
+  std::vector<std::string> args = connection;
+  for (const auto& more : {"--stream", events.c_str(), "--stream", log.c_str(), "--schedule",
+                           "every 300ms", "--max-age", "3600000", "--max-sleep", "200"}) {
+    args.emplace_back(more);
+  }
   std::vector<std::unique_ptr<scheduler_worker>> workers;
   for (int i = 0; i < 3; ++i) {
     workers.push_back(std::make_unique<scheduler_worker>(
@@ -87,9 +99,34 @@ BOOST_AUTO_TEST_CASE(three_processes_run_each_occurrence_once_and_never_trim_nee
                      << " occurrences over " << runs.starts_by_pid.size() << " processes");
 
   // Only 1000-0 went: 2000 and 3000 are pending, 4000 on not delivered to billing.
-  BOOST_TEST(server.cli("XLEN", "events") == "7");
-  const auto first = server.cli("XRANGE", "events", "-", "+", "COUNT", "1");
+  BOOST_TEST(cli({"XLEN", events}) == "7");
+  const auto first = cli({"XRANGE", events, "-", "+", "COUNT", "1"});
   BOOST_TEST(first.find("2000-0") == 0u, first);
-  BOOST_TEST(server.cli("XPENDING", "events", "billing").find("2\n2000-0\n3000-0") == 0u);
-  BOOST_TEST(server.cli("XLEN", "log") == "1");  // no groups: the age alone
+  BOOST_TEST(cli({"XPENDING", events, "billing"}).find("2\n2000-0\n3000-0") == 0u);
+  BOOST_TEST(cli({"XLEN", log}) == "1");  // no groups: the age alone
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(three_processes_run_each_occurrence_once_and_never_trim_needed_entries) {
+  corvo::test::redis_server server;
+  const key_cli cli = [&](const std::vector<std::string>& words) { return server.cli_argv(words); };
+  const std::vector<std::string> connection{"--redis", server.url()};
+  three_workers(connection, cli, "events", "log");
+}
+
+BOOST_AUTO_TEST_CASE(on_the_cluster_too) {
+  corvo::test::redis_cluster cluster;
+  const key_cli cli = [&](const std::vector<std::string>& words) {
+    const auto& key = words.at(0) == "XREADGROUP" ? words.at(7)
+                      : words.at(0) == "XGROUP"   ? words.at(2)
+                                                  : words.at(1);
+    return cluster.node(cluster.node_for_slot(cluster.key_slot(key))).cli_argv(words);
+  };
+  std::vector<std::string> connection;
+  for (const auto& seed : cluster.seed_urls()) {
+    connection.push_back("--cluster");
+    connection.push_back(seed);
+  }
+  three_workers(connection, cli, "{shop}:events", "audit-log");
 }

@@ -1,8 +1,10 @@
 // safe_trim and the retention job's run on a real redis-server: trimming by age stops at the
 // oldest entry pending in any group and, unless trim_undelivered, at the first entry a group
 // has not read yet; the retention job's configuration.
+#include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/config.hpp>
+#include <corvo/schedule/memory_store.hpp>
 #include <corvo/stream/retention.hpp>
 #include <corvo/stream/trim.hpp>
 
@@ -234,4 +236,45 @@ BOOST_AUTO_TEST_CASE(retention_options_come_from_stream_retention) {
           "stream.retention.schedule");
   refused(R"({"stream": {"retention": {"streams": ["a"], "schedule": "daily"}}})",
           "stream.retention.schedule");
+}
+
+namespace {
+
+struct schedule_checks {
+  corvo::schedule::task first, again, changed;
+};
+
+asio::awaitable<schedule_checks> ensure_twice_then_change(redis::client& redis) {
+  corvo::schedule::memory_store tasks(co_await asio::this_coro::executor);
+  stream::retention_options o;
+  o.streams.push_back("orders");
+  o.schedule = "every 1h";
+  stream::retention_job job(redis, o);
+  schedule_checks out;
+  co_await job.ensure_scheduled(tasks);
+  out.first = (co_await tasks.get(o.task_id)).value();
+  co_await job.ensure_scheduled(tasks);  // another process starting: left alone
+  out.again = (co_await tasks.get(o.task_id)).value();
+  o.schedule = "cron 0 10 * * *";
+  stream::retention_job daily(redis, o);
+  co_await daily.ensure_scheduled(tasks);  // the schedule changed: replaced
+  out.changed = (co_await tasks.get(o.task_id)).value();
+  co_return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ensure_scheduled_keeps_a_live_task_and_replaces_a_changed_schedule) {
+  corvo::test::client_runner runner(redis::client_config::from_url("redis://127.0.0.1:1"));
+  const auto before = corvo::schedule::now();
+  const auto c = runner.run<schedule_checks>(&ensure_twice_then_change);
+  BOOST_TEST(c.first.type == std::string(stream::retention_job::task_type));
+  BOOST_TEST((c.first.due >= before + std::chrono::hours(1)));
+  BOOST_TEST((c.first.due <= corvo::schedule::now() + std::chrono::hours(1)));
+  BOOST_TEST(corvo::schedule::describe(c.first.repeat) == "every 1h");
+  BOOST_TEST((c.again.due == c.first.due));  // not moved by the second ensure
+  BOOST_TEST(corvo::schedule::describe(c.changed.repeat) == "cron 0 10 * * *");
+  const auto due_s =
+      std::chrono::duration_cast<std::chrono::seconds>(c.changed.due.time_since_epoch()).count();
+  BOOST_TEST(due_s % 86400 == 10 * 3600);  // 10:00 UTC
 }
