@@ -320,25 +320,23 @@ asio::awaitable<std::vector<pending_entry>> admin::pending_entries(std::string s
                                                                    pending_query query) {
   const auto start = checked_id(query.start, true);
   const auto end = checked_id(query.end, true);
+  // XPENDING key group [IDLE ms] start end count [consumer]
+  std::vector<std::string> args;
+  args.push_back(stream);
+  args.push_back(group);
+  if (query.min_idle.count() > 0) {
+    args.push_back("IDLE");
+    args.push_back(std::to_string(query.min_idle.count()));
+  }
+  args.push_back(start);
+  args.push_back(end);
+  args.push_back(std::to_string(query.count));
+  if (!query.consumer.empty()) {
+    args.push_back(query.consumer);
+  }
   redis::request req;
   req.push("TYPE", stream);
-  if (query.min_idle.count() > 0) {
-    req.push("XPENDING", stream, group, "IDLE", query.min_idle.count(), start, end, query.count);
-  } else {
-    req.push("XPENDING", stream, group, start, end, query.count);
-  }
-  if (!query.consumer.empty()) {
-    // XPENDING takes the consumer as its last argument: rebuild with it.
-    redis::request with_consumer;
-    with_consumer.push("TYPE", stream);
-    if (query.min_idle.count() > 0) {
-      with_consumer.push("XPENDING", stream, group, "IDLE", query.min_idle.count(), start, end,
-                         query.count, query.consumer);
-    } else {
-      with_consumer.push("XPENDING", stream, group, start, end, query.count, query.consumer);
-    }
-    req = std::move(with_consumer);
-  }
+  req.push("XPENDING", args);
   redis::response<std::string, nodes> resp;
   co_await redis_->exec(req, resp);
   check_stream_type(std::get<0>(resp), stream);
