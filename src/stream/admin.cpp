@@ -180,6 +180,8 @@ std::string_view to_string(replay_status s) noexcept {
       return "not_found";
     case replay_status::malformed:
       return "malformed";
+    case replay_status::refused:
+      return "refused";
   }
   return "unknown";
 }
@@ -464,7 +466,17 @@ asio::awaitable<std::vector<replay_outcome>> admin::replay_all(std::string dead_
       break;
     }
     for (const auto& e : page) {
-      auto outcome = co_await replay(dead_letter_stream, e.id);
+      replay_outcome outcome;
+      try {
+        outcome = co_await replay(dead_letter_stream, e.id);
+      } catch (const boost::system::system_error& refused) {
+        if (refused.code().category() != admin_category()) {
+          throw;  // Redis or the connection: not this entry's fault
+        }
+        outcome.id = e.id;
+        outcome.status = replay_status::refused;
+        outcome.problem = refused.what();
+      }
       outcomes.push_back(std::move(outcome));
     }
     after = page.back().id;

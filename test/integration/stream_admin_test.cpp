@@ -307,6 +307,13 @@ asio::awaitable<void> malformed_dead_letters(redis::client& redis) {
   const auto kept = co_await append(redis, dlq, good);
   BOOST_TEST((co_await error_of(admin.replay(dlq, kept))) == code(stream::admin_error::wrong_type));
   BOOST_TEST((co_await corvo::test::stream_ids(redis, dlq)).size() == 5u);
+  // replay_all reports it (and the malformed ones) and keeps every one of them.
+  const auto all_kept = co_await admin.replay_all(dlq);
+  BOOST_REQUIRE(all_kept.size() == 5u);
+  BOOST_TEST(all_kept.back().id == kept);
+  BOOST_TEST(all_kept.back().status == stream::replay_status::refused);
+  BOOST_TEST(all_kept.back().problem.find("holds a string, not a stream") != std::string::npos);
+  BOOST_TEST((co_await corvo::test::stream_ids(redis, dlq)).size() == 5u);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_dead_letters_are_reported_and_never_replayed_or_dropped) {

@@ -426,6 +426,9 @@ void print_outcome(const stream::replay_outcome& o) {
     case stream::replay_status::malformed:
       std::cout << "kept malformed " << o.id << ": " << o.problem << "\n";
       break;
+    case stream::replay_status::refused:
+      std::cout << "kept refused " << o.id << ": " << o.problem << "\n";
+      break;
   }
 }
 

@@ -144,6 +144,8 @@ enum class replay_status {
   replayed,   ///< appended to its source stream (new id) and deleted from the dead letters
   not_found,  ///< no dead letter with that id (already replayed or purged)
   malformed,  ///< not in the layout: left in place, `problem` says why
+  refused,    ///< (replay_all only) the source key holds another type, or is in another
+              ///< slot on a cluster: left in place, `problem` says why
 };
 
 std::string_view to_string(replay_status s) noexcept;
@@ -193,7 +195,9 @@ class admin {
 
   /// Replays every dead letter present when the call starts (one script per entry, in id
   /// order; entries dead-lettered again meanwhile are not replayed a second time by this
-  /// call). Malformed ones are left in place and reported. One outcome per entry.
+  /// call). Malformed ones, and ones replay() would refuse with wrong_type or cross_slot,
+  /// are left in place and reported (`malformed`, `refused`); the others still go. One
+  /// outcome per entry.
   asio::awaitable<std::vector<replay_outcome>> replay_all(std::string dead_letter_stream);
 
   /// Deletes dead letter `id` (malformed or not); true when it existed.
