@@ -33,7 +33,9 @@ asio::awaitable<std::int64_t> publish_with(redis::client& client, const char* co
   redis::request req;
   req.push(command, channel, payload);
   redis::response<std::int64_t> resp;
-  co_await client.exec(req, resp);
+  // In a cluster, PUBLISH goes to the channel's slot owner like SPUBLISH: one path through
+  // the cluster bus per channel keeps one publisher's messages in order.
+  co_await client.exec(req, resp, redis::route_hint::for_key(channel));
   co_return std::get<0>(resp).value();
 }
 
@@ -87,10 +89,24 @@ asio::awaitable<std::map<std::string, std::int64_t>> shard_numsub(
   std::map<std::string, std::int64_t> out;
   for (const auto& channel : channels) {
     out[channel] = 0;
-    redis::request req;
-    req.push("PUBSUB", "SHARDNUMSUB", channel);
+  }
+  if (channels.empty()) {
+    co_return out;
+  }
+  redis::request req;
+  req.push("PUBSUB", "SHARDNUMSUB", channels);
+  if (!client.is_cluster()) {
     redis::response<std::vector<std::pair<std::string, std::int64_t>>> resp;
-    co_await client.exec(req, resp, redis::route_hint::for_key(channel));
+    co_await client.exec(req, resp);
+    add_counts(std::get<0>(resp).value(), out);
+    co_return out;
+  }
+  // Every master, added up: a node that does not serve a channel's slot counts 0 for it,
+  // and this client's map may be stale after a migration (PUBSUB gets no MOVED).
+  co_await wait_for_topology(client);
+  for (const auto slot : one_slot_per_master(client)) {
+    redis::response<std::vector<std::pair<std::string, std::int64_t>>> resp;
+    co_await client.exec(req, resp, redis::route_hint::for_slot(slot));
     add_counts(std::get<0>(resp).value(), out);
   }
   co_return out;

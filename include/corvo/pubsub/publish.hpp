@@ -6,11 +6,16 @@
 //   co_await pubsub::publish_json(redis, "orders", e);               // Boost.JSON value_from
 //   co_await pubsub::spublish(redis, "{shop}:orders", payload);     // shard channel
 //
+// Order: in a cluster, PUBLISH is sent to the master of the channel's slot (as SPUBLISH
+// is): the other nodes' subscribers get it over that master's cluster bus links, so the
+// messages one publisher sends on one channel arrive in order everywhere. (Sent to any
+// master, two messages could take two paths and arrive swapped.)
+//
 // Counts: PUBLISH answers the subscribers that received the message on the node it ran on
 // (in a cluster, the other nodes' subscribers get it through the cluster bus and are not
 // counted); SPUBLISH runs on the channel's slot owner, whose subscribers are all of them.
-// numsub() therefore asks every master of a cluster and adds the counts up, and
-// shard_numsub() asks each channel's slot owner.
+// numsub() and shard_numsub() therefore ask every master of a cluster and add the counts
+// up (a stale slot map cannot misdirect them: PUBSUB commands get no MOVED).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/serialize.hpp>
@@ -54,7 +59,7 @@ asio::awaitable<std::int64_t> spublish_json(redis::client& client, std::string c
 /// cluster). Every asked channel is in the result, 0 when nobody subscribes.
 asio::awaitable<std::map<std::string, std::int64_t>> numsub(redis::client& client,
                                                             std::vector<std::string> channels);
-/// PUBSUB SHARDNUMSUB: subscribers of each shard channel, asked of its slot's owner.
+/// PUBSUB SHARDNUMSUB: subscribers of each shard channel (every master asked in a cluster).
 asio::awaitable<std::map<std::string, std::int64_t>> shard_numsub(
     redis::client& client, std::vector<std::string> channels);
 /// PUBSUB NUMPAT: the number of distinct patterns subscribed (in a cluster every master's
