@@ -2,7 +2,8 @@
 // several masters deliver every message in publish order; after a master is killed and its
 // replica promoted, every subscription is back (PUBSUB NUMSUB / SHARDNUMSUB on the masters
 // prove it) and later messages arrive; a shard channel whose slot migrates (CLUSTER
-// SETSLOT) keeps receiving on the new owner.
+// SETSLOT) keeps receiving on the new owner; a refused subscription (NOPERM) is all or
+// nothing across slots.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
@@ -11,6 +12,7 @@
 #include <corvo/pubsub/subscriber.hpp>
 #include <corvo/redis/cluster/slot.hpp>
 #include <corvo/redis/connection.hpp>
+#include <corvo/redis/error.hpp>
 #include <map>
 
 #include "support/eventually.hpp"
@@ -272,6 +274,67 @@ BOOST_AUTO_TEST_CASE(a_shard_channel_keeps_receiving_after_its_slot_migrates) {
   for (auto& log : f.logs) {
     BOOST_TEST(log.by_source[channel] == expected);
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_subscription_is_all_or_nothing_on_a_cluster) {
+  corvo::test::redis_cluster_options options;
+  options.extra_config.push_back("user reader on >pw ~* resetchannels &allowed* +@all");
+  redis_cluster cluster(options);
+  // Two shard channels on two different masters: the cluster client subscribes them slot by
+  // slot, so the allowed one is subscribed before the other is refused, then undone.
+  const std::size_t first = cluster.masters().at(0);
+  const std::string allowed = "allowed" + tag_on(cluster, first, true, "p");
+  const std::string secret = "secret" + tag_on(cluster, first, false, "q");
+
+  asio::io_context ctx;
+  auto cfg = cluster_config(cluster);
+  cfg.cluster->node.username = "reader";
+  cfg.cluster->node.password = "pw";
+  redis::client admin(ctx.get_executor(), cluster_config(cluster));  // default user
+  asio::co_spawn(ctx, admin.run(), log_end{});
+  pubsub::subscriber sub(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, sub.run(), log_end{});
+  received_log log;
+  asio::co_spawn(ctx, receive_into(sub, log), log_end{});
+
+  const auto scenario = [&]() -> asio::awaitable<void> {
+    boost::system::error_code shard_error, plain_error;
+    std::vector<std::string> both{allowed, secret};
+    try {
+      co_await sub.ssubscribe(both);
+    } catch (const boost::system::system_error& e) {
+      shard_error = e.code();
+    }
+    BOOST_TEST(shard_error == boost::system::error_code(redis::error::subscription_refused),
+               shard_error.message());
+    BOOST_TEST(sub.shard_channels().empty());
+    BOOST_TEST(sub.stats().refused == 1u);
+    std::vector<std::string> asked{allowed, secret};
+    auto counts = co_await pubsub::shard_numsub(admin, asked);
+    BOOST_TEST(counts[allowed] == 0);  // undone
+    BOOST_TEST(counts[secret] == 0);
+
+    std::vector<std::string> plain{"secret-news"};
+    try {
+      co_await sub.subscribe(plain);
+    } catch (const boost::system::system_error& e) {
+      plain_error = e.code();
+    }
+    BOOST_TEST(plain_error == boost::system::error_code(redis::error::subscription_refused),
+               plain_error.message());
+    BOOST_TEST(sub.channels().empty());
+
+    // The connections stay usable: an allowed shard channel subscribes and delivers.
+    std::vector<std::string> ok{allowed};
+    co_await sub.ssubscribe(ok);
+    co_await pubsub::spublish(admin, allowed, "hi");
+    BOOST_REQUIRE(co_await eventually([&] { return log.total == 1; }, 20s));
+  };
+  corvo::test::run(ctx, scenario(), [&] {
+    admin.cancel();
+    sub.cancel();
+  });
+  BOOST_TEST(log.by_source[allowed] == std::vector<std::string>{"hi"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
