@@ -34,10 +34,11 @@ message(STATUS "${out}")
 # except those that need a live server this test does not start; those are only compiled:
 #   redis_client.cpp   needs a Redis server (README "Redis client in one screen")
 #   redis_cluster.cpp  needs a Redis Cluster (docs/redis-cluster.md)
+#   pubsub_calls.cpp   needs a Redis server (docs/pubsub.md)
 # Run: scheduler_calls.cpp (memory store), runtime_core.cpp (no dependency), kafka_calls.cpp
 # (embedded in-process Kafka cluster). hello_scheduler waits for SIGTERM and is run by
 # samples_hello_scheduler_test.
-set(compile_only redis_client redis_cluster)
+set(compile_only redis_client redis_cluster pubsub_calls)
 foreach(source IN LISTS doc_programs)
   get_filename_component(dir ${source} DIRECTORY)
   get_filename_component(name ${source} NAME_WE)

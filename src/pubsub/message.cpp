@@ -1,0 +1,89 @@
+#include <boost/json/parse.hpp>
+#include <corvo/pubsub/message.hpp>
+#include <corvo/redis/resp3/node.hpp>
+
+namespace corvo::pubsub {
+
+const char* to_string(message_kind kind) noexcept {
+  switch (kind) {
+    case message_kind::channel:
+      return "channel";
+    case message_kind::pattern:
+      return "pattern";
+    case message_kind::shard:
+      return "shard";
+  }
+  return "unknown";
+}
+
+decode_error::decode_error(std::string channel, const std::string& what)
+    : std::runtime_error("pubsub message on '" + channel + "': " + what),
+      channel_(std::move(channel)) {}
+
+boost::json::value message::json() const {
+  boost::system::error_code ec;
+  boost::json::value value = boost::json::parse(payload, ec);
+  if (ec) {
+    throw decode_error(channel, "payload is not JSON (" + ec.message() + ")");
+  }
+  return value;
+}
+
+std::optional<message> message_from_push(const redis::generic_response& push) {
+  // nodes: [0] the push aggregate, then its elements at depth 1 (all leaves here).
+  if (push.size() < 4 || push[0].depth != 0) {
+    return std::nullopt;
+  }
+  const std::size_t elements = push[0].aggregate_size;
+  if (elements + 1 != push.size()) {
+    return std::nullopt;  // a nested aggregate: not a message
+  }
+  const std::string& kind = push[1].value;
+  message out;
+  if (kind == "message" && elements == 3) {
+    out.kind = message_kind::channel;
+    out.channel = push[2].value;
+    out.payload = push[3].value;
+  } else if (kind == "smessage" && elements == 3) {
+    out.kind = message_kind::shard;
+    out.channel = push[2].value;
+    out.payload = push[3].value;
+  } else if (kind == "pmessage" && elements == 4) {
+    out.kind = message_kind::pattern;
+    out.pattern = push[2].value;
+    out.channel = push[3].value;
+    out.payload = push[4].value;
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+namespace {
+
+class pubsub_category final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "corvo.pubsub"; }
+  std::string message(int value) const override {
+    switch (static_cast<error>(value)) {
+      case error::buffer_overflow:
+        return "the subscriber's buffer overflowed (overflow policy: disconnect)";
+      case error::subscriber_stopped:
+        return "the subscriber was stopped";
+    }
+    return "unknown pubsub error";
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& category() noexcept {
+  static const pubsub_category instance;
+  return instance;
+}
+
+boost::system::error_code make_error_code(error e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+}  // namespace corvo::pubsub
