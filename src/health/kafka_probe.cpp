@@ -125,6 +125,13 @@ probe_result kafka_probe::evaluate() const {
   return state_->evaluate();
 }
 
+asio::awaitable<void> kafka_probe::close() {
+  const auto s = state_;
+  if (s->producer && !s->producer->closed()) {
+    co_await s->producer->close(std::chrono::milliseconds(0));
+  }
+}
+
 void kafka_probe::observe(std::string_view statistics_json) {
   statistics_sink{state_}(statistics_json);
 }

@@ -190,8 +190,8 @@ asio::awaitable<void> supervision::run() {
           continue;
         }
       }
-      transition(supervision_state::running);
       ++stats_.starts;
+      transition(supervision_state::running);
       const auto started_at = steady::now();
       co_await group.spawn(component_.make());
       const auto outcome = co_await watch(*this, monitor_, group);

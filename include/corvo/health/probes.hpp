@@ -106,6 +106,10 @@ class kafka_probe {
   /// Feeds one statistics document (the producer's callback does; tests may too).
   void observe(std::string_view statistics_json);
 
+  /// Stops the idle producer (its polling keeps the io_context busy until then). The probe
+  /// reports down afterwards (statistics go stale).
+  asio::awaitable<void> close();
+
   struct state;
 
  private:
