@@ -44,6 +44,12 @@ struct schedule_once {
   }
 };
 
+redis::client_config client_config_of(const failover_process_options& o) {
+  auto cfg = redis::client_config::from_url(o.redis_url);
+  cfg.server.reconnect_backoff.max = o.reconnect_max;
+  return cfg;
+}
+
 }  // namespace
 
 std::chrono::microseconds process_cpu_time() {
@@ -68,8 +74,7 @@ failover_process::failover_process(failover_process_options options)
   app_ = std::make_unique<health::app>(app_options);
   const auto ex = app_->get_executor();
 
-  commands_ =
-      std::make_unique<redis::client>(ex, redis::client_config::from_url(options_.redis_url));
+  commands_ = std::make_unique<redis::client>(ex, client_config_of(options_));
   schedule::scheduler_options so;
   so.provider = schedule::provider::redis;
   so.redis.name_space = options_.name_space;
@@ -77,8 +82,8 @@ failover_process::failover_process(failover_process_options options)
   so.dispatch.lease = std::chrono::seconds(2);
   so.dispatch.drain_timeout = std::chrono::milliseconds(300);
   so.dispatch.store_retry = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
-  scheduler_ = std::make_unique<schedule::scheduler>(
-      ex, so, commands_.get(), redis::client_config::from_url(options_.redis_url));
+  scheduler_ =
+      std::make_unique<schedule::scheduler>(ex, so, commands_.get(), client_config_of(options_));
   scheduler_->handlers().on_task("failover.task",
                                  [this](const schedule::claimed_task& t) -> asio::awaitable<void> {
                                    std::lock_guard lock(mutex_);

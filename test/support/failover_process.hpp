@@ -32,6 +32,9 @@ struct failover_process_options {
   std::chrono::milliseconds probe_interval{100};
   std::chrono::milliseconds probe_timeout{250};
   std::chrono::milliseconds stop_timeout{1000};
+  /// Ceiling of the Redis clients' reconnection delays (the connection default is 2 s):
+  /// how soon after Redis is back the client reconnects, hence the resume time.
+  std::chrono::milliseconds reconnect_max{2000};
   /// Time between two scheduled tasks.
   std::chrono::milliseconds produce_every{20};
 };
