@@ -137,14 +137,19 @@ struct dispatcher::impl {
     return shards.size() > 1 ? std::max<std::size_t>(1, free / 2) : free;
   }
 
+  bool shard_available(unsigned s) const {
+    return !options.shard_available || options.shard_available(s);
+  }
+
   asio::awaitable<void> shard_loop(unsigned s) {
     backoff store_delays(options.store_retry);
     auto& state = shards[s];
     for (;;) {
       // Availability is checked after the wait for a slot too: that wait can be long (sends
       // stuck while Kafka is down), and the sink may have become unavailable meanwhile.
-      while (!out.available() || active + reserved >= options.max_in_flight) {
-        if (!out.available()) {
+      while (!out.available() || !shard_available(s) ||
+             active + reserved >= options.max_in_flight) {
+        if (!out.available() || !shard_available(s)) {
           state.timer->expires_after(std::chrono::milliseconds(100));
           co_await wait(*state.timer);
         } else {

@@ -36,7 +36,7 @@ message(STATUS "${out}")
 #   redis_cluster.cpp  needs a Redis Cluster (docs/redis-cluster.md)
 #   pubsub_calls.cpp   needs a Redis server (docs/pubsub.md)
 # Run: scheduler_calls.cpp (memory store), runtime_core.cpp (no dependency), kafka_calls.cpp
-# (embedded in-process Kafka cluster). hello_scheduler waits for SIGTERM and is run by
+# (embedded in-process Kafka cluster), health_app.cpp (a user-defined probe). hello_scheduler waits for SIGTERM and is run by
 # samples_hello_scheduler_test.
 set(compile_only redis_client redis_cluster pubsub_calls)
 foreach(source IN LISTS doc_programs)

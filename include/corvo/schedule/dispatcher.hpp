@@ -55,6 +55,11 @@ struct dispatcher_options {
   std::chrono::milliseconds run_timeout{600'000};
   /// Pause between attempts while the store fails (Redis down).
   backoff_policy store_retry{std::chrono::milliseconds{50}, std::chrono::milliseconds{2000}};
+  /// Consulted before every claim of a shard: false pauses that shard's claim loop (checked
+  /// again every 100 ms, no store call meanwhile) while the other shards go on, e.g. while
+  /// the Redis master that owns the shard's keys is down (health::shard_gate). Runs already
+  /// claimed continue. Empty: every shard is always available.
+  std::function<bool(unsigned shard)> shard_available;
 };
 
 struct dispatcher_stats {
