@@ -367,10 +367,23 @@ asio::awaitable<bool> consumer_engine::flush_acks() {
   }
   std::exception_ptr failed;
   try {
-    std::vector<std::string> script_keys{processing_key};
-    redis::response<long long> resp;
-    co_await detail::ack.exec(redis, std::move(script_keys), flushing, resp);
-    const auto removed = static_cast<std::uint64_t>(std::get<0>(resp).value());
+    // One LREM per item, pipelined in one request: cheaper for the server than the same
+    // loop in a script (no Lua values made of every item).
+    redis::request req;
+    req.reserve(flushing.size() * (flushing.front().size() + processing_key.size() + 40));
+    for (const auto& v : flushing) {
+      req.push("LREM", processing_key, -1, v);
+    }
+    redis::generic_response resp;
+    co_await redis.exec(req, resp);
+    std::uint64_t removed = 0;
+    for (const auto& node : resp) {
+      if (node.data_type == redis::resp3::type::integer) {
+        removed += node.value == "1" ? 1 : 0;
+      } else {
+        throw std::runtime_error("queue ack: " + node.value);
+      }
+    }
     stats.succeeded += removed;
     stats.stale += flushing.size() - std::min<std::uint64_t>(removed, flushing.size());
   } catch (...) {

@@ -43,16 +43,6 @@ redis.call('LPUSH', KEYS[2], unpack(items))
 return items
 )lua");
 
-// Removes each ARGV item from the processing list (searching from the tail, where the oldest
-// are); returns how many were there. KEYS: processing.
-inline const redis::script ack(R"lua(
-local n = 0
-for i = 1, #ARGV do
-  n = n + redis.call('LREM', KEYS[1], -1, ARGV[i])
-end
-return n
-)lua");
-
 // Settles a failed delivery. KEYS: processing, queue, dead.
 // ARGV: item, reason, max_attempts, consumer, dead_letter_max, permanent (1/0).
 // Returns -1 when the item is no longer in the processing list (the reaper took it), 1 when
