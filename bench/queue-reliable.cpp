@@ -16,6 +16,9 @@
 // the list is kept short (at most max_in_flight items taken and not yet acked per consumer)
 // and acks are sent in batches as handlers finish, oldest first.
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -26,9 +29,6 @@
 #include <corvo/core/task_group.hpp>
 #include <corvo/queue/producer.hpp>
 #include <corvo/queue/reliable_queue.hpp>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -137,8 +137,8 @@ asio::awaitable<void> measure(redis::client& client, consumers_state& state, std
 int main(int argc, char** argv) {
   std::size_t items = 200'000, consumers = 4, batch = 200, max_in_flight = 400, body_size = 64;
   po::options_description options("queue-reliable");
-  options.add_options()("help", "this text")(
-      "items", po::value(&items)->default_value(200'000), "items to push and consume")(
+  options.add_options()("help", "this text")("items", po::value(&items)->default_value(200'000),
+                                             "items to push and consume")(
       "consumers", po::value(&consumers)->default_value(4), "reliable_queue consumers")(
       "batch", po::value(&batch)->default_value(200), "most items taken at once")(
       "max-in-flight", po::value(&max_in_flight)->default_value(400), "handlers per consumer")(
@@ -169,10 +169,12 @@ int main(int argc, char** argv) {
     state.stops.push_back(std::make_unique<asio::cancellation_signal>());
   }
   double seconds = 0, server_cpu = 0, client_cpu = 0;
-  asio::co_spawn(ctx, measure(client, state, items, body_size, seconds, server.pid(), server_cpu,
-                                     client_cpu), [](std::exception_ptr e) {
-    if (e) std::rethrow_exception(e);
-  });
+  asio::co_spawn(
+      ctx, measure(client, state, items, body_size, seconds, server.pid(), server_cpu, client_cpu),
+      [](std::exception_ptr e) {
+        if (e)
+          std::rethrow_exception(e);
+      });
   ctx.run();
   corvo::bench::emit({{"bench", "queue-reliable"},
                       {"impl", "corvo"},

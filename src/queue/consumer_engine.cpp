@@ -163,7 +163,8 @@ asio::awaitable<void> consumer_engine::fetch_loop() {
         adopt_needed = false;
         co_await adopt_orphans();
       }
-      const auto room = std::min(options.batch, options.max_in_flight - std::min(active, options.max_in_flight));
+      const auto room =
+          std::min(options.batch, options.max_in_flight - std::min(active, options.max_in_flight));
       if (room > 0) {
         values = co_await take(room);
         if (values.empty() && !stopping) {
@@ -182,8 +183,9 @@ asio::awaitable<void> consumer_engine::fetch_loop() {
       }
       ++stats.redis_errors;
       adopt_needed = true;  // a move may have happened with its reply lost
-      CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": taking items failed: "
-                                  << corvo::describe(failed) << "; retrying";
+      CORVO_LOG(warning, "queue") << "queue " << keys.queue()
+                                  << ": taking items failed: " << corvo::describe(failed)
+                                  << "; retrying";
       co_await sleep_for(delays.next());
       continue;
     }
@@ -295,8 +297,8 @@ asio::awaitable<void> consumer_engine::settle_failure(const std::string& value,
     ++stats.redis_errors;
     if (reliable()) {
       adopt_needed = true;  // still in the processing list: handled again
-      CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": item " << id
-                                  << " failed (" << reason << ") and the failure could not be "
+      CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": item " << id << " failed ("
+                                  << reason << ") and the failure could not be "
                                   << "recorded (" << corvo::describe(failed)
                                   << "); it will be handled again";
     } else {
@@ -571,18 +573,21 @@ asio::awaitable<void> consumer_engine::run() {
   if (fetching) {
     // The pop in progress returns within block_timeout (plus the reply deadline slack).
     const auto limit = options.block_timeout + std::chrono::seconds(2);
-    if (!co_await wait_until(*fetch_finished, [this] { return fetch_done; }, limit)) {
+    if (!co_await wait_until(
+            *fetch_finished, [this] { return fetch_done; }, limit)) {
       CORVO_LOG(warning, "queue") << "queue " << keys.queue()
                                   << ": the pop in progress did not return; abandoning it";
       fetch_signal.emit(asio::cancellation_type::terminal);
-      co_await wait_until(*fetch_finished, [this] { return fetch_done; }, std::chrono::hours(24));
+      co_await wait_until(
+          *fetch_finished, [this] { return fetch_done; }, std::chrono::hours(24));
     }
     if (fetch_failure && !ended_by) {
       ended_by = fetch_failure;
     }
   }
   // Drain: running handlers finish, or are cut and handed back.
-  if (!co_await wait_until(*idle, [this] { return active == 0; }, options.drain_timeout)) {
+  if (!co_await wait_until(
+          *idle, [this] { return active == 0; }, options.drain_timeout)) {
     CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": " << active
                                 << " item(s) still running after the drain timeout; cancelling "
                                    "and handing them back";
@@ -592,7 +597,8 @@ asio::awaitable<void> consumer_engine::run() {
         r.signal.emit(asio::cancellation_type::terminal);
       }
     }
-    co_await wait_until(*idle, [this] { return active == 0; }, std::chrono::hours(24));
+    co_await wait_until(
+        *idle, [this] { return active == 0; }, std::chrono::hours(24));
   }
   finishing = true;
   acks_pending->cancel();
@@ -605,8 +611,8 @@ asio::awaitable<void> consumer_engine::run() {
       auto going = leave();
       co_await corvo::with_timeout(std::move(going), std::chrono::seconds(2));
     } catch (const std::exception& e) {
-      CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer "
-                                  << options.consumer << " could not sign off (" << e.what()
+      CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer " << options.consumer
+                                  << " could not sign off (" << e.what()
                                   << "); its heartbeat expires after heartbeat_ttl";
     }
   }

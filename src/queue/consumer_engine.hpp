@@ -22,8 +22,7 @@ namespace corvo::queue::detail {
 enum class delivery { at_most_once, reliable };
 
 struct consumer_engine {
-  consumer_engine(redis::client& redis, queue_options options, handler_type handler,
-                  delivery kind);
+  consumer_engine(redis::client& redis, queue_options options, handler_type handler, delivery kind);
 
   asio::awaitable<void> run();
 

@@ -27,7 +27,8 @@ queue_options queue_options::from(const corvo::config& cfg, std::string_view sec
   try {
     o.validate();
   } catch (const std::invalid_argument& e) {
-    throw corvo::config_error(std::string(section), "section '" + std::string(section) + "': " + e.what());
+    throw corvo::config_error(std::string(section),
+                              "section '" + std::string(section) + "': " + e.what());
   }
   return o;
 }

@@ -6,9 +6,8 @@
 namespace corvo::queue {
 
 work_queue::work_queue(redis::client& redis, queue_options options, handler_type handler)
-    : engine_(std::make_unique<detail::consumer_engine>(redis, std::move(options),
-                                                        std::move(handler),
-                                                        detail::delivery::at_most_once)) {}
+    : engine_(std::make_unique<detail::consumer_engine>(
+          redis, std::move(options), std::move(handler), detail::delivery::at_most_once)) {}
 
 work_queue::~work_queue() = default;
 
@@ -25,9 +24,8 @@ const queue_options& work_queue::options() const noexcept {
 }
 
 reliable_queue::reliable_queue(redis::client& redis, queue_options options, handler_type handler)
-    : engine_(std::make_unique<detail::consumer_engine>(redis, std::move(options),
-                                                        std::move(handler),
-                                                        detail::delivery::reliable)) {}
+    : engine_(std::make_unique<detail::consumer_engine>(
+          redis, std::move(options), std::move(handler), detail::delivery::reliable)) {}
 
 reliable_queue::~reliable_queue() = default;
 

@@ -15,10 +15,9 @@ reaper::reaper(redis::client& redis, queue_options options)
 asio::awaitable<reap_result> reaper::reap_consumer(std::string consumer, bool even_if_alive) {
   std::vector<std::string> keys{keys_.heartbeat(consumer), keys_.processing(consumer),
                                 keys_.queue(), keys_.dead(), keys_.consumers()};
-  std::vector<std::string> args{consumer, std::to_string(options_.max_attempts),
-                                std::to_string(options_.dead_letter_max),
-                                std::to_string(options_.forget_after.count()),
-                                even_if_alive ? "1" : "0"};
+  std::vector<std::string> args{
+      consumer, std::to_string(options_.max_attempts), std::to_string(options_.dead_letter_max),
+      std::to_string(options_.forget_after.count()), even_if_alive ? "1" : "0"};
   redis::response<std::vector<long long>> resp;
   co_await detail::reap.exec(redis_, std::move(keys), std::move(args), resp);
   const auto& counts = std::get<0>(resp).value();
@@ -39,7 +38,8 @@ asio::awaitable<reap_result> reaper::reap_consumer(std::string consumer, bool ev
   totals_.forgotten += r.forgotten;
   if (r.requeued + r.dead_lettered > 0) {
     CORVO_LOG(warning, "queue") << "queue " << keys_.queue() << ": recovered the items of "
-                                << (even_if_alive ? "this consumer's previous run " : "dead consumer ")
+                                << (even_if_alive ? "this consumer's previous run "
+                                                  : "dead consumer ")
                                 << consumer << ": " << r.requeued << " back in the queue, "
                                 << r.dead_lettered << " dead-lettered";
   }

@@ -78,8 +78,8 @@ struct fixture {
   }
 
   std::size_t count(const std::string& body) const {
-    return static_cast<std::size_t>(std::count_if(
-        seen.begin(), seen.end(), [&](const record& r) { return r.body == body; }));
+    return static_cast<std::size_t>(
+        std::count_if(seen.begin(), seen.end(), [&](const record& r) { return r.body == body; }));
   }
 };
 
@@ -190,7 +190,8 @@ asio::awaitable<void> retries_then_buries(fixture& f, queue::reliable_queue& q,
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(a_failing_item_is_retried_then_dead_lettered_with_the_reason_while_others_go_on) {
+BOOST_AUTO_TEST_CASE(
+    a_failing_item_is_retried_then_dead_lettered_with_the_reason_while_others_go_on) {
   fixture f;
   f.failing.insert("poison");
   queue::reliable_queue q(f.client, f.options(), recorder{&f.seen, &f.failing});
@@ -274,7 +275,8 @@ namespace {
 asio::awaitable<void> reaps_the_dead(fixture& f, queue::reliable_queue& q,
                                      background_run& consumer) {
   BOOST_TEST(co_await eventually([&] { return f.seen.size() == 1; }, 20s));
-  BOOST_TEST(co_await eventually([&] { return q.stats().dead_lettered + q.reaped().dead_lettered == 1; }, 20s));
+  BOOST_TEST(co_await eventually(
+      [&] { return q.stats().dead_lettered + q.reaped().dead_lettered == 1; }, 20s));
   co_await stop(consumer);
   const queue::queue_keys keys("jobs");
   BOOST_TEST_REQUIRE(f.seen.size() == 1u);
@@ -354,7 +356,8 @@ asio::awaitable<void> hands_back(fixture& f, queue::reliable_queue& q, backgroun
   const auto id = co_await jobs.push_raw("hang");
   original = queue::encode_envelope(id, 0, "hang");
   co_await jobs.push_raw("quick");
-  BOOST_TEST(co_await eventually([&] { return f.count("hang") == 1 && q.stats().succeeded == 1; }, 20s));
+  BOOST_TEST(
+      co_await eventually([&] { return f.count("hang") == 1 && q.stats().succeeded == 1; }, 20s));
   co_await stop(consumer);
 }
 

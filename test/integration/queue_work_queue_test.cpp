@@ -62,7 +62,8 @@ asio::awaitable<void> work_everything(redis::client& client, queue::work_queue& 
   }
   bodies.push_back("bad");
   co_await jobs.push_raw_batch(bodies);
-  BOOST_TEST(co_await eventually([&] { return q.stats().succeeded == 300 && q.stats().dead_lettered == 1; }, 20s));
+  BOOST_TEST(co_await eventually(
+      [&] { return q.stats().succeeded == 300 && q.stats().dead_lettered == 1; }, 20s));
   const auto hang_id = co_await jobs.push_raw("hang");
   hang_value = queue::encode_envelope(hang_id, 0, "hang");
   BOOST_TEST(co_await eventually([&] { return seen["hang"] == 1; }, 20s));
@@ -108,8 +109,8 @@ namespace {
 corvo::test::queue_journal kill_while_handling(corvo::test::redis_server& server,
                                                const std::string& mode) {
   corvo::test::temp_dir dir("queue-kill");
-  const std::vector<std::string> common{"--redis", server.url(), "--mode", mode,
-                                        "--heartbeat-ttl", "1000"};
+  const std::vector<std::string> common{"--redis", server.url(),      "--mode",
+                                        mode,      "--heartbeat-ttl", "1000"};
   auto first_args = common;
   first_args.insert(first_args.end(), {"--consumer", "first", "--hold-body", "held"});
   corvo::test::scheduler_worker first(CORVO_QUEUE_WORKER_PATH, dir.path(), "first", first_args);
@@ -132,8 +133,7 @@ corvo::test::queue_journal kill_while_handling(corvo::test::redis_server& server
   }
   auto second_args = common;
   second_args.insert(second_args.end(), {"--consumer", "second"});
-  corvo::test::scheduler_worker second(CORVO_QUEUE_WORKER_PATH, dir.path(), "second",
-                                       second_args);
+  corvo::test::scheduler_worker second(CORVO_QUEUE_WORKER_PATH, dir.path(), "second", second_args);
   second.wait_ready();
   server.cli("LPUSH", "jobs", queue::encode_envelope("after-1", 0, "after"));
   std::vector<std::filesystem::path> journals{first.journal_path(), second.journal_path()};

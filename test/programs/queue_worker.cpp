@@ -100,10 +100,9 @@ asio::awaitable<void> run_client(redis::client& client) {
 }
 
 void print_stats(const queue::queue_stats& s) {
-  std::cout << "stats taken=" << s.taken << " succeeded=" << s.succeeded
-            << " retried=" << s.retried << " dead_lettered=" << s.dead_lettered
-            << " stale=" << s.stale << " handed_back=" << s.handed_back
-            << " adopted=" << s.adopted << std::endl;
+  std::cout << "stats taken=" << s.taken << " succeeded=" << s.succeeded << " retried=" << s.retried
+            << " dead_lettered=" << s.dead_lettered << " stale=" << s.stale
+            << " handed_back=" << s.handed_back << " adopted=" << s.adopted << std::endl;
 }
 
 template <class Queue>

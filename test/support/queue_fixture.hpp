@@ -24,12 +24,12 @@ struct background_run {
 
   template <class Consumer>
   void start(boost::asio::io_context& ctx, Consumer& consumer) {
-    boost::asio::co_spawn(ctx, consumer.run(),
-                          boost::asio::bind_cancellation_slot(
-                              signal.slot(), [this](std::exception_ptr e) {
-                                done = true;
-                                ended = e;
-                              }));
+    boost::asio::co_spawn(
+        ctx, consumer.run(),
+        boost::asio::bind_cancellation_slot(signal.slot(), [this](std::exception_ptr e) {
+          done = true;
+          ended = e;
+        }));
   }
 
   /// Requests the stop; await stopped() for its end.

@@ -42,13 +42,13 @@ inline void check_queue_kill_report(const queue_kill_report& r) {
     BOOST_TEST(pids.size() == 2u, body << " started " << pids.size() << " times");
     BOOST_TEST(std::count(pids.begin(), pids.end(), r.victim) == 1, body);
   }
-  BOOST_TEST((twice == r.expected_twice),
-             "started twice: " << first_of(r.started_twice_or_more) << "; expected "
-                               << r.expected_twice.size());
+  BOOST_TEST((twice == r.expected_twice), "started twice: " << first_of(r.started_twice_or_more)
+                                                            << "; expected "
+                                                            << r.expected_twice.size());
   // The reaper counted the killed delivery: survivors saw attempts 1 for those, 0 otherwise.
-  BOOST_TEST(r.wrong_attempts.empty(), r.wrong_attempts.size()
-                                           << " wrong attempt counts, e.g. "
-                                           << (r.wrong_attempts.empty() ? "" : r.wrong_attempts[0]));
+  BOOST_TEST(r.wrong_attempts.empty(),
+             r.wrong_attempts.size() << " wrong attempt counts, e.g. "
+                                     << (r.wrong_attempts.empty() ? "" : r.wrong_attempts[0]));
   // The poison item: 3 deliveries, then dead with the handler's reason.
   BOOST_TEST(r.poison_starts == 3u);
   BOOST_TEST_REQUIRE(r.dead_letters.size() == 1u);

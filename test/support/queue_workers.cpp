@@ -23,8 +23,8 @@ namespace {
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
-asio::awaitable<std::string> push_items(redis::client& client, std::string queue,
-                                        std::size_t count, std::size_t first) {
+asio::awaitable<std::string> push_items(redis::client& client, std::string queue, std::size_t count,
+                                        std::size_t first) {
   queue::producer jobs(client, queue);
   std::vector<std::string> bodies;
   for (std::size_t i = first; i < first + count; ++i) {
@@ -108,9 +108,8 @@ queue_kill_report run_queue_kill_scenario(const queue_kill_setup& setup) {
   if (!std::filesystem::exists(program)) {
     throw std::runtime_error("queue_worker program '" + program.string() + "' does not exist");
   }
-  with_client<std::string>(setup.client, [&](redis::client& c) {
-    return push_items(c, setup.queue, setup.items, 0);
-  });
+  with_client<std::string>(
+      setup.client, [&](redis::client& c) { return push_items(c, setup.queue, setup.items, 0); });
 
   temp_dir dir("queue-workers");
   std::vector<std::unique_ptr<scheduler_worker>> workers;
@@ -122,8 +121,8 @@ queue_kill_report run_queue_kill_scenario(const queue_kill_setup& setup) {
         "--handler-delay", std::to_string(setup.handler_delay.count()),
         "--fail-body",     "poison"};
     args.insert(args.end(), more.begin(), more.end());
-    workers.push_back(std::make_unique<scheduler_worker>(program, dir.path(),
-                                                         "w" + std::to_string(i), args));
+    workers.push_back(
+        std::make_unique<scheduler_worker>(program, dir.path(), "w" + std::to_string(i), args));
   }
   for (auto& w : workers) {
     w->wait_ready();

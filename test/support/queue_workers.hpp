@@ -56,7 +56,7 @@ struct queue_kill_report {
   std::vector<queue::dead_letter> dead_letters;
   std::string poison_id;
   long long queue_left = -1;
-  std::vector<long long> processing_left;  // per surviving worker
+  std::vector<long long> processing_left;   // per surviving worker
   std::vector<std::string> survivor_stats;  // their `stats` lines
   /// Problems that make the run invalid (a worker died, a stop failed, time ran out).
   std::vector<std::string> problems;

@@ -62,9 +62,9 @@ void add_flags(po::options_description& options, queue_flags& flags) {
       "cluster", po::value(&flags.cluster_seeds)->composing(),
       "Redis Cluster seed URL (repeatable; replaces --redis)")(
       "connect-timeout", po::value(&flags.connect_timeout)->default_value("3s"),
-      "give up when Redis does not answer within this")("json", po::bool_switch(&flags.json_output),
-                                                        "print JSON")(
-      "queue", po::value(&flags.queue), "the queue (or the first word)");
+      "give up when Redis does not answer within this")(
+      "json", po::bool_switch(&flags.json_output), "print JSON")("queue", po::value(&flags.queue),
+                                                                 "the queue (or the first word)");
 }
 
 corvo::tool::store_target resolve(queue_flags& flags) {
@@ -194,9 +194,9 @@ asio::awaitable<int> show_info(redis::client& client, std::string name, bool as_
   }
   for (const auto& c : info.consumers) {
     std::cout << "  " << c.id << "  "
-              << (c.alive ? "alive (heartbeat expires in " + std::to_string(c.heartbeat_ttl_ms) +
-                                " ms)"
-                          : std::string("dead (heartbeat expired)"))
+              << (c.alive
+                      ? "alive (heartbeat expires in " + std::to_string(c.heartbeat_ttl_ms) + " ms)"
+                      : std::string("dead (heartbeat expired)"))
               << "  processing " << c.processing << "  last heartbeat "
               << iso8601(c.last_heartbeat_ms) << "\n";
   }
@@ -238,9 +238,9 @@ asio::awaitable<int> list_dead(redis::client& client, std::string name, std::siz
     co_return 0;
   }
   for (const auto& d : letters) {
-    std::cout << (d.id.empty() ? "(no id)" : d.id) << "  attempts " << d.attempts
-              << "  consumer " << d.consumer << "  at " << iso8601(d.at_ms)
-              << "  reason: " << d.reason << "  body: " << d.body << "\n";
+    std::cout << (d.id.empty() ? "(no id)" : d.id) << "  attempts " << d.attempts << "  consumer "
+              << d.consumer << "  at " << iso8601(d.at_ms) << "  reason: " << d.reason
+              << "  body: " << d.body << "\n";
   }
   if (letters.empty()) {
     std::cout << "(none)\n";

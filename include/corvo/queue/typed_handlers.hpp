@@ -2,7 +2,8 @@
 // Dispatch of JSON queue items to handlers registered by type.
 //
 //   struct coupon_request { std::string user; };
-//   coupon_request tag_invoke(boost::json::value_to_tag<coupon_request>, const boost::json::value&);
+//   coupon_request tag_invoke(boost::json::value_to_tag<coupon_request>, const
+//   boost::json::value&);
 //
 //   corvo::queue::typed_handlers handlers;
 //   handlers.on<coupon_request>("coupon.request",
