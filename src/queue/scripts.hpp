@@ -46,7 +46,7 @@ return items
 // Settles a failed delivery. KEYS: processing, queue, dead.
 // ARGV: item, reason, max_attempts, consumer, dead_letter_max, permanent (1/0).
 // Returns -1 when the item is no longer in the processing list (the reaper took it), 1 when
-// it went back to the queue (at the head of the line: LPUSH) with attempts + 1, 2 when it
+// it went back to the queue (at the back of the line: LPUSH) with attempts + 1, 2 when it
 // was dead-lettered.
 inline const redis::script fail(prelude + R"lua(
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return -1 end

@@ -9,7 +9,7 @@
 //
 // Dead-letter entry (written by the queues' scripts): one line of JSON metadata
 // {"reason", "attempts", "consumer", "at_ms"}, a newline, then the item's envelope.
-// Replay puts the item back at the head of the line with its attempts reset to 0 (same id);
+// Replay puts the item at the back of the line (LPUSH) with its attempts reset to 0 (same id);
 // purge deletes. Both work on every dead letter (empty id) or on those of one item id.
 
 #include <boost/asio/awaitable.hpp>

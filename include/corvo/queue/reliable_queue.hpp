@@ -14,7 +14,7 @@
 // - success: ack = LREM of the item's exact bytes from the processing list, batched (one
 //   script call acks every item finished since the last call). Envelope ids make the bytes
 //   unique, so an ack never removes a look-alike;
-// - failure: the item goes back to the head of the line (LPUSH) with attempts + 1, or to the
+// - failure: the item goes to the back of the line (LPUSH) with attempts + 1, or to the
 //   dead letters, with the handler's error as the reason, once it has had max_attempts
 //   deliveries; permanent_error (undecodable, unknown type) dead-letters it at once. The
 //   consumer goes on in every case: a poison item never stops it.
