@@ -1,0 +1,176 @@
+// work_queue versus reliable_queue, each tested for what it promises.
+//  - work_queue handles each item once while its consumer lives, dead-letters a failing item
+//    at once (no retry: it has left the queue), hands unfinished items back on a clean stop;
+//  - work_queue is AT MOST ONCE: an item whose consumer is killed (SIGKILL) while handling it
+//    is gone for good — the queue is empty and another consumer never sees it;
+//  - reliable_queue under the same kill: the item comes back (the reaper) and is handled by
+//    the next consumer, with attempts 1.
+#include <boost/test/unit_test.hpp>
+#include <corvo/core/backoff.hpp>
+#include <corvo/queue/admin.hpp>
+#include <corvo/queue/producer.hpp>
+#include <corvo/queue/work_queue.hpp>
+#include <map>
+#include <thread>
+
+#include "support/queue_fixture.hpp"
+#include "support/queue_workers.hpp"
+#include "support/redis_server.hpp"
+#include "support/run_coroutine.hpp"
+#include "support/scheduler_workers.hpp"
+#include "support/temp_dir.hpp"
+
+namespace asio = boost::asio;
+namespace redis = corvo::redis;
+namespace queue = corvo::queue;
+using corvo::test::background_run;
+using corvo::test::eventually;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct counter {
+  std::map<std::string, int>* seen;
+  asio::awaitable<void> operator()(const queue::item& it) const {
+    ++(*seen)[it.body];
+    if (it.body == "bad") {
+      throw std::runtime_error("bad item");
+    }
+    if (it.body == "hang") {
+      co_await corvo::sleep_for(1h);
+    }
+  }
+};
+
+queue::queue_options work_options() {
+  queue::queue_options o;
+  o.name = "jobs";
+  o.max_in_flight = 8;
+  o.batch = 16;
+  o.block_timeout = 200ms;
+  o.drain_timeout = 300ms;
+  return o;
+}
+
+asio::awaitable<void> work_everything(redis::client& client, queue::work_queue& q,
+                                      background_run& consumer, std::map<std::string, int>& seen,
+                                      std::string& hang_value) {
+  queue::producer jobs(client, "jobs");
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 300; ++i) {
+    bodies.push_back("w" + std::to_string(i));
+  }
+  bodies.push_back("bad");
+  co_await jobs.push_raw_batch(bodies);
+  BOOST_TEST(co_await eventually(
+      [&] { return q.stats().succeeded == 300 && q.stats().dead_lettered == 1; }, 20s));
+  const auto hang_id = co_await jobs.push_raw("hang");
+  hang_value = queue::encode_envelope(hang_id, 0, "hang");
+  BOOST_TEST(co_await eventually([&] { return seen["hang"] == 1; }, 20s));
+  consumer.stop();
+  BOOST_TEST(co_await eventually([&] { return consumer.done; }, 20s));
+  const auto dead = co_await queue::dead_letters(client, "jobs", 0, 10);
+  BOOST_TEST_REQUIRE(dead.size() == 1u);
+  BOOST_TEST(dead[0].body == "bad");
+  BOOST_TEST(dead[0].attempts == 1u);
+  BOOST_TEST(dead[0].reason == "bad item");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_work_queue_handles_each_item_once_and_hands_back_on_a_clean_stop) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
+  asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
+  std::map<std::string, int> seen;
+  queue::work_queue q(client, work_options(), counter{&seen});
+  background_run consumer;
+  consumer.start(ctx, q);
+  std::string hang_value;
+  corvo::test::run(ctx, work_everything(client, q, consumer, seen, hang_value),
+                   [&] { client.cancel(); });
+  BOOST_TEST(consumer.ended_by_stop());
+  for (int i = 0; i < 300; ++i) {
+    BOOST_TEST(seen["w" + std::to_string(i)] == 1);
+  }
+  BOOST_TEST(seen["bad"] == 1);  // no retry
+  BOOST_TEST(q.stats().retried == 0u);
+  // The unfinished item is back, unchanged, at the tail (consumed next).
+  BOOST_TEST(server.cli("LRANGE", "jobs", "0", "-1") == hang_value);
+  BOOST_TEST(q.stats().handed_back == 1u);
+}
+
+namespace {
+
+// Starts a queue_worker in `mode` holding "held" for ever, pushes "held", kills the worker
+// while it handles it, then runs a second worker of the same mode and pushes "after". Returns
+// the journal of both workers.
+corvo::test::queue_journal kill_while_handling(corvo::test::redis_server& server,
+                                               const std::string& mode) {
+  corvo::test::temp_dir dir("queue-kill");
+  const std::vector<std::string> common{"--redis", server.url(),      "--mode",
+                                        mode,      "--heartbeat-ttl", "1000"};
+  auto first_args = common;
+  first_args.insert(first_args.end(), {"--consumer", "first", "--hold-body", "held"});
+  corvo::test::scheduler_worker first(CORVO_QUEUE_WORKER_PATH, dir.path(), "first", first_args);
+  first.wait_ready();
+  server.cli("LPUSH", "jobs", queue::encode_envelope("held-1", 0, "held"));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (corvo::test::line_count(first.journal_path()) < 1) {
+    BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
+  first.kill();
+  while (server.cli("CLIENT", "LIST").find("name=qw-" + std::to_string(first.pid()) + " ") !=
+         std::string::npos) {
+    std::this_thread::sleep_for(10ms);
+  }
+  if (mode == "work") {
+    // Popped and gone: in no list of the queue.
+    BOOST_TEST(server.cli("LLEN", "jobs") == "0");
+    BOOST_TEST(server.cli("KEYS", "{jobs}:*") == "");
+  }
+  auto second_args = common;
+  second_args.insert(second_args.end(), {"--consumer", "second"});
+  corvo::test::scheduler_worker second(CORVO_QUEUE_WORKER_PATH, dir.path(), "second", second_args);
+  second.wait_ready();
+  server.cli("LPUSH", "jobs", queue::encode_envelope("after-1", 0, "after"));
+  std::vector<std::filesystem::path> journals{first.journal_path(), second.journal_path()};
+  const auto handled = [&] {
+    const auto j = corvo::test::queue_journal::read(journals);
+    const bool after = j.finished.count("after") != 0;
+    return mode == "work" ? after : after && j.finished.count("held") != 0;
+  };
+  while (!handled()) {
+    BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline + 30s, second.log_tail());
+    BOOST_REQUIRE_MESSAGE(second.running(), second.log_tail());
+    std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST(second.stop() == 0);
+  return corvo::test::queue_journal::read(journals);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_work_queue_loses_the_item_of_a_killed_consumer_as_documented) {
+  corvo::test::redis_server server;
+  const auto j = kill_while_handling(server, "work");
+  BOOST_TEST(j.started.at("held").size() == 1u);  // the killed consumer's delivery only
+  BOOST_TEST(j.finished.count("held") == 0u);     // never finished, never seen again
+  BOOST_TEST(j.finished.at("after").size() == 1u);
+  BOOST_TEST(server.cli("LLEN", "jobs") == "0");
+  BOOST_TEST(server.cli("LLEN", "{jobs}:dead") == "0");
+}
+
+BOOST_AUTO_TEST_CASE(a_reliable_queue_gives_the_item_of_a_killed_consumer_to_the_next) {
+  corvo::test::redis_server server;
+  const auto j = kill_while_handling(server, "reliable");
+  const auto& held = j.started.at("held");
+  BOOST_TEST_REQUIRE(held.size() == 2u);
+  BOOST_TEST(held[0].attempts == 0u);
+  BOOST_TEST(held[1].attempts == 1u);  // the killed delivery counted
+  BOOST_TEST(held[0].pid != held[1].pid);
+  BOOST_TEST(j.finished.at("held").size() == 1u);
+  BOOST_TEST(server.cli("LLEN", "jobs") == "0");
+}
