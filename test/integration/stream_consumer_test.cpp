@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
 #include <corvo/core/exception.hpp>
+#include <corvo/core/task_group.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/stream/consumer.hpp>
 #include <corvo/stream/dead_letter.hpp>
@@ -386,6 +387,163 @@ BOOST_FIXTURE_TEST_CASE(group_is_recreated_after_redis_loses_it, fixture) {
     BOOST_TEST(c.stats().groups_recreated >= 1u);
     BOOST_TEST((co_await corvo::test::pending_of(client, key, "g")).empty());  // group exists
     BOOST_TEST(!running.back()->done());
+  });
+}
+
+// Stop while four slow handlers run: reading stops at once (no handler starts after the
+// stop), the four finish within the drain and are acknowledged, nothing else was taken.
+BOOST_FIXTURE_TEST_CASE(stopping_stops_reading_and_drains_the_handlers_in_flight, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    const std::string key = "{stop}:events";
+    stream::producer out(client);
+    co_await append_orders(out, key, 100);
+    struct state {
+      std::vector<steady::time_point> starts;
+      int finished = 0;
+    };
+    auto st = std::make_shared<state>();
+    auto o = fast_options(key, "g");
+    o.max_in_flight = 4;
+    auto& c = start(o, [st](const stream::entry&) -> asio::awaitable<void> {
+      st->starts.push_back(steady::now());
+      co_await corvo::sleep_for(300ms);
+      ++st->finished;
+    });
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return st->starts.size() == 4; }, 30s));
+    const auto stop_at = running.back()->stop();
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return running.back()->done(); }, 10s));
+    BOOST_TEST(st->starts.size() == 4u);  // nothing started after the stop
+    BOOST_TEST(st->finished == 4);
+    BOOST_TEST(c.stats().acked == 4u);
+    BOOST_TEST(c.stats().read == 4u);  // back-pressure: never more than 4 taken
+    BOOST_TEST((co_await corvo::test::pending_of(client, key, "g")).empty());
+    BOOST_TEST(corvo::is_operation_aborted(running.back()->failure()));
+    using ms = std::chrono::duration<double, std::milli>;
+    const auto took = ms(running.back()->stopped_at() - stop_at).count();
+    BOOST_TEST_MESSAGE("stop with 4 handlers draining took " << took << " ms");
+  });
+}
+
+// Handlers still running at the drain deadline are cancelled; their entries stay pending
+// (for this consumer's next start or another consumer's XAUTOCLAIM), unacknowledged.
+BOOST_FIXTURE_TEST_CASE(handlers_past_the_drain_deadline_leave_their_entries_pending, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    const std::string key = "{hung}:events";
+    stream::producer out(client);
+    const auto ids = co_await append_orders(out, key, 10);
+    auto started = std::make_shared<int>(0);
+    auto o = fast_options(key, "g");
+    o.consumer = "hung";
+    o.max_in_flight = 3;
+    o.drain_timeout = 200ms;
+    auto& c = start(o, [started](const stream::entry&) -> asio::awaitable<void> {
+      ++*started;
+      co_await corvo::sleep_for(60s);
+    });
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return *started == 3; }, 30s));
+    running.back()->stop();
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return running.back()->done(); }, 10s));
+    const auto pending = co_await corvo::test::pending_of(client, key, "g");
+    BOOST_TEST_REQUIRE(pending.size() == 3u);
+    for (std::size_t i = 0; i < 3; ++i) {
+      BOOST_TEST(std::get<0>(pending[i]) == ids[i]);
+      BOOST_TEST(std::get<1>(pending[i]) == "hung");
+    }
+    BOOST_TEST(c.stats().acked == 0u);
+    BOOST_TEST(c.stats().failed == 0u);  // a cut at the deadline is not a failure
+  });
+}
+
+// A consumer waiting in XREADGROUP BLOCK (10 s) stops at once when cancelled: the blocking
+// read is abandoned, not awaited.
+BOOST_FIXTURE_TEST_CASE(a_blocked_reader_stops_at_once, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    const std::string key = "{idle}:events";
+    auto o = fast_options(key, "g");
+    o.block = 10s;
+    start(o, [](const stream::entry&) -> asio::awaitable<void> { co_return; });
+    BOOST_TEST_REQUIRE(co_await eventually(
+        [&] { return server.cli("CLIENT", "LIST").find("cmd=xreadgroup") != std::string::npos; },
+        30s));
+    const auto stop_at = running.back()->stop();
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return running.back()->done(); }, 10s));
+    const auto took = running.back()->stopped_at() - stop_at;
+    using ms = std::chrono::duration<double, std::milli>;
+    BOOST_TEST_MESSAGE("a blocked reader stopped in " << ms(took).count() << " ms");
+    // The bound is 100 ms; a loaded CI machine gets 1 s before this fails (a read awaited
+    // to its end would take 10 s).
+    BOOST_TEST(took < 1s);
+  });
+}
+
+// Consumers idle longer than delete_idle_consumers_after are removed only when they have no
+// pending entries.
+BOOST_FIXTURE_TEST_CASE(idle_consumers_without_pending_entries_are_removed, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    const std::string key = "{crowd}:events";
+    server.cli("XGROUP", "CREATE", key, "g", "0", "MKSTREAM");
+    BOOST_TEST_REQUIRE(server.cli("XGROUP", "CREATECONSUMER", key, "g", "old") == "1");
+    stream::producer out(client);
+    co_await append_orders(out, key, 1);
+    server.cli("XREADGROUP", "GROUP", "g", "busy", "COUNT", "1", "STREAMS", key, ">");
+    auto o = fast_options(key, "g");
+    o.consumer = "tidy";
+    o.min_idle = 3'600'000ms;
+    o.claim_interval = 100ms;
+    o.delete_idle_consumers_after = 300ms;
+    auto& c = start(o, [](const stream::entry&) -> asio::awaitable<void> { co_return; });
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return c.stats().consumers_removed == 1; }, 30s));
+    const auto consumers = server.cli("XINFO", "CONSUMERS", key, "g");
+    BOOST_TEST(consumers.find("old") == std::string::npos);
+    BOOST_TEST(consumers.find("busy") != std::string::npos);  // it has a pending entry
+    BOOST_TEST(consumers.find("tidy") != std::string::npos);
+  });
+}
+
+BOOST_FIXTURE_TEST_CASE(producer_trims_by_length_and_by_age, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    stream::producer_options po;
+    po.streams["{t}:len"].max_len = 100;
+    po.streams["{t}:age"].retention = 1000ms;
+    stream::producer out(client, po);
+    co_await append_orders(out, "{t}:len", 1000);
+    co_await append_orders(out, "{t}:age", 1000);
+    co_await append_orders(out, "{t}:none", 1000);
+    const auto len = std::stoul(server.cli("XLEN", "{t}:len"));
+    BOOST_TEST(len >= 100u);  // MAXLEN ~ keeps at least 100,
+    BOOST_TEST(len < 300u);   // and trims whole nodes (100 entries each by default)
+    BOOST_TEST(server.cli("XLEN", "{t}:none") == "1000");
+    co_await corvo::sleep_for(1100ms);  // the 1000 entries are now older than the retention
+    co_await append_orders(out, "{t}:age", 1);
+    // MINID ~ drops every whole node older than the cut (nodes hold ≤ 100 entries / 4 KB);
+    // the newest node may keep some old entries beside the new one.
+    const auto age = std::stoul(server.cli("XLEN", "{t}:age"));
+    BOOST_TEST(age >= 1u);
+    BOOST_TEST(age <= 101u);
+  });
+}
+
+// Concurrent appends share socket writes (the client's automatic pipelining).
+BOOST_FIXTURE_TEST_CASE(concurrent_appends_are_pipelined, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    stream::producer out(client);
+    co_await append_orders(out, "{p}:events", 1);  // connected
+    const auto writes_before = client.standalone()->stats().writes;
+    corvo::task_group appends(ctx.get_executor());
+    auto ids = std::make_shared<std::set<std::string>>();
+    for (int i = 0; i < 1000; ++i) {
+      co_await appends.spawn(
+          [](stream::producer& p,
+             std::shared_ptr<std::set<std::string>> into) -> asio::awaitable<void> {
+            std::vector<std::string> fields{"n", "1"};
+            into->insert(co_await p.append_fields("{p}:events", fields));
+          }(out, ids));
+    }
+    co_await appends.join();
+    const auto writes = client.standalone()->stats().writes - writes_before;
+    BOOST_TEST(ids->size() == 1000u);
+    BOOST_TEST(writes < 1000u, writes << " writes for 1000 appends");
+    BOOST_TEST_MESSAGE(writes << " socket writes for 1000 concurrent appends");
   });
 }
 
