@@ -1,0 +1,490 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <corvo/core/exception.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/stream/dead_letter.hpp>
+#include <corvo/stream/typed_handlers.hpp>
+#include <stdexcept>
+
+#include "consumer_impl.hpp"
+
+namespace corvo::stream {
+
+namespace {
+constexpr std::string_view channel = "stream";
+
+std::unique_ptr<asio::steady_timer> notifier(const asio::any_io_executor& ex) {
+  auto t = std::make_unique<asio::steady_timer>(ex);
+  t->expires_at(std::chrono::steady_clock::time_point::max());
+  return t;
+}
+
+asio::awaitable<void> run_client(redis::client& c) {
+  co_await c.run();
+}
+
+asio::awaitable<void> join_quietly(task_group& group) {
+  try {
+    co_await group.join();
+  } catch (...) {
+    if (!is_operation_aborted(std::current_exception())) {
+      CORVO_LOG(error, channel) << "consumer: " << describe(std::current_exception());
+    }
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> wait_notified(asio::steady_timer& t) {
+  boost::system::error_code ignored;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  const auto state = co_await asio::this_coro::cancellation_state;
+  if (state.cancelled() != asio::cancellation_type::none) {
+    throw boost::system::system_error(asio::error::operation_aborted);
+  }
+}
+
+consumer::impl::impl(redis::client& r, consumer_options o)
+    : redis(r), options(std::move(o)), name(options.consumer) {
+  if (name.empty()) {
+    name = default_consumer_name();
+  }
+}
+
+std::size_t consumer::impl::free_slots() const noexcept {
+  return held_count >= options.max_in_flight ? 0 : options.max_in_flight - held_count;
+}
+
+asio::awaitable<void> consumer::impl::wait_for_free_slot() {
+  while (free_slots() == 0) {
+    co_await wait_notified(*slot_freed);
+  }
+}
+
+std::chrono::milliseconds consumer::impl::retry_delay(std::uint64_t deliveries) {
+  const auto& p = options.retry_backoff;
+  double ceiling = static_cast<double>(p.initial.count());
+  for (std::uint64_t i = 1; i < deliveries && ceiling < static_cast<double>(p.max.count()); ++i) {
+    ceiling *= p.multiplier;
+  }
+  const auto top = static_cast<std::int64_t>(std::min(ceiling, static_cast<double>(p.max.count())));
+  if (!p.jitter || top <= 0) {
+    return std::chrono::milliseconds(std::max<std::int64_t>(top, 0));
+  }
+  return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, top)(random));
+}
+
+// ---- reading -------------------------------------------------------------------------------
+
+asio::awaitable<void> consumer::impl::reader(stream_state& s) {
+  backoff errors(options.redis_retry);
+  co_await ensure_group(s, false);
+  bool history = true;  // own pending entries first
+  std::string history_from = "0";
+  for (;;) {
+    co_await wait_for_free_slot();
+    const std::size_t count = std::min(options.batch, free_slots());
+    redis::request req;
+    if (history) {
+      req.push("XREADGROUP", "GROUP", options.group, name, "COUNT", count, "STREAMS", s.key,
+               history_from);
+    } else {
+      req.push("XREADGROUP", "GROUP", options.group, name, "COUNT", count, "BLOCK",
+               options.block.count(), "STREAMS", s.key, ">");
+    }
+    redis::response<detail::read_reply> resp;
+    bool lost = false;
+    try {
+      co_await s.reader->exec(req, resp);
+    } catch (...) {
+      const auto e = std::current_exception();
+      if (is_operation_aborted(e)) {
+        throw;
+      }
+      lost = true;
+      ++stats.redis_errors;
+      CORVO_LOG(warning, channel) << "XREADGROUP on " << s.key << " failed: " << describe(e)
+                                  << "; retrying";
+    }
+    if (lost) {
+      co_await sleep_for(errors.next());
+      continue;
+    }
+    auto& r = std::get<0>(resp);
+    if (!r.has_value()) {
+      if (detail::is_nogroup(r.error())) {
+        co_await ensure_group(s, true);
+        history = true;
+        history_from = "0";
+        continue;
+      }
+      ++stats.redis_errors;
+      CORVO_LOG(warning, channel) << "XREADGROUP on " << s.key << ": " << r.error();
+      co_await sleep_for(errors.next());
+      continue;
+    }
+    errors.reset();
+    if (!*r) {
+      continue;  // BLOCK timed out
+    }
+    detail::reply_entries raw;
+    for (auto& [key, entries] : **r) {
+      if (key == s.key) {
+        raw = std::move(entries);
+      }
+    }
+    if (history) {
+      if (raw.empty()) {
+        history = false;
+        continue;
+      }
+      history_from = raw.back().first;
+    }
+    auto entries = to_entries(s, std::move(raw));
+    stats.read += entries.size();
+    if (history) {
+      co_await fill_deliveries(s, entries, true);
+    }
+    for (auto& e : entries) {
+      co_await take(s, std::move(e));
+    }
+  }
+}
+
+std::vector<entry> consumer::impl::to_entries(const stream_state& s, detail::reply_entries&& in) {
+  std::vector<entry> out;
+  out.reserve(in.size());
+  for (auto& [id, fields] : in) {
+    entry e;
+    e.stream = s.key;
+    e.id = std::move(id);
+    if (fields) {
+      e.fields = std::move(*fields);
+    } else {
+      e.deliveries = 0;  // deleted while pending: marks it for clearing (see take())
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// ---- handling ------------------------------------------------------------------------------
+
+asio::awaitable<void> consumer::impl::take(stream_state& s, entry e) {
+  if (e.deliveries == 0) {
+    // Deleted or trimmed while pending: nothing to run, clear it from the group.
+    ++stats.deleted_cleared;
+    if (!s.held.contains(e.id)) {
+      ack(s, std::move(e.id));
+    }
+    co_return;
+  }
+  if (!s.held.insert(e.id).second) {
+    co_return;  // already running here (reclaimed while a slow run goes on)
+  }
+  ++held_count;
+  if (options.ordered_by_key) {
+    if (const auto key = e.field(event_field::key)) {
+      if (const auto it = s.key_queues.find(*key); it != s.key_queues.end()) {
+        it->second.push_back(std::move(e));
+        co_return;
+      }
+      std::string k(*key);
+      s.key_queues.emplace(k, std::deque<entry>{});
+      co_await workers->spawn(run_chain(s, std::move(k), std::move(e)));
+      co_return;
+    }
+  }
+  co_await workers->spawn(run_one(s, std::move(e)));
+}
+
+asio::awaitable<void> consumer::impl::run_one(stream_state& s, entry e) {
+  co_await process(s, e);
+  finish(s, e);
+}
+
+asio::awaitable<void> consumer::impl::run_chain(stream_state& s, std::string key, entry first) {
+  entry e = std::move(first);
+  for (;;) {
+    co_await process(s, e);
+    finish(s, e);
+    const auto it = s.key_queues.find(key);
+    if (it == s.key_queues.end() || it->second.empty()) {
+      if (it != s.key_queues.end()) {
+        s.key_queues.erase(it);
+      }
+      co_return;
+    }
+    e = std::move(it->second.front());
+    it->second.pop_front();
+    if (stopping) {
+      // Not started: leave it (and the rest of this key) pending, in order.
+      finish(s, e);
+      while (!it->second.empty()) {
+        finish(s, it->second.front());
+        it->second.pop_front();
+      }
+      s.key_queues.erase(it);
+      co_return;
+    }
+  }
+}
+
+void consumer::impl::finish(stream_state& s, const entry& e) {
+  s.held.erase(e.id);
+  --held_count;
+  slot_freed->cancel();
+}
+
+void consumer::impl::ack(stream_state& s, std::string id) {
+  s.acks.push_back(std::move(id));
+  if (s.acks.size() == 1) {
+    s.acks_pending->cancel();
+  }
+}
+
+asio::awaitable<bool> consumer::impl::retry_sleep(std::chrono::milliseconds delay) {
+  if (stopping) {
+    co_return false;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex, delay);
+  retry_timers.insert(&timer);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  retry_timers.erase(&timer);
+  co_return !stopping;
+}
+
+asio::awaitable<void> consumer::impl::process(stream_state& s, entry& e) {
+  for (;;) {
+    if (e.deliveries > options.max_deliveries) {
+      const std::string reason = "delivered " + std::to_string(e.deliveries) +
+                                 " times without success (max_deliveries " +
+                                 std::to_string(options.max_deliveries) + ")";
+      co_await dead_letter(s, e, reason);
+      co_return;
+    }
+    if (observer) {
+      observer(e);
+    }
+    std::string reason;
+    bool permanent = false;
+    bool failed = false;
+    try {
+      asio::awaitable<void> work = handle(e);
+      co_await std::move(work);
+    } catch (const permanent_error& x) {
+      failed = true;
+      permanent = true;
+      reason = std::string(x.kind()) + ": " + x.what();
+    } catch (...) {
+      const auto error = std::current_exception();
+      if (stopping && is_operation_aborted(error)) {
+        co_return;  // cut at the drain deadline: stays pending
+      }
+      failed = true;
+      reason = describe(error);
+    }
+    if (!failed) {
+      ++stats.handled;
+      ack(s, e.id);
+      co_return;
+    }
+    ++stats.failed;
+    if (permanent || e.deliveries >= options.max_deliveries) {
+      if (!permanent) {
+        reason = "failed on delivery " + std::to_string(e.deliveries) + " of " +
+                 std::to_string(options.max_deliveries) + ": " + reason;
+      }
+      co_await dead_letter(s, e, reason);
+      co_return;
+    }
+    CORVO_LOG(debug, channel) << "entry " << e.id << " of " << s.key << " failed (delivery "
+                              << e.deliveries << "): " << reason << "; retrying later";
+    const auto delay = retry_delay(e.deliveries);
+    if (!co_await retry_sleep(delay)) {
+      co_return;  // stopping: stays pending
+    }
+    if (!co_await reown(s, e, delay)) {
+      co_return;  // gone, or taken over by another consumer meanwhile
+    }
+    ++stats.retried;
+  }
+}
+
+// ---- acknowledging -------------------------------------------------------------------------
+
+asio::awaitable<void> consumer::impl::acker(stream_state& s) {
+  backoff errors(options.redis_retry);
+  for (;;) {
+    if (s.acks.empty()) {
+      if (finishing) {
+        co_return;
+      }
+      co_await wait_notified(*s.acks_pending);
+      continue;
+    }
+    std::vector<std::string> batch;
+    if (s.acks.size() <= options.ack_batch) {
+      batch.swap(s.acks);
+    } else {
+      batch.assign(std::make_move_iterator(s.acks.begin()),
+                   std::make_move_iterator(s.acks.begin() + options.ack_batch));
+      s.acks.erase(s.acks.begin(), s.acks.begin() + options.ack_batch);
+    }
+    redis::request req;
+    req.push("XACK", s.key, options.group, batch);
+    redis::response<std::uint64_t> resp;
+    std::string problem;
+    try {
+      co_await redis.exec(req, resp);
+      auto& r = std::get<0>(resp);
+      if (r.has_value()) {
+        stats.acked += batch.size();
+        errors.reset();
+        continue;
+      }
+      if (detail::is_nogroup(r.error())) {
+        CORVO_LOG(warning, channel) << "group " << options.group << " of " << s.key << " is gone; "
+                                    << batch.size() << " acknowledgement(s) dropped";
+        continue;
+      }
+      problem = r.error().message;
+    } catch (...) {
+      problem = describe(std::current_exception());
+    }
+    ++stats.redis_errors;
+    CORVO_LOG(warning, channel) << "XACK on " << s.key << " failed: " << problem << "; retrying";
+    s.acks.insert(s.acks.begin(), std::make_move_iterator(batch.begin()),
+                  std::make_move_iterator(batch.end()));
+    co_await sleep_for(errors.next());
+  }
+}
+
+// ---- life ----------------------------------------------------------------------------------
+
+asio::awaitable<void> consumer::impl::run(handler h) {
+  if (running) {
+    throw std::logic_error("stream::consumer::run() is already running");
+  }
+  auto ex = co_await asio::this_coro::executor;
+  handle = std::move(h);
+  running = true;
+  stopping = false;
+  finishing = false;
+  held_count = 0;
+  workers.emplace(
+      ex, task_group_options{.max_in_flight = 0, .on_failure = failure_policy::collect_errors});
+  slot_freed = notifier(ex);
+  streams.clear();
+  for (const auto& key : options.streams) {
+    auto s = std::make_unique<stream_state>();
+    s->key = key;
+    s->dead_letters = dead_letter_key(key);
+    s->reader = redis.dedicated();
+    s->acks_pending = notifier(ex);
+    streams.push_back(std::move(s));
+  }
+
+  task_group connections(ex);
+  task_group ackers(ex);
+  task_group loops(ex);
+  std::exception_ptr ended_by;
+  try {
+    for (auto& s : streams) {
+      co_await connections.spawn(run_client(*s->reader));
+      co_await ackers.spawn(acker(*s));
+    }
+    for (auto& s : streams) {
+      co_await loops.spawn(reader(*s));
+      co_await loops.spawn(claimer(*s));
+    }
+    co_await loops.join();
+  } catch (...) {
+    ended_by = std::current_exception();
+  }
+  // Stopping: the readers and claimers have ended (join waits for them even when
+  // cancelled). Let the handlers in flight finish, then acknowledge them.
+  co_await asio::this_coro::reset_cancellation_state();
+  stopping = true;
+  for (auto* t : retry_timers) {
+    t->cancel();
+  }
+  if (!co_await workers->join_for(options.drain_timeout)) {
+    CORVO_LOG(warning, channel) << held_count
+                                << " entr(ies) still being handled after the drain timeout; "
+                                   "cancelling them (they stay pending)";
+    workers->cancel();
+    co_await join_quietly(*workers);
+  } else {
+    co_await join_quietly(*workers);  // consumes recorded failures
+  }
+  finishing = true;
+  for (auto& s : streams) {
+    s->acks_pending->cancel();
+  }
+  if (!co_await ackers.join_for(options.drain_timeout)) {
+    ackers.cancel();
+  }
+  co_await join_quietly(ackers);
+  for (auto& s : streams) {
+    if (!s->acks.empty()) {
+      CORVO_LOG(error, channel) << s->acks.size() << " finished entr(ies) of " << s->key
+                                << " could not be acknowledged before stopping; they stay "
+                                   "pending and run again";
+    }
+    s->reader->cancel();
+  }
+  co_await join_quietly(connections);
+  running = false;
+  if (ended_by) {
+    std::rethrow_exception(ended_by);
+  }
+  throw boost::system::system_error(asio::error::operation_aborted);
+}
+
+// ---- public --------------------------------------------------------------------------------
+
+consumer::consumer(redis::client& redis, consumer_options options)
+    : impl_(std::make_unique<impl>(redis, std::move(options))) {
+  const auto& o = impl_->options;
+  if (o.group.empty() || o.streams.empty()) {
+    throw std::invalid_argument("stream::consumer: a group and at least one stream are needed");
+  }
+  if (o.batch == 0 || o.max_in_flight == 0 || o.claim_batch == 0 || o.ack_batch == 0 ||
+      o.max_deliveries == 0) {
+    throw std::invalid_argument(
+        "stream::consumer: batch, max_in_flight, claim_batch, ack_batch and max_deliveries "
+        "must be at least 1");
+  }
+}
+
+consumer::~consumer() = default;
+
+asio::awaitable<void> consumer::run(handler h) {
+  co_await impl_->run(std::move(h));
+}
+
+void consumer::on_start(start_observer observer) {
+  impl_->observer = std::move(observer);
+}
+
+const std::string& consumer::name() const noexcept {
+  return impl_->name;
+}
+
+const consumer_options& consumer::options() const noexcept {
+  return impl_->options;
+}
+
+const consumer_stats& consumer::stats() const noexcept {
+  return impl_->stats;
+}
+
+}  // namespace corvo::stream
