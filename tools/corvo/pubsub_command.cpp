@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "cli.hpp"
 #include "command.hpp"
 #include "store_target.hpp"
 
@@ -24,6 +25,9 @@ namespace redis = corvo::redis;
 namespace pubsub = corvo::pubsub;
 
 namespace {
+
+using corvo::tool::help_requested;
+using corvo::tool::parse_arguments;
 
 constexpr const char* pubsub_usage = R"(usage:
   corvo pubsub publish CHANNEL MESSAGE [--shard]
@@ -109,25 +113,6 @@ target resolve(const target_flags& flags) {
   return out;
 }
 
-bool help_requested(const std::vector<std::string>& args, const std::string& usage,
-                    const po::options_description& options) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << usage << "\n\n" << options << "\n";
-      return true;
-    }
-  }
-  return false;
-}
-
-po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,
-                        po::positional_options_description& positional) {
-  po::variables_map values;
-  po::store(po::command_line_parser(args).options(options).positional(positional).run(), values);
-  po::notify(values);
-  return values;
-}
-
 void quiet_logs() {
   corvo::log::options quiet;
   quiet.min_severity = corvo::log::severity::error;
@@ -185,7 +170,7 @@ int run_publish(const std::vector<std::string>& args) {
   if (help_requested(args, "corvo pubsub publish CHANNEL MESSAGE [--shard]", options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   if (channel.empty()) {
     throw std::invalid_argument("the channel name is empty");
   }
@@ -273,7 +258,7 @@ int run_listen(const std::vector<std::string>& args) {
                      options)) {
     return 0;
   }
-  const auto values = parse(args, options, positional);
+  const auto values = parse_arguments(args, options, &positional);
   if (request.channels.empty() && request.patterns.empty() && request.shard_channels.empty()) {
     throw std::invalid_argument(
         "nothing to listen to: give --channel, --pattern or --shard-channel");

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli.hpp"
 #include "command.hpp"
 #include "store_target.hpp"
 
@@ -28,6 +29,9 @@ namespace redis = corvo::redis;
 namespace queue = corvo::queue;
 
 namespace {
+
+using corvo::tool::help_requested;
+using corvo::tool::parse_arguments;
 
 constexpr const char* queue_usage = R"(usage:
   corvo queue info QUEUE
@@ -108,51 +112,11 @@ corvo::tool::store_target resolve(queue_flags& flags) {
 
 using queue_operation = std::function<asio::awaitable<int>(redis::client&, std::string)>;
 
-asio::awaitable<int> connect_and_run(redis::client& client, corvo::tool::store_target target,
-                                     std::string name, queue_operation op) {
-  co_await corvo::tool::check_reachable(client, target);
-  co_return co_await op(client, std::move(name));
-}
-
 int with_queue(queue_flags& flags, queue_operation op) {
-  corvo::log::options quiet;
-  quiet.min_severity = corvo::log::severity::error;
-  corvo::log::init(quiet);
-  const auto target = resolve(flags);
-  asio::io_context ctx(1);
-  redis::client client(ctx.get_executor(), target.redis);
-  asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
-  int code = 1;
-  std::exception_ptr failed;
-  asio::co_spawn(ctx, connect_and_run(client, target, flags.queue, std::move(op)),
-                 [&](std::exception_ptr e, int result) {
-                   failed = e;
-                   code = result;
-                   client.cancel();
-                 });
-  ctx.run();
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
-  return code;
-}
-
-bool help_requested(const std::vector<std::string>& args, const std::string& usage,
-                    const po::options_description& options) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << usage << "\n\n" << options << "\n";
-      return true;
-    }
-  }
-  return false;
-}
-
-void parse(const std::vector<std::string>& args, po::options_description& options,
-           const po::positional_options_description& positional) {
-  po::variables_map values;
-  po::store(po::command_line_parser(args).options(options).positional(positional).run(), values);
-  po::notify(values);
+  const auto target = resolve(flags);  // may take the queue's name from --config
+  return corvo::tool::run_with_client(
+      target,
+      [name = flags.queue, op = std::move(op)](redis::client& client) { return op(client, name); });
 }
 
 std::string iso8601(std::int64_t ms) {
@@ -212,7 +176,7 @@ int queue_info(const std::vector<std::string>& args) {
   if (help_requested(args, "corvo queue info QUEUE", options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   const bool as_json = flags.json_output;
   return with_queue(flags, [as_json](redis::client& c, std::string name) {
     return show_info(c, std::move(name), as_json);
@@ -260,7 +224,7 @@ int dead_list(const std::vector<std::string>& args) {
   if (help_requested(args, "corvo queue dead list QUEUE [--offset N] [--limit N]", options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   const bool as_json = flags.json_output;
   return with_queue(flags, [=](redis::client& c, std::string name) {
     return list_dead(c, std::move(name), offset, limit, as_json);
@@ -305,7 +269,7 @@ int dead_change(const std::vector<std::string>& args, bool replay) {
   if (help_requested(args, usage, options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   if (id.empty() == !all) {
     throw std::invalid_argument("give exactly one of an item ID and --all");
   }

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli.hpp"
 #include "command.hpp"
 #include "store_target.hpp"
 
@@ -28,6 +29,9 @@ namespace redis = corvo::redis;
 using namespace corvo::schedule;
 
 namespace {
+
+using corvo::tool::help_requested;
+using corvo::tool::parse_arguments;
 
 using corvo::tool::store_flags;
 
@@ -194,9 +198,8 @@ void print_tasks(const std::vector<task>& tasks, bool as_json) {
 
 using store_operation = std::function<asio::awaitable<int>(redis_store&)>;
 
-asio::awaitable<int> connect_and_run(redis::client& conn, corvo::tool::store_target target,
-                                     store_operation op) {
-  co_await corvo::tool::check_reachable(conn, target);
+asio::awaitable<int> run_on_store(redis::client& conn, corvo::tool::store_target target,
+                                  store_operation op) {
   auto options = co_await corvo::tool::store_options(conn, target);
   redis_store s(conn, target.redis, std::move(options));
   co_return co_await op(s);
@@ -205,50 +208,10 @@ asio::awaitable<int> connect_and_run(redis::client& conn, corvo::tool::store_tar
 // Connects (giving up after --connect-timeout), runs `op` against the namespace's store,
 // and returns its exit code.
 int with_store(const store_flags& flags, store_operation op) {
-  corvo::log::options quiet;
-  quiet.min_severity = corvo::log::severity::error;
-  corvo::log::init(quiet);
   const auto target = corvo::tool::resolve_target(flags);
-  asio::io_context ctx(1);
-  redis::client conn(ctx.get_executor(), target.redis);
-  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-  int code = 1;
-  std::exception_ptr failed;
-  asio::co_spawn(ctx, connect_and_run(conn, target, std::move(op)),
-                 [&](std::exception_ptr e, int result) {
-                   failed = e;
-                   code = result;
-                   conn.cancel();
-                 });
-  ctx.run();
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
-  return code;
-}
-
-// --help anywhere on the line: the verb's usage and options, before any required option is
-// checked and without a server.
-bool help_requested(const std::vector<std::string>& args, const std::string& usage,
-                    const po::options_description& options) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << usage << "\n\n" << options << "\n";
-      return true;
-    }
-  }
-  return false;
-}
-
-po::variables_map parse(const std::vector<std::string>& args, po::options_description& options,
-                        po::positional_options_description* positional = nullptr) {
-  po::variables_map values;
-  auto parser = po::command_line_parser(args).options(options);
-  if (positional)
-    parser.positional(*positional);
-  po::store(parser.run(), values);
-  po::notify(values);
-  return values;
+  return corvo::tool::run_with_client(target, [target, op = std::move(op)](redis::client& conn) {
+    return run_on_store(conn, target, op);
+  });
 }
 
 std::vector<std::string> rest(const std::vector<std::string>& args) {
@@ -296,7 +259,7 @@ int schedule_add(const std::vector<std::string>& args) {
                      options)) {
     return 0;
   }
-  parse(args, options);
+  parse_arguments(args, options);
   if (at.empty() == in.empty()) {
     throw std::invalid_argument("give exactly one of --at and --in");
   }
@@ -411,7 +374,7 @@ int with_id(const std::vector<std::string>& args, const std::string& usage, bool
   if (help_requested(args, usage, options)) {
     return 0;
   }
-  parse(args, options, &positional);
+  parse_arguments(args, options, &positional);
   if (id_required && id.empty()) {
     throw std::invalid_argument("missing task id");
   }
@@ -431,7 +394,7 @@ int listing(const std::vector<std::string>& args, bool dead) {
                      options)) {
     return 0;
   }
-  parse(args, options);
+  parse_arguments(args, options);
   return with_store(c, [offset, limit, dead, &c](redis_store& s) {
     return list_tasks(s, offset, limit, dead, c.json_output);
   });
@@ -482,7 +445,7 @@ int run_stats(const std::vector<std::string>& args) {
   if (help_requested(args, "corvo stats", options)) {
     return 0;
   }
-  parse(args, options);
+  parse_arguments(args, options);
   return with_store(c, [&c](redis_store& s) { return show_stats(s, c.json_output); });
 }
 

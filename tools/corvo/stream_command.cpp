@@ -16,6 +16,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli.hpp"
 #include "command.hpp"
 #include "store_target.hpp"
 
@@ -26,6 +27,9 @@ namespace redis = corvo::redis;
 namespace stream = corvo::stream;
 
 namespace {
+
+using corvo::tool::help_requested;
+using corvo::tool::parse_arguments;
 
 constexpr const char* usage = R"(usage:
   corvo stream info STREAM
@@ -101,9 +105,7 @@ corvo::tool::store_target resolve(const connection_flags& flags) {
 
 using operation = std::function<asio::awaitable<int>(stream::admin&)>;
 
-asio::awaitable<int> connect_and_run(redis::client& client, corvo::tool::store_target target,
-                                     operation op) {
-  co_await corvo::tool::check_reachable(client, target);
+asio::awaitable<int> run_admin(redis::client& client, operation op) {
   stream::admin admin(client);
   co_return co_await op(admin);
 }
@@ -111,44 +113,9 @@ asio::awaitable<int> connect_and_run(redis::client& client, corvo::tool::store_t
 // Connects (giving up after --connect-timeout), runs `op`, returns its exit code. Admin
 // errors (missing stream, wrong type, bad id) propagate to main(): message, exit code 1.
 int with_admin(const connection_flags& flags, operation op) {
-  corvo::log::options quiet;
-  quiet.min_severity = corvo::log::severity::error;
-  corvo::log::init(quiet);
-  const auto target = resolve(flags);
-  asio::io_context ctx(1);
-  redis::client client(ctx.get_executor(), target.redis);
-  asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
-  int code = 1;
-  std::exception_ptr failed;
-  asio::co_spawn(ctx, connect_and_run(client, target, std::move(op)),
-                 [&](std::exception_ptr e, int result) {
-                   failed = e;
-                   code = result;
-                   client.cancel();
-                 });
-  ctx.run();
-  if (failed) {
-    std::rethrow_exception(failed);
-  }
-  return code;
-}
-
-bool help_requested(const std::vector<std::string>& args, const std::string& line,
-                    const po::options_description& options) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << line << "\n\n" << options << "\n";
-      return true;
-    }
-  }
-  return false;
-}
-
-void parse(const std::vector<std::string>& args, po::options_description& options,
-           po::positional_options_description& positional) {
-  po::variables_map values;
-  po::store(po::command_line_parser(args).options(options).positional(positional).run(), values);
-  po::notify(values);
+  return corvo::tool::run_with_client(resolve(flags), [op = std::move(op)](redis::client& client) {
+    return run_admin(client, op);
+  });
 }
 
 std::string iso8601_ms(std::int64_t ms) {
@@ -530,7 +497,7 @@ int run_simple(const std::vector<std::string>& args, bool groups) {
   if (help_requested(args, line, options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   if (key.empty()) {
     throw std::invalid_argument("missing STREAM");
   }
@@ -557,7 +524,7 @@ int run_pending(const std::vector<std::string>& args) {
   if (help_requested(args, "corvo stream pending STREAM GROUP [options]", options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   if (key.empty() || group.empty()) {
     throw std::invalid_argument("give STREAM and GROUP");
   }
@@ -610,7 +577,7 @@ int run_dlq(const std::vector<std::string>& args) {
   if (help_requested(rest, "corvo stream dlq " + verb + " STREAM [options]", options)) {
     return 0;
   }
-  parse(rest, options, positional);
+  parse_arguments(rest, options, &positional);
   if (key.empty()) {
     throw std::invalid_argument("missing STREAM");
   }
@@ -663,7 +630,7 @@ int run_trim(const std::vector<std::string>& args) {
                      options)) {
     return 0;
   }
-  parse(args, options, positional);
+  parse_arguments(args, options, &positional);
   if (key.empty()) {
     throw std::invalid_argument("missing STREAM");
   }
