@@ -30,7 +30,9 @@ struct failover_process_options {
   std::string redis_url;
   std::string name_space = "failover";
   std::chrono::milliseconds probe_interval{100};
-  std::chrono::milliseconds probe_timeout{250};
+  // 500 ms: a PING of a healthy server on a loaded CI machine (ASan, parallel tests) stays
+  // well inside it, so only the failures under test take a dependency down.
+  std::chrono::milliseconds probe_timeout{500};
   std::chrono::milliseconds stop_timeout{1000};
   /// Ceiling of the Redis clients' reconnection delays (the connection default is 2 s):
   /// how soon after Redis is back the client reconnects, hence the resume time.
