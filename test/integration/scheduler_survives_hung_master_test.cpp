@@ -275,12 +275,15 @@ BOOST_AUTO_TEST_CASE(healthy_shards_keep_firing_while_a_master_hangs) {
   BOOST_TEST(unfinished == 0u);
   BOOST_TEST(duplicates_healthy == 0u, examples);
   BOOST_REQUIRE(!healthy_lateness.empty());
-  // Healthy shards do not wait for the hung one: p99 lateness under 50 ms during the outage.
-  // This machine also runs the rest of the suite beside this test (ASan, 2 cores), so the
-  // bound is 50 ms or twice what the same shards showed before the stop, whichever is more;
-  // a shard held up by the hung one is seconds late (about 2 s here without the fix).
+  // Healthy shards do not wait for the hung one. A shard held up by the hung master is late
+  // by about the whole hang (stop -> promotion, about 2 s here without the fix). This machine
+  // also runs the rest of the suite beside this test (ASan, 2 cores, CI about twice as
+  // slow), so the bound is the largest of 50 ms, twice what the same shards showed before
+  // the stop, and a quarter of the hang: a held-up shard stays four times above it.
   BOOST_REQUIRE(!healthy_lateness_before.empty());
-  const micros bound = std::max<micros>(50'000, 2 * percentile(healthy_lateness_before, 0.99));
+  const micros bound = std::max<micros>(
+      {50'000, 2 * percentile(healthy_lateness_before, 0.99), (promoted - stopped) / 4});
+  BOOST_TEST_MESSAGE("healthy-shard p99 bound: " << bound / 1000 << " ms");
   BOOST_TEST(percentile(healthy_lateness, 0.99) < bound);
   BOOST_REQUIRE(hung_resumed.has_value());
   BOOST_TEST(*hung_caught_up <= outage_end);
