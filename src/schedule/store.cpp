@@ -1,5 +1,6 @@
 // store::schedule_many: bulk scheduling over any store, a bounded window of schedule() calls
 // in flight.
+#include <algorithm>
 #include <boost/asio/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
@@ -11,9 +12,10 @@ namespace corvo::schedule {
 
 namespace {
 
-struct bulk_outcome {
-  std::vector<bool> failed;  // by input position
-  std::string first_reason;
+struct bulk_failure {
+  std::size_t position;  // in the input
+  std::string id;
+  std::string reason;
 };
 
 bool is_cancellation(const std::exception_ptr& e) {
@@ -36,7 +38,8 @@ std::string reason_of(const std::exception_ptr& e) {
   }
 }
 
-asio::awaitable<void> schedule_one(store& s, task t, std::size_t position, bulk_outcome& out) {
+asio::awaitable<void> schedule_one(store& s, task t, std::size_t position,
+                                   std::vector<bulk_failure>& failures) {
   std::string id = t.id;
   std::exception_ptr failure;
   try {
@@ -50,10 +53,7 @@ asio::awaitable<void> schedule_one(store& s, task t, std::size_t position, bulk_
   if (is_cancellation(failure)) {
     std::rethrow_exception(failure);  // the group's join() reports the cancellation
   }
-  if (out.first_reason.empty()) {
-    out.first_reason = id + ": " + reason_of(failure);
-  }
-  out.failed[position] = true;
+  failures.push_back({position, std::move(id), reason_of(failure)});
 }
 
 }  // namespace
@@ -68,13 +68,8 @@ asio::awaitable<void> store::schedule_many(std::vector<task> tasks, std::size_t 
   if (window == 0) {
     throw std::invalid_argument("schedule_many: the window must be at least 1");
   }
-  bulk_outcome outcome;
-  outcome.failed.assign(tasks.size(), false);
-  std::vector<std::string> ids;
-  ids.reserve(tasks.size());
-  for (const auto& t : tasks) {
-    ids.push_back(t.id);
-  }
+  // Failures only; each child keeps its id until it knows the outcome.
+  std::vector<bulk_failure> failures;
   auto ex = co_await asio::this_coro::executor;
   task_group_options options;
   options.max_in_flight = window;
@@ -83,7 +78,7 @@ asio::awaitable<void> store::schedule_many(std::vector<task> tasks, std::size_t 
   std::exception_ptr stopped;
   try {
     for (std::size_t i = 0; i < tasks.size(); ++i) {
-      if (!co_await group.spawn(schedule_one(*this, std::move(tasks[i]), i, outcome))) {
+      if (!co_await group.spawn(schedule_one(*this, std::move(tasks[i]), i, failures))) {
         break;  // a child saw the cancellation: join() reports it
       }
     }
@@ -91,7 +86,7 @@ asio::awaitable<void> store::schedule_many(std::vector<task> tasks, std::size_t 
     stopped = std::current_exception();  // cancelled while waiting for a free slot
   }
   if (stopped) {
-    // The children use `outcome`: they must end before this frame does.
+    // The children use `failures`: they must end before this frame does.
     group.cancel();
     co_await asio::this_coro::reset_cancellation_state();
     try {
@@ -101,15 +96,18 @@ asio::awaitable<void> store::schedule_many(std::vector<task> tasks, std::size_t 
     std::rethrow_exception(stopped);
   }
   co_await group.join();
+  if (failures.empty()) {
+    co_return;
+  }
+  std::sort(failures.begin(), failures.end(),
+            [](const bulk_failure& a, const bulk_failure& b) { return a.position < b.position; });
+  const std::string first = failures.front().id + ": " + failures.front().reason;
   std::vector<std::string> failed;
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (outcome.failed[i]) {
-      failed.push_back(std::move(ids[i]));
-    }
+  failed.reserve(failures.size());
+  for (auto& f : failures) {
+    failed.push_back(std::move(f.id));
   }
-  if (!failed.empty()) {
-    throw schedule_many_error(std::move(failed), outcome.first_reason);
-  }
+  throw schedule_many_error(std::move(failed), first);
 }
 
 }  // namespace corvo::schedule
