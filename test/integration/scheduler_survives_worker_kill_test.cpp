@@ -3,15 +3,16 @@
 // had started (its leases expire and the survivors take them over), and none runs more than
 // twice.
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/redis_store.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
@@ -63,10 +64,20 @@ asio::awaitable<kill_outcome> kill_mid_run(store& tasks, std::optional<scheduler
       tasks, workers,
       [](const store_stats& s) { return s.scheduled + s.in_flight <= task_count * 3 / 4; }, 120s,
       "a quarter of the tasks");
-  // Kill while the victim's journal shows a run in progress, so the kill cuts runs short
-  // (not a moment between two claims).
+  // Kill with runs in progress, certainly: from now on the victim's new runs never finish
+  // (each says so in its journal), so once one is held the kill cuts it short.
+  auto& victim = workers[0];
+  victim.hold_new_runs();
+  const auto held_by_victim = [&] {
+    return run_journal::read({victim.journal_path()}).held_by_pid.contains(victim.pid());
+  };
   asio::steady_timer pause(co_await asio::this_coro::executor);
-  for (int tries = 0; tries < 10'000 && unfinished_in(workers[0].journal_path()).empty(); ++tries) {
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (!held_by_victim()) {
+    workers.check_alive();
+    if (std::chrono::steady_clock::now() > give_up) {
+      throw std::runtime_error("the victim held no run within 60 s:\n" + victim.log_tail());
+    }
     pause.expires_after(1ms);
     co_await pause.async_wait(asio::use_awaitable);
   }

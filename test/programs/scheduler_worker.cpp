@@ -6,10 +6,12 @@
 // a SIGKILL is kept by the kernel):
 //   S <pid> <task id> <occurrence µs> <now µs>   the handler started a run
 //   F <pid> <task id> <occurrence µs> <now µs>   the handler finished it (the ack follows)
+//   H <pid> <task id> <occurrence µs> <now µs>   the run is held (--hold-file) and never ends
 // task::occurrence tells the occurrences of a recurring task apart (for a one-off task it is
 // the due time it was scheduled for); `now` is the system clock when the line was written
 // (for lateness). With --abort-task ID, the run of task ID calls std::abort() right after
-// its S line.
+// its S line. With --hold-file PATH, a run that starts while PATH exists never finishes (it
+// waits until the process is stopped or killed), so a test can kill it with runs cut short.
 //
 // Standard output: `ready <pid>` once the dispatcher is about to run, and on a graceful stop
 // `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=… connects=…`
@@ -54,6 +56,7 @@ struct worker_options {
   std::string journal_path;
   std::chrono::milliseconds handler_delay{0};
   std::string abort_task;
+  std::string hold_file;
   std::chrono::milliseconds request_timeout{-1};  // < 0: the Redis client's default
   dispatcher_options dispatch;
 };
@@ -88,26 +91,34 @@ class journal {
   pid_t pid_ = ::getpid();
 };
 
-asio::awaitable<void> record_run(journal& out, std::chrono::milliseconds delay,
-                                 const std::string& abort_task, const claimed_task& t) {
+struct recorder {
+  journal* out;
+  std::chrono::milliseconds delay;
+  const std::string* abort_task;
+  const std::string* hold_file;
+  asio::awaitable<void> operator()(const claimed_task& t) const;
+};
+
+asio::awaitable<void> record_run(recorder r, const claimed_task& t) {
+  journal& out = *r.out;
   out.write('S', t.work);
-  if (t.work.id == abort_task) {
+  if (t.work.id == *r.abort_task) {
     std::abort();  // a poison task: takes the whole process (and its other runs) down
   }
+  if (!r.hold_file->empty() && ::access(r.hold_file->c_str(), F_OK) == 0) {
+    out.write('H', t.work);
+    co_await corvo::sleep_for(std::chrono::hours(24));  // held: ends only by cancellation
+  }
+  const auto delay = r.delay;
   if (delay.count() > 0) {
     co_await corvo::sleep_for(delay);
   }
   out.write('F', t.work);
 }
 
-struct recorder {
-  journal* out;
-  std::chrono::milliseconds delay;
-  const std::string* abort_task;
-  asio::awaitable<void> operator()(const claimed_task& t) const {
-    return record_run(*out, delay, *abort_task, t);
-  }
-};
+asio::awaitable<void> recorder::operator()(const claimed_task& t) const {
+  return record_run(*this, t);
+}
 
 asio::awaitable<void> run_client(redis::client& client) {
   co_await client.run();
@@ -137,7 +148,7 @@ asio::awaitable<void> work(worker_options o) {
 
   journal runs(o.journal_path);
   handler_registry handlers;
-  handlers.on_task("record", recorder{&runs, o.handler_delay, &o.abort_task});
+  handlers.on_task("record", recorder{&runs, o.handler_delay, &o.abort_task, &o.hold_file});
   direct_sink sink(handlers);
   redis_store store(commands, config, {.name_space = o.name_space, .shards = o.shards});
   dispatcher dispatch(store, sink, o.dispatch);
@@ -180,6 +191,7 @@ int main(int argc, char** argv) {
       ("max-sleep", po::value(&max_sleep_ms)->default_value(500), "longest sleep in ms")
       ("drain-timeout", po::value(&drain_ms)->default_value(5000), "drain on stop, ms")
       ("abort-task", po::value(&o.abort_task), "a task id whose run calls std::abort()")
+      ("hold-file", po::value(&o.hold_file), "while this file exists, new runs never finish")
       ("request-timeout", po::value(&request_timeout_ms)->default_value(-1),
        "Redis reply deadline in ms (redis.request_timeout; -1: the default)")
       ("log-level", po::value(&log_level)->default_value("warning"), "corvo log level");

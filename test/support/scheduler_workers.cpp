@@ -47,14 +47,23 @@ scheduler_worker::scheduler_worker(const std::filesystem::path& program,
     : name_(name),
       journal_(dir / (name + ".journal")),
       log_(dir / (name + ".log")),
+      hold_(dir / (name + ".hold")),
       process_(
           [&] {
             std::vector<std::string> argv{program.string()};
             argv.insert(argv.end(), args.begin(), args.end());
             argv.insert(argv.end(), {"--journal", journal_.string()});
+            argv.insert(argv.end(), {"--hold-file", hold_.string()});
             return argv;
           }(),
           dir, log_) {}
+
+void scheduler_worker::hold_new_runs() {
+  std::ofstream(hold_).put('\n');
+  if (!std::filesystem::exists(hold_)) {
+    throw std::runtime_error("cannot create " + hold_.string());
+  }
+}
 
 void scheduler_worker::wait_ready(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -242,7 +251,7 @@ run_journal run_journal::read(const std::vector<std::filesystem::path>& journals
       char event = 0;
       pid_t pid = 0;
       std::string id, due;  // due: the occurrence the run belongs to
-      if (!(words >> event >> pid >> id >> due) || (event != 'S' && event != 'F')) {
+      if (!(words >> event >> pid >> id >> due) || (event != 'S' && event != 'F' && event != 'H')) {
         if (!complete) {
           break;  // a killed worker's torn last line
         }
@@ -252,6 +261,8 @@ run_journal run_journal::read(const std::vector<std::filesystem::path>& journals
       if (event == 'S') {
         out.started[key].push_back(pid);
         ++out.starts_by_pid[pid];
+      } else if (event == 'H') {
+        ++out.held_by_pid[pid];
       } else {
         out.finished[key].push_back(pid);
       }

@@ -36,8 +36,8 @@ struct scheduler_worker_stats {
 /// One scheduler_worker process. Killed (SIGKILL) with the object if still running.
 class scheduler_worker {
  public:
-  /// Starts `program` with `args` plus `--journal <dir>/<name>.journal`; output goes to
-  /// `<dir>/<name>.log`.
+  /// Starts `program` with `args` plus `--journal <dir>/<name>.journal` and
+  /// `--hold-file <dir>/<name>.hold`; output goes to `<dir>/<name>.log`.
   scheduler_worker(const std::filesystem::path& program, const std::filesystem::path& dir,
                    const std::string& name, std::vector<std::string> args);
 
@@ -52,6 +52,9 @@ class scheduler_worker {
   bool running() { return process_.running(); }
   /// True once kill() was called: the worker is expected to be gone.
   bool killed() const noexcept { return killed_; }
+  /// From now on, every run this worker starts stays in progress until the process ends
+  /// (creates its hold file): a test that kills it then knows runs are cut short.
+  void hold_new_runs();
   /// SIGKILL, and reap.
   void kill();
   /// SIGTERM and wait (SIGKILL after `timeout`); the wait status.
@@ -65,6 +68,7 @@ class scheduler_worker {
   std::string name_;
   std::filesystem::path journal_;
   std::filesystem::path log_;
+  std::filesystem::path hold_;
   child_process process_;
   bool killed_ = false;
 };
@@ -123,6 +127,8 @@ struct run_journal {
   std::map<std::string, std::vector<pid_t>> finished;
   /// Starts per process.
   std::map<pid_t, std::size_t> starts_by_pid;
+  /// Runs held per process (`H` lines: see scheduler_worker::hold_new_runs).
+  std::map<pid_t, std::size_t> held_by_pid;
 
   /// Reads and merges journals; throws std::runtime_error on a malformed line (a torn last
   /// line of a killed worker is skipped).
