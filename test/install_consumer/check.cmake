@@ -30,6 +30,30 @@ if(NOT rc EQUAL 0 OR NOT out MATCHES "corvo consumer ok")
   message(FATAL_ERROR "consumer did not run correctly (${rc}): ${out}")
 endif()
 message(STATUS "${out}")
+# Components: a Redis-only project (whose binary must not need librdkafka) and one using the
+# scheduler with Kafka, each configured with find_package(corvo COMPONENTS ...).
+foreach(project IN ITEMS redis_only scheduler_kafka)
+  run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR}/${project} -B ${WORK_DIR}/${project}
+      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+      "-DCMAKE_CXX_FLAGS=${flags}" "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}")
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/${project} -j 2)
+  execute_process(COMMAND ${WORK_DIR}/${project}/${project} RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 60)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "consumer ok")
+    message(FATAL_ERROR "${project} did not run correctly (${rc}): ${out}")
+  endif()
+  execute_process(COMMAND readelf -d ${WORK_DIR}/${project}/${project}
+                  OUTPUT_VARIABLE dynamic RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "readelf -d ${project} failed (${rc})")
+  endif()
+  if(project STREQUAL "redis_only" AND dynamic MATCHES "librdkafka")
+    message(FATAL_ERROR "the Redis-only program needs librdkafka:\n${dynamic}")
+  elseif(project STREQUAL "scheduler_kafka" AND NOT dynamic MATCHES "librdkafka")
+    message(FATAL_ERROR "the scheduler+Kafka program does not link librdkafka:\n${dynamic}")
+  endif()
+  message(STATUS "${project}: ${out}")
+endforeach()
 # Documented programs under docs/examples/ run to completion here (they end by themselves),
 # except those that need a live server this test does not start; those are only compiled:
 #   redis_client.cpp   needs a Redis server (README "Redis client in one screen")
