@@ -3,7 +3,7 @@
 // on the embedded mock cluster.
 //
 //   scripts/bench kafka-produce [--messages 200000] [--size 100] [--partitions 8]
-//                               [--window 10000] [--senders 10000] [--rounds 3]
+//                               [--window 10000] [--senders 10000] [--rounds 5] [--warmup 1]
 //                               [--impl all|librdkafka-c|corvo|corvo-coroutines]
 //
 // Both sides: idempotent producer, acks=all, librdkafka defaults otherwise (linger.ms 5,
@@ -20,25 +20,25 @@
 //                     loops spend about twice the CPU per message (`--window 100000`);
 //   corvo-coroutines  `--senders` coroutines that each `co_await producer.send(...)` one
 //                     message after another (a queue-full send suspends).
-// Latency is from the send call to the delivery report. Rounds alternate the sides; each
-// side's median round is reported, then the ratio of corvo's throughput to the C loop's.
+// Latency is from the send call to the delivery report. After `--warmup` discarded runs of
+// each side, rounds alternate the sides (support/report.hpp run_interleaved); each side's
+// line is its median round, and the ratio line is the median of the per-round ratios of
+// corvo's throughput to the C loop's, with the smallest and largest (`ratio_min`,
+// `ratio_max`), so one noisy moment does not decide it.
 
-#include "support/report.hpp"
+#include <librdkafka/rdkafka.h>
 
-#include <corvo/core/log.hpp>
-#include <corvo/kafka/embedded_cluster.hpp>
-#include <corvo/kafka/producer.hpp>
-
+#include <algorithm>
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/program_options.hpp>
-#include <librdkafka/rdkafka.h>
-
-#include <algorithm>
-#include <array>
 #include <chrono>
+#include <corvo/core/log.hpp>
+#include <corvo/kafka/embedded_cluster.hpp>
+#include <corvo/kafka/producer.hpp>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -46,6 +46,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "support/report.hpp"
 
 namespace asio = boost::asio;
 namespace kafka = corvo::kafka;
@@ -60,7 +62,8 @@ struct settings {
   int partitions = 8;
   std::size_t senders = 10'000;
   std::size_t window = 10'000;
-  int rounds = 3;
+  int rounds = 5;
+  int warmup = 1;
   std::string impl = "all";  // or one of librdkafka-c, corvo, corvo-coroutines
 };
 
@@ -264,24 +267,31 @@ round_result run_corvo(const settings& s, const std::string& servers, const std:
   return result;
 }
 
-round_result median(std::vector<round_result> rounds) {
-  std::sort(rounds.begin(), rounds.end(),
-            [](const round_result& a, const round_result& b) { return a.per_s < b.per_s; });
-  return rounds[rounds.size() / 2];
+corvo::bench::metrics to_metrics(const round_result& r) {
+  return {{"per_s", r.per_s},           {"loop_cpu_us_per_msg", r.loop_cpu_us_per_message},
+          {"p50_ms", r.latency.p50_ms}, {"p99_ms", r.latency.p99_ms},
+          {"max_ms", r.latency.max_ms}, {"failed", static_cast<double>(r.failed)}};
 }
 
-void emit(const std::string& impl, const settings& s, const round_result& r) {
+void emit(const std::string& impl, const settings& s,
+          const std::vector<corvo::bench::metrics>& rounds) {
+  // The median round by throughput, whole (its latencies belong to it).
+  auto sorted = rounds;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.at("per_s") < b.at("per_s"); });
+  const auto& r = sorted[sorted.size() / 2];
   corvo::bench::emit({{"bench", "kafka-produce"},
                       {"impl", impl},
                       {"n", s.messages},
+                      {"rounds", rounds.size()},
                       {"message_bytes", s.size},
                       {"partitions", s.partitions},
-                      {"per_s", r.per_s},
-                      {"loop_cpu_us_per_msg", r.loop_cpu_us_per_message},
-                      {"p50_ms", r.latency.p50_ms},
-                      {"p99_ms", r.latency.p99_ms},
-                      {"max_ms", r.latency.max_ms},
-                      {"failed", r.failed}});
+                      {"per_s", r.at("per_s")},
+                      {"loop_cpu_us_per_msg", r.at("loop_cpu_us_per_msg")},
+                      {"p50_ms", r.at("p50_ms")},
+                      {"p99_ms", r.at("p99_ms")},
+                      {"max_ms", r.at("max_ms")},
+                      {"failed", r.at("failed")}});
 }
 
 }  // namespace
@@ -296,6 +306,8 @@ int main(int argc, char** argv) {
       "senders", po::value(&s.senders)->default_value(s.senders),
       "corvo: concurrent sending coroutines")(
       "rounds", po::value(&s.rounds)->default_value(s.rounds), "rounds per implementation")(
+      "warmup", po::value(&s.warmup)->default_value(s.warmup),
+      "discarded runs of each implementation first")(
       "impl", po::value(&s.impl)->default_value(s.impl),
       "all, or one of librdkafka-c, corvo, corvo-coroutines")(
       "window", po::value(&s.window)->default_value(s.window),
@@ -313,30 +325,26 @@ int main(int argc, char** argv) {
   const std::vector<std::string> impls =
       s.impl == "all" ? std::vector<std::string>{"librdkafka-c", "corvo", "corvo-coroutines"}
                       : std::vector<std::string>{s.impl};
-  std::map<std::string, std::vector<round_result>> rounds;
   int topic_number = 0;
-  auto run_one = [&](const std::string& impl) {
-    const std::string topic = "produce-" + std::to_string(topic_number++);
-    cluster.create_topic(topic, s.partitions, 1);
-    const auto& servers = cluster.bootstrap_servers();
-    rounds[impl].push_back(impl == "librdkafka-c"
+  std::vector<corvo::bench::side> sides;
+  for (const auto& impl : impls) {
+    sides.push_back({impl, [&, impl] {
+                       const std::string topic = "produce-" + std::to_string(topic_number++);
+                       cluster.create_topic(topic, s.partitions, 1);
+                       const auto& servers = cluster.bootstrap_servers();
+                       return to_metrics(
+                           impl == "librdkafka-c"
                                ? run_c_loop(s, servers, topic)
                                : run_corvo(s, servers, topic, impl == "corvo-coroutines"));
-    std::cerr << impl << ": " << rounds[impl].back().per_s << "/s, loop thread "
-              << rounds[impl].back().loop_cpu_us_per_message << " us CPU/message\n";
-  };
-  for (int round = 0; round < s.rounds; ++round) {
-    // Rotate the order, so no side always runs first (or last) in a round.
-    for (std::size_t i = 0; i < impls.size(); ++i) {
-      run_one(impls[(i + static_cast<std::size_t>(round)) % impls.size()]);
-    }
+                     }});
   }
+  const auto rounds = corvo::bench::run_interleaved(sides, s.warmup, s.rounds);
   for (const auto& impl : impls) {
-    emit(impl, s, median(rounds[impl]));
+    emit(impl, s, rounds.at(impl));
   }
   if (rounds.contains("librdkafka-c") && rounds.contains("corvo")) {
-    corvo::bench::emit_ratio("kafka-produce", "per_s", median(rounds["corvo"]).per_s,
-                             median(rounds["librdkafka-c"]).per_s);
+    corvo::bench::emit_ratio("kafka-produce", "per_s", rounds.at("corvo"), "per_s",
+                             rounds.at("librdkafka-c"), "per_s");
   }
   return 0;
 }
