@@ -477,4 +477,8 @@ redis::client& subscriber::client() noexcept {
   return *impl_->client;
 }
 
+std::uint16_t subscriber::pin_slot() const noexcept {
+  return impl_->pin_slot;
+}
+
 }  // namespace corvo::pubsub

@@ -42,12 +42,15 @@ asio::awaitable<queue_info> inspect(redis::client& redis, std::string queue) {
   req.push("LLEN", keys.queue());
   req.push("LLEN", keys.dead());
   req.push("ZRANGE", keys.consumers(), 0, -1, "WITHSCORES");
-  redis::response<long long, long long, std::vector<std::pair<std::string, double>>> resp;
+  req.push("ZCARD", keys.delayed());
+  redis::response<long long, long long, std::vector<std::pair<std::string, double>>, long long>
+      resp;
   co_await redis.exec(req, resp);
   queue_info info;
   info.name = keys.queue();
   info.depth = static_cast<std::size_t>(std::get<0>(resp).value());
   info.dead = static_cast<std::size_t>(std::get<1>(resp).value());
+  info.delayed = static_cast<std::size_t>(std::get<3>(resp).value());
   for (const auto& [id, score] : std::get<2>(resp).value()) {
     consumer_info c;
     c.id = id;

@@ -1,5 +1,6 @@
 #include "consumer_engine.hpp"
 
+#include <algorithm>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -271,13 +272,16 @@ asio::awaitable<void> consumer_engine::settle_failure(const std::string& value,
   long long outcome = 0;
   try {
     if (reliable()) {
-      std::vector<std::string> script_keys{processing_key, keys.queue(), keys.dead()};
+      std::vector<std::string> script_keys{processing_key, keys.queue(), keys.dead(),
+                                           keys.delayed()};
+      const auto delay = options.retry_delay_after(envelope.attempts + 1);
       std::vector<std::string> args{value,
                                     reason,
                                     std::to_string(options.max_attempts),
                                     options.consumer,
                                     std::to_string(options.dead_letter_max),
-                                    permanent ? "1" : "0"};
+                                    permanent ? "1" : "0",
+                                    std::to_string(delay.count())};
       redis::response<long long> resp;
       co_await detail::fail.exec(redis, std::move(script_keys), std::move(args), resp);
       outcome = std::get<0>(resp).value();
@@ -316,6 +320,16 @@ asio::awaitable<void> consumer_engine::settle_failure(const std::string& value,
     ++stats.retried;
     CORVO_LOG(info, "queue") << "queue " << keys.queue() << ": item " << id << " attempt "
                              << envelope.attempts + 1 << " failed, will retry: " << reason;
+  } else if (outcome == 3) {
+    ++stats.delayed;
+    delayed_added = true;
+    if (promote_wakeup) {
+      promote_wakeup->cancel();
+    }
+    CORVO_LOG(info, "queue") << "queue " << keys.queue() << ": item " << id << " attempt "
+                             << envelope.attempts + 1 << " failed, will retry in "
+                             << options.retry_delay_after(envelope.attempts + 1).count()
+                             << " ms: " << reason;
   } else {
     ++stats.dead_lettered;
     CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": item " << id
@@ -433,6 +447,55 @@ asio::awaitable<void> consumer_engine::acker() {
   }
 }
 
+// ---- retry delay -----------------------------------------------------------------------
+
+// Moves due items of the delayed set back to the queue: at once when this consumer delayed
+// one (a new earliest due time), then when the earliest is due, and at least every
+// min(retry_delay, 1 s) for items other processes delayed (they may have died since).
+asio::awaitable<void> consumer_engine::promote_loop() {
+  constexpr std::size_t most = 1000;
+  const auto poll = std::clamp(options.retry_delay, std::chrono::milliseconds(10),
+                               std::chrono::milliseconds(1000));
+  backoff delays(redis_retry);
+  for (;;) {
+    delayed_added = false;
+    auto pause = poll;
+    std::exception_ptr failed;
+    try {
+      std::vector<std::string> script_keys{keys.delayed(), keys.queue()};
+      std::vector<std::string> args{std::to_string(most)};
+      redis::response<std::vector<long long>> resp;
+      co_await detail::promote_due.exec(redis, std::move(script_keys), std::move(args), resp);
+      const auto& result = std::get<0>(resp).value();
+      const long long moved = result.size() > 0 ? result[0] : 0;
+      const long long wait_ms = result.size() > 1 ? result[1] : -1;
+      stats.promoted += static_cast<std::uint64_t>(moved);
+      if (moved >= static_cast<long long>(most)) {
+        pause = std::chrono::milliseconds(0);
+      } else if (wait_ms >= 0) {
+        pause = std::min(pause, std::chrono::milliseconds(wait_ms));
+      }
+      delays.reset();
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    if (failed) {
+      if (is_operation_aborted(failed)) {
+        std::rethrow_exception(failed);
+      }
+      ++stats.redis_errors;
+      CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": moving due delayed items "
+                                  << "failed: " << corvo::describe(failed) << "; retrying";
+      pause = std::chrono::duration_cast<std::chrono::milliseconds>(delays.next());
+    }
+    if (delayed_added || pause.count() == 0) {
+      continue;
+    }
+    promote_wakeup->expires_after(pause);
+    co_await wait(*promote_wakeup);
+  }
+}
+
 // ---- heartbeat -------------------------------------------------------------------------
 
 asio::awaitable<void> consumer_engine::beat() {
@@ -541,6 +604,7 @@ asio::awaitable<void> consumer_engine::run() {
   idle = notifier(ex);
   acks_pending = notifier(ex);
   fetch_finished = notifier(ex);
+  promote_wakeup = notifier(ex);
   blocking = redis.dedicated();
 
   task_group background(ex);
@@ -557,6 +621,9 @@ asio::awaitable<void> consumer_engine::run() {
       co_await background.spawn(heartbeat_loop());
       if (options.reap) {
         co_await background.spawn(reaps.run());
+      }
+      if (options.retry_delay.count() > 0) {
+        co_await background.spawn(promote_loop());
       }
       co_await ackers.spawn(acker());
     }

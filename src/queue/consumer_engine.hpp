@@ -50,6 +50,7 @@ struct consumer_engine {
   bool stopping = false;   // no new takes; cut runs are handed back
   bool finishing = false;  // every run ended: the acker sends what is left and ends
   bool adopt_needed = false;
+  bool delayed_added = false;  // an item was delayed since the promoter last looked
   bool fetch_done = false;
   std::exception_ptr fetch_failure;
   std::optional<asio::any_io_executor> executor;
@@ -64,6 +65,7 @@ struct consumer_engine {
   std::unique_ptr<asio::steady_timer> idle;
   std::unique_ptr<asio::steady_timer> acks_pending;
   std::unique_ptr<asio::steady_timer> fetch_finished;
+  std::unique_ptr<asio::steady_timer> promote_wakeup;
 
   bool reliable() const noexcept { return kind == delivery::reliable; }
 
@@ -81,6 +83,7 @@ struct consumer_engine {
   asio::awaitable<void> acker();
   asio::awaitable<void> beat();
   asio::awaitable<void> heartbeat_loop();
+  asio::awaitable<void> promote_loop();
   asio::awaitable<void> start_up();
   asio::awaitable<void> leave();
   asio::awaitable<void> wait_for_fetch_or_cancel();

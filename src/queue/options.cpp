@@ -23,6 +23,8 @@ queue_options queue_options::from(const corvo::config& cfg, std::string_view sec
   o.reap_interval = s.get_or("reap_interval", o.reap_interval);
   o.forget_after = s.get_or("forget_after", o.forget_after);
   o.dead_letter_max = s.get_or<std::size_t>("dead_letter_max", o.dead_letter_max);
+  o.retry_delay = s.get_or("retry_delay", o.retry_delay);
+  o.retry_delay_max = s.get_or("retry_delay_max", o.retry_delay_max);
   cfg.reject_unknown_keys(section);
   try {
     o.validate();
@@ -53,6 +55,9 @@ void queue_options::validate() const {
   if (dead_letter_max == 0) {
     throw std::invalid_argument("dead_letter_max must be at least 1");
   }
+  if (retry_delay.count() < 0 || retry_delay_max < retry_delay) {
+    throw std::invalid_argument("retry_delay must be at least 0 and at most retry_delay_max");
+  }
   if (consumer.find_first_of("{}") != std::string::npos) {
     throw std::invalid_argument("a consumer id cannot contain '{' or '}'");
   }
@@ -65,6 +70,14 @@ std::chrono::milliseconds queue_options::effective_heartbeat_interval() const {
 std::chrono::milliseconds queue_options::effective_reap_interval() const {
   return reap_interval.count() > 0 ? reap_interval
                                    : std::max(heartbeat_ttl / 2, std::chrono::milliseconds(1));
+}
+
+std::chrono::milliseconds queue_options::retry_delay_after(std::uint32_t failures) const {
+  auto delay = retry_delay;
+  for (std::uint32_t i = 1; i < failures && delay < retry_delay_max; ++i) {
+    delay *= 2;
+  }
+  return std::min(delay, retry_delay_max);
 }
 
 std::string queue_options::generated_consumer_id() {

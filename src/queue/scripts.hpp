@@ -43,11 +43,14 @@ redis.call('LPUSH', KEYS[2], unpack(items))
 return items
 )lua");
 
-// Settles a failed delivery. KEYS: processing, queue, dead.
-// ARGV: item, reason, max_attempts, consumer, dead_letter_max, permanent (1/0).
+// Settles a failed delivery. KEYS: processing, queue, dead, delayed.
+// ARGV: item, reason, max_attempts, consumer, dead_letter_max, permanent (1/0),
+// delay ms (0: none).
 // Returns -1 when the item is no longer in the processing list (the reaper took it), 1 when
 // it went back to the queue (at the back of the line: LPUSH) with attempts + 1, 2 when it
-// was dead-lettered.
+// was dead-lettered, 3 when it went to the delayed set with attempts + 1, due now + delay.
+// Leaving the processing list and entering the queue, the dead letters or the delayed set
+// is one step: a crash at any point loses nothing.
 inline const redis::script fail(prelude + R"lua(
 if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return -1 end
 local id, n, body = parse(ARGV[1])
@@ -56,8 +59,31 @@ if ARGV[6] == '1' or n >= tonumber(ARGV[3]) then
   bury(KEYS[3], tonumber(ARGV[5]), ARGV[2], n, ARGV[4], wrap(id, n, body))
   return 2
 end
+local delay = tonumber(ARGV[7])
+if delay > 0 then
+  redis.call('ZADD', KEYS[4], now_ms() + delay, wrap(id, n, body))
+  return 3
+end
 redis.call('LPUSH', KEYS[2], wrap(id, n, body))
 return 1
+)lua");
+
+// Moves up to ARGV[1] due items of the delayed set to the back of the queue (LPUSH), the
+// earliest due first (so it is consumed first). KEYS: delayed, queue.
+// Returns {moved, ms until the next item is due (-1: none left)}.
+inline const redis::script promote_due(prelude + R"lua(
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for i = 1, #due do
+  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('LPUSH', KEYS[2], due[i])
+end
+local wait = -1
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #next > 0 then
+  wait = math.max(0, tonumber(next[2]) - now)
+end
+return {#due, wait}
 )lua");
 
 // Dead-letters an item a work_queue popped (it is in no list any more).

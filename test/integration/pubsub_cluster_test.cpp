@@ -2,8 +2,9 @@
 // several masters deliver every message in publish order; after a master is killed and its
 // replica promoted, every subscription is back (PUBSUB NUMSUB / SHARDNUMSUB on the masters
 // prove it) and later messages arrive; a shard channel whose slot migrates (CLUSTER
-// SETSLOT) keeps receiving on the new owner; a refused subscription (NOPERM) is all or
-// nothing across slots.
+// SETSLOT) keeps receiving on the new owner; plain channels whose pinned slot migrates
+// (the master staying a master) keep following that master; a refused subscription (NOPERM) is all
+// or nothing across slots.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
@@ -209,6 +210,72 @@ BOOST_AUTO_TEST_CASE(every_subscription_is_back_after_a_master_failover) {
   BOOST_TEST(resubscriptions == n + 2 * static_cast<std::uint64_t>(plain_on_victim));
 }
 
+// Moves an empty slot from its owner to `target` (IMPORTING / MIGRATING / NODE on every
+// master).
+void migrate_slot(redis_cluster& cluster, int slot, std::size_t target) {
+  const std::size_t source = cluster.node_for_slot(slot);
+  const std::string s = std::to_string(slot);
+  cluster.node(target).cli("CLUSTER", "SETSLOT", s, "IMPORTING", cluster.node_id(source));
+  cluster.node(source).cli("CLUSTER", "SETSLOT", s, "MIGRATING", cluster.node_id(target));
+  for (std::size_t m : cluster.masters()) {
+    cluster.node(m).cli("CLUSTER", "SETSLOT", s, "NODE", cluster.node_id(target));
+  }
+}
+
+std::string numsub_on(redis_cluster& cluster, std::size_t node, const std::string& channel) {
+  return cluster.node(node).cli("PUBSUB", "NUMSUB", channel);
+}
+
+// The pinned slot of a subscriber's plain channels migrates while its master stays a
+// master: once the subscriber's client has the new map, it pins another slot of the same
+// master, so later SUBSCRIBE / UNSUBSCRIBE still reach the connection holding the
+// subscriptions (without the re-pin they would go to the slot's new owner: a second
+// subscription there, and an UNSUBSCRIBE that leaves the first one in place).
+asio::awaitable<void> plain_channels_follow_their_pinned_master(redis_cluster& cluster,
+                                                                redis::client& publisher,
+                                                                pubsub::subscriber& sub,
+                                                                received_log& log) {
+  std::vector<std::string> first{"plain-a"};
+  co_await sub.subscribe(first);
+  const std::uint16_t pinned_slot = sub.pin_slot();
+  const std::size_t holder = cluster.node_for_slot(pinned_slot);
+  std::size_t other = 0;
+  for (std::size_t m : cluster.masters()) {
+    if (m != holder) {
+      other = m;
+      break;
+    }
+  }
+  BOOST_TEST_REQUIRE(numsub_on(cluster, holder, "plain-a") == "plain-a\n1");
+  co_await pubsub::publish(publisher, "plain-a", "a-before");
+  BOOST_REQUIRE(co_await eventually([&] { return log.total == 1; }, 20s));
+
+  migrate_slot(cluster, pinned_slot, other);
+  const std::string other_address = cluster.node(other).address();
+  BOOST_REQUIRE(co_await eventually(
+      [&] {
+        const auto map = sub.client().cluster()->topology();
+        const auto* owner = map.master_of(pinned_slot);
+        return owner != nullptr && owner->address() == other_address;
+      },
+      20s));  // the subscriber's client refreshed its map (refresh_interval 200 ms)
+  BOOST_REQUIRE(co_await eventually([&] { return sub.pin_slot() != pinned_slot; }, 20s));
+  BOOST_TEST(cluster.node_for_slot(sub.pin_slot()) == holder);  // same master, another slot
+
+  std::vector<std::string> second{"plain-b"};
+  co_await sub.subscribe(second);
+  BOOST_TEST(numsub_on(cluster, holder, "plain-b") == "plain-b\n1");
+  BOOST_TEST(numsub_on(cluster, other, "plain-b") == "plain-b\n0");
+  co_await sub.unsubscribe(first);
+  BOOST_TEST(numsub_on(cluster, holder, "plain-a") == "plain-a\n0");
+  co_await pubsub::publish(publisher, "plain-a", "a-after");  // not subscribed any more
+  co_await pubsub::publish(publisher, "plain-b", "b-after");
+  BOOST_REQUIRE(co_await eventually([&] { return log.total == 2; }, 20s));
+  co_await pubsub::publish(publisher, "plain-b", "b-last");
+  BOOST_REQUIRE(co_await eventually([&] { return log.total == 3; }, 20s));
+  BOOST_TEST(sub.stats().resubscriptions == 0u);  // the master never left: nothing restored
+}
+
 BOOST_AUTO_TEST_CASE(a_shard_channel_keeps_receiving_after_its_slot_migrates) {
   redis_cluster cluster;
   const std::string channel = "{moving}";
@@ -227,6 +294,12 @@ BOOST_AUTO_TEST_CASE(a_shard_channel_keeps_receiving_after_its_slot_migrates) {
   redis::client publisher(ctx.get_executor(), cfg);
   asio::co_spawn(ctx, publisher.run(), log_end{});
   fleet f(ctx, cfg, 3);
+  auto plain_cfg = cfg;
+  plain_cfg.cluster->refresh_interval = 200ms;  // sees the migration without a MOVED
+  pubsub::subscriber plain(ctx.get_executor(), plain_cfg);
+  asio::co_spawn(ctx, plain.run(), log_end{});
+  received_log plain_log;
+  asio::co_spawn(ctx, receive_into(plain, plain_log), log_end{});
 
   const auto scenario = [&]() -> asio::awaitable<void> {
     for (auto& sub : f.subs) {
@@ -239,12 +312,7 @@ BOOST_AUTO_TEST_CASE(a_shard_channel_keeps_receiving_after_its_slot_migrates) {
     BOOST_REQUIRE(co_await eventually([&] { return f.total() == 30; }, 20s));
 
     // The slot holds no keys: IMPORTING / MIGRATING / NODE on every master moves it.
-    const std::string s = std::to_string(slot);
-    cluster.node(target).cli("CLUSTER", "SETSLOT", s, "IMPORTING", cluster.node_id(source));
-    cluster.node(source).cli("CLUSTER", "SETSLOT", s, "MIGRATING", cluster.node_id(target));
-    for (std::size_t m : cluster.masters()) {
-      cluster.node(m).cli("CLUSTER", "SETSLOT", s, "NODE", cluster.node_id(target));
-    }
+    migrate_slot(cluster, slot, target);
 
     BOOST_REQUIRE(co_await eventually(
         [&] {
@@ -261,11 +329,17 @@ BOOST_AUTO_TEST_CASE(a_shard_channel_keeps_receiving_after_its_slot_migrates) {
     // Served by the target now, with all three subscribers there and none left behind.
     BOOST_TEST(cluster.node(target).cli("PUBSUB", "SHARDNUMSUB", channel) == channel + "\n3");
     BOOST_TEST(cluster.node(source).cli("PUBSUB", "SHARDNUMSUB", channel) == channel + "\n0");
+
+    // Same cluster, second part: a plain subscriber whose pinned slot migrates.
+    co_await plain_channels_follow_their_pinned_master(cluster, publisher, plain, plain_log);
   };
   corvo::test::run(ctx, scenario(), [&] {
     publisher.cancel();
     f.cancel();
+    plain.cancel();
   });
+  BOOST_TEST(plain_log.by_source["plain-a"] == std::vector<std::string>{"a-before"});
+  BOOST_TEST(plain_log.by_source["plain-b"] == (std::vector<std::string>{"b-after", "b-last"}));
 
   BOOST_TEST(cluster.node_for_slot(slot) == target);
   auto expected = numbered("before-", 10);

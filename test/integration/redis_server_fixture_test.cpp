@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
@@ -183,6 +184,35 @@ BOOST_AUTO_TEST_CASE(stopped_server_can_be_restarted) {
   BOOST_TEST(!server.running());
   server.restart();
   BOOST_TEST(server.cli("PING") == "PONG");
+}
+
+// The child dies with the thread that forked it (PR_SET_PDEATHSIG): a server started from a
+// helper thread was SIGKILLed when that thread ended. stop() may run on a helper thread;
+// start() refuses any thread but the constructing one, and a server it starts outlives the
+// helper thread that stopped it.
+BOOST_AUTO_TEST_CASE(server_stopped_on_a_helper_thread_is_started_on_its_own_thread) {
+  redis_server_options options;
+  options.append_only = true;
+  redis_server server(options);
+  BOOST_TEST(server.cli("SET", "k", "v") == "OK");
+  std::thread([&] { server.stop(); }).join();
+  BOOST_TEST(!server.running());
+  bool refused = false;
+  std::thread([&] {
+    try {
+      server.start();
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+  }).join();
+  BOOST_TEST(refused);
+  BOOST_TEST(!server.running());
+  server.start();
+  server.wait_ready();
+  std::thread([] {}).join();  // another thread ending does not take the server with it
+  BOOST_TEST(server.running());
+  BOOST_TEST(server.cli("GET", "k") == "v");
+  BOOST_CHECK_THROW(server.start(), std::logic_error);  // already running
 }
 
 BOOST_AUTO_TEST_CASE(destroying_the_fixture_ends_the_server_and_removes_its_dir) {

@@ -116,7 +116,7 @@ void redis_server::stop() {
 
 void redis_server::restart() {
   stop();
-  launch();
+  start();
   if (!await_ping(20s)) {
     fail("did not come back on port " + std::to_string(port_) + " after restart");
   }
@@ -200,7 +200,20 @@ void redis_server::write_config() const {
   }
 }
 
+void redis_server::start() {
+  if (running()) {
+    throw std::logic_error("redis_server::start: the server on port " + std::to_string(port_) +
+                           " is still running");
+  }
+  launch();
+}
+
 void redis_server::launch() {
+  if (std::this_thread::get_id() != owner_) {
+    // PR_SET_PDEATHSIG ties the child to the forking thread: it would be SIGKILLed when a
+    // helper thread ends, and the server would "not come back".
+    throw std::logic_error("redis_server: start the server on the thread that constructed it");
+  }
   process_.reset();
   process_.emplace(std::vector<std::string>{"redis-server", config_path().string()}, dir(),
                    log_path());

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/child_process.hpp"
@@ -88,8 +89,16 @@ class redis_server {
   /// Graceful stop (SIGTERM: redis flushes the AOF and exits); SIGKILL after 10 s.
   void stop();
   /// Stops the server if it runs, then starts it again on the same port, with the same dir
-  /// and data, and waits until it answers PING.
+  /// and data, and waits until it answers PING. Call it on the thread that constructed the
+  /// server, like `start()`.
   void restart();
+  /// Starts the stopped (or killed) server again on the same port, with the same dir and
+  /// data, without waiting for it. `stop()`/`kill()` may run on any thread (e.g. a helper
+  /// thread, so the test's io_context keeps running during the outage), but the server must be
+  /// started on the thread that constructed it: the child dies with the thread that forked
+  /// it (PR_SET_PDEATHSIG), so a server started from a short-lived helper thread was killed
+  /// as soon as that thread ended. Throws `std::logic_error` on another thread.
+  void start();
 
   /// `redis-cli` against this server (TLS and auth flags added) with `args`; returns stdout
   /// without its trailing newline. Error replies show up in the output (`ERR ...`).
@@ -130,6 +139,7 @@ class redis_server {
   std::string host_ = "127.0.0.1";
   std::uint16_t port_ = 0;
   std::optional<child_process> process_;
+  std::thread::id owner_ = std::this_thread::get_id();
 };
 
 }  // namespace corvo::test

@@ -42,6 +42,7 @@ BOOST_AUTO_TEST_CASE(keys_of_a_queue_share_one_hash_tag) {
   BOOST_TEST(plain.heartbeat("w1") == "{coupons}:heartbeat:w1");
   BOOST_TEST(plain.consumers() == "{coupons}:consumers");
   BOOST_TEST(plain.dead() == "{coupons}:dead");
+  BOOST_TEST(plain.delayed() == "{coupons}:delayed");
   const queue::queue_keys tagged("{shop}:coupons");
   BOOST_TEST(tagged.dead() == "{shop}:coupons:dead");
   BOOST_TEST(queue::has_hash_tag("{a}b"));
@@ -79,7 +80,8 @@ BOOST_AUTO_TEST_CASE(options_from_the_configuration_with_unknown_keys_refused) {
   BOOST_TEST(o.effective_heartbeat_interval().count() == 2000);
   BOOST_TEST(o.effective_reap_interval().count() == 3000);
   BOOST_TEST(!o.reap);
-  BOOST_TEST(o.drain_timeout.count() == 10'000);  // default
+  BOOST_TEST(o.drain_timeout.count() == 10'000);    // default
+  BOOST_TEST(o.retry_delay_max.count() == 60'000);  // default
 
   const auto refused = [](const std::string& json, const std::string& expected) {
     auto c = corvo::config::from_string(json);
@@ -97,6 +99,24 @@ BOOST_AUTO_TEST_CASE(options_from_the_configuration_with_unknown_keys_refused) {
   refused(R"({"q":{"name":"a","heartbeat_ttl":"1s","heartbeat_interval":"2s"}})",
           "heartbeat_interval");
   refused(R"({"q":{"name":"a","max_attempts":"many"}})", "max_attempts");
+  refused(R"({"q":{"name":"a","retry_delay":"2m","retry_delay_max":"1m"}})", "retry_delay");
+  refused(R"({"q":{"name":"a","retry_delay":"soon"}})", "retry_delay");
+}
+
+BOOST_AUTO_TEST_CASE(the_retry_delay_doubles_per_failure_up_to_its_maximum) {
+  queue::queue_options off;
+  BOOST_TEST(off.retry_delay.count() == 0);  // default: back in the queue at once
+  BOOST_TEST(off.retry_delay_after(5).count() == 0);
+  auto cfg = corvo::config::from_string(
+      R"({"q":{"name":"a","retry_delay":"250ms","retry_delay_max":"1s"}})");
+  const auto o = queue::queue_options::from(cfg, "q");
+  BOOST_TEST(o.retry_delay.count() == 250);
+  BOOST_TEST(o.retry_delay_max.count() == 1000);
+  BOOST_TEST(o.retry_delay_after(1).count() == 250);
+  BOOST_TEST(o.retry_delay_after(2).count() == 500);
+  BOOST_TEST(o.retry_delay_after(3).count() == 1000);
+  BOOST_TEST(o.retry_delay_after(4).count() == 1000);
+  BOOST_TEST(o.retry_delay_after(1'000'000).count() == 1000);  // no overflow
 }
 
 namespace {

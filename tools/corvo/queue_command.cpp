@@ -145,12 +145,16 @@ asio::awaitable<int> show_info(redis::client& client, std::string name, bool as_
     std::cout << json::serialize(json::object{{"queue", info.name},
                                               {"depth", info.depth},
                                               {"dead", info.dead},
+                                              {"delayed", info.delayed},
                                               {"consumers", std::move(consumers)}})
               << "\n";
     co_return 0;
   }
-  std::cout << "queue " << info.name << ": " << info.depth << " waiting, " << info.dead
-            << " dead\n";
+  std::cout << "queue " << info.name << ": " << info.depth << " waiting, " << info.dead << " dead";
+  if (info.delayed > 0) {
+    std::cout << ", " << info.delayed << " delayed (retry_delay)";
+  }
+  std::cout << "\n";
   if (info.consumers.empty()) {
     std::cout << "consumers: (none registered)\n";
   } else {

@@ -156,6 +156,12 @@ class subscriber {
   /// The client this subscriber reads from (for its stats; do not receive() from it).
   redis::client& client() noexcept;
 
+  /// Cluster: the slot whose master holds this subscriber's channels and patterns (their
+  /// commands are routed by it). It changes only when that slot migrates away while its
+  /// master stays a master: another slot of the same master is pinned then, so the commands
+  /// keep reaching the connection that holds the subscriptions. Meaningless standalone.
+  std::uint16_t pin_slot() const noexcept;
+
   struct impl;
 
  private:

@@ -45,6 +45,8 @@ struct queue_info {
   std::vector<consumer_info> consumers;
   /// Dead letters kept.
   std::size_t dead = 0;
+  /// Failed items waiting for their retry delay (reliable queues with retry_delay).
+  std::size_t delayed = 0;
 };
 
 struct dead_letter {

@@ -20,6 +20,8 @@ struct queue_stats {
   std::uint64_t taken = 0;          ///< items popped or moved to the processing list
   std::uint64_t succeeded = 0;      ///< handled and acknowledged (work_queue: handled)
   std::uint64_t retried = 0;        ///< failed and put back in the queue (reliable)
+  std::uint64_t delayed = 0;        ///< failed and put in the delayed set (retry_delay)
+  std::uint64_t promoted = 0;       ///< due delayed items this consumer moved to the queue
   std::uint64_t dead_lettered = 0;  ///< sent to the dead letters (permanent, or attempts used up)
   std::uint64_t stale = 0;          ///< acks/failures refused: the reaper had taken the item
   std::uint64_t handed_back = 0;    ///< cut at a stop and returned to the queue uncounted

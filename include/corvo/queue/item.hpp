@@ -81,6 +81,8 @@ class queue_keys {
   std::string heartbeat(std::string_view consumer) const;
   std::string consumers() const { return tag_ + ":consumers"; }
   std::string dead() const { return tag_ + ":dead"; }
+  /// Failed items waiting for their retry delay (ZSET, score = due time in server ms).
+  std::string delayed() const { return tag_ + ":delayed"; }
 
  private:
   std::string queue_;

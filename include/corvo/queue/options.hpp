@@ -21,6 +21,9 @@
 //   forget_after        a dead consumer with an empty processing list is forgotten this long
 //                       after its last heartbeat (1h)
 //   dead_letter_max     dead letters kept; older ones are dropped (100000)
+//   retry_delay         reliable: a failed item waits this long before its next attempt,
+//                       doubled per further failure (0: back in the queue at once; 0)
+//   retry_delay_max     reliable: the longest retry delay (60s)
 // Unknown keys in the section are refused (config_error naming the nearest known key).
 // Every process of one reliable queue must use the same max_attempts and heartbeat_ttl:
 // the reaper applies its own values to other consumers' items.
@@ -50,6 +53,15 @@ struct queue_options {
   std::chrono::milliseconds reap_interval{0};
   std::chrono::milliseconds forget_after{3'600'000};
   std::size_t dead_letter_max = 100'000;
+  /// Reliable: the delay before the second attempt of a failed item; each further failure
+  /// doubles it, up to retry_delay_max. The item waits in the queue's delayed set
+  /// (queue_keys::delayed(), in Redis) and the consumers move it back to the queue when due.
+  /// 0: a failed item goes back to the queue at once.
+  std::chrono::milliseconds retry_delay{0};
+  std::chrono::milliseconds retry_delay_max{60'000};
+
+  /// The delay after the `failures`-th failed delivery of an item (failures >= 1).
+  std::chrono::milliseconds retry_delay_after(std::uint32_t failures) const;
 
   /// Reads section `section` of `cfg` (see the header comment), then validate()s. Throws
   /// corvo::config_error naming the key.
