@@ -11,14 +11,16 @@
 //
 // The first EVALSHA on a server that has not seen the script (or after SCRIPT FLUSH or a
 // restart) gets NOSCRIPT; exec() then sends SCRIPT LOAD and the EVALSHA again, so callers
-// never see NOSCRIPT. Scripts declare every key they touch in KEYS (Redis Cluster routes by
+// never see NOSCRIPT. On a cluster client the SCRIPT LOAD goes to the master of the first
+// key only (each master loads the script on its own first NOSCRIPT), so a master that is
+// down does not hold up scripts on the others; a script without keys is loaded on every
+// master. Scripts declare every key they touch in KEYS (Redis Cluster routes by
 // them).
 
+#include <boost/asio/awaitable.hpp>
+#include <corvo/redis/cluster/routing.hpp>
 #include <corvo/redis/request.hpp>
 #include <corvo/redis/response.hpp>
-
-#include <boost/asio/awaitable.hpp>
-
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -61,7 +63,18 @@ class script {
       request load;
       push_load_to(load);
       response<std::string> loaded;
-      co_await conn.exec(load, loaded);
+      if constexpr (requires { conn.exec(load, loaded, route_hint{}); }) {
+        if (!keys.empty()) {
+          // A cluster: load it on the master of the keys (the one that said NOSCRIPT), not
+          // on every master, which would wait for any master that is down.
+          const auto to_keys = route_hint::for_key(keys.front());
+          co_await conn.exec(load, loaded, to_keys);
+        } else {
+          co_await conn.exec(load, loaded);
+        }
+      } else {
+        co_await conn.exec(load, loaded);
+      }
       loaded_sha1_matches(std::get<0>(loaded));
       co_await conn.exec(req, resp);
     }
