@@ -1,7 +1,9 @@
-// samples/access_events run as a user would (its own process, real HTTP), against SQLite and
-// a throwaway PostgreSQL: 10,000 requests from a concurrent client in three phases, with
-// redis-server (AOF, appendfsync always) killed after the first and restarted after the
-// second. Proves: no request fails during the outage; the consumer is stopped while Redis
+#pragma once
+// The scenario of access_events_{sqlite,postgresql}_test (one executable per backend, so
+// CTest runs them side by side): samples/access_events run as a user would (its own process, real
+// HTTP), against SQLite and a throwaway PostgreSQL: 10,000 requests from a concurrent client in
+// three phases, with redis-server (AOF, appendfsync always) killed after the first and restarted
+// after the second. Proves: no request fails during the outage; the consumer is stopped while Redis
 // is down and runs again after; every request's event is stored exactly once (none lost,
 // none doubled, nothing dropped); the summary API matches the requests made.
 #include <sys/wait.h>
@@ -29,9 +31,9 @@ namespace json = boost::json;
 namespace db = corvo::samples::db;
 using namespace std::chrono_literals;
 
-namespace {
+namespace access_events_scenario {
 
-std::string read_file(const std::filesystem::path& path) {
+inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::ostringstream text;
   text << in.rdbuf();
@@ -39,8 +41,8 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 // The program's HTTP port, from its "listening on 127.0.0.1:PORT" line.
-unsigned short wait_for_port(corvo::test::child_process& program,
-                             const std::filesystem::path& log) {
+inline unsigned short wait_for_port(corvo::test::child_process& program,
+                                    const std::filesystem::path& log) {
   static const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
   const auto until = std::chrono::steady_clock::now() + 60s;
   while (std::chrono::steady_clock::now() < until) {
@@ -56,17 +58,17 @@ unsigned short wait_for_port(corvo::test::child_process& program,
   return 0;
 }
 
-asio::awaitable<json::object> stats(unsigned short port) {
+inline asio::awaitable<json::object> stats(unsigned short port) {
   auto [status, body] = co_await access_events::http_get(port, "/admin/api/v1/event/access/stats");
   BOOST_REQUIRE_EQUAL(status, 200);
   co_return json::parse(body).as_object();
 }
 
-std::int64_t number(const json::object& o, std::string_view key) {
+inline std::int64_t number(const json::object& o, std::string_view key) {
   return o.at(key).to_number<std::int64_t>();
 }
 
-void add(access_events::load_result& total, const access_events::load_result& part) {
+inline void add(access_events::load_result& total, const access_events::load_result& part) {
   total.sent += part.sent;
   total.failed += part.failed;
   for (const auto& [day, counts] : part.per_day) {
@@ -76,7 +78,7 @@ void add(access_events::load_result& total, const access_events::load_result& pa
   }
 }
 
-void run_scenario(const std::string& database_url) {
+inline void run_scenario(const std::string& database_url) {
   corvo::test::redis_server_options redis_options;
   redis_options.append_only = true;
   redis_options.extra_config = {"appendfsync always"};
@@ -177,17 +179,4 @@ void run_scenario(const std::string& database_url) {
                                                        << corvo::test::tail_of_file(log, 40));
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_SUITE(access_events_sample)
-
-BOOST_AUTO_TEST_CASE(every_event_stored_once_across_a_redis_restart_sqlite) {
-  corvo::test::temp_dir dir("access-events-db");
-  run_scenario("sqlite:" + (dir.path() / "events.db").string());
-}
-
-BOOST_AUTO_TEST_CASE(every_event_stored_once_across_a_redis_restart_postgresql) {
-  run_scenario(corvo::test::shared_postgres_server().create_database("access_events"));
-}
-
-BOOST_AUTO_TEST_SUITE_END()
+}  // namespace access_events_scenario
