@@ -1,0 +1,30 @@
+#pragma once
+// Internal: one blocking database connection, used by one pool thread at a time.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "db/database.hpp"
+
+namespace corvo::samples::db::detail {
+
+class connection {
+ public:
+  virtual ~connection() = default;
+  /// Runs one statement. Throws `database_error`.
+  virtual result run(const statement& statement) = 0;
+  /// Runs `sql` once per row (prepared once), inside the caller's transaction; returns the
+  /// sum of affected rows. Throws `database_error`.
+  virtual std::int64_t run_many(const std::string& sql, const std::vector<row>& rows) = 0;
+  /// Makes the connection usable again after a failure if it can (PostgreSQL: PQreset).
+  virtual void recover() {}
+};
+
+/// Opens (and creates) the SQLite database at `path` (":memory:" for an in-memory one).
+std::unique_ptr<connection> open_sqlite(const std::string& path);
+
+/// Connects to PostgreSQL with a libpq connection URI.
+std::unique_ptr<connection> open_postgres(const std::string& url);
+
+}  // namespace corvo::samples::db::detail

@@ -1,0 +1,144 @@
+// SQLite connections: one sqlite3 handle each, WAL journal, waits (rather than fails) while
+// another connection writes.
+#include <sqlite3.h>
+
+#include <string>
+
+#include "db/connection.hpp"
+
+namespace corvo::samples::db::detail {
+namespace {
+
+class sqlite_statement {
+ public:
+  sqlite_statement(sqlite3* handle, const std::string& sql) : handle_(handle) {
+    if (sqlite3_prepare_v2(handle, sql.c_str(), static_cast<int>(sql.size()), &statement_,
+                           nullptr) != SQLITE_OK) {
+      throw database_error(std::string("sqlite: ") + sqlite3_errmsg(handle) + " in: " + sql);
+    }
+  }
+  ~sqlite_statement() { sqlite3_finalize(statement_); }
+  sqlite_statement(const sqlite_statement&) = delete;
+  sqlite_statement& operator=(const sqlite_statement&) = delete;
+
+  // Binds `$1`… by name, so a parameter may appear several times or out of order.
+  void bind(const row& params) {
+    sqlite3_reset(statement_);
+    sqlite3_clear_bindings(statement_);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const std::string name = "$" + std::to_string(i + 1);
+      const int index = sqlite3_bind_parameter_index(statement_, name.c_str());
+      if (index == 0) {
+        throw database_error("sqlite: the statement has no parameter " + name);
+      }
+      const auto& param = params[i];
+      int rc = SQLITE_OK;
+      if (std::holds_alternative<std::monostate>(param)) {
+        rc = sqlite3_bind_null(statement_, index);
+      } else if (const auto* integer = std::get_if<std::int64_t>(&param)) {
+        rc = sqlite3_bind_int64(statement_, index, static_cast<sqlite3_int64>(*integer));
+      } else if (const auto* real = std::get_if<double>(&param)) {
+        rc = sqlite3_bind_double(statement_, index, *real);
+      } else {
+        const auto& text = std::get<std::string>(param);
+        rc = sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
+                               SQLITE_TRANSIENT);
+      }
+      check(rc);
+    }
+  }
+
+  result step_all() {
+    result out;
+    const int columns = sqlite3_column_count(statement_);
+    for (int c = 0; c < columns; ++c) {
+      out.columns.emplace_back(sqlite3_column_name(statement_, c));
+    }
+    for (;;) {
+      const int rc = sqlite3_step(statement_);
+      if (rc == SQLITE_DONE) {
+        break;
+      }
+      if (rc != SQLITE_ROW) {
+        check(rc);
+      }
+      row values;
+      values.reserve(columns);
+      for (int c = 0; c < columns; ++c) {
+        switch (sqlite3_column_type(statement_, c)) {
+          case SQLITE_NULL:
+            values.emplace_back(std::monostate{});
+            break;
+          case SQLITE_INTEGER:
+            values.emplace_back(static_cast<std::int64_t>(sqlite3_column_int64(statement_, c)));
+            break;
+          case SQLITE_FLOAT:
+            values.emplace_back(sqlite3_column_double(statement_, c));
+            break;
+          default: {
+            const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement_, c));
+            values.emplace_back(std::string(text, sqlite3_column_bytes(statement_, c)));
+          }
+        }
+      }
+      out.rows.push_back(std::move(values));
+    }
+    out.affected_rows = columns == 0 ? sqlite3_changes64(handle_) : 0;
+    return out;
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      throw database_error(std::string("sqlite: ") + sqlite3_errmsg(handle_));
+    }
+  }
+
+  sqlite3* handle_;
+  sqlite3_stmt* statement_ = nullptr;
+};
+
+class sqlite_connection final : public connection {
+ public:
+  explicit sqlite_connection(const std::string& path) {
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &handle_, flags, nullptr) != SQLITE_OK) {
+      std::string why = handle_ ? sqlite3_errmsg(handle_) : "out of memory";
+      sqlite3_close(handle_);
+      throw database_error("sqlite: cannot open " + path + ": " + why);
+    }
+    sqlite3_busy_timeout(handle_, 10000);
+    if (path != ":memory:") {
+      run({"PRAGMA journal_mode=WAL", {}});
+      run({"PRAGMA synchronous=NORMAL", {}});
+    }
+  }
+  ~sqlite_connection() override { sqlite3_close(handle_); }
+
+  result run(const statement& statement) override {
+    sqlite_statement prepared(handle_, statement.sql);
+    prepared.bind(statement.params);
+    return prepared.step_all();
+  }
+
+  std::int64_t run_many(const std::string& sql, const std::vector<row>& rows) override {
+    sqlite_statement prepared(handle_, sql);
+    std::int64_t affected = 0;
+    for (const auto& params : rows) {
+      prepared.bind(params);
+      affected += prepared.step_all().affected_rows;
+    }
+    return affected;
+  }
+
+ private:
+  sqlite3* handle_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<connection> open_sqlite(const std::string& path) {
+  return std::make_unique<sqlite_connection>(path);
+}
+
+}  // namespace corvo::samples::db::detail
