@@ -121,10 +121,11 @@ struct redis_cluster_health::state {
     auto ex = co_await asio::this_coro::executor;
     {
       task_group group(ex);
-      // Each master is bounded a little below the monitor's own timeout for the round, so
-      // a hung master is reported as that master, not as a timed-out round.
-      const auto each =
-          std::max(options.timeout - options.timeout / 5, std::chrono::milliseconds(1));
+      // Each master is bounded by the probe timeout; the monitor cuts the round only at
+      // 1.5 times it (see the constructor), so a dead or hung master is reported as that
+      // master even when the loop is slow to finish the round, not as a timed-out round
+      // that takes the whole cluster down.
+      const auto each = std::max(options.timeout, std::chrono::milliseconds(1));
       for (std::size_t i = 0; i < shards.size(); ++i) {
         if (shards[i].ranges.empty()) {
           answers[i].detail = "serves no slot";
@@ -208,7 +209,9 @@ redis_cluster_health::redis_cluster_health(monitor& m, redis::cluster_client& cl
   state_->cluster = &cluster;
   state_->name = name;
   state_->options = options;
-  state_->whole = m.add(std::move(name), cluster_probe{state_}, options);
+  probe_options round = options;
+  round.timeout = options.timeout + options.timeout / 2;
+  state_->whole = m.add(std::move(name), cluster_probe{state_}, round);
 }
 
 redis_cluster_health::~redis_cluster_health() = default;

@@ -44,7 +44,8 @@ probe_fn stream_readable_probe(redis::client& redis, std::vector<std::string> st
 ///
 /// Registers the dependency `name` (the whole cluster) with a probe that, each round, asks
 /// every master of the client's current topology for `CLUSTER INFO` (in parallel, each
-/// bounded by the monitor's timeout for `name`). The whole cluster is
+/// bounded by `options.timeout`; the round itself by 1.5 × `options.timeout`, so a dead or
+/// hung master is reported as that master, not as a timed-out round). The whole cluster is
 ///   down      when a master that answers says `cluster_state:fail`, or none answers;
 ///   degraded  when some master does not answer (down or hung) but the state is ok;
 ///   up        when every master answers `cluster_state:ok`.
