@@ -421,7 +421,12 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         }
         confirm_subscription(nodes);
         track_subscription(nodes);
-        co_await pushes.async_send(error_code{}, std::move(nodes), asio::use_awaitable);
+        // Straight to a waiting receiver or into the buffer without suspending the reader
+        // (async_send would cost a round trip through the scheduler per push); wait for
+        // room only when the buffer is full.
+        if (!pushes.try_send(error_code{}, std::move(nodes))) {
+          co_await pushes.async_send(error_code{}, std::move(nodes), asio::use_awaitable);
+        }
       } else {
         deliver_reply(message);
         consume(message.size());
