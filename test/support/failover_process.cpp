@@ -129,7 +129,7 @@ failover_process::failover_process(failover_process_options options)
   so.redis.name_space = options_.name_space;
   so.redis.shards = 4;
   so.dispatch.lease = std::chrono::seconds(2);
-  so.dispatch.drain_timeout = std::chrono::milliseconds(300);
+  so.dispatch.drain_timeout = options_.drain_timeout;
   so.dispatch.store_retry = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
   scheduler_ = std::make_unique<schedule::scheduler>(ex, so, commands_.get(), redis_config);
   scheduler_->handlers().on_task("failover.task",
@@ -142,7 +142,7 @@ failover_process::failover_process(failover_process_options options)
   co.group = "failover";
   co.streams = {stream()};
   co.consumer = "failover-consumer";
-  co.drain_timeout = std::chrono::milliseconds(300);
+  co.drain_timeout = options_.drain_timeout;
   co.redis_retry = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
   stream_consumer_ = std::make_unique<stream::consumer>(*commands_, co);
   stream_producer_ = std::make_unique<stream::producer>(*commands_);
@@ -180,7 +180,7 @@ failover_process::failover_process(failover_process_options options)
   qo.name = queue();
   qo.consumer = "failover-consumer";
   qo.block_timeout = std::chrono::milliseconds(200);
-  qo.drain_timeout = std::chrono::milliseconds(300);
+  qo.drain_timeout = options_.drain_timeout;
   auto* commands = commands_.get();
   app_->add_component({"queue",
                        [this, commands, qo] {

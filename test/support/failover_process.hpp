@@ -54,6 +54,10 @@ struct failover_process_options {
   /// Full jitter on the clients' reconnection delays (false: each delay is its ceiling,
   /// 50 ms doubling up to reconnect_max, so attempts can be counted against the steps).
   bool reconnect_jitter = true;
+  /// drain_timeout of the scheduler, the stream consumer and the queue consumer. With Redis
+  /// killed, their stops wait up to this long for acknowledgements that cannot reach it (the
+  /// queue adds up to 100 ms for signing off): it is most of the stop time (bench failover).
+  std::chrono::milliseconds drain_timeout{100};
   /// Time between two rounds of production (one task, one entry, one item per round).
   std::chrono::milliseconds produce_every{20};
 };
