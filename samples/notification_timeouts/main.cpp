@@ -28,6 +28,7 @@
 #include <corvo/health/probes.hpp>
 #include <corvo/schedule/scheduler.hpp>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
@@ -155,7 +156,7 @@ class demo {
     if (scenario_started_) {
       std::cerr << "the scenario was interrupted (Redis or the scheduler stopped); not repeated\n";
       verdict_ = 1;
-      app_.request_stop();
+      stop_after_return();
       co_return;
     }
     scenario_started_ = true;
@@ -172,7 +173,13 @@ class demo {
       verdict_ = 1;
     }
     std::cout << "stopping: draining the dispatcher, closing the producer, leaving the group...\n";
-    app_.request_stop();
+    stop_after_return();
+  }
+
+  // Asks the app to stop once this component has returned (a stop requested from inside it
+  // would cancel it mid-return, which its supervision would log as a failure).
+  void stop_after_return() {
+    asio::post(app_.get_executor(), [this] { app_.request_stop(); });
   }
 
   // `timeout` by value: the handler lambda's own parameter is gone once it has returned
