@@ -618,15 +618,25 @@ asio::awaitable<void> consumer_engine::run() {
   }
   finishing = true;
   acks_pending->cancel();
-  if (!co_await ackers.join_for(reliable() ? left(redis_floor) : options.drain_timeout)) {
+  const bool acked =
+      co_await ackers.join_for(reliable() ? left(redis_floor) : options.drain_timeout);
+  if (!acked) {
     ackers.cancel();
   }
   co_await join_quietly(ackers);
-  if (started) {
+  // Signing off gets what is left of the stop deadline (at least the floor, at most 2 s);
+  // skipped when Redis did not take the last acks in time (down or hung): the heartbeat
+  // expires.
+  const auto sign_off_limit =
+      std::min<steady::duration>(std::chrono::seconds(2), left(redis_floor));
+  if (started && !acked) {
+    CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer " << options.consumer
+                                << " stopped without signing off (its last acks did not reach "
+                                   "Redis in time); its heartbeat expires after heartbeat_ttl";
+  } else if (started) {
     try {
       auto going = leave();
-      const auto limit = std::min<steady::duration>(std::chrono::seconds(2), left(redis_floor));
-      co_await corvo::with_timeout(std::move(going), limit);
+      co_await corvo::with_timeout(std::move(going), sign_off_limit);
     } catch (const std::exception& e) {
       CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer " << options.consumer
                                   << " could not sign off (" << e.what()
