@@ -1,15 +1,17 @@
 // Failover of a supervised process (issue 16): a local redis-server (AOF, appendfsync
-// always) is killed (-9) and restarted under a process running a scheduler dispatcher and a
-// user component under health::app (test/support/failover_process.hpp), while a producer
-// schedules a task every 20 ms.
+// always) is killed (-9) and restarted under a process running, under health::app, a
+// scheduler dispatcher, a stream consumer, a pub/sub subscriber, a reliable-queue consumer
+// and a user component (test/support/failover_process.hpp), while a producer schedules a
+// task, appends a stream entry and pushes a queue item every 20 ms.
 //
 //   scripts/bench failover [--rounds 5] [--outage-ms 500] [--probe-timeout-ms 250]
-//                          [--reconnect-max-ms 250]
+//                          [--reconnect-max-ms 250] [--drain-ms 100]
 //
 // Per round: stop = kill → the last component stopped; resume = Redis answering again (the
 // restart returned) → the last component running; first = Redis answering → first task
-// handled. Summary line: bench "failover", stop_max_ms, stop_budget_ms (= probe timeout +
-// 100 ms), resume_max_ms, lost (tasks whose schedule() completed but that never ran).
+// handled. The round line names the slowest component and each one's stop time. Summary
+// line: bench "failover", stop_max_ms, stop_budget_ms (= probe timeout + 100 ms),
+// resume_max_ms, lost (tasks, entries and items produced but never handled).
 // Targets: stop ≤ probe timeout + 100 ms; resume ≤ 1 s after Redis answers; lost = 0.
 
 #include <algorithm>
@@ -54,10 +56,11 @@ int main(int argc, char** argv) {
   int outage_ms = 500;
   int probe_timeout_ms = 250;
   int reconnect_max_ms = 250;
+  int drain_ms = 100;
   po::options_description desc("failover");
   desc.add_options()("rounds", po::value(&rounds))("outage-ms", po::value(&outage_ms))(
-      "probe-timeout-ms", po::value(&probe_timeout_ms))("reconnect-max-ms",
-                                                        po::value(&reconnect_max_ms));
+      "probe-timeout-ms", po::value(&probe_timeout_ms))(
+      "reconnect-max-ms", po::value(&reconnect_max_ms))("drain-ms", po::value(&drain_ms));
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   o.redis_url = server.url();
   o.probe_timeout = std::chrono::milliseconds(probe_timeout_ms);
   o.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
+  o.drain_timeout = std::chrono::milliseconds(drain_ms);
   corvo::test::failover_process p(o);
 
   std::vector<double> stops, resumes, firsts;
@@ -88,8 +92,16 @@ int main(int argc, char** argv) {
       return 1;
     }
     double stop = 0;
-    for (const auto& [name, t] : p.times())
-      stop = std::max(stop, ms(t.stopped - killed_at));
+    std::string slowest;
+    boost::json::object stops_by_component;
+    for (const auto& [name, t] : p.times()) {
+      const double took = ms(t.stopped - killed_at);
+      stops_by_component[name] = took;
+      if (took > stop) {
+        stop = took;
+        slowest = name;
+      }
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(outage_ms));
     server.restart();
     const auto answers_at = steady::now();
@@ -110,6 +122,8 @@ int main(int argc, char** argv) {
                         {"impl", "corvo"},
                         {"round", round + 1},
                         {"stop_ms", stop},
+                        {"slowest_stop", slowest},
+                        {"stop_ms_by_component", stops_by_component},
                         {"resume_ms", resume},
                         {"first_handled_ms", first}});
   }
@@ -126,6 +140,7 @@ int main(int argc, char** argv) {
                       {"stop_p50_ms", percentile(stops, 0.5)},
                       {"stop_max_ms", *std::max_element(stops.begin(), stops.end())},
                       {"stop_budget_ms", probe_timeout_ms + 100},
+                      {"drain_ms", drain_ms},
                       {"resume_p50_ms", percentile(resumes, 0.5)},
                       {"resume_max_ms", *std::max_element(resumes.begin(), resumes.end())},
                       {"first_handled_p50_ms", percentile(firsts, 0.5)},

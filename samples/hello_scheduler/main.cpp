@@ -1,11 +1,11 @@
 // hello_scheduler: the smallest complete scheduler program. It schedules two greetings,
 // cancels one, runs the other at its due time, and stops gracefully on SIGINT/SIGTERM
-// (the handlers in flight finish first). In-process (memory) store; docs/scheduler.md
-// shows what changes for Redis.
+// (the handlers in flight finish first). Its components live in a corvo::health::app, the
+// composition root. In-process (memory) store; docs/scheduler.md shows what changes for
+// Redis, docs/health.md what a Redis dependency adds.
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
-#include <corvo/core/runtime.hpp>
-#include <corvo/core/task_group.hpp>
+#include <corvo/health/app.hpp>
 #include <corvo/schedule/scheduler.hpp>
 #include <iostream>
 
@@ -29,24 +29,26 @@ asio::awaitable<void> greet(greeting g, const schedule::task& t) {
   co_return;
 }
 
-// The root coroutine. s.run() is its child, not detached: the runtime's stop request
-// cancels the root, the group passes it to run(), and run() drains before join() returns.
-asio::awaitable<void> serve(schedule::scheduler& s) {
-  corvo::task_group group(co_await asio::this_coro::executor);
-  co_await group.spawn(s.run());
+// A component that schedules the two greetings, cancels bob's and returns: a component that
+// returns is done (never restarted); the scheduler component runs on until SIGINT/SIGTERM.
+asio::awaitable<void> schedule_greetings(schedule::scheduler& s) {
   const greeting ada{"ada"}, bob{"bob"};  // named, not greeting{...} in a co_await (GCC 12)
   co_await s.schedule("hello-ada", "greet", ada, schedule::now() + 100ms);
   co_await s.schedule("hello-bob", "greet", bob, schedule::now() + 200ms);
   const bool cancelled = co_await s.cancel("hello-bob");
   std::cout << "cancelled hello-bob: " << std::boolalpha << cancelled << std::endl;
-  co_await group.join();  // runs until SIGINT/SIGTERM
 }
 
 int main() {
-  corvo::runtime rt;  // one io_context; SIGINT/SIGTERM request a graceful stop
-  schedule::scheduler s(rt.get_executor(), schedule::scheduler_options{});
+  // The composition root: one io_context; SIGINT/SIGTERM cancel the components in reverse
+  // order of registration, each draining (the handlers in flight finish) before the next.
+  corvo::health::app app;
+  schedule::scheduler s(app.get_executor(), schedule::scheduler_options{});
   s.handlers().on<greeting>("greet", greet);
-  const auto result = rt.run(serve(s));
+  const auto scheduler = app.add_component({"scheduler", [&s] { return s.run(); }}, {});
+  // Starts once the scheduler runs (it depends on the scheduler component).
+  app.add_component({"greetings", [&s] { return schedule_greetings(s); }}, {scheduler});
+  const auto result = app.run();
   std::cout << "stopped: " << corvo::to_string(result) << std::endl;
   return corvo::exit_code(result);
 }

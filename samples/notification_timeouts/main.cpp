@@ -22,11 +22,13 @@
 
 #include <corvo/core/config.hpp>
 #include <corvo/core/log.hpp>
-#include <corvo/core/runtime.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
+#include <corvo/health/app.hpp>
+#include <corvo/health/probes.hpp>
 #include <corvo/schedule/scheduler.hpp>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
@@ -41,6 +43,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -116,64 +119,67 @@ struct progress {
   lateness_histogram lateness;
 };
 
+// The demo's parts live in a corvo::health::app (the composition root): the Redis client is
+// a service (it runs from start to the very end, so the dispatcher's last acks reach Redis),
+// the scheduler a component supervised on the Redis dependency (PING probe: cancelled when
+// Redis is down, restarted when it is back), and the scenario a component that starts once
+// the scheduler runs and asks the app to stop when it is done. SIGINT/SIGTERM drain the
+// components in reverse order: the scenario, then the scheduler (dispatcher drain, Kafka
+// producer closed, consumer group left), then Redis.
 class demo {
  public:
-  demo(asio::any_io_executor ex, const corvo::config& cfg, settings s)
-      : settings_(std::move(s)),
-        redis_(ex, redis::client_config::from(cfg)),
-        scheduler_(ex, schedule::scheduler_options::from(cfg), &redis_,
+  demo(corvo::health::app& app, const corvo::config& cfg, settings s)
+      : app_(app),
+        settings_(std::move(s)),
+        redis_(app.get_executor(), redis::client_config::from(cfg)),
+        scheduler_(app.get_executor(), schedule::scheduler_options::from(cfg), &redis_,
                    redis::client_config::from(cfg)) {
     scheduler_.handlers().on<send_timeout>(
         "notification.send_timeout",
         [this](send_timeout timeout, const schedule::task& t) {
           return on_timeout(std::move(timeout), t);
         });
+    app.add_service("redis", [this] { return redis_.run(); });
+    const auto redis_up = app.add_dependency("redis", corvo::health::redis_ping_probe(redis_));
+    const auto scheduler =
+        app.add_component({"scheduler", [this] { return scheduler_.run(); }}, {redis_up});
+    app.add_component({"scenario", [this] { return run_scenario(); }}, {scheduler});
   }
 
-  asio::awaitable<int> run() {
-    const auto ex = co_await asio::this_coro::executor;
-    // Redis outlives the scheduler: the dispatcher's last acks and hand-backs need it, so
-    // run_scheduler() cancels Redis only after the scheduler has stopped.
-    corvo::task_group connections(ex);
-    co_await connections.spawn(run_redis());
-    corvo::task_group background(ex);
-    co_await background.spawn(run_scheduler());
-    int verdict = 1;
-    std::exception_ptr failed;
-    try {
-      verdict = co_await scenario();
-    } catch (...) {
-      failed = std::current_exception();
-    }
-    co_await asio::this_coro::reset_cancellation_state();
-    std::cout << "stopping: draining the dispatcher, closing the producer, leaving the group...\n";
-    scheduler_stop_ = true;
-    background.cancel();
-    try {
-      co_await background.join();
-    } catch (const boost::system::system_error&) {
-    }
-    redis_.cancel();
-    try {
-      co_await connections.join();
-    } catch (const boost::system::system_error&) {
-    }
-    if (failed) {
-      std::rethrow_exception(failed);
-    }
-    co_return verdict;
-  }
+  /// The check's verdict (0: it held), once the scenario has finished.
+  std::optional<int> verdict() const { return verdict_; }
 
  private:
-  asio::awaitable<void> run_redis() { co_await redis_.run(); }
-
-  asio::awaitable<void> run_scheduler() {
-    try {
-      co_await scheduler_.run();
-    } catch (const boost::system::system_error& e) {
-      if (!scheduler_stop_) throw;
+  // The scenario runs once: a restart (after an outage cancelled it, or after it failed)
+  // ends the demo with a failed verdict instead of scheduling everything again.
+  asio::awaitable<void> run_scenario() {
+    if (scenario_started_) {
+      std::cerr << "the scenario was interrupted (Redis or the scheduler stopped); not repeated\n";
+      verdict_ = 1;
+      stop_after_return();
+      co_return;
     }
-    redis_.cancel();
+    scenario_started_ = true;
+    try {
+      verdict_ = co_await scenario();
+    } catch (const boost::system::system_error& e) {
+      if (e.code() == asio::error::operation_aborted) {
+        throw;  // cancelled: SIGINT/SIGTERM, or the scheduler stopped
+      }
+      std::cerr << "notification_timeouts: failed: " << e.what() << "\n";
+      verdict_ = 1;
+    } catch (const std::exception& e) {
+      std::cerr << "notification_timeouts: failed: " << e.what() << "\n";
+      verdict_ = 1;
+    }
+    std::cout << "stopping: draining the dispatcher, closing the producer, leaving the group...\n";
+    stop_after_return();
+  }
+
+  // Asks the app to stop once this component has returned (a stop requested from inside it
+  // would cancel it mid-return, which its supervision would log as a failure).
+  void stop_after_return() {
+    asio::post(app_.get_executor(), [this] { app_.request_stop(); });
   }
 
   // `timeout` by value: the handler lambda's own parameter is gone once it has returned
@@ -355,19 +361,15 @@ class demo {
     co_return ok ? 0 : 1;
   }
 
+  corvo::health::app& app_;
   settings settings_;
   redis::client redis_;
   schedule::scheduler scheduler_;
   progress state_;
   bool confirmations_done_ = false;
-  bool scheduler_stop_ = false;
+  bool scenario_started_ = false;
+  std::optional<int> verdict_;
 };
-
-asio::awaitable<void> main_coroutine(const corvo::config& cfg, settings s, int& exit_code) {
-  const auto ex = co_await asio::this_coro::executor;
-  demo d(ex, cfg, std::move(s));
-  exit_code = co_await d.run();
-}
 
 }  // namespace notification_timeouts
 
@@ -418,22 +420,17 @@ int main(int argc, char** argv) {
     auto cfg = s.config_file.empty() ? corvo::config::from_string(default_config(s), "built-in")
                                      : corvo::config::from_file(s.config_file);
     cfg.apply_environment();
-    corvo::runtime rt;
-    int exit_code = 1;
-    const auto result = rt.run(main_coroutine(cfg, s, exit_code));
-    if (result == corvo::run_result::failed) {
-      try {
-        std::rethrow_exception(rt.failure());
-      } catch (const std::exception& e) {
-        std::cerr << "notification_timeouts: failed: " << e.what() << "\n";
-      }
-      return 1;
-    }
+    corvo::health::app app(corvo::health::app_options::from(cfg));
+    demo d(app, cfg, s);
+    const auto result = app.run();
     if (result == corvo::run_result::deadline_exceeded) {
       std::cerr << "notification_timeouts: did not stop within the shutdown deadline\n";
       return corvo::exit_code(result);
     }
-    return result == corvo::run_result::stopped ? 130 : exit_code;
+    if (d.verdict()) {
+      return *d.verdict();
+    }
+    return result == corvo::run_result::stopped ? 130 : 1;
   } catch (const std::exception& e) {
     std::cerr << "notification_timeouts: " << e.what() << "\n";
     return 1;

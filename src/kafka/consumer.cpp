@@ -322,7 +322,11 @@ void consumer::impl::destroy_handle() noexcept {
     if (closed) {
       rd_kafka_destroy(rk);
     } else {
-      rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+      // Not closed (the group could not be left: brokers down): librdkafka's teardown may
+      // block for its own timeouts (~session.timeout.ms measured), so it runs off the loop
+      // thread (health_failover_kafka_test). Nothing of this consumer is left in it: the
+      // pump is stopped, the queues and messages released.
+      detail::destroy_in_background(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE, embedded);
     }
     rk = nullptr;
   }

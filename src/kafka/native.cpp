@@ -1,15 +1,19 @@
-#include <corvo/core/log.hpp>
-#include <corvo/kafka/detail/native.hpp>
-#include <corvo/kafka/embedded_cluster.hpp>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <corvo/core/log.hpp>
+#include <corvo/kafka/detail/native.hpp>
+#include <corvo/kafka/embedded_cluster.hpp>
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
-#include <sys/eventfd.h>
 #include <system_error>
-#include <unistd.h>
+#include <thread>
+#include <vector>
 
 namespace corvo::kafka::detail {
 namespace {
@@ -87,6 +91,52 @@ rd_kafka_t* make_handle(rd_kafka_type_t type, conf_ptr& conf) {
   }
   (void)conf.release();  // owned by the handle now
   return handle;
+}
+
+namespace {
+
+// Threads destroying handles off the loop; finished ones are joined at the next burial,
+// the rest when the process exits.
+class handle_graveyard {
+ public:
+  ~handle_graveyard() {
+    std::lock_guard lock(mutex_);
+    for (auto& g : graves_) {
+      g.thread.join();
+    }
+  }
+
+  void bury(rd_kafka_t* handle, int flags, std::shared_ptr<void> keep) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(graves_, [](grave& g) {
+      if (!g.done->load()) {
+        return false;
+      }
+      g.thread.join();
+      return true;
+    });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread thread([handle, flags, keep = std::move(keep), done] {
+      rd_kafka_destroy_flags(handle, flags);
+      done->store(true);
+    });
+    graves_.push_back({std::move(thread), std::move(done)});
+  }
+
+ private:
+  struct grave {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex mutex_;
+  std::vector<grave> graves_;
+};
+
+}  // namespace
+
+void destroy_in_background(rd_kafka_t* handle, int flags, std::shared_ptr<void> keep) {
+  static handle_graveyard graveyard;
+  graveyard.bury(handle, flags, std::move(keep));
 }
 
 queue_wakeup::queue_wakeup(const asio::any_io_executor& executor) : descriptor_(executor) {

@@ -637,9 +637,24 @@ asio::awaitable<void> consumer_engine::run() {
   co_await asio::this_coro::reset_cancellation_state();
   stopping = true;
   slot_freed->cancel();
+  // Reliable: the whole stop is bounded by drain_timeout (each Redis wait gets at least a
+  // short floor), so a stop while Redis is down or hung ends in time; nothing is lost by
+  // giving up on Redis: an item a BLMOVE moved is in the processing list, an item not
+  // acked is delivered again. A work queue keeps waiting for its pop (see below).
+  const auto stop_deadline = steady::now() + options.drain_timeout;
+  const auto left = [&](steady::duration floor) {
+    return std::max<steady::duration>(floor, stop_deadline - steady::now());
+  };
+  const auto redis_floor =
+      std::min<steady::duration>(options.drain_timeout, std::chrono::milliseconds(100));
   if (fetching) {
-    // The pop in progress returns within block_timeout (plus the reply deadline slack).
-    const auto limit = options.block_timeout + std::chrono::seconds(2);
+    // The pop in progress returns within block_timeout (plus the reply deadline slack). A
+    // work queue waits for it (abandoning a BRPOP could lose its item); a reliable queue
+    // waits at most until the stop deadline.
+    steady::duration limit = options.block_timeout + std::chrono::seconds(2);
+    if (reliable()) {
+      limit = std::min(limit, left(redis_floor));
+    }
     if (!co_await wait_until(
             *fetch_finished, [this] { return fetch_done; }, limit)) {
       CORVO_LOG(warning, "queue") << "queue " << keys.queue()
@@ -653,8 +668,9 @@ asio::awaitable<void> consumer_engine::run() {
     }
   }
   // Drain: running handlers finish, or are cut and handed back.
+  const auto drain_limit = reliable() ? left(steady::duration::zero()) : options.drain_timeout;
   if (!co_await wait_until(
-          *idle, [this] { return active == 0; }, options.drain_timeout)) {
+          *idle, [this] { return active == 0; }, drain_limit)) {
     CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": " << active
                                 << " item(s) still running after the drain timeout; cancelling "
                                    "and handing them back";
@@ -669,14 +685,25 @@ asio::awaitable<void> consumer_engine::run() {
   }
   finishing = true;
   acks_pending->cancel();
-  if (!co_await ackers.join_for(options.drain_timeout)) {
+  const bool acked =
+      co_await ackers.join_for(reliable() ? left(redis_floor) : options.drain_timeout);
+  if (!acked) {
     ackers.cancel();
   }
   co_await join_quietly(ackers);
-  if (started) {
+  // Signing off gets what is left of the stop deadline (at least the floor, at most 2 s);
+  // skipped when Redis did not take the last acks in time (down or hung): the heartbeat
+  // expires.
+  const auto sign_off_limit =
+      std::min<steady::duration>(std::chrono::seconds(2), left(redis_floor));
+  if (started && !acked) {
+    CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer " << options.consumer
+                                << " stopped without signing off (its last acks did not reach "
+                                   "Redis in time); its heartbeat expires after heartbeat_ttl";
+  } else if (started) {
     try {
       auto going = leave();
-      co_await corvo::with_timeout(std::move(going), std::chrono::seconds(2));
+      co_await corvo::with_timeout(std::move(going), sign_off_limit);
     } catch (const std::exception& e) {
       CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer " << options.consumer
                                   << " could not sign off (" << e.what()

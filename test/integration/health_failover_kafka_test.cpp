@@ -3,8 +3,9 @@
 // group member) while the scheduler (redis provider, Kafka sink) runs beside it under the
 // Redis dependency.
 // - the Kafka probe (librdkafka statistics: partition leaders' broker state) says down, the
-//   worker is cancelled and stops within the budget, the scheduler keeps running: tasks
-//   scheduled meanwhile stay in Redis (the sink is unavailable, nothing is claimed);
+//   worker is cancelled and stops within stop_timeout (no overrun; the loop thread is
+//   never held by the consumer's teardown), the scheduler keeps running: tasks scheduled
+//   meanwhile stay in Redis (the sink is unavailable, nothing is claimed);
 // - brokers back: the worker restarts (a new consumer rejoins the group) and every task,
 //   before and during the outage, runs.
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -44,6 +45,26 @@ struct background {
   void stop() {
     for (auto& s : signals)
       s->emit(asio::cancellation_type::terminal);
+  }
+};
+
+// The longest gap between two ticks of a 10 ms timer on the loop: how long the loop thread
+// was held by something (a blocking call on it).
+struct stall_meter {
+  steady::duration longest{};
+  steady::time_point last = steady::now();
+  void reset() {
+    longest = {};
+    last = steady::now();
+  }
+  steady::duration longest_stall() const { return longest; }
+  asio::awaitable<void> run() {
+    for (;;) {
+      co_await corvo::sleep_for(10ms);
+      const auto now = steady::now();
+      longest = std::max(longest, now - last - 10ms);
+      last = now;
+    }
   }
 };
 
@@ -121,7 +142,9 @@ BOOST_AUTO_TEST_CASE(kafka_brokers_down_stop_the_worker_and_back_resume_it) {
       {"kafka-worker", [kc, handlers, wo] { return run_worker(kc, handlers, wo); }}, {kafka_dep},
       policy);
 
+  stall_meter loop;
   background bg;
+  bg.spawn(io, loop.run());
   bg.spawn(io, commands.run());
   bg.spawn(io, m.run());
   bg.spawn(io, scheduler_sup.run());
@@ -134,6 +157,7 @@ BOOST_AUTO_TEST_CASE(kafka_brokers_down_stop_the_worker_and_back_resume_it) {
     BOOST_TEST((worker_sup.state() == health::supervision_state::running));
 
     const auto down_at = steady::now();
+    loop.reset();
     brokers.set_all_brokers_down();
     BOOST_TEST_REQUIRE(co_await corvo::test::eventually(
         [&] {
@@ -144,13 +168,14 @@ BOOST_AUTO_TEST_CASE(kafka_brokers_down_stop_the_worker_and_back_resume_it) {
     const auto stopped_after = steady::now() - down_at;
     std::cout << "brokers down: the worker stopped after " << stopped_after / 1ms << " ms ("
               << m.report(kafka_dep).detail << ")\n";
-    // Measured: ~6 s, the consumer's session.timeout.ms, with no overrun reported after
-    // stop_timeout: the worker's teardown with every broker down holds the loop thread (a
-    // Kafka-layer finding, see docs/health.md). Asserted: the stop ends, within the session
-    // timeout plus slack, and the supervision goes on.
+    // The worker's stop meets stop_timeout without an overrun, and the loop thread is never
+    // held meanwhile (the consumer's teardown with every broker down must not block it).
     std::cout << "  worker stop took " << worker_sup.stats().last_stop.count() << " ms, overruns "
-              << worker_sup.stats().stop_overruns << "\n";
-    BOOST_TEST(worker_sup.stats().last_stop <= 10'000ms);
+              << worker_sup.stats().stop_overruns << "; longest loop stall since the outage "
+              << loop.longest_stall() / 1ms << " ms\n";
+    BOOST_TEST(worker_sup.stats().last_stop <= policy.stop_timeout);
+    BOOST_TEST(worker_sup.stats().stop_overruns == 0u);
+    BOOST_TEST(loop.longest_stall() <= 500ms);
 
     // Tasks scheduled meanwhile wait in Redis: the scheduler runs on, nothing is claimed.
     for (int i = 0; i < 20; ++i) {

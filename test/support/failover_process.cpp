@@ -4,11 +4,17 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <corvo/core/backoff.hpp>
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/health/probes.hpp>
+#include <corvo/pubsub/publish.hpp>
+#include <corvo/pubsub/subscriber.hpp>
+#include <corvo/queue/reliable_queue.hpp>
 #include <corvo/redis/error.hpp>
 
 namespace corvo::test {
@@ -47,7 +53,49 @@ struct schedule_once {
 redis::client_config client_config_of(const failover_process_options& o) {
   auto cfg = redis::client_config::from_url(o.redis_url);
   cfg.server.reconnect_backoff.max = o.reconnect_max;
+  cfg.server.reconnect_backoff.jitter = o.reconnect_jitter;
   return cfg;
+}
+
+// The subscriber component: a new subscriber (its own connection) per start, subscribed to
+// `channel`, handing every payload to `received`. On cancellation the subscriber is
+// cancelled and its run() awaited before it is destroyed.
+asio::awaitable<void> subscribe_and_receive(redis::client_config cfg, std::string channel,
+                                            std::function<void(std::string)> received) {
+  const auto ex = co_await asio::this_coro::executor;
+  pubsub::subscriber sub(ex, cfg);
+  auto run_ended = std::make_shared<asio::steady_timer>(ex, steady::time_point::max());
+  auto ended = std::make_shared<bool>(false);
+  asio::co_spawn(ex, sub.run(), [run_ended, ended](std::exception_ptr) {
+    *ended = true;
+    run_ended->cancel();
+  });
+  std::exception_ptr failure;
+  try {
+    std::vector<std::string> channels{channel};  // named: GCC 12 (DESIGN §9)
+    co_await sub.subscribe(channels);
+    for (;;) {
+      auto m = co_await sub.receive();
+      received(std::move(m.payload));
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  sub.cancel();
+  co_await asio::this_coro::reset_cancellation_state();
+  while (!*ended) {
+    boost::system::error_code ignored;
+    co_await run_ended->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  std::rethrow_exception(failure);
+}
+
+// The queue component: a reliable-queue consumer with a fixed id, built per start (its
+// start-up recovers what the previous run left in its processing list).
+asio::awaitable<void> consume_queue(redis::client* redis, queue::queue_options options,
+                                    queue::handler_type handler) {
+  queue::reliable_queue q(*redis, std::move(options), std::move(handler));
+  co_await q.run();
 }
 
 }  // namespace
@@ -73,30 +121,77 @@ failover_process::failover_process(failover_process_options options)
   app_options.shutdown_deadline = std::chrono::seconds(10);
   app_ = std::make_unique<health::app>(app_options);
   const auto ex = app_->get_executor();
+  const auto redis_config = client_config_of(options_);
 
-  commands_ = std::make_unique<redis::client>(ex, client_config_of(options_));
+  commands_ = std::make_unique<redis::client>(ex, redis_config);
   schedule::scheduler_options so;
   so.provider = schedule::provider::redis;
   so.redis.name_space = options_.name_space;
   so.redis.shards = 4;
   so.dispatch.lease = std::chrono::seconds(2);
-  so.dispatch.drain_timeout = std::chrono::milliseconds(300);
+  so.dispatch.drain_timeout = options_.drain_timeout;
   so.dispatch.store_retry = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
-  scheduler_ =
-      std::make_unique<schedule::scheduler>(ex, so, commands_.get(), client_config_of(options_));
+  scheduler_ = std::make_unique<schedule::scheduler>(ex, so, commands_.get(), redis_config);
   scheduler_->handlers().on_task("failover.task",
                                  [this](const schedule::claimed_task& t) -> asio::awaitable<void> {
-                                   std::lock_guard lock(mutex_);
-                                   handled_.insert(t.work.id);
-                                   handled_at_.push_back(steady::now());
+                                   record_handled(t.work.id);
                                    co_return;
                                  });
 
+  stream::consumer_options co;
+  co.group = "failover";
+  co.streams = {stream()};
+  co.consumer = "failover-consumer";
+  co.drain_timeout = options_.drain_timeout;
+  co.redis_retry = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
+  stream_consumer_ = std::make_unique<stream::consumer>(*commands_, co);
+  stream_producer_ = std::make_unique<stream::producer>(*commands_);
+  queue_producer_ = std::make_unique<queue::producer>(*commands_, queue());
+
   app_->add_service("redis", [c = commands_.get()] { return c->run(); });
   const auto redis_dep = app_->add_dependency("redis", health::redis_ping_probe(*commands_));
+  const auto stream_dep =
+      app_->add_dependency("stream", health::stream_readable_probe(*commands_, {stream()}));
   auto* sched = scheduler_.get();
   app_->add_component({"scheduler", [sched] { return sched->run(); }}, {redis_dep});
+
+  auto* consumer = stream_consumer_.get();
+  app_->add_component(
+      {"stream",
+       [this, consumer] {
+         return consumer->run([this](const stream::entry& e) -> asio::awaitable<void> {
+           record_handled(std::string(e.field("id").value_or("")));
+           co_return;
+         });
+       }},
+      {redis_dep, stream_dep});
+
+  app_->add_component({"subscriber",
+                       [this, redis_config] {
+                         return subscribe_and_receive(redis_config, channel(),
+                                                      [this](std::string p) {
+                                                        std::lock_guard lock(mutex_);
+                                                        received_.insert(std::move(p));
+                                                      });
+                       }},
+                      {redis_dep});
+
+  queue::queue_options qo;
+  qo.name = queue();
+  qo.consumer = "failover-consumer";
+  qo.block_timeout = std::chrono::milliseconds(200);
+  qo.drain_timeout = options_.drain_timeout;
   auto* commands = commands_.get();
+  app_->add_component({"queue",
+                       [this, commands, qo] {
+                         return consume_queue(
+                             commands, qo, [this](const queue::item& i) -> asio::awaitable<void> {
+                               record_handled(i.body);
+                               co_return;
+                             });
+                       }},
+                      {redis_dep});
+
   const auto key = options_.name_space + ":heartbeat";
   app_->add_component(
       {"heartbeat", [commands, redis_dep, key] { return heartbeat(commands, redis_dep, key); }},
@@ -138,15 +233,37 @@ void failover_process::post_to_loop(std::function<void()> f) {
   asio::post(app_->get_executor(), std::move(f));
 }
 
-asio::awaitable<void> failover_process::produce_one(std::string id) {
+void failover_process::record_handled(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  const auto kind = id.substr(0, id.find('-'));
+  handled_[kind].insert(id);
+  if (kind == "task") {
+    handled_at_.push_back(steady::now());
+  }
+}
+
+asio::awaitable<void> failover_process::produce_kind(const std::string& kind,
+                                                     const std::string& id) {
+  if (kind == "task") {
+    schedule_once operation{scheduler_.get(), id};  // named: GCC 12 (aggregate temporaries)
+    co_await operation();
+  } else if (kind == "entry") {
+    std::vector<std::string> fields{"id", id};
+    co_await stream_producer_->append_fields(stream(), std::move(fields));
+  } else {
+    co_await queue_producer_->push_raw(id);
+  }
+}
+
+asio::awaitable<void> failover_process::produce_one(std::string kind, std::uint64_t n) {
+  const auto id = kind + "-" + std::to_string(n);
   retry_policy policy;
   policy.max_attempts = 0;
   policy.delays = {std::chrono::milliseconds(20), std::chrono::milliseconds(500)};
-  schedule_once operation{scheduler_.get(), id};  // named: GCC 12 (aggregate temporaries)
-  co_await retry(operation, policy);
+  co_await retry([this, &kind, &id] { return produce_kind(kind, id); }, policy);
   {
     std::lock_guard lock(mutex_);
-    produced_.insert(id);
+    produced_[kind].insert(id);
   }
   --producing_calls_;
 }
@@ -157,9 +274,11 @@ asio::awaitable<void> failover_process::produce() {
       ex, task_group_options{.max_in_flight = 0, .on_failure = failure_policy::collect_errors});
   try {
     for (std::uint64_t i = 0; producing_; ++i) {
-      ++producing_calls_;
       ++started_;
-      co_await calls.spawn(produce_one("task-" + std::to_string(i)));
+      for (const char* kind : {"task", "entry", "item"}) {
+        ++producing_calls_;
+        co_await calls.spawn(produce_one(kind, i));
+      }
       co_await sleep_for(options_.produce_every);
     }
   } catch (...) {
@@ -170,6 +289,52 @@ asio::awaitable<void> failover_process::produce() {
     co_await calls.join();
   } catch (...) {
   }
+}
+
+template <class T>
+T failover_process::wait_on_loop(std::function<asio::awaitable<T>()> f) {
+  std::promise<T> done;
+  post_to_loop([&] {
+    asio::co_spawn(app_->get_executor(), f(), [&](std::exception_ptr e, T v) {
+      if (e) {
+        done.set_exception(e);
+      } else {
+        done.set_value(std::move(v));
+      }
+    });
+  });
+  return done.get_future().get();
+}
+
+std::vector<std::pair<std::string, std::int64_t>> failover_process::publish(int n) {
+  using result = std::vector<std::pair<std::string, std::int64_t>>;
+  return wait_on_loop<result>([this, n]() -> asio::awaitable<result> {
+    result out;
+    for (int i = 0; i < n; ++i) {
+      auto payload = "news-" + std::to_string(published_++);
+      const auto receivers = co_await pubsub::publish(*commands_, channel(), payload);
+      out.emplace_back(std::move(payload), receivers);
+    }
+    co_return out;
+  });
+}
+
+std::int64_t failover_process::subscribers() {
+  return wait_on_loop<std::int64_t>([this]() -> asio::awaitable<std::int64_t> {
+    redis::request req;
+    req.push("PUBSUB", "NUMSUB", channel());
+    redis::generic_response resp;
+    try {
+      co_await commands_->exec(req, resp);
+    } catch (const std::exception&) {
+      co_return -1;
+    }
+    // A flat array: channel, count.
+    if (resp.size() < 3) {
+      co_return -1;
+    }
+    co_return std::stoll(resp.at(2).value);
+  });
 }
 
 std::map<std::string, component_times> failover_process::times() {
@@ -204,12 +369,33 @@ std::uint64_t failover_process::connection_attempts() {
 
 std::set<std::string> failover_process::produced() {
   std::lock_guard lock(mutex_);
-  return produced_;
+  std::set<std::string> all;
+  for (const auto& [kind, ids] : produced_)
+    all.insert(ids.begin(), ids.end());
+  return all;
 }
 
 std::set<std::string> failover_process::handled() {
   std::lock_guard lock(mutex_);
-  return handled_;
+  std::set<std::string> all;
+  for (const auto& [kind, ids] : handled_)
+    all.insert(ids.begin(), ids.end());
+  return all;
+}
+
+std::set<std::string> failover_process::produced(const std::string& kind) {
+  std::lock_guard lock(mutex_);
+  return produced_[kind];
+}
+
+std::set<std::string> failover_process::handled(const std::string& kind) {
+  std::lock_guard lock(mutex_);
+  return handled_[kind];
+}
+
+std::set<std::string> failover_process::received() {
+  std::lock_guard lock(mutex_);
+  return received_;
 }
 
 steady::time_point failover_process::first_handled_after(steady::time_point since) {
@@ -230,9 +416,11 @@ bool failover_process::everything_handled() {
     return false;
   }
   std::lock_guard lock(mutex_);
-  for (const auto& id : produced_) {
-    if (!handled_.contains(id))
-      return false;
+  for (const auto& [kind, ids] : produced_) {
+    for (const auto& id : ids) {
+      if (!handled_[kind].contains(id))
+        return false;
+    }
   }
   return true;
 }

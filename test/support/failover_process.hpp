@@ -1,19 +1,31 @@
 #pragma once
 // A process under health supervision, for the failover tests and the failover benchmark: a
 // health::app running on its own thread with a Redis client (service), the Redis PING
-// probe, a scheduler (redis provider, direct sink) and a user component (a heartbeat that
-// INCRs a key and reports a lost connection to the monitor), both supervised on the Redis
-// dependency. A producer schedules a task every few milliseconds, each call retried until
-// Redis takes it, so tasks are produced before, during and after an outage; the handler
-// records every task it ran.
+// probe and five components supervised on it:
+//   scheduler   a scheduler dispatcher (redis provider, direct sink), tasks "task-N";
+//   stream      a stream consumer (group "failover", fixed consumer name) on NS:events,
+//               also on the stream_readable_probe of that stream, entries "entry-N";
+//   subscriber  a pub/sub subscriber on NS:news (a new subscriber per start: restarting
+//               the component is what re-subscribes), messages "news-N";
+//   queue       a reliable-queue consumer (fixed consumer id: a restart re-reads its
+//               processing list) on queue NS:jobs, items "item-N";
+//   heartbeat   a user component (INCR every 20 ms, reports a lost connection at once).
+// A producer service schedules a task, appends a stream entry and pushes a queue item every
+// few milliseconds, each call retried until Redis takes it, so work is produced before,
+// during and after an outage; the handlers record every id they ran. Every Redis client
+// of the process reconnects with the same backoff (without jitter when asked, so a test
+// can count the attempts against the steps).
 //
 // The test thread controls the Redis process and reads the state through on_loop().
 
 #include <atomic>
 #include <chrono>
 #include <corvo/health/app.hpp>
+#include <corvo/queue/producer.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/scheduler.hpp>
+#include <corvo/stream/consumer.hpp>
+#include <corvo/stream/producer.hpp>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -23,6 +35,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace corvo::test {
 
@@ -37,7 +51,14 @@ struct failover_process_options {
   /// Ceiling of the Redis clients' reconnection delays (the connection default is 2 s):
   /// how soon after Redis is back the client reconnects, hence the resume time.
   std::chrono::milliseconds reconnect_max{2000};
-  /// Time between two scheduled tasks.
+  /// Full jitter on the clients' reconnection delays (false: each delay is its ceiling,
+  /// 50 ms doubling up to reconnect_max, so attempts can be counted against the steps).
+  bool reconnect_jitter = true;
+  /// drain_timeout of the scheduler, the stream consumer and the queue consumer. With Redis
+  /// killed, their stops wait up to this long for acknowledgements that cannot reach it (the
+  /// queue adds up to 100 ms for signing off): it is most of the stop time (bench failover).
+  std::chrono::milliseconds drain_timeout{100};
+  /// Time between two rounds of production (one task, one entry, one item per round).
   std::chrono::milliseconds produce_every{20};
 };
 
@@ -73,19 +94,34 @@ class failover_process {
     return done.get_future().get();
   }
 
-  /// Component name ("scheduler", "heartbeat") -> times (a copy).
+  /// Component name ("scheduler", "stream", "subscriber", "queue", "heartbeat") -> times
+  /// (a copy).
   std::map<std::string, component_times> times();
   bool all_running();
   bool none_running();
   /// connects + connect_failures of the command client's connection.
   std::uint64_t connection_attempts();
-  /// Ids whose schedule() completed / ids the handler ran.
+  /// Ids whose production completed / ids a handler ran, of every kind ("task-N",
+  /// "entry-N", "item-N") or of one kind ("task", "entry", "item").
   std::set<std::string> produced();
   std::set<std::string> handled();
+  std::set<std::string> produced(const std::string& kind);
+  std::set<std::string> handled(const std::string& kind);
+  /// Pub/sub: payloads the subscriber received so far.
+  std::set<std::string> received();
+  /// Publishes `n` messages "news-K" (K counting on from the last call) on the channel from
+  /// the loop; returns their payloads and the receivers the server counted for each.
+  std::vector<std::pair<std::string, std::int64_t>> publish(int n);
+  /// PUBSUB NUMSUB of the channel (-1 when the command failed).
+  std::int64_t subscribers();
+  /// The channel, the stream and the queue the components use.
+  std::string channel() const { return options_.name_space + ":news"; }
+  std::string stream() const { return options_.name_space + ":events"; }
+  std::string queue() const { return options_.name_space + ":jobs"; }
   /// When the handler first ran a task after `since` (zero if not yet).
   std::chrono::steady_clock::time_point first_handled_after(
       std::chrono::steady_clock::time_point since);
-  /// Schedule calls started so far (ids task-0 … task-(n-1)).
+  /// Production rounds started so far (ids task-0 … task-(n-1), entry-…, item-…).
   std::uint64_t started() const noexcept { return started_; }
   /// Stops producing (the calls in progress still complete).
   void stop_producing();
@@ -96,16 +132,25 @@ class failover_process {
  private:
   void post_to_loop(std::function<void()> f);
   asio::awaitable<void> produce();
-  asio::awaitable<void> produce_one(std::string id);
+  asio::awaitable<void> produce_one(std::string kind, std::uint64_t n);
+  asio::awaitable<void> produce_kind(const std::string& kind, const std::string& id);
+  void record_handled(const std::string& id);
+  template <class T>
+  T wait_on_loop(std::function<asio::awaitable<T>()> f);
 
   failover_process_options options_;
   std::unique_ptr<health::app> app_;
   std::unique_ptr<redis::client> commands_;
   std::unique_ptr<schedule::scheduler> scheduler_;
+  std::unique_ptr<stream::consumer> stream_consumer_;
+  std::unique_ptr<stream::producer> stream_producer_;
+  std::unique_ptr<queue::producer> queue_producer_;
+  std::uint64_t published_ = 0;
   std::mutex mutex_;
   std::map<std::string, component_times> times_;
-  std::set<std::string> produced_;
-  std::set<std::string> handled_;
+  std::map<std::string, std::set<std::string>> produced_;
+  std::map<std::string, std::set<std::string>> handled_;
+  std::set<std::string> received_;
   std::vector<std::chrono::steady_clock::time_point> handled_at_;
   std::atomic<bool> producing_{true};
   std::atomic<std::uint64_t> started_{0};

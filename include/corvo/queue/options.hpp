@@ -12,7 +12,8 @@
 //   batch               most items taken from Redis at once (64, at most 1000)
 //   block_timeout       longest blocking pop (BRPOP/BLMOVE) before it is re-issued (1s);
 //                       also bounds how long a stop waits for the pop in progress
-//   drain_timeout       how long running handlers may finish when the queue stops (10s)
+//   drain_timeout       how long running handlers may finish when the queue stops (10s);
+//                       reliable: bounds the whole stop, Redis waits included
 //   max_attempts        deliveries of an item before it is dead-lettered (reliable; 5)
 //   heartbeat_ttl       a consumer whose heartbeat is older is dead (reliable; 10s)
 //   heartbeat_interval  how often the heartbeat is renewed (reliable; heartbeat_ttl / 3)

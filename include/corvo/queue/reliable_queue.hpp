@@ -38,7 +38,12 @@
 // their items handed back to the queue's tail uncounted (consumed next); finished items are
 // acked; the heartbeat key is deleted (so a reaper takes anything left at once) and the
 // consumer leaves the consumers set when its processing list is empty. Then run() throws
-// operation_aborted.
+// operation_aborted. The whole stop is bounded by drain_timeout, its Redis waits included
+// (the pop, the last acks: 100 ms at least; signing off: skipped when the acks did not
+// finish): a stop while Redis is down or hung (a health supervisor cancelling the consumer)
+// ends in time and loses nothing: an item the abandoned BLMOVE moved is in the processing list
+// (recovered at the next start of a fixed consumer id, or by a reaper), an item not acked
+// runs again.
 
 #include <boost/asio/awaitable.hpp>
 #include <corvo/queue/handler.hpp>

@@ -2,12 +2,11 @@
 // Internal: librdkafka handles, configuration objects and the eventfd that wakes the loop.
 // Users never include this header (it includes librdkafka).
 
-#include <corvo/kafka/config.hpp>
+#include <librdkafka/rdkafka.h>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <librdkafka/rdkafka.h>
-
+#include <corvo/kafka/config.hpp>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +60,13 @@ native_config make_native_config(const client_config& config, client_role role,
 /// Creates the handle; throws std::runtime_error with librdkafka's reason. Takes the
 /// configuration's ownership on success only (as rd_kafka_new does).
 rd_kafka_t* make_handle(rd_kafka_type_t type, conf_ptr& conf);
+
+/// Destroys `handle` (rd_kafka_destroy_flags with `flags`) on a background thread instead of
+/// the caller's, keeping `keep` (the embedded cluster it talks to) alive until it is done.
+/// For a handle whose destruction may block for librdkafka's own timeouts (a consumer that
+/// could not leave its group because every broker is down: seconds), so the loop thread
+/// is not held. Every such thread is joined when the process exits (static destruction).
+void destroy_in_background(rd_kafka_t* handle, int flags, std::shared_ptr<void> keep);
 
 /// The eventfd librdkafka writes to when one of the attached queues becomes non-empty, as
 /// an Asio descriptor.
