@@ -73,6 +73,9 @@ struct monitor::impl {
     std::unique_ptr<asio::steady_timer> pause;  // between probes; cancelled by a report
     bool probe_now = false;
     bool looping = false;
+    /// When a component last reported a failure: a probe started before it may carry a
+    /// stale "up" (its answer was on the way when the connection broke), which is ignored.
+    steady::time_point failure_reported{};
   };
 
   explicit impl(asio::any_io_executor ex) : executor(ex), changed(make_notifier(ex)) {}
@@ -184,8 +187,12 @@ struct monitor::impl {
     try {
       for (;;) {
         e.probe_now = false;
+        const auto started = steady::now();
         auto result = co_await probe_once(e);
-        record(self, index, std::move(result));
+        if (result.state == status::down || started > e.failure_reported) {
+          record(self, index, std::move(result));
+        }  // else: a success that predates a reported failure; probe_now is set: again
+
         if (!e.probe_now) {
           e.pause->expires_after(e.options.interval);
           co_await wait_on(*e.pause);
@@ -267,6 +274,7 @@ void monitor::record(const dependency& dep, probe_result result) {
 void monitor::report_failure(const dependency& dep, std::string_view detail) {
   auto& e = impl_->at(dep);
   ++e.stats.reports;
+  e.failure_reported = steady::now();
   CORVO_LOG(info, "health") << e.name << ": failure reported: " << detail;
   impl_->record(*this, dep.index(), probe_result{status::down, std::string(detail)});
   if (e.probe) {

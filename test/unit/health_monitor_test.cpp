@@ -193,6 +193,51 @@ BOOST_AUTO_TEST_CASE(a_reported_failure_is_down_at_once_and_probed_again) {
       [&] { bg.stop(); });
 }
 
+BOOST_AUTO_TEST_CASE(a_success_from_a_probe_started_before_a_reported_failure_is_ignored) {
+  // The probe answers "up" for a request sent before a component reported the connection
+  // lost: that answer is stale and must not bring the dependency back (it would restart
+  // the component in the middle of the outage). Only a probe started after the report counts.
+  asio::io_context io;
+  health::monitor m(io.get_executor());
+  int probes = 0;
+  bool release = false;
+  auto probe = [&]() -> asio::awaitable<health::probe_result> {
+    const int n = ++probes;
+    if (n == 2) {  // in flight while the failure is reported, then answers "up"
+      while (!release) {
+        co_await corvo::sleep_for(1ms);
+      }
+      co_return health::probe_result{status::up, "stale"};
+    }
+    if (n == 3) {
+      co_return health::probe_result{status::down, "after the report"};
+    }
+    co_return health::probe_result{status::up, ""};
+  };
+  health::probe_options o;
+  o.interval = 20ms;
+  o.timeout = 10s;
+  const auto d = m.add("redis", probe, o);
+  background bg;
+  bg.spawn(io, m.run());
+  corvo::test::run(
+      io,
+      [&]() -> asio::awaitable<void> {
+        BOOST_TEST_REQUIRE(co_await corvo::test::eventually([&] { return probes == 2; }, 5s));
+        BOOST_TEST((d.state() == status::up));
+        d.report_failure("connection lost");
+        BOOST_TEST((d.state() == status::down));
+        release = true;
+        BOOST_TEST_REQUIRE(co_await corvo::test::eventually(
+            [&] { return m.report(d).detail == "after the report"; }, 5s));
+        // Probe 2's "up" was dropped; probe 3 (started after the report) says down.
+        BOOST_TEST((d.state() == status::down));
+        BOOST_TEST(m.report(d).detail == "after the report");
+        BOOST_TEST(m.report(d).stats.transitions == 2u);  // (down->)up, up->down: no flap
+      }(),
+      [&] { bg.stop(); });
+}
+
 BOOST_AUTO_TEST_CASE(wait_changed_wakes_on_a_transition) {
   asio::io_context io;
   health::monitor m(io.get_executor());
