@@ -66,7 +66,7 @@ struct dispatcher::impl {
   sink& out;
   dispatcher_options options;
   dispatcher_stats stats;
-  start_observer observer;
+  std::vector<start_observer> observers;
 
   bool running = false;
   // Set by run() once claiming has stopped: from then on a run cut with cut_reason::stop is
@@ -321,7 +321,7 @@ struct dispatcher::impl {
       runs.emplace(t.work.id, run);
     }
     arm(run);
-    if (observer) {
+    for (const auto& observer : observers) {
       observer(t);
     }
     std::exception_ptr error;
@@ -654,7 +654,7 @@ void dispatcher::wake(unsigned shard) {
 }
 
 void dispatcher::on_start(start_observer observer) {
-  impl_->observer = std::move(observer);
+  impl_->observers.push_back(std::move(observer));
 }
 
 const dispatcher_stats& dispatcher::stats() const noexcept {

@@ -92,6 +92,8 @@ class dispatcher {
   /// Wakes the claim loop of `shard` now (after a local schedule()); no-op when not running.
   void wake(unsigned shard);
 
+  /// Adds an observer (metrics and the dashboard each add one); all are called, in the
+  /// order they were added.
   void on_start(start_observer observer);
 
   const dispatcher_stats& stats() const noexcept;

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""The ops dashboard in headless Chromium (Selenium), against test/programs/ops_demo.
+
+Proves: the page loads with no console errors and shows the counts of the demo's known
+workload; replaying a dead task from the page moves it back to due; a payload holding
+<script> and <b> elements is shown as text (no script runs, no element is created); with a
+token the page asks for it, refuses a wrong one and shows the data with the right one.
+
+Usage: dashboard_test.py OPS_DEMO [--screenshots DIR]
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+DEMO = sys.argv[1]
+SHOTS = sys.argv[sys.argv.index('--screenshots') + 1] if '--screenshots' in sys.argv else None
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+        print('FAIL: ' + message, flush=True)
+
+
+class Demo:
+    def __init__(self, *args):
+        self.log = tempfile.NamedTemporaryFile(prefix='ops_demo', suffix='.log', delete=False)
+        self.process = subprocess.Popen([DEMO, *args], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with open(self.log.name) as f:
+                m = re.search(r'ready (\d+)', f.read())
+            if m:
+                self.port = int(m.group(1))
+                self.url = 'http://127.0.0.1:%d' % self.port
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError('ops_demo exited: ' + open(self.log.name).read())
+            time.sleep(0.02)
+        raise RuntimeError('ops_demo did not get ready')
+
+    def api(self, path, token=None):
+        req = urllib.request.Request(self.url + path)
+        if token:
+            req.add_header('Authorization', 'Bearer ' + token)
+        with urllib.request.urlopen(req) as res:
+            return json.load(res)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=20)
+        os.unlink(self.log.name)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = '/usr/bin/chromium'
+    for arg in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
+                '--window-size=1200,900', '--disable-extensions'):
+        options.add_argument(arg)
+    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    return webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=options)
+
+
+def wait_loaded(driver, view, timeout=15):
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.execute_script('return document.body.dataset.loaded') == view)
+
+
+def count(driver, field):
+    return driver.find_element(By.CSS_SELECTOR, 'tr[data-ns="demo"] td[data-field="%s"]' % field).text
+
+
+def shot(driver, name):
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        driver.save_screenshot(os.path.join(SHOTS, name))
+
+
+def console_errors(driver):
+    return [e for e in driver.get_log('browser') if e['level'] == 'SEVERE']
+
+
+def test_open_endpoint(driver):
+    demo = Demo()
+    try:
+        driver.get(demo.url + '/')
+        wait_loaded(driver, 'overview')
+        check(count(driver, 'scheduled') == '3', 'scheduled is %s, not 3' % count(driver, 'scheduled'))
+        check(count(driver, 'due') == '0', 'due is not 0')
+        check(count(driver, 'in_flight') == '0', 'in flight is not 0')
+        check(count(driver, 'dead') == '2', 'dead is %s, not 2' % count(driver, 'dead'))
+        health = driver.find_element(By.CSS_SELECTOR, '#health-table tr[data-dependency="store"]').text
+        check('up' in health, 'store is not shown up: ' + health)
+        next_due = driver.find_element(By.ID, 'next-due').text
+        check('report-hourly' in next_due, 'next due tasks not shown: ' + next_due)
+        # Let the overview refresh once, so the charts have two samples to draw.
+        WebDriverWait(driver, 10).until(
+            lambda d: d.execute_script('return state.samples.length') >= 2)
+        shot(driver, 'dashboard-overview.png')
+
+        # Escaping: the payload of bad-1 holds <script> and <b>; both must show as text.
+        driver.get(demo.url + '/#dead?ns=demo')
+        wait_loaded(driver, 'dead')
+        payload = driver.find_element(By.CSS_SELECTOR, 'tr[data-task="bad-1"] pre.payload').text
+        check('<script>window.__corvo_xss = 1</script><b>bold</b>' in payload,
+              'payload not shown as text: ' + payload)
+        check(driver.execute_script('return window.__corvo_xss') is None, 'the payload script ran')
+        check(len(driver.find_elements(By.CSS_SELECTOR, '#dead-table b, #dead-table script')) == 0,
+              'the payload created elements')
+        shot(driver, 'dashboard-dead-letters.png')
+
+        # Replay bad-2 from the page: it leaves the dead letters and is due again.
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-task="bad-2"] button.replay').click()
+        WebDriverWait(driver, 10).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, 'tr[data-task="bad-2"]')) == 0)
+        task = demo.api('/api/task?ns=demo&id=bad-2')
+        check(task['state'] == 'scheduled' and task['attempts'] == 0,
+              'bad-2 after replay: %s' % task)
+        driver.get(demo.url + '/#overview')
+        driver.refresh()
+        wait_loaded(driver, 'overview')
+        check(count(driver, 'due') == '1', 'due after replay is %s, not 1' % count(driver, 'due'))
+        check(count(driver, 'dead') == '1', 'dead after replay is not 1')
+        check(count(driver, 'scheduled') == '4', 'scheduled after replay is not 4')
+
+        driver.get(demo.url + '/#schedule?ns=demo&q=report')
+        wait_loaded(driver, 'schedule')
+        rows = driver.find_elements(By.CSS_SELECTOR, 'tr[data-task]')
+        check([r.get_attribute('data-task') for r in rows] == ['report-hourly', 'report-2', 'report-3'],
+              'search for "report" found %s' % [r.get_attribute('data-task') for r in rows])
+        shot(driver, 'dashboard-schedule.png')
+        driver.get(demo.url + '/#task?ns=demo&id=bad-1')
+        wait_loaded(driver, 'task')
+        detail = driver.find_element(By.ID, 'task-detail').text
+        check('refused task bad-1' in detail and 'dead' in detail, 'task detail: ' + detail)
+        shot(driver, 'dashboard-task.png')
+        errors = console_errors(driver)
+        check(errors == [], 'console errors: %s' % errors)
+    finally:
+        demo.stop()
+
+
+def test_token(driver):
+    demo = Demo('--token', 'tok-123')
+    try:
+        driver.execute_script('sessionStorage.clear()') if driver.current_url.startswith('http') else None
+        driver.get(demo.url + '/')
+        wait_loaded(driver, 'login')
+        check(driver.find_element(By.ID, 'login').is_displayed(), 'no token form')
+        check(not driver.find_element(By.ID, 'main').is_displayed(), 'data shown without a token')
+        field = driver.find_element(By.ID, 'token')
+        field.send_keys('wrong')
+        driver.find_element(By.ID, 'token-submit').click()
+        WebDriverWait(driver, 10).until(
+            lambda d: d.find_element(By.ID, 'login-error').text == 'That token was refused.')
+        field.clear()
+        field.send_keys('tok-123')
+        driver.find_element(By.ID, 'token-submit').click()
+        wait_loaded(driver, 'overview')
+        check(count(driver, 'dead') == '2', 'counts not shown with the token')
+    finally:
+        demo.stop()
+
+
+def main():
+    started = time.time()
+    driver = browser()
+    try:
+        test_open_endpoint(driver)
+        test_token(driver)
+    finally:
+        driver.quit()
+    print('dashboard_test: %d failure(s) in %.1f s' % (len(failures), time.time() - started))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,151 @@
+// A process with the ops endpoint and a known workload, for the browser test
+// (test/browser/dashboard_test.py) and the screenshots of docs/dashboard.md.
+//
+// Namespace "demo" (memory store): three tasks due in an hour ("report", one of them every
+// hour), four "ok" tasks due now that succeed, and two "fail" tasks that fail permanently and
+// are dead-lettered — "bad-1", whose payload holds a <script> element, and "bad-2". Once the
+// workload has run, the dispatcher is stopped (the store and the endpoint stay), so a task
+// replayed from the page stays due instead of running again: the expected counts are then
+// scheduled 3, due 0, in flight 0, dead 2.
+//
+// Options: --port P (0: a free one), --token T (bearer token; also allows --address 0.0.0.0),
+// --rate-limit, --rate-burst, --max-request-bytes (server_options).
+// Standard output: `ready <port>` once the workload has run. Stops on SIGTERM/SIGINT.
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/program_options.hpp>
+#include <corvo/core/runtime.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/health/monitor.hpp>
+#include <corvo/ops/collectors.hpp>
+#include <corvo/ops/dashboard.hpp>
+#include <corvo/ops/endpoints.hpp>
+#include <corvo/ops/server.hpp>
+#include <corvo/schedule/scheduler.hpp>
+#include <iostream>
+
+namespace asio = boost::asio;
+namespace po = boost::program_options;
+namespace schedule = corvo::schedule;
+namespace ops = corvo::ops;
+using namespace std::chrono_literals;
+
+namespace {
+
+asio::awaitable<void> succeed(const schedule::claimed_task&) {
+  co_return;
+}
+
+asio::awaitable<void> fail(const schedule::claimed_task& t) {
+  throw schedule::permanent_error("refused task " + t.work.id);
+  co_return;
+}
+
+asio::awaitable<void> add(schedule::scheduler& s, std::string id, std::string type,
+                          std::string payload, schedule::time_point due,
+                          schedule::recurrence repeat) {
+  schedule::task t;
+  t.id = std::move(id);
+  t.type = std::move(type);
+  t.payload = boost::json::parse(payload);
+  t.due = due;
+  t.max_attempts = 1;
+  t.repeat = std::move(repeat);
+  co_await s.schedule(std::move(t));
+}
+
+asio::awaitable<void> run_workload(schedule::scheduler& s) {
+  auto later = schedule::now() + 1h;
+  co_await add(s, "report-hourly", "report", R"({"kind":"hourly"})", later,
+               schedule::interval{std::chrono::hours(1)});
+  co_await add(s, "report-2", "report", R"({"kind":"once"})", later + 1s, {});
+  co_await add(s, "report-3", "report", R"({"kind":"once"})", later + 2s, {});
+  for (int i = 1; i <= 4; ++i) {
+    co_await add(s, "ok-" + std::to_string(i), "ok", R"({"n":)" + std::to_string(i) + "}",
+                 schedule::now(), {});
+  }
+  co_await add(s, "bad-1", "fail",
+               R"({"note":"<script>window.__corvo_xss = 1</script><b>bold</b>"})", schedule::now(),
+               {});
+  co_await add(s, "bad-2", "fail", R"({"n":2})", schedule::now(), {});
+}
+
+asio::awaitable<void> serve(schedule::scheduler& s, ops::server& http,
+                            corvo::health::monitor& monitor) {
+  auto ex = co_await asio::this_coro::executor;
+  corvo::task_group services(ex);
+  co_await services.spawn(http.run());
+  co_await services.spawn(monitor.run());
+  {
+    corvo::task_group dispatch(ex);
+    co_await dispatch.spawn(s.run());
+    co_await run_workload(s);
+    asio::steady_timer poll(ex);
+    while (s.dispatch_stats().succeeded < 4 || s.dispatch_stats().dead_lettered < 2) {
+      poll.expires_after(10ms);
+      co_await poll.async_wait(asio::use_awaitable);
+    }
+    dispatch.cancel();  // the store stays; replayed tasks stay due
+    try {
+      co_await dispatch.join();
+    } catch (...) {
+    }
+  }
+  std::cout << "ready " << http.local_endpoint().port() << std::endl;
+  co_await services.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description desc("ops_demo");
+  desc.add_options()("port", po::value<unsigned short>()->default_value(0), "port")(
+      "address", po::value<std::string>()->default_value("127.0.0.1"), "address")(
+      "token", po::value<std::string>()->default_value(""), "bearer token")(
+      "rate-limit", po::value<double>()->default_value(100), "requests per second")(
+      "rate-burst", po::value<double>()->default_value(200), "burst")(
+      "max-request-bytes", po::value<std::size_t>()->default_value(65536), "largest body");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  corvo::runtime rt;
+  schedule::scheduler_options options;
+  options.memory_shards = 2;
+  schedule::scheduler s(rt.get_executor(), options);
+  s.handlers().on_task("ok", succeed);
+  s.handlers().on_task("report", succeed);
+  s.handlers().on_task("fail", fail);
+
+  corvo::health::monitor monitor(rt.get_executor());
+  monitor.add("store",
+              corvo::health::probe_from([]() -> asio::awaitable<bool> { co_return true; }));
+
+  ops::registry metrics;
+  ops::watch_scheduler(metrics, s, "demo");
+  ops::watch_health(metrics, monitor);
+  ops::dashboard board;
+  board.add_namespace("demo", s.tasks(), &s.dispatcher());
+  board.set_health(monitor);
+
+  ops::server_options http_options;
+  http_options.listen = {asio::ip::make_address(vm["address"].as<std::string>()),
+                         vm["port"].as<unsigned short>()};
+  http_options.token = vm["token"].as<std::string>();
+  http_options.rate_limit = vm["rate-limit"].as<double>();
+  http_options.rate_burst = vm["rate-burst"].as<double>();
+  http_options.max_request_bytes = vm["max-request-bytes"].as<std::size_t>();
+  ops::router routes(ops::policy_for(http_options));
+  ops::add_metrics_route(routes, metrics);
+  ops::add_health_routes(routes, monitor);
+  board.install(routes);
+  ops::server http(rt.get_executor(), http_options, routes);
+  http.open();
+  auto result = rt.run(serve(s, http, monitor));
+  return corvo::exit_code(result);
+}

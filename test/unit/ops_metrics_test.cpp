@@ -1,0 +1,88 @@
+// The metrics registry and its Prometheus text rendering (include/corvo/ops/metrics.hpp).
+#include <boost/test/unit_test.hpp>
+#include <corvo/ops/metrics.hpp>
+#include <stdexcept>
+#include <support/run_coroutine.hpp>
+
+namespace ops = corvo::ops;
+
+BOOST_AUTO_TEST_SUITE(ops_metrics)
+
+BOOST_AUTO_TEST_CASE(renders_counters_and_gauges_with_sorted_escaped_labels) {
+  ops::registry r;
+  r.counter("corvo_runs_total", "Runs", {{"type", "mail"}, {"namespace", "a"}}).inc(3);
+  r.counter("corvo_runs_total", "Runs", {{"namespace", "a"}, {"type", "mail"}}).inc();  // same
+  r.gauge("corvo_depth", "Depth\nof \\ queue", {{"queue", "q\"1\"\n\\"}}).set(-2.5);
+  BOOST_TEST(r.render() ==
+             "# HELP corvo_depth Depth\\nof \\\\ queue\n"
+             "# TYPE corvo_depth gauge\n"
+             "corvo_depth{queue=\"q\\\"1\\\"\\n\\\\\"} -2.5\n"
+             "# HELP corvo_runs_total Runs\n"
+             "# TYPE corvo_runs_total counter\n"
+             "corvo_runs_total{namespace=\"a\",type=\"mail\"} 4\n");
+  BOOST_TEST(r.value("corvo_runs_total", {{"type", "mail"}, {"namespace", "a"}}) == 4);
+  BOOST_TEST(r.value("corvo_runs_total", {{"type", "sms"}, {"namespace", "a"}}) == -1);
+}
+
+BOOST_AUTO_TEST_CASE(renders_histograms_with_cumulative_buckets) {
+  ops::registry r;
+  auto& h = r.histogram("corvo_late_seconds", "Lateness", {0.25, 1}, {{"type", "t"}});
+  h.observe(0.125);
+  h.observe(0.25);  // on the bound: counted in le="0.25"
+  h.observe(0.5);
+  h.observe(7);
+  BOOST_TEST(r.render() ==
+             "# HELP corvo_late_seconds Lateness\n"
+             "# TYPE corvo_late_seconds histogram\n"
+             "corvo_late_seconds_bucket{type=\"t\",le=\"0.25\"} 2\n"
+             "corvo_late_seconds_bucket{type=\"t\",le=\"1\"} 3\n"
+             "corvo_late_seconds_bucket{type=\"t\",le=\"+Inf\"} 4\n"
+             "corvo_late_seconds_sum{type=\"t\"} 7.875\n"
+             "corvo_late_seconds_count{type=\"t\"} 4\n");
+}
+
+BOOST_AUTO_TEST_CASE(refuses_conflicting_or_invalid_registrations) {
+  ops::registry r;
+  r.counter("corvo_x_total", "X");
+  BOOST_CHECK_THROW(r.gauge("corvo_x_total", "X"), std::invalid_argument);
+  BOOST_CHECK_THROW(r.counter("corvo_x_total", "other help"), std::invalid_argument);
+  BOOST_CHECK_THROW(r.counter("1bad", "B"), std::invalid_argument);
+  BOOST_CHECK_THROW(r.counter("corvo-dash", "B"), std::invalid_argument);
+  BOOST_CHECK_THROW(r.counter("corvo_y_total", "Y", {{"bad-label", "v"}}), std::invalid_argument);
+  BOOST_CHECK_THROW(r.counter("corvo_y_total", "Y", {{"a", "1"}, {"a", "2"}}),
+                    std::invalid_argument);
+  BOOST_CHECK_THROW(r.histogram("corvo_h", "H", {1, 0.5}), std::invalid_argument);
+  r.histogram("corvo_h2", "H", {1, 2});
+  BOOST_CHECK_THROW(r.histogram("corvo_h2", "H", {1, 3}), std::invalid_argument);
+  BOOST_CHECK_THROW(r.histogram("corvo_h3", "H", {1}, {{"le", "1"}}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(formats_special_values) {
+  BOOST_TEST(ops::format_value(1e20) == "1e+20");
+  BOOST_TEST(ops::format_value(42) == "42");
+  BOOST_TEST(ops::format_value(0.25) == "0.25");
+  BOOST_TEST(ops::format_value(std::numeric_limits<double>::infinity()) == "+Inf");
+  BOOST_TEST(ops::format_value(-std::numeric_limits<double>::infinity()) == "-Inf");
+  BOOST_TEST(ops::format_value(std::nan("")) == "NaN");
+}
+
+boost::asio::awaitable<void> failing_collector() {
+  throw std::runtime_error("redis down");
+  co_return;
+}
+
+BOOST_AUTO_TEST_CASE(collectors_run_before_rendering_and_a_failing_one_is_counted) {
+  ops::registry r;
+  int calls = 0;
+  r.add_collector([&] { r.gauge("corvo_g", "G").set(++calls); });
+  r.add_async_collector([] { return failing_collector(); });
+  boost::asio::io_context io;
+  corvo::test::run(io, r.collect());
+  auto text = r.render();
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(r.value("corvo_g") == 1);
+  BOOST_TEST(r.value("corvo_ops_collector_errors_total") == 1);
+  BOOST_TEST(text.find("corvo_g 1\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
