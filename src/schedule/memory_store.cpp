@@ -39,6 +39,10 @@ struct shard_state {
   scored_set due_set;
   scored_set inflight;  ///< by lease deadline
   scored_set dead;      ///< by the time it was dead-lettered
+  /// Open deduplication windows: id -> when it closes, and the same ordered by closing time
+  /// (closed ones are dropped at the next schedule_deduplicated on the shard).
+  std::unordered_map<std::string, time_point> windows;
+  scored_set window_ends;
 };
 
 struct watcher {
@@ -218,8 +222,7 @@ struct memory_store::impl {
   // The operations, as plain functions: the coroutines below only wrap them (and GCC 12
   // handles temporaries in coroutine bodies badly, so they stay out of them).
 
-  /// False (and nothing changed) when `if_absent` and a task with this id exists.
-  bool schedule(task t, bool if_absent) {
+  static void validate(const task& t) {
     if (t.id.empty()) {
       throw std::invalid_argument("schedule: the task id is empty");
     }
@@ -232,10 +235,20 @@ struct memory_store::impl {
     if (t.type.find('\n') != std::string::npos) {
       throw std::invalid_argument("task '" + t.id + "': the type contains a newline");
     }
+  }
+
+  /// What schedule() resets: a new task starts with no attempts and no error.
+  static void reset(task& t) {
     t.attempts = 0;
     t.last_error.clear();
     t.occurrence = t.due;
     t.state = task_state::scheduled;
+  }
+
+  /// False (and nothing changed) when `if_absent` and a task with this id exists.
+  bool schedule(task t, bool if_absent) {
+    validate(t);
+    reset(t);
     const auto shard = shard_for(t.id);
     auto& s = shards[shard];
     if (if_absent && s.tasks.contains(t.id)) {
@@ -249,6 +262,41 @@ struct memory_store::impl {
     it->second.work = std::move(t);
     make_due(shard, it->first, it->second, due);
     return true;
+  }
+
+  /// As the schedule_dedup script: see store::schedule_deduplicated.
+  dedup_outcome schedule_deduplicated(task t, dedup_options options) {
+    if (options.window <= std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
+    }
+    validate(t);
+    const auto now = clock();
+    const auto shard = shard_for(t.id);
+    auto& s = shards[shard];
+    while (!s.window_ends.empty() && s.window_ends.begin()->first <= now) {
+      s.windows.erase(s.window_ends.begin()->second);
+      s.window_ends.erase(s.window_ends.begin());
+    }
+    if (s.windows.contains(t.id)) {
+      if (options.mode == dedup_mode::drop) {
+        return dedup_outcome::dropped;
+      }
+      const auto it = s.tasks.find(t.id);
+      if (it != s.tasks.end() && it->second.where == place::waiting) {
+        reset(t);
+        detach(s, it->first, it->second);
+        const auto due = t.due;
+        it->second.work = std::move(t);
+        make_due(shard, it->first, it->second, due);
+        return dedup_outcome::replaced;
+      }
+      s.window_ends.erase({s.windows.at(t.id), t.id});
+    }
+    const auto closes = now + std::chrono::duration_cast<std::chrono::microseconds>(options.window);
+    s.windows[t.id] = closes;
+    s.window_ends.emplace(closes, t.id);
+    schedule(std::move(t), false);
+    return dedup_outcome::scheduled;
   }
 
   std::optional<task> get(const std::string& id) {
@@ -513,6 +561,10 @@ asio::awaitable<void> memory_store::schedule(task t) {
 
 asio::awaitable<bool> memory_store::schedule_if_absent(task t) {
   co_return impl_->schedule(std::move(t), true);
+}
+
+asio::awaitable<dedup_outcome> memory_store::schedule_deduplicated(task t, dedup_options options) {
+  co_return impl_->schedule_deduplicated(std::move(t), options);
 }
 
 asio::awaitable<std::optional<task>> memory_store::get(std::string id) {

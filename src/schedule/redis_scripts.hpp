@@ -97,6 +97,31 @@ wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1
 )lua";
 
+// KEYS 1..7, 8 the id's deduplication window (a key that expires with the window); ARGV: id,
+// due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
+// a new window opens), 'replaced' (window open, the waiting task took the new record and
+// due time) or 'dropped' (window open, mode drop). See store::schedule_deduplicated.
+inline constexpr const char* schedule_dedup = R"lua(
+local id, due = ARGV[1], tonumber(ARGV[2])
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  if ARGV[5] == 'drop' then return 'dropped' end
+  if redis.call('ZSCORE', KEYS[1], id) then
+    redis.call('HSET', KEYS[2], id, ARGV[3])
+    redis.call('ZADD', KEYS[1], due, id)
+    wake_if_head(KEYS[1], KEYS[7], id, due)
+    return 'replaced'
+  end
+end
+redis.call('SET', KEYS[8], '1', 'PX', ARGV[4])
+redis.call('HSET', KEYS[2], id, ARGV[3])
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+redis.call('ZREM', KEYS[5], id)
+redis.call('ZADD', KEYS[1], due, id)
+wake_if_head(KEYS[1], KEYS[7], id, due)
+return 'scheduled'
+)lua";
+
 // KEYS 1..7; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
 // failover or a restart from an older snapshot never hands out a token again).

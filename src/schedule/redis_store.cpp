@@ -116,6 +116,11 @@ struct redis_store::impl {
 
   std::string shard_count_key() const { return "{" + options.name_space + "}:shards"; }
 
+  // The deduplication window of `id` (schedule_deduplicated), in the shard's slot.
+  std::string window_key(unsigned shard, const std::string& id) const {
+    return "{" + options.name_space + ":" + std::to_string(shard) + "}:window:" + id;
+  }
+
   // Reads the namespace's shard count (writing ours on first use) once; see open().
   asio::awaitable<void> open() {
     if (opened) {
@@ -165,6 +170,7 @@ struct redis_store::impl {
   bool opened = false;
 
   redis::script schedule_script = make_script(lua::schedule);
+  redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
   redis::script claim_script = make_script(lua::claim);
   redis::script ack_script = make_script(lua::ack);
   redis::script nack_script = make_script(lua::nack);
@@ -196,8 +202,20 @@ struct redis_store::impl {
     if (options.wait_replicas == 0) {
       co_return co_await run_script<T>(s, shard, std::move(args), what);
     }
+    co_return co_await run_durable_on<T>(s, keys[shard], std::move(args), what);
+  }
+
+  // run_durable with the call's own KEYS (the shard's, plus keys of the same slot).
+  template <class T>
+  asio::awaitable<T> run_durable_on(const redis::script& s, std::vector<std::string> call_keys,
+                                    std::vector<std::string> args, const char* what) {
+    if (options.wait_replicas == 0) {
+      redis::response<T> plain;
+      co_await s.exec(conn, std::move(call_keys), std::move(args), plain);
+      co_return value_or_throw(std::get<0>(plain), what);
+    }
     redis::request req;
-    s.push_to(req, keys[shard], args);
+    s.push_to(req, call_keys, args);
     req.push("WAIT", options.wait_replicas, options.wait_timeout.count());
     redis::response<T, long long> resp;
     const auto durable = conn.dedicated();
@@ -211,7 +229,7 @@ struct redis_store::impl {
         redis::request load;
         s.push_load_to(load);
         redis::response<std::string> loaded;
-        const auto to_shard = redis::route_hint::for_key(keys[shard][0]);
+        const auto to_shard = redis::route_hint::for_key(call_keys[0]);
         co_await durable->exec(load, loaded, to_shard);
         value_or_throw(std::get<0>(loaded), what);
         co_await durable->exec(req, resp);
@@ -301,6 +319,34 @@ asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   const auto scheduled = co_await impl_->run_durable<long long>(
       impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
   co_return scheduled == 1;
+}
+
+asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_options options) {
+  if (t.id.empty()) {
+    throw std::invalid_argument("schedule: the task id is empty");
+  }
+  if (t.max_attempts == 0) {
+    throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+  }
+  if (options.window <= std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
+  }
+  co_await impl_->open();
+  t.attempts = 0;
+  t.last_error.clear();
+  t.occurrence = t.due;
+  const auto shard = impl_->shard_for(t.id);
+  auto keys = impl_->keys[shard];
+  keys.push_back(impl_->window_key(shard, t.id));
+  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
+                                std::to_string(options.window.count()),
+                                options.mode == dedup_mode::drop ? "drop" : "replace"};
+  const auto outcome = co_await impl_->run_durable_on<std::string>(
+      impl_->schedule_dedup_script, std::move(keys), std::move(args), "schedule_deduplicated");
+  if (outcome == "replaced") {
+    co_return dedup_outcome::replaced;
+  }
+  co_return outcome == "dropped" ? dedup_outcome::dropped : dedup_outcome::scheduled;
 }
 
 asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
@@ -494,7 +540,7 @@ asio::awaitable<bool> redis_store::cancel(std::string id) {
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id)};
   co_return co_await impl_->run_durable<long long>(impl_->cancel_script, shard, std::move(args),
-                                                  "cancel") == 1;
+                                                   "cancel") == 1;
 }
 
 asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {

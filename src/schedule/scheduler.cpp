@@ -268,6 +268,15 @@ asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
   co_return added;
 }
 
+asio::awaitable<dedup_outcome> scheduler::schedule_deduplicated(task t, dedup_options options) {
+  const auto shard = store_->shard_of(t.id);
+  const auto outcome = co_await store_->schedule_deduplicated(std::move(t), options);
+  if (outcome != dedup_outcome::dropped) {
+    dispatcher_.wake(shard);
+  }
+  co_return outcome;
+}
+
 asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
   std::vector<std::string> ids;
   ids.reserve(tasks.size());

@@ -46,6 +46,9 @@ class hanging_store final : public store {
   asio::awaitable<bool> schedule_if_absent(task t) override {
     co_return co_await inner_.schedule_if_absent(std::move(t));
   }
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override {
+    co_return co_await inner_.schedule_deduplicated(std::move(t), options);
+  }
   asio::awaitable<std::optional<task>> get(std::string id) override {
     co_return co_await inner_.get(std::move(id));
   }

@@ -61,6 +61,8 @@ class redis_store final : public store {
 
   asio::awaitable<void> schedule(task t) override;
   asio::awaitable<bool> schedule_if_absent(task t) override;
+  /// The window is a key `{<name_space>:<shard>}:window:<id>` expiring with it (PX).
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;

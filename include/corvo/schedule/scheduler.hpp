@@ -108,6 +108,11 @@ class scheduler {
   /// was kept.
   asio::awaitable<bool> schedule_if_absent(task t);
 
+  /// Schedules with a deduplication window on the task id (store::schedule_deduplicated:
+  /// debounce by replacing the waiting task, or drop), and wakes this process's dispatcher
+  /// unless the schedule was dropped. Returns what happened.
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options);
+
   /// Adds or replaces many tasks (store::schedule_many: a window of calls in flight, partial
   /// failures reported by schedule_many_error), and wakes this process's dispatcher for the
   /// shards they landed on.
