@@ -277,6 +277,21 @@ asio::awaitable<dedup_outcome> scheduler::schedule_deduplicated(task t, dedup_op
   co_return outcome;
 }
 
+asio::awaitable<void> scheduler::pause(std::string type) {
+  co_await store_->pause(std::move(type));
+}
+
+asio::awaitable<void> scheduler::resume(std::string type) {
+  co_await store_->resume(std::move(type));
+  for (unsigned shard = 0; shard < store_->shards(); ++shard) {
+    dispatcher_.wake(shard);
+  }
+}
+
+asio::awaitable<pause_state> scheduler::paused() {
+  co_return co_await store_->paused();
+}
+
 asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
   std::vector<std::string> ids;
   ids.reserve(tasks.size());

@@ -80,6 +80,18 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
   const auto digest = corvo.json_of({"schedule", "get", "digest"}).as_object();
   BOOST_TEST(digest.at("payload").as_string() == "v2");
   BOOST_TEST(corvo({"schedule", "cancel", "digest"}).exit_code == 0);
+  // Pause and resume a type, and the namespace.
+  r = corvo({"schedule", "pause", "--type", "email.timeout"});
+  BOOST_TEST(r.out == "paused type email.timeout\n", r.err);
+  BOOST_TEST(corvo({"schedule", "pause"}).out == "paused namespace\n");
+  auto paused = corvo.json_of({"schedule", "paused"}).as_object();
+  BOOST_TEST(paused.at("namespace").as_bool());
+  BOOST_TEST(paused.at("types").as_array().size() == 1u);
+  BOOST_TEST(paused.at("types").as_array()[0].as_string() == "email.timeout");
+  BOOST_TEST(corvo({"schedule", "resume", "--type", "email.timeout"}).out ==
+             "resumed type email.timeout\n");
+  BOOST_TEST(corvo({"schedule", "resume"}).out == "resumed namespace\n");
+  BOOST_TEST(corvo({"schedule", "paused"}).out == "namespace running\n");
   r = corvo({"schedule", "add", "--id", "daily", "--type", "report", "--in", "10m", "--cron",
              "0 9 * * MON-FRI", "--tz", "Europe/Berlin"});
   BOOST_TEST(r.exit_code == 0, r.err);

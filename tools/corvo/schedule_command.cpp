@@ -39,9 +39,13 @@ using corvo::tool::store_flags;
 constexpr const char* schedule_usage = R"(usage:
   corvo schedule add --id ID --type TYPE [--payload JSON] (--in DURATION | --at TIME)
                      [--max-attempts N] [--every DURATION | --cron "m h dom mon dow"]
+                     [--if-absent | --dedup-window DURATION [--dedup-drop]]
   corvo schedule get ID
   corvo schedule list [--offset N] [--limit N]
   corvo schedule cancel ID
+  corvo schedule pause [--type TYPE]     (the whole namespace, or one task type)
+  corvo schedule resume [--type TYPE]
+  corvo schedule paused
   corvo dead list [--offset N] [--limit N]
   corvo dead replay ID
   corvo dead purge [ID]
@@ -433,6 +437,72 @@ int listing(const std::vector<std::string>& args, bool dead) {
   });
 }
 
+asio::awaitable<int> pause_or_resume(redis_store& s, std::string type, bool pause, bool as_json) {
+  if (pause) {
+    co_await s.pause(type);
+  } else {
+    co_await s.resume(type);
+  }
+  const char* verb = pause ? "paused" : "resumed";
+  const std::string what = type.empty() ? "namespace" : "type " + type;
+  if (as_json) {
+    std::cout << json::serialize(json::object{{verb, type.empty() ? "*" : type}}) << "\n";
+  } else {
+    std::cout << verb << " " << what << "\n";
+  }
+  co_return 0;
+}
+
+// `corvo schedule pause|resume [--type TYPE]`.
+int pausing(const std::vector<std::string>& args, bool pause) {
+  store_flags c;
+  std::string type;
+  po::options_description options("options");
+  corvo::tool::add_store_flags(options, c);
+  options.add_options()("type", po::value(&type),
+                        "only this task type (default: the whole namespace)");
+  if (help_requested(args,
+                     pause ? "corvo schedule pause [--type TYPE]"
+                           : "corvo schedule resume [--type TYPE]",
+                     options)) {
+    return 0;
+  }
+  parse_arguments(args, options);
+  return with_store(c, [type, pause, &c](redis_store& s) {
+    return pause_or_resume(s, type, pause, c.json_output);
+  });
+}
+
+asio::awaitable<int> show_paused(redis_store& s, bool as_json) {
+  const auto state = co_await s.paused();
+  if (as_json) {
+    json::array types;
+    for (const auto& t : state.types) {
+      types.emplace_back(t);
+    }
+    std::cout << json::serialize(json::object{{"namespace", state.all}, {"types", types}})
+              << "\n";
+  } else {
+    std::cout << "namespace " << (state.all ? "paused" : "running");
+    for (const auto& t : state.types) {
+      std::cout << "\ntype " << t << " paused";
+    }
+    std::cout << "\n";
+  }
+  co_return 0;
+}
+
+int show_paused_command(const std::vector<std::string>& args) {
+  store_flags c;
+  po::options_description options("options");
+  corvo::tool::add_store_flags(options, c);
+  if (help_requested(args, "corvo schedule paused", options)) {
+    return 0;
+  }
+  parse_arguments(args, options);
+  return with_store(c, [&c](redis_store& s) { return show_paused(s, c.json_output); });
+}
+
 bool wants_help(const std::vector<std::string>& args) {
   return args.empty() || args[0] == "--help" || args[0] == "-h";
 }
@@ -451,6 +521,10 @@ int run_schedule(const std::vector<std::string>& args) {
     return listing(rest(args), false);
   if (verb == "cancel")
     return with_id(rest(args), "corvo schedule cancel ID", true, &cancel_task);
+  if (verb == "pause" || verb == "resume")
+    return pausing(rest(args), verb == "pause");
+  if (verb == "paused")
+    return show_paused_command(rest(args));
   std::cerr << "corvo schedule: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
   return 2;
 }
@@ -483,7 +557,8 @@ int run_stats(const std::vector<std::string>& args) {
 }
 
 const corvo::tool::registration schedule_command{
-    {"schedule", "add, get, list and cancel delayed tasks in Redis", run_schedule}};
+    {"schedule", "add, get, list, cancel, pause and resume delayed tasks in Redis",
+     run_schedule}};
 const corvo::tool::registration dead_command{
     {"dead", "list, replay and purge dead-lettered tasks", run_dead}};
 const corvo::tool::registration stats_command{

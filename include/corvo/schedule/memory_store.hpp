@@ -63,6 +63,10 @@ class memory_store final : public store {
   asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
                                             std::chrono::milliseconds lease) override;
 
+  asio::awaitable<void> pause(std::string type) override;
+  asio::awaitable<void> resume(std::string type) override;
+  asio::awaitable<pause_state> paused() override;
+
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;
   asio::awaitable<std::size_t> purge(std::string id) override;

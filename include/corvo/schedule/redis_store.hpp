@@ -76,6 +76,16 @@ class redis_store final : public store {
   asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
                                             std::chrono::milliseconds lease) override;
 
+  /// Written to every shard's `{<name_space>:<shard>}:paused` set (one script per shard):
+  /// a pause interrupted half-way (connection lost) holds on the shards it reached; call it
+  /// again.
+  asio::awaitable<void> pause(std::string type) override;
+  /// Per shard, one script: lifts the pause, moves the shard's set-aside tasks of `type`
+  /// back (O(set-aside tasks of the shard)) and publishes a wake-up.
+  asio::awaitable<void> resume(std::string type) override;
+  /// Read from shard 0.
+  asio::awaitable<pause_state> paused() override;
+
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;
   asio::awaitable<std::size_t> purge(std::string id) override;
@@ -83,7 +93,7 @@ class redis_store final : public store {
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;
 
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,
-  /// wake channel). For tools and tests.
+  /// wake channel, parked, paused). For tools and tests.
   std::vector<std::string> keys_of(unsigned shard) const;
 
  private:

@@ -78,6 +78,14 @@ struct store_stats {
   std::uint64_t dead = 0;       ///< in the dead-letter set
 };
 
+/// What is paused in a namespace (store::paused).
+struct pause_state {
+  /// The whole namespace: no task is claimed.
+  bool all = false;
+  /// Paused task types, sorted.
+  std::vector<std::string> types;
+};
+
 /// Thrown by store::schedule_many() when some tasks could not be scheduled; every other task
 /// of the call was scheduled.
 class schedule_many_error : public std::runtime_error {
@@ -175,6 +183,20 @@ class store {
   /// Renews leases; element i tells whether leases[i] was still held (and is renewed).
   virtual asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
                                                     std::chrono::milliseconds lease) = 0;
+
+  /// Pauses the namespace (`type` empty) or one task type, for every process sharing it:
+  /// claims take no task of a paused type (such a task that comes due is set aside, still
+  /// scheduled and due: get() and browse() show it, stats() counts it in scheduled and
+  /// due_now) and, with the namespace paused, none at all; runs in flight go on, expired
+  /// leases are still handled. Idempotent. The namespace pause and each type pause are
+  /// independent: a task is claimed only when neither is paused. Throws
+  /// std::invalid_argument for the type "*" (reserved) or a type with a newline.
+  virtual asio::awaitable<void> pause(std::string type) = 0;
+  /// Lifts pause(type) and wakes every process's dispatchers for the shards, so tasks held
+  /// back run at once (no polling). Idempotent.
+  virtual asio::awaitable<void> resume(std::string type) = 0;
+  /// What is paused now.
+  virtual asio::awaitable<pause_state> paused() = 0;
 
   /// Dead letters, most recent first (ties by id), as browse() pages.
   virtual asio::awaitable<std::vector<task>> dead_letters(std::size_t offset,
