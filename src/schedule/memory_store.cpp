@@ -20,7 +20,8 @@
 namespace corvo::schedule {
 namespace {
 
-enum class place { waiting, in_flight, dead };
+/// parked: due, but its type is paused (set aside by a claim until resume).
+enum class place { waiting, parked, in_flight, dead };
 
 struct entry {
   task work;  ///< work.due: the due time while waiting, the last one otherwise
@@ -39,6 +40,11 @@ struct shard_state {
   scored_set due_set;
   scored_set inflight;  ///< by lease deadline
   scored_set dead;      ///< by the time it was dead-lettered
+  scored_set parked;    ///< by due time: tasks of a paused type a claim set aside
+  /// Open deduplication windows: id -> when it closes, and the same ordered by closing time
+  /// (closed ones are dropped at the next schedule_deduplicated on the shard).
+  std::unordered_map<std::string, time_point> windows;
+  scored_set window_ends;
 };
 
 struct watcher {
@@ -79,6 +85,7 @@ std::string one_line(std::string text) {
 task_state state_of(place where) noexcept {
   switch (where) {
     case place::waiting:
+    case place::parked:
       return task_state::scheduled;
     case place::in_flight:
       return task_state::in_flight;
@@ -128,6 +135,9 @@ struct memory_store::impl {
   std::function<time_point()> clock = [] { return schedule::now(); };
   std::uint64_t last_token = 0;
   std::shared_ptr<watcher_list> watchers = std::make_shared<watcher_list>();
+  /// pause(): the whole namespace, and the paused types.
+  bool paused_all = false;
+  std::set<std::string> paused_types;
 
   shard_state& shard_at(unsigned shard) {
     if (shard >= shards.size()) {
@@ -146,6 +156,9 @@ struct memory_store::impl {
     switch (e.where) {
       case place::waiting:
         s.due_set.erase({e.work.due, id});
+        break;
+      case place::parked:
+        s.parked.erase({e.work.due, id});
         break;
       case place::in_flight:
         s.inflight.erase({e.lease_deadline, id});
@@ -218,8 +231,7 @@ struct memory_store::impl {
   // The operations, as plain functions: the coroutines below only wrap them (and GCC 12
   // handles temporaries in coroutine bodies badly, so they stay out of them).
 
-  /// False (and nothing changed) when `if_absent` and a task with this id exists.
-  bool schedule(task t, bool if_absent) {
+  static void validate(const task& t) {
     if (t.id.empty()) {
       throw std::invalid_argument("schedule: the task id is empty");
     }
@@ -232,10 +244,20 @@ struct memory_store::impl {
     if (t.type.find('\n') != std::string::npos) {
       throw std::invalid_argument("task '" + t.id + "': the type contains a newline");
     }
+  }
+
+  /// What schedule() resets: a new task starts with no attempts and no error.
+  static void reset(task& t) {
     t.attempts = 0;
     t.last_error.clear();
     t.occurrence = t.due;
     t.state = task_state::scheduled;
+  }
+
+  /// False (and nothing changed) when `if_absent` and a task with this id exists.
+  bool schedule(task t, bool if_absent) {
+    validate(t);
+    reset(t);
     const auto shard = shard_for(t.id);
     auto& s = shards[shard];
     if (if_absent && s.tasks.contains(t.id)) {
@@ -249,6 +271,42 @@ struct memory_store::impl {
     it->second.work = std::move(t);
     make_due(shard, it->first, it->second, due);
     return true;
+  }
+
+  /// As the schedule_dedup script: see store::schedule_deduplicated.
+  dedup_outcome schedule_deduplicated(task t, dedup_options options) {
+    if (options.window <= std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
+    }
+    validate(t);
+    const auto now = clock();
+    const auto shard = shard_for(t.id);
+    auto& s = shards[shard];
+    while (!s.window_ends.empty() && s.window_ends.begin()->first <= now) {
+      s.windows.erase(s.window_ends.begin()->second);
+      s.window_ends.erase(s.window_ends.begin());
+    }
+    if (s.windows.contains(t.id)) {
+      if (options.mode == dedup_mode::drop) {
+        return dedup_outcome::dropped;
+      }
+      const auto it = s.tasks.find(t.id);
+      if (it != s.tasks.end() &&
+          (it->second.where == place::waiting || it->second.where == place::parked)) {
+        reset(t);
+        detach(s, it->first, it->second);
+        const auto due = t.due;
+        it->second.work = std::move(t);
+        make_due(shard, it->first, it->second, due);
+        return dedup_outcome::replaced;
+      }
+      s.window_ends.erase({s.windows.at(t.id), t.id});
+    }
+    const auto closes = now + std::chrono::duration_cast<std::chrono::microseconds>(options.window);
+    s.windows[t.id] = closes;
+    s.window_ends.emplace(closes, t.id);
+    schedule(std::move(t), false);
+    return dedup_outcome::scheduled;
   }
 
   std::optional<task> get(const std::string& id) {
@@ -292,10 +350,75 @@ struct memory_store::impl {
   }
 
   std::vector<task> browse(std::size_t offset, std::size_t limit) const {
-    return merged_page(
-        offset, limit, [](const auto& s) { return s.due_set.begin(); },
-        [](const auto& s) { return s.due_set.end(); },
-        [](const auto& a, const auto& b) { return a < b; });
+    if (std::all_of(shards.begin(), shards.end(), [](const auto& s) { return s.parked.empty(); })) {
+      return merged_page(
+          offset, limit, [](const auto& s) { return s.due_set.begin(); },
+          [](const auto& s) { return s.due_set.end(); },
+          [](const auto& a, const auto& b) { return a < b; });
+    }
+    // Tasks set aside by a pause are listed among the others, in due order.
+    std::vector<std::pair<std::pair<time_point, std::string>, const entry*>> all;
+    for (const auto& s : shards) {
+      for (const auto* set : {&s.due_set, &s.parked}) {
+        for (const auto& member : *set) {
+          all.emplace_back(member, &s.tasks.at(member.second));
+        }
+      }
+    }
+    std::sort(all.begin(), all.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<task> page;
+    for (std::size_t i = offset; i < all.size() && page.size() < limit; ++i) {
+      page.push_back(snapshot(*all[i].second));
+    }
+    return page;
+  }
+
+  static void check_pausable(const std::string& type) {
+    if (type == "*" || type.find('\n') != std::string::npos) {
+      throw std::invalid_argument("pause: '" + type + "' is not a task type");
+    }
+  }
+
+  void pause(const std::string& type) {
+    check_pausable(type);
+    if (type.empty()) {
+      paused_all = true;
+    } else {
+      paused_types.insert(type);
+    }
+  }
+
+  void resume(const std::string& type) {
+    check_pausable(type);
+    if (type.empty()) {
+      paused_all = false;
+    } else if (paused_types.erase(type) > 0) {
+      for (unsigned shard = 0; shard < shards.size(); ++shard) {
+        auto& s = shards[shard];
+        for (auto it = s.parked.begin(); it != s.parked.end();) {
+          auto& e = s.tasks.at(it->second);
+          const auto next = std::next(it);
+          if (e.work.type == type) {
+            const auto [due, id] = *it;
+            s.parked.erase(it);
+            e.where = place::waiting;
+            s.due_set.emplace(due, id);
+          }
+          it = next;
+        }
+      }
+    }
+    for (unsigned shard = 0; shard < shards.size(); ++shard) {
+      wake(shard);
+    }
+  }
+
+  pause_state paused() const {
+    pause_state out;
+    out.all = paused_all;
+    out.types.assign(paused_types.begin(), paused_types.end());
+    return out;
   }
 
   bool cancel(const std::string& id) {
@@ -313,7 +436,7 @@ struct memory_store::impl {
   bool reschedule(const std::string& id, time_point due) {
     unsigned shard = 0;
     entry* e = find(id, shard);
-    if (e == nullptr || e->where != place::waiting) {
+    if (e == nullptr || (e->where != place::waiting && e->where != place::parked)) {
       return false;
     }
     detach(shards[shard], id, *e);
@@ -326,7 +449,8 @@ struct memory_store::impl {
     const auto now = clock();
     store_stats total;
     for (const auto& s : shards) {
-      total.scheduled += s.due_set.size();
+      total.scheduled += s.due_set.size() + s.parked.size();
+      total.due_now += s.parked.size();  // set aside because they were due
       for (auto it = s.due_set.begin(); it != s.due_set.end() && it->first <= now; ++it) {
         ++total.due_now;
       }
@@ -355,10 +479,16 @@ struct memory_store::impl {
       }
     }
     const auto deadline = now + std::chrono::duration_cast<std::chrono::microseconds>(lease);
-    while (out.tasks.size() < limit && !s.due_set.empty() && s.due_set.begin()->first <= now) {
+    while (!paused_all && out.tasks.size() < limit && !s.due_set.empty() &&
+           s.due_set.begin()->first <= now) {
       const std::string id = s.due_set.begin()->second;
       auto& e = s.tasks.at(id);
       detach(s, id, e);
+      if (!paused_types.empty() && paused_types.contains(e.work.type)) {
+        e.where = place::parked;  // stays due; resume() puts it back
+        s.parked.emplace(e.work.due, id);
+        continue;
+      }
       e.where = place::in_flight;
       e.token = std::to_string(++last_token);
       e.lease_deadline = deadline;
@@ -370,7 +500,7 @@ struct memory_store::impl {
       claimed.shard = shard;
       out.tasks.push_back(std::move(claimed));
     }
-    if (!s.due_set.empty()) {
+    if (!s.due_set.empty() && !paused_all) {  // paused: nothing to wake up for
       out.next_due = s.due_set.begin()->first;
     }
     if (!s.inflight.empty()) {
@@ -515,6 +645,10 @@ asio::awaitable<bool> memory_store::schedule_if_absent(task t) {
   co_return impl_->schedule(std::move(t), true);
 }
 
+asio::awaitable<dedup_outcome> memory_store::schedule_deduplicated(task t, dedup_options options) {
+  co_return impl_->schedule_deduplicated(std::move(t), options);
+}
+
 asio::awaitable<std::optional<task>> memory_store::get(std::string id) {
   co_return impl_->get(id);
 }
@@ -552,6 +686,20 @@ asio::awaitable<std::vector<bool>> memory_store::extend(unsigned shard,
                                                         std::vector<lease_ref> leases,
                                                         std::chrono::milliseconds lease) {
   co_return impl_->extend(shard, leases, lease);
+}
+
+asio::awaitable<void> memory_store::pause(std::string type) {
+  impl_->pause(type);
+  co_return;
+}
+
+asio::awaitable<void> memory_store::resume(std::string type) {
+  impl_->resume(type);
+  co_return;
+}
+
+asio::awaitable<pause_state> memory_store::paused() {
+  co_return impl_->paused();
 }
 
 asio::awaitable<std::vector<task>> memory_store::dead_letters(std::size_t offset,

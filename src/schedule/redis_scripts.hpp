@@ -5,7 +5,9 @@
 // epoch. Numbers returned to the client are formatted with %.0f (Lua 5.1's tostring would
 // use 14 significant digits and lose microseconds).
 //
-// Common KEYS order: 1 due, 2 tasks, 3 inflight, 4 lease, 5 dead, 6 seq, 7 wake channel.
+// Common KEYS order: 1 due, 2 tasks, 3 inflight, 4 lease, 5 dead, 6 seq, 7 wake channel,
+// 8 parked (due tasks of a paused type, set aside by a claim), 9 paused (set: '*' for the
+// whole namespace, or task types).
 // Record layout: see include/corvo/schedule/detail/record.hpp.
 
 namespace corvo::schedule::detail::lua {
@@ -74,6 +76,12 @@ local function dead_letter(keys, id, now, max_count, max_age)
     end
   end
 end
+-- The task type of a record (its 3rd line).
+local function type_of(rec)
+  local a, b = nth_newline(rec, 2), nth_newline(rec, 3)
+  if not a or not b then return nil end
+  return string.sub(rec, a + 1, b - 1)
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
 local function wake_if_head(due_key, channel, id, due)
   local head = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
@@ -89,6 +97,7 @@ inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
 redis.call('HSET', KEYS[2], id, ARGV[3])
+redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
@@ -97,13 +106,41 @@ wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1
 )lua";
 
+// KEYS 1..9, 10 the id's deduplication window (a key that expires with the window); ARGV: id,
+// due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
+// a new window opens), 'replaced' (window open, the waiting task took the new record and
+// due time) or 'dropped' (window open, mode drop). See store::schedule_deduplicated.
+inline constexpr const char* schedule_dedup = R"lua(
+local id, due = ARGV[1], tonumber(ARGV[2])
+if redis.call('EXISTS', KEYS[10]) == 1 then
+  if ARGV[5] == 'drop' then return 'dropped' end
+  if redis.call('ZSCORE', KEYS[1], id) or redis.call('ZREM', KEYS[8], id) == 1 then
+    redis.call('HSET', KEYS[2], id, ARGV[3])
+    redis.call('ZADD', KEYS[1], due, id)
+    wake_if_head(KEYS[1], KEYS[7], id, due)
+    return 'replaced'
+  end
+end
+redis.call('SET', KEYS[10], '1', 'PX', ARGV[4])
+redis.call('HSET', KEYS[2], id, ARGV[3])
+redis.call('ZREM', KEYS[8], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+redis.call('ZREM', KEYS[5], id)
+redis.call('ZADD', KEYS[1], due, id)
+wake_if_head(KEYS[1], KEYS[7], id, due)
+return 'scheduled'
+)lua";
+
 // KEYS 1..7; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
 // failover or a restart from an older snapshot never hands out a token again).
 // Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
 // An expired lease makes its task due now, or dead when that try was its last
 // ("lease expired N times (worker died or hung)"). A record whose header does not parse is
-// dead-lettered (rewritten with the reason, the original kept as its payload).
+// dead-lettered (rewritten with the reason, the original kept as its payload). With the
+// namespace paused nothing is claimed and no next due time is reported (resume wakes the
+// dispatchers); a due task of a paused type moves to the parked set, still due.
 inline constexpr const char* claim = R"lua(
 local now = now_us()
 local dead_max_count, dead_max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -127,16 +164,27 @@ for _, id in ipairs(expired) do
 end
 local out = {fmt(now), '', ''}
 local limit = tonumber(ARGV[1])
-if limit > 0 then
+local all_paused, paused_types = false, nil
+for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
+  if p == '*' then all_paused = true else
+    paused_types = paused_types or {}
+    paused_types[p] = true
+  end
+end
+local claimed = 0
+while limit > 0 and claimed < limit and not all_paused do
   local deadline = now + tonumber(ARGV[2]) * 1000
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+  local want = limit - claimed
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, want)
   for i = 1, #due, 2 do
     local id = due[i]
     redis.call('ZREM', KEYS[1], id)
     local rec = redis.call('HGET', KEYS[2], id)
     local attempts
     if rec then attempts = header(rec) end
-    if rec and not attempts then
+    if rec and paused_types and paused_types[type_of(rec)] then
+      redis.call('ZADD', KEYS[8], due[i + 1], id)
+    elseif rec and not attempts then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
@@ -151,11 +199,13 @@ if limit > 0 then
       out[#out + 1] = tostring(token)
       out[#out + 1] = due[i + 1]
       out[#out + 1] = rec
+      claimed = claimed + 1
     end
   end
+  if #due < 2 * want then break end  -- no more due now
 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if head[2] then out[2] = head[2] end
+if head[2] and not all_paused then out[2] = head[2] end
 local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if lease[2] then out[3] = lease[2] end
 return out
@@ -227,6 +277,7 @@ return held
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
 redis.call('ZREM', KEYS[1], id)
+redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
@@ -237,12 +288,44 @@ return redis.call('HDEL', KEYS[2], id)
 // moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if not redis.call('ZSCORE', KEYS[1], id) then return 0 end
+if not redis.call('ZSCORE', KEYS[1], id) and redis.call('ZREM', KEYS[8], id) == 0 then
+  return 0
+end
 local rec = redis.call('HGET', KEYS[2], id)
 if rec then redis.call('HSET', KEYS[2], id, with_occurrence(rec, ARGV[2])) end
-redis.call('ZADD', KEYS[1], 'XX', due, id)
+redis.call('ZADD', KEYS[1], due, id)
 wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1
+)lua";
+
+// KEYS 1..9; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
+inline constexpr const char* pause = R"lua(
+redis.call('SADD', KEYS[9], ARGV[1])
+return 1
+)lua";
+
+// KEYS 1..9; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
+// parked tasks of that type back to the due set (their due times unchanged) and wakes the
+// dispatchers. Returns the number moved back.
+inline constexpr const char* resume = R"lua(
+redis.call('SREM', KEYS[9], ARGV[1])
+local moved = 0
+if ARGV[1] ~= '*' then
+  local parked = redis.call('ZRANGE', KEYS[8], 0, -1, 'WITHSCORES')
+  for i = 1, #parked, 2 do
+    local rec = redis.call('HGET', KEYS[2], parked[i])
+    if not rec or type_of(rec) == ARGV[1] then
+      redis.call('ZREM', KEYS[8], parked[i])
+      if rec then
+        redis.call('ZADD', KEYS[1], parked[i + 1], parked[i])
+        moved = moved + 1
+      end
+    end
+  end
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if head[2] then redis.call('SPUBLISH', KEYS[7], head[2]) end
+return moved
 )lua";
 
 // KEYS 1..7; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).

@@ -109,12 +109,17 @@ struct redis_store::impl {
     for (unsigned s = 0; s < options.shards; ++s) {
       const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
-                      tag + "seq", tag + "wake"});
+                      tag + "seq", tag + "wake", tag + "parked", tag + "paused"});
       channel_to_shard.emplace(tag + "wake", s);
     }
   }
 
   std::string shard_count_key() const { return "{" + options.name_space + "}:shards"; }
+
+  // The deduplication window of `id` (schedule_deduplicated), in the shard's slot.
+  std::string window_key(unsigned shard, const std::string& id) const {
+    return "{" + options.name_space + ":" + std::to_string(shard) + "}:window:" + id;
+  }
 
   // Reads the namespace's shard count (writing ours on first use) once; see open().
   asio::awaitable<void> open() {
@@ -165,6 +170,7 @@ struct redis_store::impl {
   bool opened = false;
 
   redis::script schedule_script = make_script(lua::schedule);
+  redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
   redis::script claim_script = make_script(lua::claim);
   redis::script ack_script = make_script(lua::ack);
   redis::script nack_script = make_script(lua::nack);
@@ -173,6 +179,8 @@ struct redis_store::impl {
   redis::script reschedule_script = make_script(lua::reschedule);
   redis::script replay_script = make_script(lua::replay);
   redis::script purge_script = make_script(lua::purge);
+  redis::script pause_script = make_script(lua::pause);
+  redis::script resume_script = make_script(lua::resume);
 
   template <class T>
   asio::awaitable<T> run_script(const redis::script& s, unsigned shard,
@@ -196,8 +204,20 @@ struct redis_store::impl {
     if (options.wait_replicas == 0) {
       co_return co_await run_script<T>(s, shard, std::move(args), what);
     }
+    co_return co_await run_durable_on<T>(s, keys[shard], std::move(args), what);
+  }
+
+  // run_durable with the call's own KEYS (the shard's, plus keys of the same slot).
+  template <class T>
+  asio::awaitable<T> run_durable_on(const redis::script& s, std::vector<std::string> call_keys,
+                                    std::vector<std::string> args, const char* what) {
+    if (options.wait_replicas == 0) {
+      redis::response<T> plain;
+      co_await s.exec(conn, std::move(call_keys), std::move(args), plain);
+      co_return value_or_throw(std::get<0>(plain), what);
+    }
     redis::request req;
-    s.push_to(req, keys[shard], args);
+    s.push_to(req, call_keys, args);
     req.push("WAIT", options.wait_replicas, options.wait_timeout.count());
     redis::response<T, long long> resp;
     const auto durable = conn.dedicated();
@@ -211,7 +231,7 @@ struct redis_store::impl {
         redis::request load;
         s.push_load_to(load);
         redis::response<std::string> loaded;
-        const auto to_shard = redis::route_hint::for_key(keys[shard][0]);
+        const auto to_shard = redis::route_hint::for_key(call_keys[0]);
         co_await durable->exec(load, loaded, to_shard);
         value_or_throw(std::get<0>(loaded), what);
         co_await durable->exec(req, resp);
@@ -303,6 +323,34 @@ asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   co_return scheduled == 1;
 }
 
+asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_options options) {
+  if (t.id.empty()) {
+    throw std::invalid_argument("schedule: the task id is empty");
+  }
+  if (t.max_attempts == 0) {
+    throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+  }
+  if (options.window <= std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
+  }
+  co_await impl_->open();
+  t.attempts = 0;
+  t.last_error.clear();
+  t.occurrence = t.due;
+  const auto shard = impl_->shard_for(t.id);
+  auto keys = impl_->keys[shard];
+  keys.push_back(impl_->window_key(shard, t.id));
+  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
+                                std::to_string(options.window.count()),
+                                options.mode == dedup_mode::drop ? "drop" : "replace"};
+  const auto outcome = co_await impl_->run_durable_on<std::string>(
+      impl_->schedule_dedup_script, std::move(keys), std::move(args), "schedule_deduplicated");
+  if (outcome == "replaced") {
+    co_return dedup_outcome::replaced;
+  }
+  co_return outcome == "dropped" ? dedup_outcome::dropped : dedup_outcome::scheduled;
+}
+
 asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   co_await impl_->open();
   const auto& k = impl_->keys[impl_->shard_for(id)];
@@ -311,8 +359,9 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   req.push("ZSCORE", k[0], id);
   req.push("ZSCORE", k[2], id);
   req.push("ZSCORE", k[4], id);
+  req.push("ZSCORE", k[7], id);
   redis::response<std::optional<std::string>, std::optional<double>, std::optional<double>,
-                  std::optional<double>>
+                  std::optional<double>, std::optional<double>>
       resp;
   co_await impl_->conn.exec(req, resp);
   const auto& record = value_or_throw(std::get<0>(resp), "get");
@@ -322,9 +371,11 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   task t;
   t.id = std::move(id);
   detail::decode_record(*record, t);
-  if (const auto& due = value_or_throw(std::get<1>(resp), "get"); due) {
+  const auto& waiting = value_or_throw(std::get<1>(resp), "get");
+  const auto& parked = value_or_throw(std::get<4>(resp), "get");
+  if (waiting || parked) {
     t.state = task_state::scheduled;
-    t.due = from_micros(*due);
+    t.due = from_micros(waiting ? *waiting : *parked);
     default_occurrence(t);
   } else if (value_or_throw(std::get<2>(resp), "get")) {
     t.state = task_state::in_flight;
@@ -485,7 +536,15 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
 
 asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::size_t limit) {
   co_await impl_->open();
-  co_return co_await merged_page(impl_->conn, impl_->keys, 0, false, offset, limit,
+  // Each shard's due set and its parked set (due tasks of a paused type) are two sources of
+  // the merge, both reading records from the shard's tasks hash.
+  std::vector<std::vector<std::string>> sources;
+  for (const auto& k : impl_->keys) {
+    sources.push_back(k);
+    sources.push_back(k);
+    sources.back()[0] = k[7];
+  }
+  co_return co_await merged_page(impl_->conn, sources, 0, false, offset, limit,
                                  task_state::scheduled);
 }
 
@@ -494,7 +553,7 @@ asio::awaitable<bool> redis_store::cancel(std::string id) {
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id)};
   co_return co_await impl_->run_durable<long long>(impl_->cancel_script, shard, std::move(args),
-                                                  "cancel") == 1;
+                                                   "cancel") == 1;
 }
 
 asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
@@ -516,12 +575,16 @@ asio::awaitable<store_stats> redis_store::stats() {
     req.push("ZCOUNT", k[0], "-inf", now_text);
     req.push("ZCARD", k[2]);
     req.push("ZCARD", k[4]);
-    redis::response<long long, long long, long long, long long> resp;
+    req.push("ZCARD", k[7]);  // parked: due tasks of a paused type
+    redis::response<long long, long long, long long, long long, long long> resp;
     co_await impl_->conn.exec(req, resp);
     total.scheduled += static_cast<std::uint64_t>(value_or_throw(std::get<0>(resp), "stats"));
     total.due_now += static_cast<std::uint64_t>(value_or_throw(std::get<1>(resp), "stats"));
     total.in_flight += static_cast<std::uint64_t>(value_or_throw(std::get<2>(resp), "stats"));
     total.dead += static_cast<std::uint64_t>(value_or_throw(std::get<3>(resp), "stats"));
+    const auto parked = static_cast<std::uint64_t>(value_or_throw(std::get<4>(resp), "stats"));
+    total.scheduled += parked;
+    total.due_now += parked;
   }
   co_return total;
 }
@@ -618,6 +681,54 @@ asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
     held.push_back(r == "1");
   }
   co_return held;
+}
+
+namespace {
+
+std::string pause_member(const std::string& type) {
+  if (type == "*" || type.find('\n') != std::string::npos) {
+    throw std::invalid_argument("pause: '" + type + "' is not a task type");
+  }
+  return type.empty() ? "*" : type;
+}
+
+}  // namespace
+
+asio::awaitable<void> redis_store::pause(std::string type) {
+  const auto member = pause_member(type);
+  co_await impl_->open();
+  for (unsigned s = 0; s < shards(); ++s) {
+    std::vector<std::string> args{member};
+    co_await impl_->run_script<long long>(impl_->pause_script, s, std::move(args), "pause");
+  }
+}
+
+asio::awaitable<void> redis_store::resume(std::string type) {
+  const auto member = pause_member(type);
+  co_await impl_->open();
+  for (unsigned s = 0; s < shards(); ++s) {
+    std::vector<std::string> args{member};
+    co_await impl_->run_script<long long>(impl_->resume_script, s, std::move(args), "resume");
+  }
+}
+
+asio::awaitable<pause_state> redis_store::paused() {
+  co_await impl_->open();
+  redis::request req;
+  req.push("SMEMBERS", impl_->keys[0][8]);
+  redis::response<std::vector<std::string>> resp;
+  co_await impl_->conn.exec(req, resp);
+  auto members = value_or_throw(std::get<0>(resp), "paused");
+  std::sort(members.begin(), members.end());
+  pause_state out;
+  for (auto& m : members) {
+    if (m == "*") {
+      out.all = true;
+    } else {
+      out.types.push_back(std::move(m));
+    }
+  }
+  co_return out;
 }
 
 asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,

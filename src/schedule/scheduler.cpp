@@ -268,6 +268,30 @@ asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
   co_return added;
 }
 
+asio::awaitable<dedup_outcome> scheduler::schedule_deduplicated(task t, dedup_options options) {
+  const auto shard = store_->shard_of(t.id);
+  const auto outcome = co_await store_->schedule_deduplicated(std::move(t), options);
+  if (outcome != dedup_outcome::dropped) {
+    dispatcher_.wake(shard);
+  }
+  co_return outcome;
+}
+
+asio::awaitable<void> scheduler::pause(std::string type) {
+  co_await store_->pause(std::move(type));
+}
+
+asio::awaitable<void> scheduler::resume(std::string type) {
+  co_await store_->resume(std::move(type));
+  for (unsigned shard = 0; shard < store_->shards(); ++shard) {
+    dispatcher_.wake(shard);
+  }
+}
+
+asio::awaitable<pause_state> scheduler::paused() {
+  co_return co_await store_->paused();
+}
+
 asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
   std::vector<std::string> ids;
   ids.reserve(tasks.size());

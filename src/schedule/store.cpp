@@ -10,6 +10,18 @@
 
 namespace corvo::schedule {
 
+std::string_view to_string(dedup_outcome outcome) noexcept {
+  switch (outcome) {
+    case dedup_outcome::scheduled:
+      return "scheduled";
+    case dedup_outcome::replaced:
+      return "replaced";
+    case dedup_outcome::dropped:
+      return "dropped";
+  }
+  return "unknown";
+}
+
 namespace {
 
 struct bulk_failure {

@@ -65,6 +65,33 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
       {"schedule", "add", "--id", "order-42", "--type", "other", "--in", "2h", "--if-absent"});
   BOOST_TEST(r.exit_code == 0, r.err);
   BOOST_TEST(r.out == "kept order-42 (a task with this id exists)\n");
+  // A deduplication window: replaced within it, or dropped with --dedup-drop.
+  r = corvo({"schedule", "add", "--id", "digest", "--type", "mail", "--payload", R"("v1")", "--in",
+             "1h", "--dedup-window", "10m"});
+  BOOST_TEST(r.out == "scheduled digest\n", r.err);
+  r = corvo({"schedule", "add", "--id", "digest", "--type", "mail", "--payload", R"("v2")", "--in",
+             "2h", "--dedup-window", "10m"});
+  BOOST_TEST(r.out == "replaced digest (the waiting task took the new payload and due time)\n",
+             r.err);
+  const auto dropped = corvo.json_of({"schedule", "add", "--id", "digest", "--type", "mail",
+                                      "--payload", R"("v3")", "--in", "1s", "--dedup-window",
+                                      "10m", "--dedup-drop"});
+  BOOST_TEST(dropped.as_object().at("dropped").as_string() == "digest");
+  const auto digest = corvo.json_of({"schedule", "get", "digest"}).as_object();
+  BOOST_TEST(digest.at("payload").as_string() == "v2");
+  BOOST_TEST(corvo({"schedule", "cancel", "digest"}).exit_code == 0);
+  // Pause and resume a type, and the namespace.
+  r = corvo({"schedule", "pause", "--type", "email.timeout"});
+  BOOST_TEST(r.out == "paused type email.timeout\n", r.err);
+  BOOST_TEST(corvo({"schedule", "pause"}).out == "paused namespace\n");
+  auto paused = corvo.json_of({"schedule", "paused"}).as_object();
+  BOOST_TEST(paused.at("namespace").as_bool());
+  BOOST_TEST(paused.at("types").as_array().size() == 1u);
+  BOOST_TEST(paused.at("types").as_array()[0].as_string() == "email.timeout");
+  BOOST_TEST(corvo({"schedule", "resume", "--type", "email.timeout"}).out ==
+             "resumed type email.timeout\n");
+  BOOST_TEST(corvo({"schedule", "resume"}).out == "resumed namespace\n");
+  BOOST_TEST(corvo({"schedule", "paused"}).out == "namespace running\n");
   r = corvo({"schedule", "add", "--id", "daily", "--type", "report", "--in", "10m", "--cron",
              "0 9 * * MON-FRI", "--tz", "Europe/Berlin"});
   BOOST_TEST(r.exit_code == 0, r.err);
@@ -131,6 +158,14 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   r = corvo({"schedule", "add", "--id", "x", "--type", "t"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("exactly one of --at and --in") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--dedup-drop"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("--dedup-drop needs --dedup-window") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--dedup-window", "1m",
+             "--if-absent"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("at most one of --if-absent and --dedup-window") != std::string::npos,
+             r.err);
   r = corvo({"schedule", "frobnicate"});
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(corvo.json_of({"stats"}).as_object().at("scheduled").as_int64() ==

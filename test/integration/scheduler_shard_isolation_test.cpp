@@ -46,6 +46,9 @@ class hanging_store final : public store {
   asio::awaitable<bool> schedule_if_absent(task t) override {
     co_return co_await inner_.schedule_if_absent(std::move(t));
   }
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override {
+    co_return co_await inner_.schedule_deduplicated(std::move(t), options);
+  }
   asio::awaitable<std::optional<task>> get(std::string id) override {
     co_return co_await inner_.get(std::move(id));
   }
@@ -77,6 +80,11 @@ class hanging_store final : public store {
     co_await park(shard, false);
     co_return co_await inner_.extend(shard, std::move(leases), lease);
   }
+  asio::awaitable<void> pause(std::string type) override { co_await inner_.pause(std::move(type)); }
+  asio::awaitable<void> resume(std::string type) override {
+    co_await inner_.resume(std::move(type));
+  }
+  asio::awaitable<pause_state> paused() override { co_return co_await inner_.paused(); }
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override {
     co_return co_await inner_.dead_letters(offset, limit);
   }

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "cli.hpp"
@@ -38,9 +39,13 @@ using corvo::tool::store_flags;
 constexpr const char* schedule_usage = R"(usage:
   corvo schedule add --id ID --type TYPE [--payload JSON] (--in DURATION | --at TIME)
                      [--max-attempts N] [--every DURATION | --cron "m h dom mon dow"]
+                     [--if-absent | --dedup-window DURATION [--dedup-drop]]
   corvo schedule get ID
   corvo schedule list [--offset N] [--limit N]
   corvo schedule cancel ID
+  corvo schedule pause [--type TYPE]     (the whole namespace, or one task type)
+  corvo schedule resume [--type TYPE]
+  corvo schedule paused
   corvo dead list [--offset N] [--limit N]
   corvo dead replay ID
   corvo dead purge [ID]
@@ -218,19 +223,32 @@ std::vector<std::string> rest(const std::vector<std::string>& args) {
   return {args.begin() + 1, args.end()};
 }
 
-asio::awaitable<int> add_task(redis_store& s, task t, bool if_absent, bool as_json) {
+// How `corvo schedule add` schedules: plain (upsert), --if-absent, or with a --dedup-window.
+struct add_mode {
+  bool if_absent = false;
+  std::optional<dedup_options> dedup;
+};
+
+asio::awaitable<int> add_task(redis_store& s, task t, add_mode mode, bool as_json) {
   const std::string id = t.id;
-  bool added = true;
-  if (if_absent) {
-    added = co_await s.schedule_if_absent(std::move(t));
+  std::string outcome = "scheduled";
+  if (mode.dedup) {
+    outcome = std::string(to_string(co_await s.schedule_deduplicated(std::move(t), *mode.dedup)));
+  } else if (mode.if_absent) {
+    const bool added = co_await s.schedule_if_absent(std::move(t));
+    outcome = added ? "scheduled" : "kept";  // kept: --if-absent found the id
   } else {
     co_await s.schedule(std::move(t));
   }
-  const char* outcome = added ? "scheduled" : "kept";  // kept: --if-absent found the id
   if (as_json) {
     std::cout << json::serialize(json::object{{outcome, id}}) << "\n";
   } else {
-    std::cout << outcome << " " << id << (added ? "" : " (a task with this id exists)") << "\n";
+    const char* why = outcome == "kept"      ? " (a task with this id exists)"
+                      : outcome == "dropped" ? " (its deduplication window is open)"
+                      : outcome == "replaced"
+                          ? " (the waiting task took the new payload and due time)"
+                          : "";
+    std::cout << outcome << " " << id << why << "\n";
   }
   co_return 0;
 }
@@ -239,7 +257,8 @@ int schedule_add(const std::vector<std::string>& args) {
   store_flags c;
   std::string id, type, payload = "{}", at, in, every, cron_text, zone;
   unsigned max_attempts = 5;
-  bool if_absent = false;
+  bool if_absent = false, dedup_drop = false;
+  std::string dedup_window;
   po::options_description options("options");
   corvo::tool::add_store_flags(options, c);
   options.add_options()("id", po::value(&id)->required(), "task id")(
@@ -251,11 +270,16 @@ int schedule_add(const std::vector<std::string>& args) {
       "cron", po::value(&cron_text), "repeat on this 5-field cron expression")(
       "tz", po::value(&zone), "time zone of --cron (IANA name, e.g. Europe/Berlin; default UTC)")(
       "if-absent", po::bool_switch(&if_absent),
-      "keep an existing task with this id instead of replacing it");
+      "keep an existing task with this id instead of replacing it")(
+      "dedup-window", po::value(&dedup_window),
+      "deduplicate schedules of this id within this duration: a waiting task takes the new "
+      "payload and due time (debounce)")(
+      "dedup-drop", po::bool_switch(&dedup_drop),
+      "with --dedup-window: drop a schedule within the window instead");
   if (help_requested(args,
                      "corvo schedule add --id ID --type TYPE [--payload JSON] "
                      "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR [--tz ZONE]] "
-                     "[--if-absent]",
+                     "[--if-absent | --dedup-window DURATION [--dedup-drop]]",
                      options)) {
     return 0;
   }
@@ -285,8 +309,21 @@ int schedule_add(const std::vector<std::string>& args) {
     t.repeat = parse_recurrence("cron " + (zone.empty() ? "" : "TZ=" + zone + " ") + cron_text);
     next_occurrence(t.repeat, t.due);  // validates the expression now
   }
-  return with_store(
-      c, [t, if_absent, &c](redis_store& s) { return add_task(s, t, if_absent, c.json_output); });
+  add_mode mode;
+  mode.if_absent = if_absent;
+  if (!dedup_window.empty()) {
+    if (if_absent) {
+      throw std::invalid_argument("give at most one of --if-absent and --dedup-window");
+    }
+    dedup_options dedup;
+    dedup.window = parse_duration("dedup-window", dedup_window);
+    dedup.mode = dedup_drop ? dedup_mode::drop : dedup_mode::replace;
+    mode.dedup = dedup;
+  } else if (dedup_drop) {
+    throw std::invalid_argument("--dedup-drop needs --dedup-window");
+  }
+  return with_store(c,
+                    [t, mode, &c](redis_store& s) { return add_task(s, t, mode, c.json_output); });
 }
 
 asio::awaitable<int> get_task(redis_store& s, std::string id, bool as_json) {
@@ -400,6 +437,72 @@ int listing(const std::vector<std::string>& args, bool dead) {
   });
 }
 
+asio::awaitable<int> pause_or_resume(redis_store& s, std::string type, bool pause, bool as_json) {
+  if (pause) {
+    co_await s.pause(type);
+  } else {
+    co_await s.resume(type);
+  }
+  const char* verb = pause ? "paused" : "resumed";
+  const std::string what = type.empty() ? "namespace" : "type " + type;
+  if (as_json) {
+    std::cout << json::serialize(json::object{{verb, type.empty() ? "*" : type}}) << "\n";
+  } else {
+    std::cout << verb << " " << what << "\n";
+  }
+  co_return 0;
+}
+
+// `corvo schedule pause|resume [--type TYPE]`.
+int pausing(const std::vector<std::string>& args, bool pause) {
+  store_flags c;
+  std::string type;
+  po::options_description options("options");
+  corvo::tool::add_store_flags(options, c);
+  options.add_options()("type", po::value(&type),
+                        "only this task type (default: the whole namespace)");
+  if (help_requested(args,
+                     pause ? "corvo schedule pause [--type TYPE]"
+                           : "corvo schedule resume [--type TYPE]",
+                     options)) {
+    return 0;
+  }
+  parse_arguments(args, options);
+  return with_store(c, [type, pause, &c](redis_store& s) {
+    return pause_or_resume(s, type, pause, c.json_output);
+  });
+}
+
+asio::awaitable<int> show_paused(redis_store& s, bool as_json) {
+  const auto state = co_await s.paused();
+  if (as_json) {
+    json::array types;
+    for (const auto& t : state.types) {
+      types.emplace_back(t);
+    }
+    std::cout << json::serialize(json::object{{"namespace", state.all}, {"types", types}})
+              << "\n";
+  } else {
+    std::cout << "namespace " << (state.all ? "paused" : "running");
+    for (const auto& t : state.types) {
+      std::cout << "\ntype " << t << " paused";
+    }
+    std::cout << "\n";
+  }
+  co_return 0;
+}
+
+int show_paused_command(const std::vector<std::string>& args) {
+  store_flags c;
+  po::options_description options("options");
+  corvo::tool::add_store_flags(options, c);
+  if (help_requested(args, "corvo schedule paused", options)) {
+    return 0;
+  }
+  parse_arguments(args, options);
+  return with_store(c, [&c](redis_store& s) { return show_paused(s, c.json_output); });
+}
+
 bool wants_help(const std::vector<std::string>& args) {
   return args.empty() || args[0] == "--help" || args[0] == "-h";
 }
@@ -418,6 +521,10 @@ int run_schedule(const std::vector<std::string>& args) {
     return listing(rest(args), false);
   if (verb == "cancel")
     return with_id(rest(args), "corvo schedule cancel ID", true, &cancel_task);
+  if (verb == "pause" || verb == "resume")
+    return pausing(rest(args), verb == "pause");
+  if (verb == "paused")
+    return show_paused_command(rest(args));
   std::cerr << "corvo schedule: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
   return 2;
 }
@@ -450,7 +557,8 @@ int run_stats(const std::vector<std::string>& args) {
 }
 
 const corvo::tool::registration schedule_command{
-    {"schedule", "add, get, list and cancel delayed tasks in Redis", run_schedule}};
+    {"schedule", "add, get, list, cancel, pause and resume delayed tasks in Redis",
+     run_schedule}};
 const corvo::tool::registration dead_command{
     {"dead", "list, replay and purge dead-lettered tasks", run_dead}};
 const corvo::tool::registration stats_command{

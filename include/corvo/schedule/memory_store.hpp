@@ -48,6 +48,7 @@ class memory_store final : public store {
   /// max_attempts 0. Resets attempts and last_error.
   asio::awaitable<void> schedule(task t) override;
   asio::awaitable<bool> schedule_if_absent(task t) override;
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;
@@ -61,6 +62,10 @@ class memory_store final : public store {
   asio::awaitable<bool> nack(unsigned shard, failure failed) override;
   asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
                                             std::chrono::milliseconds lease) override;
+
+  asio::awaitable<void> pause(std::string type) override;
+  asio::awaitable<void> resume(std::string type) override;
+  asio::awaitable<pause_state> paused() override;
 
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;

@@ -61,6 +61,8 @@ class redis_store final : public store {
 
   asio::awaitable<void> schedule(task t) override;
   asio::awaitable<bool> schedule_if_absent(task t) override;
+  /// The window is a key `{<name_space>:<shard>}:window:<id>` expiring with it (PX).
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;
@@ -74,6 +76,16 @@ class redis_store final : public store {
   asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
                                             std::chrono::milliseconds lease) override;
 
+  /// Written to every shard's `{<name_space>:<shard>}:paused` set (one script per shard):
+  /// a pause interrupted half-way (connection lost) holds on the shards it reached; call it
+  /// again.
+  asio::awaitable<void> pause(std::string type) override;
+  /// Per shard, one script: lifts the pause, moves the shard's set-aside tasks of `type`
+  /// back (O(set-aside tasks of the shard)) and publishes a wake-up.
+  asio::awaitable<void> resume(std::string type) override;
+  /// Read from shard 0.
+  asio::awaitable<pause_state> paused() override;
+
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;
   asio::awaitable<std::size_t> purge(std::string id) override;
@@ -81,7 +93,7 @@ class redis_store final : public store {
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;
 
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,
-  /// wake channel). For tools and tests.
+  /// wake channel, parked, paused). For tools and tests.
   std::vector<std::string> keys_of(unsigned shard) const;
 
  private:

@@ -108,6 +108,11 @@ class scheduler {
   /// was kept.
   asio::awaitable<bool> schedule_if_absent(task t);
 
+  /// Schedules with a deduplication window on the task id (store::schedule_deduplicated:
+  /// debounce by replacing the waiting task, or drop), and wakes this process's dispatcher
+  /// unless the schedule was dropped. Returns what happened.
+  asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options);
+
   /// Adds or replaces many tasks (store::schedule_many: a window of calls in flight, partial
   /// failures reported by schedule_many_error), and wakes this process's dispatcher for the
   /// shards they landed on.
@@ -136,6 +141,13 @@ class scheduler {
   asio::awaitable<bool> reschedule(std::string id, time_point due);
   asio::awaitable<store_stats> stats();
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit);
+  /// Pauses the namespace (`type` empty) or one task type in every process sharing it
+  /// (store::pause): paused tasks stay scheduled and due, and run once resumed.
+  asio::awaitable<void> pause(std::string type = {});
+  /// Lifts a pause (store::resume); the dispatchers of every process are woken, this one's
+  /// directly.
+  asio::awaitable<void> resume(std::string type = {});
+  asio::awaitable<pause_state> paused();
   asio::awaitable<bool> replay(std::string id);
   asio::awaitable<std::size_t> purge(std::string id);
 

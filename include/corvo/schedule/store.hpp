@@ -78,6 +78,14 @@ struct store_stats {
   std::uint64_t dead = 0;       ///< in the dead-letter set
 };
 
+/// What is paused in a namespace (store::paused).
+struct pause_state {
+  /// The whole namespace: no task is claimed.
+  bool all = false;
+  /// Paused task types, sorted.
+  std::vector<std::string> types;
+};
+
 /// Thrown by store::schedule_many() when some tasks could not be scheduled; every other task
 /// of the call was scheduled.
 class schedule_many_error : public std::runtime_error {
@@ -89,6 +97,30 @@ class schedule_many_error : public std::runtime_error {
  private:
   std::vector<std::string> failed_ids_;
 };
+
+/// What a later schedule of a task id does while that id's deduplication window is open.
+enum class dedup_mode {
+  replace,  ///< a waiting task takes the new payload, type, due time and options (debounce)
+  drop,     ///< the new schedule is dropped; the existing task is kept unchanged
+};
+
+/// Deduplication of schedules of one task id (store::schedule_deduplicated). The task id is
+/// the deduplication key: a key is one hash slot, so the check and the write stay one atomic
+/// script (a key apart from the id would need an index in another shard).
+struct dedup_options {
+  /// How long after a schedule that opened it the window stays open (> 0; whole ms).
+  std::chrono::milliseconds window{};
+  dedup_mode mode = dedup_mode::replace;
+};
+
+/// What store::schedule_deduplicated did.
+enum class dedup_outcome {
+  scheduled,  ///< added or replaced as schedule() does, and a new window opened
+  replaced,   ///< within the window: the waiting task took the new payload and due time
+  dropped,    ///< within the window: nothing changed
+};
+
+std::string_view to_string(dedup_outcome outcome) noexcept;
 
 class store {
  public:
@@ -112,6 +144,16 @@ class store {
   /// flight is not fenced off). Checked and written atomically, so of concurrent calls
   /// from any processes exactly one adds it. Validation as schedule().
   virtual asio::awaitable<bool> schedule_if_absent(task t) = 0;
+  /// Schedules `t` with a deduplication window on its id (debounce). No window open for the
+  /// id: as schedule() (an upsert), and a window of `options.window` opens (outcome
+  /// scheduled). Within the window, mode drop: nothing changes (dropped). Mode replace: a
+  /// waiting task takes the new record (payload, type, due time, attempts, recurrence) and
+  /// due time, its attempts reset, the window unchanged (replaced); when the task is no
+  /// longer waiting (it ran, is in flight, dead or cancelled) it is scheduled as schedule()
+  /// does (a run in flight is fenced off) and a new window opens (scheduled). Windows are
+  /// timed by the store's clock (the Redis server's). Checked and written atomically.
+  /// Throws std::invalid_argument for a window <= 0 and as schedule().
+  virtual asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) = 0;
   /// Schedules every task of `tasks` as schedule() does, with up to `window` (>= 1) calls in
   /// flight at once, for imports and bursts: over Redis the client pipelines the calls in
   /// flight, so a burst costs a round trip per window rather than one per task, and the
@@ -141,6 +183,20 @@ class store {
   /// Renews leases; element i tells whether leases[i] was still held (and is renewed).
   virtual asio::awaitable<std::vector<bool>> extend(unsigned shard, std::vector<lease_ref> leases,
                                                     std::chrono::milliseconds lease) = 0;
+
+  /// Pauses the namespace (`type` empty) or one task type, for every process sharing it:
+  /// claims take no task of a paused type (such a task that comes due is set aside, still
+  /// scheduled and due: get() and browse() show it, stats() counts it in scheduled and
+  /// due_now) and, with the namespace paused, none at all; runs in flight go on, expired
+  /// leases are still handled. Idempotent. The namespace pause and each type pause are
+  /// independent: a task is claimed only when neither is paused. Throws
+  /// std::invalid_argument for the type "*" (reserved) or a type with a newline.
+  virtual asio::awaitable<void> pause(std::string type) = 0;
+  /// Lifts pause(type) and wakes every process's dispatchers for the shards, so tasks held
+  /// back run at once (no polling). Idempotent.
+  virtual asio::awaitable<void> resume(std::string type) = 0;
+  /// What is paused now.
+  virtual asio::awaitable<pause_state> paused() = 0;
 
   /// Dead letters, most recent first (ties by id), as browse() pages.
   virtual asio::awaitable<std::vector<task>> dead_letters(std::size_t offset,
