@@ -103,6 +103,7 @@ BOOST_AUTO_TEST_CASE(every_task_runs_and_only_the_killed_workers_tasks_run_twice
   // that a survivor's finished run is acknowledged before its lease runs out on a busy box.
   config.lease = 3s;
   config.handler_delay = 2ms;
+  config.holdable = true;
   std::optional<scheduler_workers> fleet;
 
   asio::io_context ctx;

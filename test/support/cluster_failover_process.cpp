@@ -82,6 +82,15 @@ class claim_recording_store final : public schedule::store {
   asio::awaitable<std::size_t> purge(std::string id) override {
     co_return co_await inner_.purge(std::move(id));
   }
+  asio::awaitable<schedule::dedup_outcome> schedule_deduplicated(
+      schedule::task t, schedule::dedup_options options) override {
+    co_return co_await inner_.schedule_deduplicated(std::move(t), options);
+  }
+  asio::awaitable<void> pause(std::string type) override { co_await inner_.pause(std::move(type)); }
+  asio::awaitable<void> resume(std::string type) override {
+    co_await inner_.resume(std::move(type));
+  }
+  asio::awaitable<schedule::pause_state> paused() override { co_return co_await inner_.paused(); }
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override {
     co_await inner_.watch_wakes(std::move(on_wake));
   }

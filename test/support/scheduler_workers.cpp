@@ -43,7 +43,7 @@ std::optional<std::string> line_starting_with(const std::filesystem::path& path,
 
 scheduler_worker::scheduler_worker(const std::filesystem::path& program,
                                    const std::filesystem::path& dir, const std::string& name,
-                                   std::vector<std::string> args)
+                                   std::vector<std::string> args, bool holdable)
     : name_(name),
       journal_(dir / (name + ".journal")),
       log_(dir / (name + ".log")),
@@ -53,7 +53,9 @@ scheduler_worker::scheduler_worker(const std::filesystem::path& program,
             std::vector<std::string> argv{program.string()};
             argv.insert(argv.end(), args.begin(), args.end());
             argv.insert(argv.end(), {"--journal", journal_.string()});
-            argv.insert(argv.end(), {"--hold-file", hold_.string()});
+            if (holdable) {
+              argv.insert(argv.end(), {"--hold-file", hold_.string()});
+            }
             return argv;
           }(),
           dir, log_) {}
@@ -186,7 +188,7 @@ scheduler_workers::scheduler_workers(std::filesystem::path program, std::size_t 
   }
   for (std::size_t i = 0; i < count; ++i) {
     workers_.push_back(std::make_unique<scheduler_worker>(
-        program, dir_.path(), "worker-" + std::to_string(i), config.arguments()));
+        program, dir_.path(), "worker-" + std::to_string(i), config.arguments(), config.holdable));
   }
   for (auto& w : workers_) {
     w->wait_ready();

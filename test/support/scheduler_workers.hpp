@@ -36,10 +36,11 @@ struct scheduler_worker_stats {
 /// One scheduler_worker process. Killed (SIGKILL) with the object if still running.
 class scheduler_worker {
  public:
-  /// Starts `program` with `args` plus `--journal <dir>/<name>.journal` and
-  /// `--hold-file <dir>/<name>.hold`; output goes to `<dir>/<name>.log`.
+  /// Starts `program` with `args` plus `--journal <dir>/<name>.journal` (and, with
+  /// `holdable`, `--hold-file <dir>/<name>.hold`: scheduler_worker only); output goes to
+  /// `<dir>/<name>.log`.
   scheduler_worker(const std::filesystem::path& program, const std::filesystem::path& dir,
-                   const std::string& name, std::vector<std::string> args);
+                   const std::string& name, std::vector<std::string> args, bool holdable = false);
 
   const std::string& name() const noexcept { return name_; }
   pid_t pid() const noexcept { return process_.pid(); }
@@ -53,7 +54,8 @@ class scheduler_worker {
   /// True once kill() was called: the worker is expected to be gone.
   bool killed() const noexcept { return killed_; }
   /// From now on, every run this worker starts stays in progress until the process ends
-  /// (creates its hold file): a test that kills it then knows runs are cut short.
+  /// (creates its hold file): a test that kills it then knows runs are cut short. Needs a
+  /// worker started `holdable`.
   void hold_new_runs();
   /// SIGKILL, and reap.
   void kill();
@@ -88,6 +90,8 @@ struct scheduler_worker_config {
   std::string abort_task;
   /// `--request-timeout`: the Redis client's reply deadline; unset: its default.
   std::optional<std::chrono::milliseconds> request_timeout;
+  /// Give each worker a hold file (scheduler_worker::hold_new_runs).
+  bool holdable = false;
 
   static scheduler_worker_config standalone(const std::string& url);
   static scheduler_worker_config cluster(const std::vector<std::string>& seeds);
