@@ -66,6 +66,37 @@ asio::awaitable<double> used_memory(redis::client& c) {
   co_return 0.0;
 }
 
+// Where the server's time went during a run: calls and microseconds of the consumer's
+// commands (INFO commandstats, reset before the run).
+asio::awaitable<void> reset_server_stats(redis::client& c) {
+  redis::request req;
+  req.push("CONFIG", "RESETSTAT");
+  redis::response<redis::ignore_t> resp;
+  co_await c.exec(req, resp);
+}
+
+asio::awaitable<boost::json::object> server_stats(redis::client& c) {
+  redis::request req;
+  req.push("INFO", "commandstats");
+  redis::response<std::string> resp;
+  co_await c.exec(req, resp);
+  std::istringstream in(std::get<0>(resp).value());
+  boost::json::object out;
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const std::string command : {"xreadgroup", "xack", "xautoclaim"}) {
+      const std::string prefix = "cmdstat_" + command + ":calls=";
+      if (line.starts_with(prefix)) {
+        const auto calls = std::stoull(line.substr(prefix.size()));
+        const auto usec_at = line.find("usec=");
+        out[command + "_calls"] = calls;
+        out[command + "_server_ms"] = std::stod(line.substr(usec_at + 5)) / 1000.0;
+      }
+    }
+  }
+  co_return out;
+}
+
 asio::awaitable<void> consume(redis::client& c, const bench_options& o, std::size_t consumers,
                               const std::string& group) {
   auto ex = co_await asio::this_coro::executor;
@@ -82,6 +113,7 @@ asio::awaitable<void> consume(redis::client& c, const bench_options& o, std::siz
     group_members.push_back(std::make_unique<stream::consumer>(c, co));
   }
   corvo::task_group running(ex);
+  co_await reset_server_stats(c);
   const auto start = steady::now();
   for (auto& m : group_members) {
     stream::consumer::handler noop = [](const stream::entry&) -> asio::awaitable<void> {
@@ -113,6 +145,14 @@ asio::awaitable<void> consume(redis::client& c, const bench_options& o, std::siz
                       {"max_in_flight", o.max_in_flight},
                       {"seconds", seconds},
                       {"per_s", static_cast<double>(o.entries) / seconds}});
+  boost::json::object server{{"bench", "stream-consume"},
+                             {"impl", "redis-server"},
+                             {"metric", "commandstats"},
+                             {"consumers", consumers}};
+  for (auto& [k, v] : co_await server_stats(c)) {
+    server[k] = v;
+  }
+  corvo::bench::emit(server);
 }
 
 asio::awaitable<void> bench(redis::client& c, bench_options o) {
