@@ -1,8 +1,3 @@
-#include <corvo/core/detail/complete_later.hpp>
-#include <corvo/core/exception.hpp>
-#include <corvo/core/log.hpp>
-#include <corvo/core/task_group.hpp>
-
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -13,7 +8,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
-
+#include <corvo/core/detail/complete_later.hpp>
+#include <corvo/core/exception.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
 #include <list>
 #include <string>
 #include <utility>
@@ -24,7 +22,6 @@ namespace {
 
 using boost::system::error_code;
 using wait_handler = asio::any_completion_handler<void(error_code)>;
-
 
 std::string summarize(const std::vector<std::exception_ptr>& errors) {
   std::string text = std::to_string(errors.size()) + " task(s) failed";
@@ -89,7 +86,8 @@ struct task_group::state : std::enable_shared_from_this<state> {
     }
     wake(slot_waiters);
     if (running == 0) {
-      wake(idle_waiters, join_cancelled ? error_code{asio::error::operation_aborted} : error_code{});
+      wake(idle_waiters,
+           join_cancelled ? error_code{asio::error::operation_aborted} : error_code{});
     }
   }
 
@@ -144,8 +142,7 @@ struct task_group::state : std::enable_shared_from_this<state> {
     });
   }
 
-  asio::awaitable<void> await_wake(waiter_list& waiters, bool cancels_children,
-                                   error_code& ec) {
+  asio::awaitable<void> await_wake(waiter_list& waiters, bool cancels_children, error_code& ec) {
     // A named initiation object, not a capturing lambda: GCC 12 destroys lambda temporaries
     // of a co_await expression twice.
     struct initiation {
@@ -190,7 +187,9 @@ task_group::~task_group() {
   }
 }
 
-task_group::executor_type task_group::get_executor() const noexcept { return state_->executor; }
+task_group::executor_type task_group::get_executor() const noexcept {
+  return state_->executor;
+}
 
 asio::awaitable<bool> task_group::spawn(asio::awaitable<void> child) {
   auto self = state_;
@@ -207,6 +206,15 @@ asio::awaitable<bool> task_group::spawn(asio::awaitable<void> child) {
   }
   self->start(std::move(child));
   co_return true;
+}
+
+bool task_group::try_spawn(asio::awaitable<void>& child) {
+  const auto limit = state_->options.max_in_flight;
+  if (state_->is_stopping || (limit != 0 && state_->running >= limit)) {
+    return false;
+  }
+  state_->start(std::move(child));
+  return true;
 }
 
 asio::awaitable<void> task_group::join() {
@@ -243,11 +251,17 @@ asio::awaitable<bool> task_group::join_for(std::chrono::steady_clock::duration t
   co_return true;
 }
 
-void task_group::cancel(asio::cancellation_type type) { state_->cancel(type); }
+void task_group::cancel(asio::cancellation_type type) {
+  state_->cancel(type);
+}
 
-std::size_t task_group::in_flight() const noexcept { return state_->running; }
+std::size_t task_group::in_flight() const noexcept {
+  return state_->running;
+}
 
-bool task_group::stopping() const noexcept { return state_->is_stopping; }
+bool task_group::stopping() const noexcept {
+  return state_->is_stopping;
+}
 
 const std::vector<std::exception_ptr>& task_group::failures() const noexcept {
   return state_->failures;

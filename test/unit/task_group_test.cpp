@@ -231,6 +231,36 @@ BOOST_AUTO_TEST_CASE(spawn_refuses_while_stopping_and_group_is_reusable_after_jo
   BOOST_TEST(g.finished == 1);  // only the child spawned after the reset ran
 }
 
+BOOST_AUTO_TEST_CASE(try_spawn_starts_only_with_a_free_slot_and_keeps_a_refused_child) {
+  asio::io_context ctx;
+  task_group group(ctx.get_executor(), {.max_in_flight = 1});
+  int cancelled = 0;
+  gauge g;
+  auto scenario = [](task_group& group, int& cancelled, gauge& g) -> asio::awaitable<void> {
+    asio::awaitable<void> first = wait_forever(cancelled);
+    BOOST_TEST(group.try_spawn(first));
+    BOOST_TEST(group.in_flight() == 1u);
+    // Full: refused, and the child is still there to be started later.
+    asio::awaitable<void> second = tracked_work(g, 1);
+    BOOST_TEST(!group.try_spawn(second));
+    BOOST_TEST(g.finished == 0);
+    group.cancel();
+    co_await group.join();
+    BOOST_TEST(group.try_spawn(second));
+    co_await group.join();
+    // Stopping: refused as well.
+    asio::awaitable<void> third = tracked_work(g, 1);
+    BOOST_TEST(group.try_spawn(third));
+    group.cancel();
+    asio::awaitable<void> fourth = tracked_work(g, 1);
+    BOOST_TEST(!group.try_spawn(fourth));
+    co_await group.join();
+  };
+  corvo::test::run(ctx, scenario(group, cancelled, g));
+  BOOST_TEST(cancelled == 1);
+  BOOST_TEST(g.finished == 1);  // `second` ran; `third` was cancelled at its first yield
+}
+
 BOOST_AUTO_TEST_CASE(spawn_waiting_for_a_slot_is_cancellable) {
   asio::io_context ctx;
   task_group group(ctx.get_executor(), {.max_in_flight = 1});

@@ -15,7 +15,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_type.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -76,6 +75,12 @@ class task_group {
   /// Cancellation (terminal): a spawn waiting for a free slot throws
   /// system_error(operation_aborted) and the child is not started.
   asio::awaitable<bool> spawn(asio::awaitable<void> child);
+
+  /// Starts `child` now if a slot is free and the group is not stopping, and returns true;
+  /// otherwise returns false and leaves `child` untouched (the caller may co_await spawn()
+  /// with it). The same as spawn() without a coroutine frame and resumption of its own, for
+  /// hot paths that start a child per item.
+  bool try_spawn(asio::awaitable<void>& child);
 
   /// Waits until every child has finished, then resets the group for reuse.
   /// fail_fast: rethrows the first child failure. collect_errors: throws task_group_error.
