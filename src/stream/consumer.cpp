@@ -4,6 +4,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/assert.hpp>
 #include <boost/system/system_error.hpp>
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
@@ -151,7 +152,9 @@ asio::awaitable<void> consumer::impl::reader(stream_state& s) {
       co_await fill_deliveries(s, entries, true);
     }
     for (auto& e : entries) {
-      co_await take(s, std::move(e));
+      if (!try_take(s, e)) {
+        co_await take(s, std::move(e));
+      }
     }
   }
 }
@@ -174,6 +177,21 @@ std::vector<entry> consumer::impl::to_entries(const stream_state& s, detail::rep
 }
 
 // ---- handling ------------------------------------------------------------------------------
+
+// The common case without a coroutine of its own: an entry not ordered by key, started in
+// the worker group, which is unbounded (slots are counted by held_count), so it starts
+// unless the group is stopping. Returns false, leaving `e` as it was, when take() must decide.
+bool consumer::impl::try_take(stream_state& s, entry& e) {
+  if (e.deliveries == 0 || options.ordered_by_key || workers->stopping() || s.held.contains(e.id)) {
+    return false;
+  }
+  s.held.insert(e.id);
+  ++held_count;
+  auto work = run_one(s, std::move(e));
+  [[maybe_unused]] const bool started = workers->try_spawn(work);
+  BOOST_ASSERT(started);
+  return true;
+}
 
 asio::awaitable<void> consumer::impl::take(stream_state& s, entry e) {
   if (e.deliveries == 0) {
@@ -204,15 +222,37 @@ asio::awaitable<void> consumer::impl::take(stream_state& s, entry e) {
 }
 
 asio::awaitable<void> consumer::impl::run_one(stream_state& s, entry e) {
-  co_await process(s, e);
-  finish(s, e);
+  // The first attempt runs here, without a coroutine frame of its own: this is the hot path.
+  // A failure, or an entry already over max_deliveries, continues in process().
+  bool succeeded = false;
+  if (e.deliveries <= options.max_deliveries) {
+    if (observer) {
+      observer(e);
+    }
+    std::exception_ptr error;
+    try {
+      asio::awaitable<void> work = handle(e);
+      co_await std::move(work);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (!error) {
+      ++stats.handled;
+      succeeded = true;
+    } else {
+      succeeded = co_await process(s, e, error);
+    }
+  } else {
+    succeeded = co_await process(s, e, nullptr);
+  }
+  finish(s, e, succeeded);
 }
 
 asio::awaitable<void> consumer::impl::run_chain(stream_state& s, std::string key, entry first) {
   entry e = std::move(first);
   for (;;) {
-    co_await process(s, e);
-    finish(s, e);
+    const bool succeeded = co_await process(s, e, nullptr);
+    finish(s, e, succeeded);
     const auto it = s.key_queues.find(key);
     if (it == s.key_queues.end() || it->second.empty()) {
       if (it != s.key_queues.end()) {
@@ -224,9 +264,9 @@ asio::awaitable<void> consumer::impl::run_chain(stream_state& s, std::string key
     it->second.pop_front();
     if (stopping) {
       // Not started: leave it (and the rest of this key) pending, in order.
-      finish(s, e);
+      finish(s, e, false);
       while (!it->second.empty()) {
-        finish(s, it->second.front());
+        finish(s, it->second.front(), false);
         it->second.pop_front();
       }
       s.key_queues.erase(it);
@@ -235,8 +275,11 @@ asio::awaitable<void> consumer::impl::run_chain(stream_state& s, std::string key
   }
 }
 
-void consumer::impl::finish(stream_state& s, const entry& e) {
+void consumer::impl::finish(stream_state& s, entry& e, bool acknowledge) {
   s.held.erase(e.id);
+  if (acknowledge) {
+    ack(s, std::move(e.id));
+  }
   --held_count;
   slot_freed->cancel();
 }
@@ -261,40 +304,44 @@ asio::awaitable<bool> consumer::impl::retry_sleep(std::chrono::milliseconds dela
   co_return !stopping;
 }
 
-asio::awaitable<void> consumer::impl::process(stream_state& s, entry& e) {
+asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
+                                              std::exception_ptr failure) {
   for (;;) {
-    if (e.deliveries > options.max_deliveries) {
-      const std::string reason = "delivered " + std::to_string(e.deliveries) +
-                                 " times without success (max_deliveries " +
-                                 std::to_string(options.max_deliveries) + ")";
-      co_await dead_letter(s, e, reason);
-      co_return;
-    }
-    if (observer) {
-      observer(e);
+    if (!failure) {
+      if (e.deliveries > options.max_deliveries) {
+        const std::string reason = "delivered " + std::to_string(e.deliveries) +
+                                   " times without success (max_deliveries " +
+                                   std::to_string(options.max_deliveries) + ")";
+        co_await dead_letter(s, e, reason);
+        co_return false;
+      }
+      if (observer) {
+        observer(e);
+      }
+      try {
+        asio::awaitable<void> work = handle(e);
+        co_await std::move(work);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (!failure) {
+        ++stats.handled;
+        co_return true;
+      }
     }
     std::string reason;
     bool permanent = false;
-    bool failed = false;
     try {
-      asio::awaitable<void> work = handle(e);
-      co_await std::move(work);
+      std::rethrow_exception(std::exchange(failure, nullptr));
     } catch (const permanent_error& x) {
-      failed = true;
       permanent = true;
       reason = std::string(x.kind()) + ": " + x.what();
     } catch (...) {
       const auto error = std::current_exception();
       if (stopping && is_operation_aborted(error)) {
-        co_return;  // cut at the drain deadline: stays pending
+        co_return false;  // cut at the drain deadline: stays pending
       }
-      failed = true;
       reason = describe(error);
-    }
-    if (!failed) {
-      ++stats.handled;
-      ack(s, e.id);
-      co_return;
     }
     ++stats.failed;
     if (permanent || e.deliveries >= options.max_deliveries) {
@@ -303,16 +350,16 @@ asio::awaitable<void> consumer::impl::process(stream_state& s, entry& e) {
                  std::to_string(options.max_deliveries) + ": " + reason;
       }
       co_await dead_letter(s, e, reason);
-      co_return;
+      co_return false;
     }
     CORVO_LOG(debug, channel) << "entry " << e.id << " of " << s.key << " failed (delivery "
                               << e.deliveries << "): " << reason << "; retrying later";
     const auto delay = retry_delay(e.deliveries);
     if (!co_await retry_sleep(delay)) {
-      co_return;  // stopping: stays pending
+      co_return false;  // stopping: stays pending
     }
     if (!co_await reown(s, e, delay)) {
-      co_return;  // gone, or taken over by another consumer meanwhile
+      co_return false;  // gone, or taken over by another consumer meanwhile
     }
     ++stats.retried;
   }

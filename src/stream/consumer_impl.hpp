@@ -76,11 +76,15 @@ struct consumer::impl {
   asio::awaitable<void> acker(stream_state& s);
   asio::awaitable<void> wait_for_free_slot();
   std::size_t free_slots() const noexcept;
+  bool try_take(stream_state& s, entry& e);
   asio::awaitable<void> take(stream_state& s, entry e);
   asio::awaitable<void> run_chain(stream_state& s, std::string key, entry first);
   asio::awaitable<void> run_one(stream_state& s, entry e);
-  asio::awaitable<void> process(stream_state& s, entry& e);
-  void finish(stream_state& s, const entry& e);
+  // Runs the handler until the entry succeeds (true: acknowledge it), is dead-lettered, or
+  // is left pending (false). `failure`: the first attempt already failed with it.
+  asio::awaitable<bool> process(stream_state& s, entry& e, std::exception_ptr failure);
+  // The entry is no longer held here; `acknowledge` queues its XACK (moving its id).
+  void finish(stream_state& s, entry& e, bool acknowledge);
   void ack(stream_state& s, std::string id);
   asio::awaitable<bool> retry_sleep(std::chrono::milliseconds delay);
   std::chrono::milliseconds retry_delay(std::uint64_t deliveries);
