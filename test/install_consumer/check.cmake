@@ -15,13 +15,16 @@ if(SANITIZE)
   set(flags "${flags} -fsanitize=address,undefined")
   set(link_flags "-fsanitize=address,undefined")
 endif()
+# The consumer projects build with the corvo build's RelWithDebInfo flags (the sanitizer
+# build's -O1 -g1, see the top-level CMakeLists.txt).
+set(config_flags "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=${CXX_RELWITHDEBINFO_FLAGS}")
 # The documented programs (docs_snippets_test keeps README and docs/ quoting them).
 file(GLOB doc_programs ${SOURCE_DIR}/docs/examples/*.cpp)
 list(PREPEND doc_programs ${SOURCE_DIR}/samples/hello_scheduler/main.cpp)
 # run() passes its arguments through ARGN, which splits on ';': hand the list over with '|'.
 string(REPLACE ";" "|" doc_program_list "${doc_programs}")
 run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build
-    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE} "${config_flags}"
     "-DCMAKE_CXX_FLAGS=${flags}" "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}"
     "-DDOC_PROGRAMS=${doc_program_list}")
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build -j 2)
@@ -34,7 +37,7 @@ message(STATUS "${out}")
 # scheduler with Kafka, each configured with find_package(corvo COMPONENTS ...).
 foreach(project IN ITEMS redis_only scheduler_kafka)
   run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR}/${project} -B ${WORK_DIR}/${project}
-      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${BUILD_TYPE} "${config_flags}"
       "-DCMAKE_CXX_FLAGS=${flags}" "-DCMAKE_EXE_LINKER_FLAGS=${link_flags}")
   run(${CMAKE_COMMAND} --build ${WORK_DIR}/${project} -j 2)
   execute_process(COMMAND ${WORK_DIR}/${project}/${project} RESULT_VARIABLE rc
