@@ -39,7 +39,9 @@
 #include <db/database.hpp>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <regex>
+#include <sample/main.hpp>
 
 #include "access_log.hpp"
 #include "event_store.hpp"
@@ -166,7 +168,7 @@ class access_events_service {
       }
     });
     const auto result = app_.run();
-    return verdict_ != 0 ? verdict_ : corvo::exit_code(result);
+    return corvo::samples::exit_code("access_events", result, verdict_, settings_.load > 0);
   }
 
  private:
@@ -389,7 +391,7 @@ class access_events_service {
   // event ids: unique per process start (ms of the start) and request
   std::string event_prefix_ = std::to_string(now_ms()) + "-";
   std::uint64_t sequence_ = 0;
-  int verdict_ = 0;
+  std::optional<int> verdict_;  // the self-test's, or 1 when starting failed
 };
 
 }  // namespace access_events
@@ -428,15 +430,12 @@ int main(int argc, char** argv) {
     std::cerr << "access_events: --redis or --config is required\n";
     return 2;
   }
-  try {
+  return corvo::samples::guarded_main("access_events", [&] {
     auto cfg = s.config_file.empty()
                    ? corvo::config::from_string(access_events::default_config(s), "built-in")
                    : corvo::config::from_file(s.config_file);
     cfg.apply_environment();
     access_events::access_events_service service(cfg, s);
     return service.run();
-  } catch (const std::exception& e) {
-    std::cerr << "access_events: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }
