@@ -14,7 +14,8 @@
 //
 // The health monitor probes Redis: when it fails, the consumer is stopped (its unfinished
 // entries stay pending in the group), and restarted when Redis is back. A retention job on
-// corvo's scheduler trims the stream and deletes rows older than 60 days, daily at 10:00 UTC.
+// corvo's scheduler (its Redis store: one process of all those running claims each run)
+// trims the stream and deletes rows older than 60 days, daily at 10:00 UTC.
 //
 //   access_events --redis redis://127.0.0.1:6379 [--database sqlite:access_events.db]
 //                 [--listen 127.0.0.1:8080] [--config file.json] [--print-config]
@@ -39,7 +40,9 @@
 #include <db/database.hpp>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <regex>
+#include <sample/main.hpp>
 
 #include "access_log.hpp"
 #include "event_store.hpp"
@@ -71,7 +74,7 @@ std::string default_config(const settings& s) {
   json::value document = {
       {"redis", {{"url", s.redis_url}}},
       {"health", {{"probe_interval", "200ms"}, {"probe_timeout", "500ms"}}},
-      {"scheduler", {{"provider", "memory"}}},
+      {"scheduler", {{"provider", "redis"}, {"namespace", "access_events"}, {"shards", 2}}},
       {"access_events",
        {{"listen", s.listen},
         {"database", s.database},
@@ -120,7 +123,8 @@ class access_events_service {
         redis_(app_.get_executor(), redis::client_config::from(cfg)),
         events_(redis_, buffer_options(cfg)),
         consumer_(redis_, stream::consumer_options::from(cfg, "access_events.consumer")),
-        scheduler_(app_.get_executor(), schedule::scheduler_options::from(cfg)),
+        scheduler_(app_.get_executor(), schedule::scheduler_options::from(cfg), &redis_,
+                   redis::client_config::from(cfg)),
         retention_(redis_, retention_options(cfg)),
         http_(
             app_.get_executor(), host_of(cfg), port_of(cfg),
@@ -149,7 +153,9 @@ class access_events_service {
     app_.add_service("http", [this] { return http_.run(); });
     auto redis_up = app_.add_dependency("redis", health::redis_ping_probe(redis_));
     app_.add_component({"event-consumer", [this] { return consume(); }}, {redis_up});
-    app_.add_component({"scheduler", [this] { return scheduler_.run(); }}, {});
+    // The scheduler's store is Redis: each due retention run is claimed by one process of
+    // all those running access_events, and waits while Redis is down.
+    app_.add_component({"scheduler", [this] { return scheduler_.run(); }}, {redis_up});
     register_retention();
 
     std::cout << "access_events: listening on 127.0.0.1:" << http_.port() << ", database "
@@ -166,7 +172,7 @@ class access_events_service {
       }
     });
     const auto result = app_.run();
-    return verdict_ != 0 ? verdict_ : corvo::exit_code(result);
+    return corvo::samples::exit_code("access_events", result, verdict_, settings_.load > 0);
   }
 
  private:
@@ -284,14 +290,16 @@ class access_events_service {
     retention_.register_handler(scheduler_.handlers());
     scheduler_.handlers().on_task(
         std::string(db_retention_type),
-        [this](const schedule::claimed_task&) { return delete_old_rows(); });
+        [this](const schedule::claimed_task& c) { return delete_old_rows(c.work.due); });
   }
 
-  asio::awaitable<void> delete_old_rows() {
+  asio::awaitable<void> delete_old_rows(schedule::time_point due) {
     const auto cutoff = now_ms() - retention_.options().max_age.count();
     const auto deleted = co_await store_.delete_older_than(cutoff);
-    CORVO_LOG(info, "access_events")
-        << "retention: deleted " << deleted << " rows older than " << utc_day(cutoff);
+    const auto due_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(due.time_since_epoch()).count();
+    CORVO_LOG(info, "access_events") << "retention: deleted " << deleted << " rows older than "
+                                     << utc_day(cutoff) << " (run due " << due_ms << ")";
   }
 
   asio::awaitable<void> ensure_db_retention_task() {
@@ -301,7 +309,8 @@ class access_events_service {
     t.payload = json::object{};
     t.repeat = schedule::parse_recurrence(retention_.options().schedule);
     t.due = *schedule::next_occurrence(t.repeat, schedule::now());
-    co_await scheduler_.tasks().schedule(std::move(t));
+    // Every process ensures it; the first one's stays (a restart does not move it).
+    co_await scheduler_.schedule_if_absent(std::move(t));
   }
 
   // What runs once everything is up: the retention tasks, then (with --load) the self-test.
@@ -389,7 +398,7 @@ class access_events_service {
   // event ids: unique per process start (ms of the start) and request
   std::string event_prefix_ = std::to_string(now_ms()) + "-";
   std::uint64_t sequence_ = 0;
-  int verdict_ = 0;
+  std::optional<int> verdict_;  // the self-test's, or 1 when starting failed
 };
 
 }  // namespace access_events
@@ -428,15 +437,12 @@ int main(int argc, char** argv) {
     std::cerr << "access_events: --redis or --config is required\n";
     return 2;
   }
-  try {
+  return corvo::samples::guarded_main("access_events", [&] {
     auto cfg = s.config_file.empty()
                    ? corvo::config::from_string(access_events::default_config(s), "built-in")
                    : corvo::config::from_file(s.config_file);
     cfg.apply_environment();
     access_events::access_events_service service(cfg, s);
     return service.run();
-  } catch (const std::exception& e) {
-    std::cerr << "access_events: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

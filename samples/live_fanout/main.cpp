@@ -30,6 +30,8 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
+#include <sample/main.hpp>
 
 #include "fanout_server.hpp"
 #include "room_client.hpp"
@@ -210,7 +212,7 @@ asio::awaitable<int> demo(fanout_server& server, corvo::redis::client& redis, se
 }
 
 asio::awaitable<void> run_demo(fanout_server& server, corvo::redis::client& redis, settings s,
-                               int& verdict) {
+                               std::optional<int>& verdict) {
   auto ex = co_await asio::this_coro::executor;
   corvo::task_group background(ex);
   co_await background.spawn(server.run());
@@ -276,7 +278,7 @@ int main(int argc, char** argv) {
     std::cerr << "live_fanout: --clients must be a positive multiple of --rooms\n";
     return 2;
   }
-  try {
+  return corvo::samples::guarded_main("live_fanout", [&] {
     auto cfg = s.config_file.empty() ? corvo::config::from_string(default_config(s), "built-in")
                                      : corvo::config::from_file(s.config_file);
     cfg.apply_environment();
@@ -287,14 +289,11 @@ int main(int argc, char** argv) {
     corvo::runtime rt;
     fanout_server server(rt.get_executor(), redis_config, fanout, subscriber);
     if (!s.demo) {
-      return corvo::exit_code(rt.run(serve(server)));
+      return corvo::samples::exit_code("live_fanout", rt.run(serve(server)), std::nullopt, false);
     }
     corvo::redis::client publisher(rt.get_executor(), redis_config);
-    int verdict = 1;
+    std::optional<int> verdict;
     const auto result = rt.run(run_demo(server, publisher, s, verdict));
-    return result == corvo::run_result::completed ? verdict : corvo::exit_code(result);
-  } catch (const std::exception& e) {
-    std::cerr << "live_fanout: " << e.what() << "\n";
-    return 1;
-  }
+    return corvo::samples::exit_code("live_fanout", result, verdict, true);
+  });
 }

@@ -20,13 +20,7 @@
 // Configuration: the built-in JSON below (printed by --print-config), or --config FILE;
 // CORVO_* environment variables override either (CORVO_SCHEDULER__MAX_IN_FLIGHT=64).
 
-#include <corvo/core/config.hpp>
-#include <corvo/core/log.hpp>
-#include <corvo/core/task_group.hpp>
-#include <corvo/core/timeout.hpp>
-#include <corvo/health/app.hpp>
-#include <corvo/health/probes.hpp>
-#include <corvo/schedule/scheduler.hpp>
+#include <unistd.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -35,18 +29,23 @@
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
 #include <boost/program_options.hpp>
-
-#include "lateness.hpp"
-
-#include <unistd.h>
-
+#include <corvo/core/config.hpp>
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/core/timeout.hpp>
+#include <corvo/health/app.hpp>
+#include <corvo/health/probes.hpp>
+#include <corvo/schedule/scheduler.hpp>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <random>
+#include <sample/main.hpp>
 #include <set>
 #include <sstream>
+
+#include "lateness.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -88,23 +87,22 @@ struct settings {
 };
 
 std::string default_config(const settings& s) {
-  json::object cfg = {
-      {"redis", {{"url", s.redis_url}}},
-      {"scheduler",
-       {{"provider", "redis-kafka"},
-        {"namespace", "notifications"},
-        {"shards", 8},
-        {"max_in_flight", 256},
-        {"kafka", {{"topic", "notification.timeouts"}}}}},
-      {"kafka",
-       {{"bootstrap.servers", s.kafka},
-        {"corvo.embedded.topics",
-         json::array{"notification.timeouts:8", "notification.timeouts.dlq:1"}},
-        {"consumer",
-         {{"group.id", "notification-timeouts"},
-          {"fetch.wait.max.ms", 1},
-          {"session.timeout.ms", 6000},
-          {"heartbeat.interval.ms", 500}}}}}};
+  json::object cfg = {{"redis", {{"url", s.redis_url}}},
+                      {"scheduler",
+                       {{"provider", "redis-kafka"},
+                        {"namespace", "notifications"},
+                        {"shards", 8},
+                        {"max_in_flight", 256},
+                        {"kafka", {{"topic", "notification.timeouts"}}}}},
+                      {"kafka",
+                       {{"bootstrap.servers", s.kafka},
+                        {"corvo.embedded.topics",
+                         json::array{"notification.timeouts:8", "notification.timeouts.dlq:1"}},
+                        {"consumer",
+                         {{"group.id", "notification-timeouts"},
+                          {"fetch.wait.max.ms", 1},
+                          {"session.timeout.ms", 6000},
+                          {"heartbeat.interval.ms", 500}}}}}};
   return json::serialize(cfg);
 }
 
@@ -134,11 +132,10 @@ class demo {
         redis_(app.get_executor(), redis::client_config::from(cfg)),
         scheduler_(app.get_executor(), schedule::scheduler_options::from(cfg), &redis_,
                    redis::client_config::from(cfg)) {
-    scheduler_.handlers().on<send_timeout>(
-        "notification.send_timeout",
-        [this](send_timeout timeout, const schedule::task& t) {
-          return on_timeout(std::move(timeout), t);
-        });
+    scheduler_.handlers().on<send_timeout>("notification.send_timeout",
+                                           [this](send_timeout timeout, const schedule::task& t) {
+                                             return on_timeout(std::move(timeout), t);
+                                           });
     app.add_service("redis", [this] { return redis_.run(); });
     const auto redis_up = app.add_dependency("redis", corvo::health::redis_ping_probe(redis_));
     const auto scheduler =
@@ -217,8 +214,8 @@ class demo {
 
     const auto ex = co_await asio::this_coro::executor;
     std::mt19937_64 random(42);
-    const auto span = std::chrono::microseconds(
-        static_cast<std::int64_t>(settings_.over_seconds * 1'000'000));
+    const auto span =
+        std::chrono::microseconds(static_cast<std::int64_t>(settings_.over_seconds * 1'000'000));
     const auto start = schedule::now() + 1s;
     std::uniform_int_distribution<std::int64_t> offset(0, span.count());
     std::bernoulli_distribution confirmed(settings_.confirm);
@@ -236,9 +233,8 @@ class demo {
         schedule::task t;
         t.id = "notification-" + std::to_string(i);
         t.type = "notification.send_timeout";
-        t.payload = json::value_from(send_timeout{t.id, "user" + std::to_string(i % 997) +
-                                                            "@example.com",
-                                                  i % 5 == 0 ? "sms" : "email"});
+        t.payload = json::value_from(send_timeout{
+            t.id, "user" + std::to_string(i % 997) + "@example.com", i % 5 == 0 ? "sms" : "email"});
         t.due = start + std::chrono::microseconds(offset(random));
         t.max_attempts = 3;
         if (confirmed(random)) {
@@ -283,8 +279,10 @@ class demo {
     auto last_line = std::chrono::steady_clock::now();
     for (;;) {
       const auto awaited = settings_.tasks - state_.confirmed.size();
-      if (confirmations_done_ && state_.fired >= awaited) break;
-      if (std::chrono::steady_clock::now() > give_up) break;
+      if (confirmations_done_ && state_.fired >= awaited)
+        break;
+      if (std::chrono::steady_clock::now() > give_up)
+        break;
       co_await corvo::sleep_for(100ms);
       const auto now = std::chrono::steady_clock::now();
       if (tty || now - last_line >= 1s) {
@@ -377,15 +375,15 @@ int main(int argc, char** argv) {
   using namespace notification_timeouts;
   settings s;
   po::options_description options("notification_timeouts: send time-outs fired through Kafka");
-  options.add_options()("help,h", "this help")(
-      "redis", po::value(&s.redis_url), "Redis URL (redis://host:port); required")(
+  options.add_options()("help,h", "this help")("redis", po::value(&s.redis_url),
+                                               "Redis URL (redis://host:port); required")(
       "kafka", po::value(&s.kafka)->default_value(s.kafka),
       "Kafka bootstrap servers, or embedded:N for the in-process cluster")(
       "tasks", po::value(&s.tasks)->default_value(s.tasks), "send time-outs to schedule")(
       "over", po::value(&s.over_seconds)->default_value(s.over_seconds),
-      "seconds over which they fall due")(
-      "confirm", po::value(&s.confirm)->default_value(s.confirm),
-      "share confirmed (cancelled) before due, 0..1")(
+      "seconds over which they fall due")("confirm",
+                                          po::value(&s.confirm)->default_value(s.confirm),
+                                          "share confirmed (cancelled) before due, 0..1")(
       "config", po::value(&s.config_file), "configuration file (JSON) instead of the built-in one")(
       "print-config", "print the built-in configuration and exit");
   po::variables_map vm;
@@ -413,7 +411,7 @@ int main(int argc, char** argv) {
     std::cerr << "notification_timeouts: need --tasks > 0, --over > 0 and 0 <= --confirm <= 1\n";
     return 2;
   }
-  try {
+  return corvo::samples::guarded_main("notification_timeouts", [&] {
     corvo::log::options log;
     log.min_severity = corvo::log::severity::warning;
     corvo::log::init(log);
@@ -423,16 +421,6 @@ int main(int argc, char** argv) {
     corvo::health::app app(corvo::health::app_options::from(cfg));
     demo d(app, cfg, s);
     const auto result = app.run();
-    if (result == corvo::run_result::deadline_exceeded) {
-      std::cerr << "notification_timeouts: did not stop within the shutdown deadline\n";
-      return corvo::exit_code(result);
-    }
-    if (d.verdict()) {
-      return *d.verdict();
-    }
-    return result == corvo::run_result::stopped ? 130 : 1;
-  } catch (const std::exception& e) {
-    std::cerr << "notification_timeouts: " << e.what() << "\n";
-    return 1;
-  }
+    return corvo::samples::exit_code("notification_timeouts", result, d.verdict(), true);
+  });
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 
 #include "access_events_scenario.hpp"
@@ -13,23 +14,43 @@ BOOST_AUTO_TEST_CASE(every_event_stored_once_across_a_redis_restart_sqlite) {
   access_events_scenario::run_scenario("sqlite:" + (dir.path() / "events.db").string());
 }
 
-// The retention job, on a short schedule: rows older than max_age are deleted by the
-// scheduler's recurring task (here every row: max_age 1 ms), and the program keeps serving.
-BOOST_AUTO_TEST_CASE(the_retention_job_deletes_old_rows) {
+// The retention job, on a short schedule, with two processes sharing Redis and the database:
+// rows older than max_age are deleted by the scheduler's recurring task (here every row:
+// max_age 1 ms), each run (due time) is claimed by exactly one of the two processes (the
+// scheduler's Redis store), and both keep serving.
+BOOST_AUTO_TEST_CASE(the_retention_job_deletes_old_rows_once_per_run_across_processes) {
   using namespace access_events_scenario;
   corvo::test::redis_server redis;
   corvo::test::temp_dir dir("access-events-retention");
   const std::string database_url = "sqlite:" + (dir.path() / "events.db").string();
   const auto log = dir.path() / "access_events.log";
+  const auto other_log = dir.path() / "access_events-2.log";
   // Configuration overrides through the environment, as an operator would set them.
   ::setenv("CORVO_ACCESS_EVENTS__RETENTION__SCHEDULE", "every 1s", 1);
   ::setenv("CORVO_ACCESS_EVENTS__RETENTION__MAX_AGE", "1ms", 1);
   corvo::test::child_process program({CORVO_ACCESS_EVENTS_PATH, "--redis", redis.url(),
                                       "--database", database_url, "--listen", "127.0.0.1:0"},
                                      dir.path(), log);
+  corvo::test::child_process other({CORVO_ACCESS_EVENTS_PATH, "--redis", redis.url(), "--database",
+                                    database_url, "--listen", "127.0.0.1:0"},
+                                   dir.path(), other_log);
   ::unsetenv("CORVO_ACCESS_EVENTS__RETENTION__SCHEDULE");
   ::unsetenv("CORVO_ACCESS_EVENTS__RETENTION__MAX_AGE");
   const auto port = wait_for_port(program, log);
+  const auto other_port = wait_for_port(other, other_log);
+
+  // The due times of the runs in both logs (each line: "... (run due <ms>)").
+  auto runs = [&] {
+    static const std::regex due(R"(retention: deleted \d+ rows older than \S+ \(run due (\d+)\))");
+    std::vector<std::string> all;
+    for (const auto& path : {log, other_log}) {
+      const auto text = read_file(path);
+      for (std::sregex_iterator it(text.begin(), text.end(), due), end; it != end; ++it) {
+        all.push_back((*it)[1]);
+      }
+    }
+    return all;
+  };
 
   asio::io_context context;
   db::database store({.url = database_url});
@@ -38,12 +59,15 @@ BOOST_AUTO_TEST_CASE(the_retention_job_deletes_old_rows) {
     BOOST_TEST(load.failed == 0u);
     const auto until = std::chrono::steady_clock::now() + 30s;
     for (;;) {
+      // The two processes share the consumer group: each stores what it read.
       const auto now = co_await stats(port);
-      if (number(now, "stored") == 200) {
+      const auto other_now = co_await stats(other_port);
+      if (number(now, "stored") + number(other_now, "stored") == 200) {
         break;
       }
-      BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < until,
-                            "not stored: " << json::serialize(now));
+      BOOST_REQUIRE_MESSAGE(
+          std::chrono::steady_clock::now() < until,
+          "not stored: " << json::serialize(now) << " " << json::serialize(other_now));
       co_await corvo::sleep_for(20ms);
     }
     // Every stored row is older than 1 ms by now: the next run deletes them all.
@@ -57,12 +81,29 @@ BOOST_AUTO_TEST_CASE(the_retention_job_deletes_old_rows) {
           "rows were not deleted: " << std::get<std::int64_t>(rows.rows.at(0).at(0)) << " left");
       co_await corvo::sleep_for(50ms);
     }
+    // A few more runs, then: no due time ran twice (in one process or in both).
+    while (runs().size() < 4) {
+      BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < until,
+                            "only " << runs().size() << " retention runs");
+      co_await corvo::sleep_for(50ms);
+    }
   }());
-  BOOST_TEST(read_file(log).find("retention: deleted") != std::string::npos);
-  program.kill(SIGTERM);
-  const auto status = program.wait_for(30s);
-  BOOST_REQUIRE(status.has_value());
-  BOOST_TEST(WEXITSTATUS(*status) == 0);
+  // One series of due times, 1 s apart: with a store per process (the memory store) there
+  // would be two interleaved series, and two runs less than 0.5 s apart.
+  std::vector<std::int64_t> due;
+  for (const auto& text : runs()) {
+    due.push_back(std::stoll(text));
+  }
+  std::sort(due.begin(), due.end());
+  for (std::size_t i = 1; i < due.size(); ++i) {
+    BOOST_TEST(due[i] - due[i - 1] >= 900, "runs due at " << due[i - 1] << " and " << due[i]);
+  }
+  for (auto* p : {&program, &other}) {
+    p->kill(SIGTERM);
+    const auto status = p->wait_for(30s);
+    BOOST_REQUIRE(status.has_value());
+    BOOST_TEST(WEXITSTATUS(*status) == 0);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
