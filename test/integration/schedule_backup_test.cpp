@@ -8,6 +8,7 @@
 #include <corvo/schedule/redis_store.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "support/child_process.hpp"
@@ -51,20 +52,21 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
-// A Redis client and a store of `ns` for the test's own calls.
+// The test's own calls to the store of `ns`: each run() on a fresh client (a client is not
+// run again once cancelled).
 struct direct {
-  asio::io_context ctx;
-  redis::client conn;
-  redis_store store;
-
-  direct(const std::string& url, const std::string& ns, unsigned shards)
-      : conn(ctx.get_executor(), redis::client_config::from_url(url)),
-        store(conn, redis::client_config::from_url(url), {.name_space = ns, .shards = shards}) {}
+  std::string url;
+  std::string ns;
+  unsigned shards;
 
   template <class T>
-  T run(asio::awaitable<T> op) {
+  T run(std::function<asio::awaitable<T>(redis_store&)> op) {
+    asio::io_context ctx;
+    redis::client conn(ctx.get_executor(), redis::client_config::from_url(url));
+    redis_store store(conn, redis::client_config::from_url(url),
+                      {.name_space = ns, .shards = shards});
     asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
-    return corvo::test::run(ctx, std::move(op), [this] { conn.cancel(); });
+    return corvo::test::run(ctx, op(store), [&] { conn.cancel(); });
   }
 };
 
@@ -141,11 +143,18 @@ BOOST_AUTO_TEST_CASE(a_round_trip_of_100000_tasks_is_lossless) {
   constexpr std::size_t bulk = 100'000;
   corvo::test::redis_server server;
   corvo::test::temp_dir dir("schedule_backup");
-  {
-    direct src(server.url(), "src", 4);
-    src.run(fill(src.store, bulk));
-  }
+  const auto started = std::chrono::steady_clock::now();
+  const auto phase = [&](const char* what) {
+    BOOST_TEST_MESSAGE(
+        what << " after "
+             << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
+             << " s");
+  };
+  direct src{server.url(), "src", 4};
+  src.run<void>([](redis_store& s) { return fill(s, bulk); });
+  phase("filled");
   const auto first = corvo_cli({"schedule", "export"}, server.url(), "src", 4);
+  phase("exported");
   BOOST_REQUIRE_MESSAGE(first.exit_code == 0, first.err);
   BOOST_TEST(first.err.find("100000 tasks\n") != std::string::npos, first.err);  // progress
   BOOST_TEST(first.err.find("100004 tasks exported") != std::string::npos, first.err);
@@ -156,37 +165,40 @@ BOOST_AUTO_TEST_CASE(a_round_trip_of_100000_tasks_is_lossless) {
   const auto imported = corvo_cli({"schedule", "import", file.string()}, server.url(), "dst", 8);
   BOOST_REQUIRE_MESSAGE(imported.exit_code == 0, imported.err);
   BOOST_TEST(imported.err.find("100004 tasks imported") != std::string::npos, imported.err);
+  phase("imported");
 
   const auto second = corvo_cli({"schedule", "export", "--quiet"}, server.url(), "dst", 8);
   BOOST_REQUIRE_MESSAGE(second.exit_code == 0, second.err);
   BOOST_TEST(second.err.empty(), second.err);
+  phase("exported again");
   const auto before = sorted_lines(first.out);
   const auto after = sorted_lines(second.out);
   BOOST_REQUIRE_EQUAL(before.size(), bulk + 4);
   BOOST_TEST(before == after);  // every field of every task, byte for byte
 
   // What the lines hold (so the equality above cannot pass on empty or partial lines).
-  direct dst(server.url(), "dst", 8);
-  const auto st = dst.run(stats(dst.store));
+  direct dst{server.url(), "dst", 8};
+  const auto st = dst.run<store_stats>(stats);
   BOOST_TEST(st.scheduled == bulk + 2);
   BOOST_TEST(st.dead == 2u);
-  const auto dead = dst.run(get(dst.store, "dead-2"));
+  const auto dead = dst.run<std::optional<task>>([](redis_store& s) { return get(s, "dead-2"); });
   BOOST_REQUIRE(dead.has_value());
   BOOST_TEST((dead->state == task_state::dead));
   BOOST_TEST(dead->last_error == "boom <dead-2>");
   BOOST_TEST(dead->attempts == 1u);
-  const auto retried = dst.run(get(dst.store, "retry-1"));
+  const auto retried =
+      dst.run<std::optional<task>>([](redis_store& s) { return get(s, "retry-1"); });
   BOOST_REQUIRE(retried.has_value());
   BOOST_TEST((retried->state == task_state::scheduled));
   BOOST_TEST(retried->attempts == 1u);
   BOOST_TEST(retried->last_error == "boom <retry-1>");
   BOOST_TEST((retried->due - retried->occurrence > 1h));  // the retry moved due, not occurrence
-  const auto zoned = dst.run(get(dst.store, "t-99991"));
+  const auto zoned = dst.run<std::optional<task>>([](redis_store& s) { return get(s, "t-99991"); });
   BOOST_REQUIRE(zoned.has_value());
   BOOST_TEST((zoned->repeat == recurrence{cron{"0 9 * * MON-FRI", "Europe/Berlin"}}));
   BOOST_TEST(zoned->max_attempts == 2u);
   BOOST_TEST((zoned->timeout == std::nullopt));
-  const auto timed = dst.run(get(dst.store, "t-99995"));
+  const auto timed = dst.run<std::optional<task>>([](redis_store& s) { return get(s, "t-99995"); });
   BOOST_REQUIRE(timed.has_value());
   BOOST_TEST((timed->timeout == std::optional<std::chrono::milliseconds>(1500ms)));
   BOOST_TEST(timed->payload.as_object().at("text").as_string() ==
@@ -196,13 +208,13 @@ BOOST_AUTO_TEST_CASE(a_round_trip_of_100000_tasks_is_lossless) {
 BOOST_AUTO_TEST_CASE(a_task_exported_in_flight_is_imported_waiting_at_its_occurrence) {
   corvo::test::redis_server server;
   corvo::test::temp_dir dir("schedule_backup_in_flight");
-  direct src(server.url(), "src", 2);
+  direct src{server.url(), "src", 2};
   task t;
   t.id = "running";
   t.type = "charge";
   t.payload = json::object{{"amount", 5}};
   t.due = now() - 1s;
-  src.run(schedule_and_claim(src.store, t));
+  src.run<void>([t](redis_store& s) { return schedule_and_claim(s, t); });
   const auto exported = corvo_cli({"schedule", "export", "--quiet"}, server.url(), "src", 2);
   BOOST_REQUIRE_MESSAGE(exported.exit_code == 0, exported.err);
   const auto line = json::parse(exported.out).as_object();
@@ -213,8 +225,8 @@ BOOST_AUTO_TEST_CASE(a_task_exported_in_flight_is_imported_waiting_at_its_occurr
   write_file(file, exported.out);
   const auto imported = corvo_cli({"schedule", "import", file.string()}, server.url(), "dst", 2);
   BOOST_REQUIRE_MESSAGE(imported.exit_code == 0, imported.err);
-  direct dst(server.url(), "dst", 2);
-  const auto back = dst.run(get(dst.store, "running"));
+  direct dst{server.url(), "dst", 2};
+  const auto back = dst.run<std::optional<task>>([](redis_store& s) { return get(s, "running"); });
   BOOST_REQUIRE(back.has_value());
   BOOST_TEST((back->state == task_state::scheduled));
   BOOST_TEST((back->due == t.due));  // its occurrence: it runs again at once
@@ -243,7 +255,7 @@ BOOST_AUTO_TEST_CASE(bad_lines_are_reported_by_number_and_lose_nothing) {
                            "\n";  // 8
   const auto file = dir.path() / "bad.jsonl";
   write_file(file, text);
-  direct store(server.url(), "ns", 2);
+  direct store{server.url(), "ns", 2};
 
   // Default: stop at the first bad line; the lines before it are imported.
   auto r = corvo_cli({"schedule", "import", file.string(), "--quiet"}, server.url(), "ns", 2);
@@ -252,7 +264,7 @@ BOOST_AUTO_TEST_CASE(bad_lines_are_reported_by_number_and_lose_nothing) {
   BOOST_TEST(r.err.find(":3:") == std::string::npos, r.err);
   BOOST_TEST(r.err.find("stopped at line 2") != std::string::npos, r.err);
   BOOST_TEST(r.err.find("1 tasks imported") != std::string::npos, r.err);
-  BOOST_TEST(store.run(stats(store.store)).scheduled == 1u);
+  BOOST_TEST(store.run<store_stats>(stats).scheduled == 1u);
 
   // --keep-going: every bad line reported with its number and reason, every good one imported.
   r = corvo_cli({"schedule", "import", file.string(), "--keep-going", "--quiet"}, server.url(),
@@ -265,9 +277,12 @@ BOOST_AUTO_TEST_CASE(bad_lines_are_reported_by_number_and_lose_nothing) {
   BOOST_TEST(r.err.find(":4:") == std::string::npos, r.err);
   BOOST_TEST(r.err.find("3 tasks imported") != std::string::npos, r.err);
   BOOST_TEST(r.err.find("4 line(s) refused") != std::string::npos, r.err);
-  BOOST_TEST(store.run(stats(store.store)).scheduled == 3u);
+  BOOST_TEST(store.run<store_stats>(stats).scheduled == 3u);
   for (const char* id : {"a", "b", "f"}) {
-    BOOST_TEST(store.run(get(store.store, id)).has_value(), id);
+    const std::string key = id;
+    BOOST_TEST(
+        store.run<std::optional<task>>([key](redis_store& s) { return get(s, key); }).has_value(),
+        id);
   }
 }
 
