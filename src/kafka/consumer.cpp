@@ -69,6 +69,23 @@ void consumer::impl::on_commit(rd_kafka_t*, rd_kafka_resp_err_t err,
   }
 }
 
+// Returning 0 lets librdkafka free the JSON.
+int consumer::impl::on_statistics(rd_kafka_t*, char* json, std::size_t length,
+                                  void* opaque) noexcept {
+  auto* self = static_cast<impl*>(opaque);
+  try {
+    self->options.on_statistics(std::string_view(json, length));
+  } catch (const std::exception& e) {
+    try {
+      CORVO_LOG(warning, "kafka") << "consumer " << self->name
+                                  << ": statistics callback failed: " << e.what();
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  return 0;
+}
+
 // --- the pump ---------------------------------------------------------------------------
 
 void consumer::impl::start_pump() {
@@ -360,6 +377,9 @@ consumer::consumer(executor_type executor, const client_config& config, consumer
   rd_kafka_conf_set_rebalance_cb(native.conf.get(), &impl::on_rebalance);
   rd_kafka_conf_set_error_cb(native.conf.get(), &impl::on_error);
   rd_kafka_conf_set_offset_commit_cb(native.conf.get(), &impl::on_commit);
+  if (self.options.on_statistics) {
+    rd_kafka_conf_set_stats_cb(native.conf.get(), &impl::on_statistics);
+  }
   rd_kafka_conf_set_opaque(native.conf.get(), impl_.get());
   self.embedded = std::move(native.embedded);
   self.rk = detail::make_handle(RD_KAFKA_CONSUMER, native.conf);

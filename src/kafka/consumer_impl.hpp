@@ -111,6 +111,7 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
 
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) noexcept;
 
+  static int on_statistics(rd_kafka_t*, char* json, std::size_t length, void* opaque) noexcept;
   static void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t* offsets, void* opaque) noexcept;
 

@@ -1,3 +1,4 @@
+#include <array>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <corvo/health/monitor.hpp>
@@ -14,6 +15,8 @@
 #include <corvo/schedule/scheduler.hpp>
 #include <corvo/schedule/store.hpp>
 #include <corvo/stream/consumer.hpp>
+#include <map>
+#include <memory>
 
 namespace corvo::ops {
 
@@ -23,7 +26,173 @@ double as_double(std::uint64_t v) {
   return static_cast<double>(v);
 }
 
+// One row of a table that mirrors a stats struct into series: the metric, its help text and
+// the field it copies. Counters mirror monotonic counts (set_total), gauges current values.
+template <class Stats>
+struct stat_row {
+  metric_type type;  // counter or gauge
+  std::string_view name;
+  std::string_view help;
+  std::uint64_t Stats::*field;  // std::size_t fields too: the same type on every target
+};
+
+template <class Stats>
+constexpr stat_row<Stats> counter_row(std::string_view name, std::string_view help,
+                                      std::uint64_t Stats::*field) {
+  return {metric_type::counter, name, help, field};
+}
+
+template <class Stats>
+constexpr stat_row<Stats> gauge_row(std::string_view name, std::string_view help,
+                                    std::uint64_t Stats::*field) {
+  return {metric_type::gauge, name, help, field};
+}
+
+// The series of each row, labelled `labels`, bound to their fields.
+template <class Stats>
+struct bound_rows {
+  struct row {
+    counter* c = nullptr;
+    gauge* g = nullptr;
+    std::uint64_t Stats::*field;
+  };
+  std::vector<row> rows;
+
+  void copy(const Stats& st) const {
+    for (const auto& r : rows) {
+      double v = as_double(st.*(r.field));
+      if (r.c != nullptr) {
+        r.c->set_total(v);
+      } else {
+        r.g->set(v);
+      }
+    }
+  }
+};
+
+template <class Stats, std::size_t N>
+bound_rows<Stats> bind_rows(registry& metrics, const std::array<stat_row<Stats>, N>& table,
+                            const label_set& labels) {
+  bound_rows<Stats> b;
+  for (const auto& r : table) {
+    if (r.type == metric_type::counter) {
+      b.rows.push_back({&metrics.counter(r.name, r.help, labels), nullptr, r.field});
+    } else {
+      b.rows.push_back({nullptr, &metrics.gauge(r.name, r.help, labels), r.field});
+    }
+  }
+  return b;
+}
+
+// Registers the table's series and a collector copying `read()` (a Stats, or a reference to
+// one) into them at each scrape.
+template <class Stats, std::size_t N, class Read>
+void mirror(registry& metrics, const std::array<stat_row<Stats>, N>& table, const label_set& labels,
+            Read read) {
+  metrics.add_collector([b = bind_rows(metrics, table, labels), read] { b.copy(read()); });
+}
+
+// ---- the tables -----------------------------------------------------------------------------
+
+using dispatcher_stats = schedule::dispatcher_stats;
+constexpr std::array scheduler_rows{
+    counter_row("corvo_schedule_claimed_total", "Tasks claimed by this process",
+                &dispatcher_stats::claimed),
+    counter_row("corvo_schedule_acked_total", "Runs acknowledged (succeeded)",
+                &dispatcher_stats::succeeded),
+    counter_row("corvo_schedule_nacked_total", "Runs failed and sent back with a backoff",
+                &dispatcher_stats::retried),
+    counter_row("corvo_schedule_dead_lettered_total", "Runs sent to the dead-letter set",
+                &dispatcher_stats::dead_lettered),
+    counter_row("corvo_schedule_stale_acks_total",
+                "Acks and nacks refused because the lease had been lost", &dispatcher_stats::stale),
+    counter_row("corvo_schedule_lease_expiries_total",
+                "Runs cancelled because their lease was lost", &dispatcher_stats::lease_lost),
+    counter_row("corvo_schedule_store_errors_total", "Store calls that failed",
+                &dispatcher_stats::store_errors),
+};
+
+using stream_stats = stream::consumer_stats;
+constexpr std::array stream_consumer_rows{
+    counter_row("corvo_stream_entries_handled_total", "Stream entries handled successfully",
+                &stream_stats::handled),
+    counter_row("corvo_stream_entries_failed_total", "Stream handler runs that failed",
+                &stream_stats::failed),
+    counter_row("corvo_stream_entries_retried_total",
+                "Failed stream entries taken again for a retry", &stream_stats::retried),
+    counter_row("corvo_stream_entries_dead_lettered_total",
+                "Stream entries moved to the dead-letter stream", &stream_stats::dead_lettered),
+    counter_row("corvo_stream_entries_reclaimed_total",
+                "Stream entries taken over from other consumers", &stream_stats::reclaimed),
+};
+
+using subscriber_stats = pubsub::subscriber_stats;
+constexpr std::array subscriber_rows{
+    counter_row("corvo_pubsub_received_total", "Messages read from Redis",
+                &subscriber_stats::received),
+    counter_row("corvo_pubsub_delivered_total", "Messages handed to the application",
+                &subscriber_stats::delivered),
+    counter_row("corvo_pubsub_dropped_total", "Messages dropped by the overflow policy",
+                &subscriber_stats::dropped),
+    counter_row("corvo_pubsub_resubscriptions_total", "Subscriptions restored after a reconnect",
+                &subscriber_stats::resubscriptions),
+    gauge_row("corvo_pubsub_buffered", "Messages waiting for receive()",
+              &subscriber_stats::buffered),
+};
+
+using queue_stats = queue::queue_stats;
+constexpr std::array queue_consumer_rows{
+    counter_row("corvo_queue_items_taken_total", "Items taken by consumers", &queue_stats::taken),
+    counter_row("corvo_queue_items_succeeded_total", "Items handled", &queue_stats::succeeded),
+    counter_row("corvo_queue_items_retried_total", "Items failed and put back",
+                &queue_stats::retried),
+    counter_row("corvo_queue_items_dead_lettered_total", "Items sent to the dead letters",
+                &queue_stats::dead_lettered),
+    counter_row("corvo_queue_items_stale_total", "Acks refused: the reaper had taken the item",
+                &queue_stats::stale),
+};
+
+using producer_stats = kafka::producer_stats;
+constexpr std::array kafka_producer_rows{
+    counter_row("corvo_kafka_produced_total", "Messages delivered to Kafka",
+                &producer_stats::delivered),
+    counter_row("corvo_kafka_delivery_failures_total", "Sends completed with an error",
+                &producer_stats::failed),
+    gauge_row("corvo_kafka_in_flight", "Sends not completed yet", &producer_stats::in_flight),
+};
+
+using kafka_consumer_stats = kafka::consumer_stats;
+constexpr std::array kafka_consumer_rows{
+    counter_row("corvo_kafka_consumed_total", "Messages handled successfully",
+                &kafka_consumer_stats::handled),
+    counter_row("corvo_kafka_handler_failures_total", "Handler calls that failed",
+                &kafka_consumer_stats::failed_attempts),
+    counter_row("corvo_kafka_dead_lettered_total", "Messages published to the dead-letter topic",
+                &kafka_consumer_stats::dead_lettered),
+};
+
+using connection_stats = redis::connection_stats;
+constexpr std::array redis_connection_rows{
+    counter_row("corvo_redis_requests_total", "Requests completed successfully",
+                &connection_stats::requests),
+    counter_row("corvo_redis_connects_total", "Successful connections",
+                &connection_stats::connects),
+    counter_row("corvo_redis_connect_failures_total", "Connection attempts that failed",
+                &connection_stats::connect_failures),
+    counter_row("corvo_redis_request_timeouts_total",
+                "Connections dropped for a missed reply deadline",
+                &connection_stats::request_timeouts),
+};
+
+using cluster_stats = redis::cluster_stats;
+constexpr std::array redis_cluster_rows{
+    counter_row("corvo_redis_moved_total", "MOVED replies followed", &cluster_stats::moved),
+    counter_row("corvo_redis_ask_total", "ASK replies followed", &cluster_stats::ask),
+};
+
+// ---- asynchronous collectors ----------------------------------------------------------------
 // Named coroutines with parameters by value (not capturing coroutine lambdas: DESIGN §9).
+
 struct store_gauges {
   gauge* scheduled;
   gauge* due;
@@ -66,44 +235,15 @@ void watch_scheduler(registry& metrics, schedule::scheduler& sched, std::string 
 
 void watch_scheduler(registry& metrics, schedule::dispatcher& dispatch, schedule::store& tasks,
                      std::string ns) {
-  label_set l{{"namespace", ns}};
-  struct series {
-    counter& claimed;
-    counter& acked;
-    counter& nacked;
-    counter& dead;
-    counter& stale;
-    counter& lease;
-    counter& store_errors;
-  };
-  series s{
-      metrics.counter("corvo_schedule_claimed_total", "Tasks claimed by this process", l),
-      metrics.counter("corvo_schedule_acked_total", "Runs acknowledged (succeeded)", l),
-      metrics.counter("corvo_schedule_nacked_total", "Runs failed and sent back with a backoff", l),
-      metrics.counter("corvo_schedule_dead_lettered_total", "Runs sent to the dead-letter set", l),
-      metrics.counter("corvo_schedule_stale_acks_total",
-                      "Acks and nacks refused because the lease had been lost", l),
-      metrics.counter("corvo_schedule_lease_expiries_total",
-                      "Runs cancelled because their lease was lost", l),
-      metrics.counter("corvo_schedule_store_errors_total", "Store calls that failed", l),
-  };
   const schedule::dispatcher* d = &dispatch;
-  metrics.add_collector([s, d] {
-    const auto& st = d->stats();
-    s.claimed.set_total(as_double(st.claimed));
-    s.acked.set_total(as_double(st.succeeded));
-    s.nacked.set_total(as_double(st.retried));
-    s.dead.set_total(as_double(st.dead_lettered));
-    s.stale.set_total(as_double(st.stale));
-    s.lease.set_total(as_double(st.lease_lost));
-    s.store_errors.set_total(as_double(st.store_errors));
-  });
+  mirror(metrics, scheduler_rows, {{"namespace", ns}},
+         [d]() -> const dispatcher_stats& { return d->stats(); });
 
   constexpr std::string_view tasks_help = "Tasks of the namespace by state (from the store)";
-  auto state = [&](const char* name) -> gauge& {
-    return metrics.gauge("corvo_schedule_tasks", tasks_help, {{"namespace", ns}, {"state", name}});
+  auto state = [&](const char* name) -> gauge* {
+    return &metrics.gauge("corvo_schedule_tasks", tasks_help, {{"namespace", ns}, {"state", name}});
   };
-  store_gauges g{&state("scheduled"), &state("due"), &state("in_flight"), &state("dead")};
+  store_gauges g{state("scheduled"), state("due"), state("in_flight"), state("dead")};
   schedule::store* store = &tasks;
   metrics.add_async_collector([store, g] { return collect_store(store, g); });
 
@@ -120,118 +260,49 @@ void watch_scheduler(registry& metrics, schedule::dispatcher& dispatch, schedule
 // ---- streams ------------------------------------------------------------------------------
 
 void watch_stream_consumer(registry& metrics, const stream::consumer& consumer) {
-  label_set l{{"group", consumer.options().group}, {"consumer", consumer.name()}};
-  counter* handled = &metrics.counter("corvo_stream_entries_handled_total",
-                                      "Stream entries handled successfully", l);
-  counter* failed =
-      &metrics.counter("corvo_stream_entries_failed_total", "Stream handler runs that failed", l);
-  counter* retried = &metrics.counter("corvo_stream_entries_retried_total",
-                                      "Failed stream entries taken again for a retry", l);
-  counter* dead = &metrics.counter("corvo_stream_entries_dead_lettered_total",
-                                   "Stream entries moved to the dead-letter stream", l);
-  counter* reclaimed = &metrics.counter("corvo_stream_entries_reclaimed_total",
-                                        "Stream entries taken over from other consumers", l);
   const stream::consumer* c = &consumer;
-  metrics.add_collector([=] {
-    const auto& st = c->stats();
-    handled->set_total(as_double(st.handled));
-    failed->set_total(as_double(st.failed));
-    retried->set_total(as_double(st.retried));
-    dead->set_total(as_double(st.dead_lettered));
-    reclaimed->set_total(as_double(st.reclaimed));
-  });
+  mirror(metrics, stream_consumer_rows,
+         {{"group", consumer.options().group}, {"consumer", consumer.name()}},
+         [c]() -> const stream_stats& { return c->stats(); });
 }
 
 // ---- pub/sub and queues -------------------------------------------------------------------
 
 void watch_subscriber(registry& metrics, const pubsub::subscriber& sub, std::string name) {
   label_set l{{"subscriber", name}};
-  counter* received =
-      &metrics.counter("corvo_pubsub_received_total", "Messages read from Redis", l);
-  counter* delivered =
-      &metrics.counter("corvo_pubsub_delivered_total", "Messages handed to the application", l);
-  counter* dropped =
-      &metrics.counter("corvo_pubsub_dropped_total", "Messages dropped by the overflow policy", l);
-  counter* resubscribed = &metrics.counter("corvo_pubsub_resubscriptions_total",
-                                           "Subscriptions restored after a reconnect", l);
-  gauge* buffered = &metrics.gauge("corvo_pubsub_buffered", "Messages waiting for receive()", l);
-  gauge* lag = &metrics.gauge("corvo_pubsub_lag_seconds", "Age of the oldest buffered message", l);
   const pubsub::subscriber* s = &sub;
-  metrics.add_collector([=] {
-    auto st = s->stats();
-    received->set_total(as_double(st.received));
-    delivered->set_total(as_double(st.delivered));
-    dropped->set_total(as_double(st.dropped));
-    resubscribed->set_total(as_double(st.resubscriptions));
-    buffered->set(as_double(st.buffered));
-    lag->set(std::chrono::duration<double>(st.oldest_age).count());
-  });
+  mirror(metrics, subscriber_rows, l, [s] { return s->stats(); });
+  gauge* lag = &metrics.gauge("corvo_pubsub_lag_seconds", "Age of the oldest buffered message", l);
+  metrics.add_collector(
+      [s, lag] { lag->set(std::chrono::duration<double>(s->stats().oldest_age).count()); });
 }
 
 void watch_queue_consumer(registry& metrics, const queue::queue_stats& stats, std::string queue) {
-  label_set l{{"queue", queue}};
-  counter* taken = &metrics.counter("corvo_queue_items_taken_total", "Items taken by consumers", l);
-  counter* ok = &metrics.counter("corvo_queue_items_succeeded_total", "Items handled", l);
-  counter* retried =
-      &metrics.counter("corvo_queue_items_retried_total", "Items failed and put back", l);
-  counter* dead = &metrics.counter("corvo_queue_items_dead_lettered_total",
-                                   "Items sent to the dead letters", l);
-  counter* stale = &metrics.counter("corvo_queue_items_stale_total",
-                                    "Acks refused: the reaper had taken the item", l);
   const queue::queue_stats* st = &stats;
-  metrics.add_collector([=] {
-    taken->set_total(as_double(st->taken));
-    ok->set_total(as_double(st->succeeded));
-    retried->set_total(as_double(st->retried));
-    dead->set_total(as_double(st->dead_lettered));
-    stale->set_total(as_double(st->stale));
-  });
+  mirror(metrics, queue_consumer_rows, {{"queue", queue}},
+         [st]() -> const queue_stats& { return *st; });
 }
 
 void watch_queue(registry& metrics, redis::client& redis, std::string queue) {
   label_set l{{"queue", queue}};
-  gauge* depth = &metrics.gauge("corvo_queue_depth", "Items waiting in the queue", l);
-  gauge* processing =
-      &metrics.gauge("corvo_queue_processing", "Items in consumers' processing lists", l);
-  gauge* dead = &metrics.gauge("corvo_queue_dead", "Dead letters kept", l);
+  queue_gauges g{
+      &metrics.gauge("corvo_queue_depth", "Items waiting in the queue", l),
+      &metrics.gauge("corvo_queue_processing", "Items in consumers' processing lists", l),
+      &metrics.gauge("corvo_queue_dead", "Dead letters kept", l)};
   redis::client* r = &redis;
-  queue_gauges g{depth, processing, dead};
   metrics.add_async_collector([r, queue, g] { return collect_queue(r, queue, g); });
 }
 
 // ---- Kafka --------------------------------------------------------------------------------
 
 void watch_kafka_producer(registry& metrics, const kafka::producer& producer, std::string client) {
-  label_set l{{"client", client}};
-  counter* produced =
-      &metrics.counter("corvo_kafka_produced_total", "Messages delivered to Kafka", l);
-  counter* failed =
-      &metrics.counter("corvo_kafka_delivery_failures_total", "Sends completed with an error", l);
-  gauge* in_flight = &metrics.gauge("corvo_kafka_in_flight", "Sends not completed yet", l);
   const kafka::producer* p = &producer;
-  metrics.add_collector([=] {
-    auto st = p->stats();
-    produced->set_total(as_double(st.delivered));
-    failed->set_total(as_double(st.failed));
-    in_flight->set(as_double(st.in_flight));
-  });
+  mirror(metrics, kafka_producer_rows, {{"client", client}}, [p] { return p->stats(); });
 }
 
 void watch_kafka_consumer(registry& metrics, const kafka::consumer& consumer, std::string client) {
-  label_set l{{"client", client}};
-  counter* consumed =
-      &metrics.counter("corvo_kafka_consumed_total", "Messages handled successfully", l);
-  counter* failed =
-      &metrics.counter("corvo_kafka_handler_failures_total", "Handler calls that failed", l);
-  counter* dead = &metrics.counter("corvo_kafka_dead_lettered_total",
-                                   "Messages published to the dead-letter topic", l);
   const kafka::consumer* c = &consumer;
-  metrics.add_collector([=] {
-    auto st = c->stats();
-    consumed->set_total(as_double(st.handled));
-    failed->set_total(as_double(st.failed_attempts));
-    dead->set_total(as_double(st.dead_lettered));
-  });
+  mirror(metrics, kafka_consumer_rows, {{"client", client}}, [c] { return c->stats(); });
 }
 
 void record_kafka_statistics(registry& metrics, std::string_view statistics_json,
@@ -272,29 +343,13 @@ void record_kafka_statistics(registry& metrics, std::string_view statistics_json
 
 void watch_redis(registry& metrics, redis::client& client, std::string name) {
   label_set l{{"client", name}};
-  counter* requests =
-      &metrics.counter("corvo_redis_requests_total", "Requests completed successfully", l);
-  counter* connects = &metrics.counter("corvo_redis_connects_total", "Successful connections", l);
-  counter* connect_failures =
-      &metrics.counter("corvo_redis_connect_failures_total", "Connection attempts that failed", l);
-  counter* timeouts = &metrics.counter("corvo_redis_request_timeouts_total",
-                                       "Connections dropped for a missed reply deadline", l);
-  counter* moved = &metrics.counter("corvo_redis_moved_total", "MOVED replies followed", l);
-  counter* ask = &metrics.counter("corvo_redis_ask_total", "ASK replies followed", l);
-  redis::client* c = &client;
-  metrics.add_collector([=] {
-    if (auto* conn = c->standalone()) {
-      const auto& st = conn->stats();
-      requests->set_total(as_double(st.requests));
-      connects->set_total(as_double(st.connects));
-      connect_failures->set_total(as_double(st.connect_failures));
-      timeouts->set_total(as_double(st.request_timeouts));
-    } else if (auto* cluster = c->cluster()) {
-      const auto& st = cluster->stats();
-      moved->set_total(as_double(st.moved));
-      ask->set_total(as_double(st.ask));
-    }
-  });
+  if (auto* conn = client.standalone()) {
+    mirror(metrics, redis_connection_rows, l,
+           [conn]() -> const connection_stats& { return conn->stats(); });
+  } else if (auto* cluster = client.cluster()) {
+    mirror(metrics, redis_cluster_rows, l,
+           [cluster]() -> const cluster_stats& { return cluster->stats(); });
+  }
 }
 
 // ---- health -------------------------------------------------------------------------------

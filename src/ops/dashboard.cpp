@@ -99,6 +99,13 @@ asio::awaitable<response> overview(dashboard::impl* board, const call& c) {
     n["due"] = st.due_now;
     n["in_flight"] = st.in_flight;
     n["dead"] = st.dead;
+    const auto paused = co_await v->tasks->paused();
+    n["paused"] = paused.all;
+    json::array paused_types;
+    for (const auto& t : paused.types) {
+      paused_types.emplace_back(t);
+    }
+    n["paused_types"] = std::move(paused_types);
     if (v->dispatch != nullptr) {
       const auto& d = v->dispatch->stats();
       n["runs_total"] = d.succeeded + d.retried + d.dead_lettered;
@@ -228,6 +235,23 @@ asio::awaitable<response> cancel_task(dashboard::impl* board, const call& c) {
   co_return json_response(c, out);
 }
 
+// POST /api/pause and /api/resume: the namespace, or one task type (`type`).
+asio::awaitable<response> pause_or_resume(dashboard::impl* board, const call& c, bool pause) {
+  auto& ns = find_namespace(*board, c);
+  const std::string& type = c.param("type");
+  if (type == "*" || type.find('\n') != std::string::npos) {
+    throw bad_request("parameter 'type' must be a task type");
+  }
+  if (pause) {
+    co_await ns.tasks->pause(type);
+  } else {
+    co_await ns.tasks->resume(type);
+  }
+  json::object out;
+  out[pause ? "paused" : "resumed"] = type.empty() ? "*" : type;
+  co_return json_response(c, out);
+}
+
 asio::awaitable<response> session(const router* routes, const call& c) {
   json::object out;
   out["csrf_token"] = routes->policy().csrf_token;
@@ -294,6 +318,8 @@ void dashboard::install(router& routes) {
   routes.post("/api/dead/replay", [b](const call& c) { return replay_dead(b, c); });
   routes.post("/api/dead/purge", [b](const call& c) { return purge_dead(b, c); });
   routes.post("/api/task/cancel", [b](const call& c) { return cancel_task(b, c); });
+  routes.post("/api/pause", [b](const call& c) { return pause_or_resume(b, c, true); });
+  routes.post("/api/resume", [b](const call& c) { return pause_or_resume(b, c, false); });
   install_stream_routes(routes, *b);
 }
 

@@ -216,14 +216,16 @@ async function viewOverview(main) {
   recordSample(o);
   main.replaceChildren(
     el('h2', {}, 'Namespaces'),
-    table(['Namespace', 'Scheduled', 'Due', 'In flight', 'Dead', 'Lateness p99 (60 s)'],
+    table(['Namespace', 'Scheduled', 'Due', 'In flight', 'Dead', 'Lateness p99 (60 s)', 'Claims', ''],
       o.namespaces.map((n) => el('tr', {'data-ns': n.name},
         el('td', {}, el('a', {href: '#schedule?' + new URLSearchParams({ns: n.name})}, n.name)),
         numCell(n.scheduled, {'data-field': 'scheduled'}),
         numCell(n.due, {'data-field': 'due'}),
         numCell(n.in_flight, {'data-field': 'in_flight'}),
         numCell(n.dead, {'data-field': 'dead'}),
-        numCell(n.lateness ? fmtSeconds(n.lateness.p99) : '–'))),
+        numCell(n.lateness ? fmtSeconds(n.lateness.p99) : '–'),
+        el('td', {'data-field': 'paused'}, pauseText(n)),
+        el('td', {}, pauseButton(n.name, '', n.paused)))),
       {id: 'namespaces'}),
     el('div', {class: 'charts'},
       el('div', {class: 'chart'}, el('h3', {}, 'Task runs per second'),
@@ -242,6 +244,21 @@ async function viewOverview(main) {
     const page = await api('/api/tasks?' + new URLSearchParams({ns: n.name, limit: 5}));
     next.appendChild(tasksTable(n.name, page.tasks));
   }
+}
+
+// "running", "paused", or "paused types: a, b" (claims of those types are held back).
+function pauseText(n) {
+  if (n.paused) return 'paused';
+  return n.paused_types.length ? 'paused types: ' + n.paused_types.join(', ') : 'running';
+}
+
+// Pauses or resumes a namespace (type '') or one task type; POST with the CSRF token.
+function pauseButton(ns, type, paused) {
+  const verb = paused ? 'resume' : 'pause';
+  return el('button', {class: verb, 'data-action': verb, onclick: async () => {
+    await post('/api/' + verb, {ns, type});
+    setStatus((paused ? 'resumed ' : 'paused ') + (type ? 'type ' + type : ns)); render();
+  }}, paused ? 'Resume' : 'Pause');
 }
 
 function tasksTable(ns, tasks) {
@@ -266,9 +283,12 @@ function namespacePicker(names, current, view, extra) {
 }
 
 async function viewSchedule(main, args) {
-  const names = await namespaceNames();
+  const o = await api('/api/overview');
+  const names = o.namespaces.map((n) => n.name);
   const ns = args.get('ns') || names[0];
   if (!ns) { main.replaceChildren(el('p', {}, 'No namespaces.')); return; }
+  const info = o.namespaces.find((n) => n.name === ns) || {paused: false, paused_types: []};
+  const typeInput = el('input', {id: 'pause-type', placeholder: 'task type'});
   const offset = Number(args.get('offset') || 0), limit = 50, q = args.get('q') || '';
   const page = await api('/api/tasks?' + new URLSearchParams({ns, offset, limit, q}));
   const search = el('input', {id: 'search', type: 'search', value: q, placeholder: 'id or type contains…'});
@@ -276,6 +296,15 @@ async function viewSchedule(main, args) {
     el('h2', {}, 'Schedule'),
     el('form', {class: 'toolbar', onsubmit: (e) => { e.preventDefault(); go('schedule', {ns, q: search.value}); }},
       namespacePicker(names, ns, 'schedule'), search, el('button', {type: 'submit'}, 'Search')),
+    el('div', {class: 'toolbar', id: 'pauses'},
+      el('span', {}, 'Claims: ' + pauseText(info)), pauseButton(ns, '', info.paused),
+      ...info.paused_types.map((t) => el('span', {'data-paused-type': t}, t, pauseButton(ns, t, true))),
+      typeInput,
+      el('button', {id: 'pause-type-button', onclick: async () => {
+        if (!typeInput.value) return;
+        await post('/api/pause', {ns, type: typeInput.value});
+        setStatus('paused type ' + typeInput.value); render();
+      }}, 'Pause type')),
     page.tasks.length ? tasksTable(ns, page.tasks) : el('p', {}, 'No tasks.'),
     el('div', {class: 'toolbar'},
       offset > 0 ? el('button', {onclick: () => go('schedule', {ns, q, offset: Math.max(0, offset - limit)})}, 'Previous') : null,

@@ -106,6 +106,20 @@ wake_if_head(KEYS[1], KEYS[7], id, due)
 return 1
 )lua";
 
+// KEYS 1..9; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
+// exported (redis_store::restore): the record as given, in the dead-letter set at the server's
+// now (the dead-letter caps apply), out of every other set.
+inline constexpr const char* restore_dead = R"lua(
+local id = ARGV[1]
+redis.call('HSET', KEYS[2], id, ARGV[2])
+redis.call('ZREM', KEYS[1], id)
+redis.call('ZREM', KEYS[8], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
+return 1
+)lua";
+
 // KEYS 1..9, 10 the id's deduplication window (a key that expires with the window); ARGV: id,
 // due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
 // a new window opens), 'replaced' (window open, the waiting task took the new record and

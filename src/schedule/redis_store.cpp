@@ -181,6 +181,7 @@ struct redis_store::impl {
   redis::script purge_script = make_script(lua::purge);
   redis::script pause_script = make_script(lua::pause);
   redis::script resume_script = make_script(lua::resume);
+  redis::script restore_dead_script = make_script(lua::restore_dead);
 
   template <class T>
   asio::awaitable<T> run_script(const redis::script& s, unsigned shard,
@@ -736,6 +737,39 @@ asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,
   co_await impl_->open();
   co_return co_await merged_page(impl_->conn, impl_->keys, 4, true, offset, limit,
                                  task_state::dead);
+}
+
+asio::awaitable<std::vector<task>> redis_store::in_flight(std::size_t offset, std::size_t limit) {
+  co_await impl_->open();
+  co_return co_await merged_page(impl_->conn, impl_->keys, 2, false, offset, limit,
+                                 task_state::in_flight);
+}
+
+asio::awaitable<void> redis_store::restore(task t) {
+  if (t.id.empty()) {
+    throw std::invalid_argument("restore: the task id is empty");
+  }
+  if (t.max_attempts == 0) {
+    throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+  }
+  co_await impl_->open();
+  if (t.occurrence == time_point{}) {
+    t.occurrence = t.due;
+  }
+  const auto shard = impl_->shard_for(t.id);
+  if (t.state == task_state::dead) {
+    std::vector<std::string> args{
+        t.id, detail::encode_record(t), std::to_string(impl_->options.dead_max_count),
+        std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count())};
+    co_await impl_->run_durable<long long>(impl_->restore_dead_script, shard, std::move(args),
+                                           "restore");
+    co_return;
+  }
+  // Scheduled, or in flight when exported (its run may not have finished): waiting again.
+  const time_point due = t.due != time_point{} ? t.due : t.occurrence;
+  std::vector<std::string> args{t.id, micros_text(due), detail::encode_record(t), "0"};
+  co_await impl_->run_durable<long long>(impl_->schedule_script, shard, std::move(args),
+                                         "restore");
 }
 
 asio::awaitable<bool> redis_store::replay(std::string id) {

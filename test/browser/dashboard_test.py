@@ -2,7 +2,8 @@
 """The ops dashboard in headless Chromium (Selenium), against test/programs/ops_demo.
 
 Proves: the page loads with no console errors and shows the counts of the demo's known
-workload; replaying a dead task from the page moves it back to due; a payload holding
+workload; replaying a dead task from the page moves it back to due; pausing and resuming
+the namespace and a task type from the page reach the store; a payload holding
 <script> and <b> elements is shown as text (no script runs, no element is created); with a
 token the page asks for it, refuses a wrong one and shows the data with the right one.
 
@@ -141,6 +142,27 @@ def test_open_endpoint(driver):
         check([r.get_attribute('data-task') for r in rows] == ['report-hourly', 'report-2', 'report-3'],
               'search for "report" found %s' % [r.get_attribute('data-task') for r in rows])
         shot(driver, 'dashboard-schedule.png')
+
+        # Pause and resume from the page (POST with the CSRF token): the namespace, then a type.
+        def paused():
+            n = demo.api('/api/overview')['namespaces'][0]
+            return n['paused'], n['paused_types']
+
+        driver.find_element(By.CSS_SELECTOR, '#pauses > button[data-action="pause"]').click()
+        WebDriverWait(driver, 10).until(lambda d: paused() == (True, []))
+        WebDriverWait(driver, 10).until(
+            lambda d: 'Claims: paused' in d.find_element(By.ID, 'pauses').text)
+        driver.find_element(By.ID, 'pause-type').send_keys('report')
+        driver.find_element(By.ID, 'pause-type-button').click()
+        WebDriverWait(driver, 10).until(lambda d: paused() == (True, ['report']))
+        WebDriverWait(driver, 10).until(lambda d: len(
+            d.find_elements(By.CSS_SELECTOR, 'span[data-paused-type="report"] button')) == 1)
+        driver.find_element(By.CSS_SELECTOR, 'span[data-paused-type="report"] button').click()
+        WebDriverWait(driver, 10).until(lambda d: paused() == (True, []))
+        WebDriverWait(driver, 10).until(lambda d: len(
+            d.find_elements(By.CSS_SELECTOR, '#pauses > button[data-action="resume"]')) == 1)
+        driver.find_element(By.CSS_SELECTOR, '#pauses > button[data-action="resume"]').click()
+        WebDriverWait(driver, 10).until(lambda d: paused() == (False, []))
         driver.get(demo.url + '/#task?ns=demo&id=bad-1')
         wait_loaded(driver, 'task')
         detail = driver.find_element(By.ID, 'task-detail').text

@@ -21,7 +21,9 @@
 
 #include "cli.hpp"
 #include "command.hpp"
+#include "schedule_backup.hpp"
 #include "store_target.hpp"
+#include "time_text.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -34,6 +36,8 @@ namespace {
 using corvo::tool::help_requested;
 using corvo::tool::parse_arguments;
 
+using corvo::tool::iso8601;
+using corvo::tool::parse_time;
 using corvo::tool::store_flags;
 
 constexpr const char* schedule_usage = R"(usage:
@@ -46,6 +50,8 @@ constexpr const char* schedule_usage = R"(usage:
   corvo schedule pause [--type TYPE]     (the whole namespace, or one task type)
   corvo schedule resume [--type TYPE]
   corvo schedule paused
+  corvo schedule export [--page N] [--quiet] > tasks.jsonl   (every task, dead ones included)
+  corvo schedule import tasks.jsonl [--keep-going] [--window N] [--quiet]   (an upsert)
   corvo dead list [--offset N] [--limit N]
   corvo dead replay ID
   corvo dead purge [ID]
@@ -57,94 +63,6 @@ common options: --config APP.json (the application's configuration: Redis, names
 DURATION: 250ms, 30s, 5m, 1h; TIME: 2026-11-22T10:00:00Z, 2026-11-22T12:00:00+02:00
       (a UTC offset or Z is required) or microseconds since the epoch
 )";
-
-std::string iso8601(time_point t) {
-  const auto us = t.time_since_epoch().count();
-  const std::time_t seconds = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  std::ostringstream out;
-  out << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << '.' << std::setw(6) << std::setfill('0')
-      << us % 1'000'000 << 'Z';
-  return out.str();
-}
-
-// ISO 8601 with a zone: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM), or
-// microseconds since the epoch.
-time_point parse_time(const std::string& text) {
-  const auto bad = [&](const std::string& why) {
-    return std::invalid_argument("--at '" + text + "' " + why +
-                                 " (expected e.g. 2026-11-22T10:00:00Z or "
-                                 "2026-11-22T12:00:00+02:00)");
-  };
-  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
-    return time_point(std::chrono::microseconds(std::stoll(text)));
-  }
-  std::string_view rest(text);
-  const auto number = [&](std::size_t digits, int& out) {
-    if (rest.size() < digits)
-      return false;
-    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + digits, out);
-    if (ec != std::errc{} || end != rest.data() + digits)
-      return false;
-    rest.remove_prefix(digits);
-    return true;
-  };
-  const auto literal = [&](char c) {
-    if (rest.empty() || rest.front() != c)
-      return false;
-    rest.remove_prefix(1);
-    return true;
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (!(number(4, y) && literal('-') && number(2, mo) && literal('-') && number(2, d) &&
-        literal('T') && number(2, h) && literal(':') && number(2, mi) && literal(':') &&
-        number(2, sec))) {
-    throw bad("is not a time");
-  }
-  const std::chrono::year_month_day date{std::chrono::year(y), std::chrono::month(mo),
-                                         std::chrono::day(d)};
-  if (!date.ok() || h > 23 || mi > 59 || sec > 59) {
-    throw bad("is not a valid date and time");
-  }
-  std::chrono::microseconds fraction{0};
-  if (literal('.')) {
-    std::int64_t scale = 100'000;
-    std::size_t digits = 0;
-    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
-      fraction += std::chrono::microseconds((rest.front() - '0') * scale);
-      scale /= 10;
-      rest.remove_prefix(1);
-      ++digits;
-    }
-    if (digits == 0) {
-      throw bad("has an empty fraction of a second");
-    }
-  }
-  std::chrono::minutes offset{0};
-  if (literal('Z')) {
-  } else if (!rest.empty() && (rest.front() == '+' || rest.front() == '-')) {
-    const int sign = rest.front() == '+' ? 1 : -1;
-    rest.remove_prefix(1);
-    int oh = 0, om = 0;
-    const bool hours = number(2, oh);
-    literal(':');  // +02:00 and +0200 alike
-    if (!hours || !number(2, om) || oh > 23 || om > 59) {
-      throw bad("has an invalid UTC offset");
-    }
-    offset = std::chrono::minutes(sign * (oh * 60 + om));
-  } else {
-    throw bad("needs a UTC offset or Z");
-  }
-  if (!rest.empty()) {
-    throw bad("has trailing text '" + std::string(rest) + "'");
-  }
-  const auto local = std::chrono::sys_days(date) + std::chrono::hours(h) +
-                     std::chrono::minutes(mi) + std::chrono::seconds(sec);
-  return time_point(
-      std::chrono::duration_cast<std::chrono::microseconds>((local - offset).time_since_epoch()) +
-      fraction);
-}
 
 std::chrono::milliseconds parse_duration(const std::string& option, const std::string& text) {
   corvo::config c;
@@ -461,10 +379,10 @@ int pausing(const std::vector<std::string>& args, bool pause) {
   corvo::tool::add_store_flags(options, c);
   options.add_options()("type", po::value(&type),
                         "only this task type (default: the whole namespace)");
-  if (help_requested(args,
-                     pause ? "corvo schedule pause [--type TYPE]"
-                           : "corvo schedule resume [--type TYPE]",
-                     options)) {
+  if (help_requested(
+          args,
+          pause ? "corvo schedule pause [--type TYPE]" : "corvo schedule resume [--type TYPE]",
+          options)) {
     return 0;
   }
   parse_arguments(args, options);
@@ -480,8 +398,7 @@ asio::awaitable<int> show_paused(redis_store& s, bool as_json) {
     for (const auto& t : state.types) {
       types.emplace_back(t);
     }
-    std::cout << json::serialize(json::object{{"namespace", state.all}, {"types", types}})
-              << "\n";
+    std::cout << json::serialize(json::object{{"namespace", state.all}, {"types", types}}) << "\n";
   } else {
     std::cout << "namespace " << (state.all ? "paused" : "running");
     for (const auto& t : state.types) {
@@ -525,6 +442,10 @@ int run_schedule(const std::vector<std::string>& args) {
     return pausing(rest(args), verb == "pause");
   if (verb == "paused")
     return show_paused_command(rest(args));
+  if (verb == "export")
+    return corvo::tool::schedule_export(rest(args));
+  if (verb == "import")
+    return corvo::tool::schedule_import(rest(args));
   std::cerr << "corvo schedule: unknown subcommand '" << verb << "'\n\n" << schedule_usage;
   return 2;
 }
@@ -557,7 +478,7 @@ int run_stats(const std::vector<std::string>& args) {
 }
 
 const corvo::tool::registration schedule_command{
-    {"schedule", "add, get, list, cancel, pause and resume delayed tasks in Redis",
+    {"schedule", "add, get, list, cancel, pause, resume, export and import delayed tasks in Redis",
      run_schedule}};
 const corvo::tool::registration dead_command{
     {"dead", "list, replay and purge dead-lettered tasks", run_dead}};

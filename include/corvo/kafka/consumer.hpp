@@ -121,6 +121,11 @@ struct consumer_options {
   /// Called (on the consumer's executor) after partitions were given up; `lost` when the
   /// assignment was lost rather than revoked.
   std::function<void(const std::vector<topic_partition>&, bool lost)> on_revoked;
+  /// Called on the consumer's executor with librdkafka's statistics JSON (its STATISTICS.md:
+  /// per partition `consumer_lag`, fetch state, ...) every `statistics.interval.ms`, a
+  /// librdkafka property that is 0 (off) unless configured; e.g. ops::record_kafka_statistics
+  /// for the lag per partition. An exception it throws is logged and ignored.
+  std::function<void(std::string_view json)> on_statistics;
 };
 
 /// Counters since construction.

@@ -83,10 +83,9 @@ void watch_kafka_consumer(registry& metrics, const kafka::consumer& consumer, st
 void record_kafka_statistics(registry& metrics, std::string_view statistics_json,
                              std::string_view client);
 
-/// A Redis client named `name` (standalone: its connection's counters; cluster: the
-/// cluster's): corvo_redis_requests_total, corvo_redis_connects_total,
-/// corvo_redis_connect_failures_total, corvo_redis_request_timeouts_total,
-/// corvo_redis_moved_total, corvo_redis_ask_total.
+/// A Redis client named `name`: standalone, its connection's counters
+/// corvo_redis_{requests,connects,connect_failures,request_timeouts}_total{client}; a cluster
+/// client, corvo_redis_moved_total and corvo_redis_ask_total{client}.
 void watch_redis(registry& metrics, redis::client& client, std::string name);
 
 /// Health: corvo_health_up{dependency} (1 up, 0.5 degraded, 0 down),

@@ -13,7 +13,8 @@
 // POST needs the CSRF token from /api/session):
 //   GET  /, /dashboard/app.js, /dashboard/style.css   the page
 //   GET  /api/session                  {"csrf_token"}
-//   GET  /api/overview                 namespaces with scheduled/due/in_flight/dead, run
+//   GET  /api/overview                 namespaces with scheduled/due/in_flight/dead, paused
+//                                      (namespace) and paused_types, run
 //                                      totals and lateness percentiles (last 60 s) for the
 //                                      charts, queues, health
 //   GET  /api/tasks?ns&offset&limit&q  the schedule in due order; q filters ids and types
@@ -23,6 +24,8 @@
 //   POST /api/dead/replay   ns, id     a dead task back to due now
 //   POST /api/dead/purge    ns, id     one dead task (id "*": all of them)
 //   POST /api/task/cancel   ns, id     removes a task
+//   POST /api/pause         ns[, type] pauses the namespace, or one task type (store::pause)
+//   POST /api/resume        ns[, type] lifts that pause (store::resume)
 //   GET  /api/streams                  streams, groups, consumers, pending, lag
 //   GET  /api/stream/dead?stream&after dead letters of a stream
 //   POST /api/stream/dead/replay stream, id

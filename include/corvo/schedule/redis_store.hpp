@@ -92,6 +92,20 @@ class redis_store final : public store {
 
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;
 
+  // Backup and restore (`corvo schedule export|import`).
+
+  /// Tasks claimed now (state in_flight; due unset), by lease deadline (ties by id), as
+  /// browse() pages.
+  asio::awaitable<std::vector<task>> in_flight(std::size_t offset, std::size_t limit);
+  /// Writes `t` back as a listing returned it, keeping what schedule() resets (attempts,
+  /// last error, occurrence; an unset occurrence becomes the due time): state dead: into the
+  /// dead-letter set, dead-lettered now (the caps apply); any other state: waiting at its
+  /// due time (unset: at its occurrence), so a task exported in flight runs again. An upsert
+  /// like schedule() (a run in flight of the id is fenced off); a paused type's task is set
+  /// aside by the next claim. Throws std::invalid_argument for an empty id, max_attempts 0
+  /// or what encoding refuses (an empty type, a newline in the type).
+  asio::awaitable<void> restore(task t);
+
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,
   /// wake channel, parked, paused). For tools and tests.
   std::vector<std::string> keys_of(unsigned shard) const;
