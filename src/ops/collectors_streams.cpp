@@ -1,5 +1,4 @@
-// watch_streams, apart from collectors.cpp: stream/admin.hpp and stream/entry.hpp (through
-// stream/consumer.hpp) both define corvo::stream::entry, so one file cannot include both.
+// watch_streams: the stream collectors (groups, pending, lag, dead letters).
 #include <corvo/ops/collectors.hpp>
 #include <corvo/stream/admin.hpp>
 

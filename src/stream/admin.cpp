@@ -114,8 +114,8 @@ consumer_info to_consumer(const reply_tree& c) {
 }
 
 // An XRANGE entry: [id, [field, value, ...]]; a null field list (deleted) is empty.
-entry to_entry(const reply_tree& e) {
-  entry out;
+stored_entry to_entry(const reply_tree& e) {
+  stored_entry out;
   if (e.items.empty()) {
     return out;
   }
@@ -132,8 +132,8 @@ entry to_entry(const reply_tree& e) {
   return out;
 }
 
-std::vector<entry> to_entries(const reply_tree& reply) {
-  std::vector<entry> out;
+std::vector<stored_entry> to_entries(const reply_tree& reply) {
+  std::vector<stored_entry> out;
   for (const auto& e : reply.items) {
     out.push_back(to_entry(e));
   }
@@ -186,7 +186,7 @@ std::string_view to_string(replay_status s) noexcept {
   return "unknown";
 }
 
-std::variant<dead_letter, malformed_dead_letter> parse_dead_letter(entry e) {
+std::variant<dead_letter, malformed_dead_letter> parse_dead_letter(stored_entry e) {
   const auto malformed = [&e](std::string problem) {
     return malformed_dead_letter{std::move(e.id), std::move(problem), std::move(e.fields)};
   };

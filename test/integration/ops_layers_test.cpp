@@ -1,9 +1,7 @@
 // The ops collectors and dashboard views of queues and pub/sub against a real redis-server:
 // exact metric values after a known workload (queue items taken, retried, dead-lettered,
 // depth and dead; pub/sub messages received, delivered and dropped by the overflow policy)
-// and the dashboard's /api/overview queues for the same state. (Streams: not here. A program
-// that uses both stream/admin.hpp and stream/consumer.hpp has two different
-// corvo::stream::entry types, an ODR violation that crashed this test: see the notes.)
+// and the dashboard's /api/overview queues for the same state.
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>

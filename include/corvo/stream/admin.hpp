@@ -38,7 +38,9 @@ namespace asio = boost::asio;
 /// One field/value pair of an entry, in entry order.
 using field_list = std::vector<std::pair<std::string, std::string>>;
 
-struct entry {
+/// An entry as stored, read by the admin calls (field/value pairs). The consumer's entry
+/// type is stream::entry (entry.hpp), which also carries its stream and delivery count.
+struct stored_entry {
   std::string id;
   field_list fields;
 };
@@ -131,7 +133,7 @@ struct malformed_dead_letter {
 };
 
 /// Parses one dead-letter-stream entry. Never throws on bad content.
-std::variant<dead_letter, malformed_dead_letter> parse_dead_letter(entry e);
+std::variant<dead_letter, malformed_dead_letter> parse_dead_letter(stored_entry e);
 
 struct dead_letter_page {
   std::vector<dead_letter> entries;
