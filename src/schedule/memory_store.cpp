@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -37,7 +38,8 @@ using scored_set = std::set<std::pair<time_point, std::string>>;
 
 struct shard_state {
   std::unordered_map<std::string, entry> tasks;
-  scored_set due_set;
+  /// Waiting tasks by due time, one set per priority: [0] high, [1] normal, [2] low.
+  std::array<scored_set, 3> due_levels;
   scored_set inflight;  ///< by lease deadline
   scored_set dead;      ///< by the time it was dead-lettered
   scored_set parked;    ///< by due time: tasks of a paused type a claim set aside
@@ -46,6 +48,22 @@ struct shard_state {
   std::unordered_map<std::string, time_point> windows;
   scored_set window_ends;
 };
+
+/// The due set of priority `p`.
+scored_set& due_of(shard_state& s, priority p) {
+  return s.due_levels[static_cast<std::size_t>(1 - static_cast<int>(p))];
+}
+
+/// The earliest waiting entry of a shard, or null.
+const std::pair<time_point, std::string>* head_of(const shard_state& s) {
+  const std::pair<time_point, std::string>* head = nullptr;
+  for (const auto& level : s.due_levels) {
+    if (!level.empty() && (head == nullptr || *level.begin() < *head)) {
+      head = &*level.begin();
+    }
+  }
+  return head;
+}
 
 struct watcher {
   asio::any_io_executor executor;
@@ -133,6 +151,7 @@ struct memory_store::impl {
   dead_letter_limits limits;
   std::vector<shard_state> shards;
   std::function<time_point()> clock = [] { return schedule::now(); };
+  std::chrono::microseconds aging = std::chrono::seconds(10);
   std::uint64_t last_token = 0;
   std::shared_ptr<watcher_list> watchers = std::make_shared<watcher_list>();
   /// pause(): the whole namespace, and the paused types.
@@ -155,7 +174,7 @@ struct memory_store::impl {
   static void detach(shard_state& s, const std::string& id, entry& e) {
     switch (e.where) {
       case place::waiting:
-        s.due_set.erase({e.work.due, id});
+        due_of(s, e.work.priority).erase({e.work.due, id});
         break;
       case place::parked:
         s.parked.erase({e.work.due, id});
@@ -175,9 +194,9 @@ struct memory_store::impl {
     auto& s = shards[shard];
     e.where = place::waiting;
     e.work.due = due;
-    s.due_set.emplace(due, id);
+    due_of(s, e.work.priority).emplace(due, id);
     // As the scripts' wake_if_head: the task is the head, or shares the head's due time.
-    const auto& head = *s.due_set.begin();
+    const auto& head = *head_of(s);
     if (head.second == id || due <= head.first) {
       wake(shard);
     }
@@ -350,16 +369,18 @@ struct memory_store::impl {
   }
 
   std::vector<task> browse(std::size_t offset, std::size_t limit) const {
-    if (std::all_of(shards.begin(), shards.end(), [](const auto& s) { return s.parked.empty(); })) {
+    if (std::all_of(shards.begin(), shards.end(), [](const auto& s) {
+          return s.parked.empty() && s.due_levels[0].empty() && s.due_levels[2].empty();
+        })) {
       return merged_page(
-          offset, limit, [](const auto& s) { return s.due_set.begin(); },
-          [](const auto& s) { return s.due_set.end(); },
+          offset, limit, [](const auto& s) { return s.due_levels[1].begin(); },
+          [](const auto& s) { return s.due_levels[1].end(); },
           [](const auto& a, const auto& b) { return a < b; });
     }
-    // Tasks set aside by a pause are listed among the others, in due order.
+    // Tasks of every priority and those set aside by a pause are listed together, in due order.
     std::vector<std::pair<std::pair<time_point, std::string>, const entry*>> all;
     for (const auto& s : shards) {
-      for (const auto* set : {&s.due_set, &s.parked}) {
+      for (const auto* set : {&s.due_levels[0], &s.due_levels[1], &s.due_levels[2], &s.parked}) {
         for (const auto& member : *set) {
           all.emplace_back(member, &s.tasks.at(member.second));
         }
@@ -403,7 +424,7 @@ struct memory_store::impl {
             const auto [due, id] = *it;
             s.parked.erase(it);
             e.where = place::waiting;
-            s.due_set.emplace(due, id);
+            due_of(s, e.work.priority).emplace(due, id);
           }
           it = next;
         }
@@ -449,10 +470,13 @@ struct memory_store::impl {
     const auto now = clock();
     store_stats total;
     for (const auto& s : shards) {
-      total.scheduled += s.due_set.size() + s.parked.size();
+      total.scheduled += s.parked.size();
       total.due_now += s.parked.size();  // set aside because they were due
-      for (auto it = s.due_set.begin(); it != s.due_set.end() && it->first <= now; ++it) {
-        ++total.due_now;
+      for (const auto& level : s.due_levels) {
+        total.scheduled += level.size();
+        for (auto it = level.begin(); it != level.end() && it->first <= now; ++it) {
+          ++total.due_now;
+        }
       }
       total.in_flight += s.inflight.size();
       total.dead += s.dead.size();
@@ -479,9 +503,30 @@ struct memory_store::impl {
       }
     }
     const auto deadline = now + std::chrono::duration_cast<std::chrono::microseconds>(lease);
-    while (!paused_all && out.tasks.size() < limit && !s.due_set.empty() &&
-           s.due_set.begin()->first <= now) {
-      const std::string id = s.due_set.begin()->second;
+    // The priority rule (task.hpp): the due entry with the least due - level * aging, ties
+    // to the higher level.
+    const auto next_due_entry = [&]() -> const std::string* {
+      const std::string* best = nullptr;
+      time_point best_key{};
+      for (std::size_t l = 0; l < s.due_levels.size(); ++l) {
+        const auto& level = s.due_levels[l];
+        if (level.empty() || level.begin()->first > now) {
+          continue;
+        }
+        const auto key = level.begin()->first - (1 - static_cast<int>(l)) * aging;
+        if (best == nullptr || key < best_key) {
+          best = &level.begin()->second;
+          best_key = key;
+        }
+      }
+      return best;
+    };
+    while (!paused_all && out.tasks.size() < limit) {
+      const auto* next = next_due_entry();
+      if (next == nullptr) {
+        break;
+      }
+      const std::string id = *next;
       auto& e = s.tasks.at(id);
       detach(s, id, e);
       if (!paused_types.empty() && paused_types.contains(e.work.type)) {
@@ -500,8 +545,8 @@ struct memory_store::impl {
       claimed.shard = shard;
       out.tasks.push_back(std::move(claimed));
     }
-    if (!s.due_set.empty() && !paused_all) {  // paused: nothing to wake up for
-      out.next_due = s.due_set.begin()->first;
+    if (const auto* head = head_of(s); head != nullptr && !paused_all) {  // paused: no wake
+      out.next_due = head->first;
     }
     if (!s.inflight.empty()) {
       out.next_lease_expiry = s.inflight.begin()->first;
@@ -626,6 +671,10 @@ const dead_letter_limits& memory_store::limits() const noexcept {
 
 void memory_store::set_clock(std::function<time_point()> clock) {
   impl_->clock = std::move(clock);
+}
+
+void memory_store::set_priority_aging(std::chrono::milliseconds aging) {
+  impl_->aging = aging;
 }
 
 unsigned memory_store::shards() const noexcept {

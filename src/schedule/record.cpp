@@ -47,6 +47,10 @@ std::string encode_record(const task& t) {
     out += ' ';
     out += std::to_string(t.timeout->count());
   }
+  if (t.priority != priority::normal) {
+    out += " p";
+    out += std::to_string(static_cast<int>(t.priority));
+  }
   out += '\n';
   out += t.type;
   out += '\n';
@@ -72,11 +76,22 @@ void decode_record(std::string_view record, task& t) {
     rest.remove_prefix(nl + 1);
   }
   t.attempts = parse_count(lines[0], "attempt count");
-  const auto space = lines[1].find(' ');
-  t.max_attempts = parse_count(lines[1].substr(0, space), "max attempts");
+  auto options = lines[1];
+  auto space = options.find(' ');
+  t.max_attempts = parse_count(options.substr(0, space), "max attempts");
   t.timeout.reset();
-  if (space != std::string_view::npos) {
-    t.timeout = std::chrono::milliseconds(parse_count(lines[1].substr(space + 1), "run timeout"));
+  t.priority = priority::normal;
+  while (space != std::string_view::npos) {
+    options.remove_prefix(space + 1);
+    space = options.find(' ');
+    const auto field = options.substr(0, space);
+    if (field == "p1") {
+      t.priority = priority::high;
+    } else if (field == "p-1") {
+      t.priority = priority::low;
+    } else {
+      t.timeout = std::chrono::milliseconds(parse_count(field, "run timeout"));
+    }
   }
   t.type = std::string(lines[2]);
   t.repeat = parse_recurrence(lines[3]);

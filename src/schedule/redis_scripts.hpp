@@ -7,7 +7,9 @@
 //
 // Common KEYS order: 1 due, 2 tasks, 3 inflight, 4 lease, 5 dead, 6 seq, 7 wake channel,
 // 8 parked (due tasks of a paused type, set aside by a claim), 9 paused (set: '*' for the
-// whole namespace, or task types).
+// whole namespace, or task types), 10 due:high and 11 due:low (the due sets of the tasks of
+// priority high and low; `due` holds the normal ones, so a namespace that uses no priority
+// has the keys it had before them).
 // Record layout: see include/corvo/schedule/detail/record.hpp.
 
 namespace corvo::schedule::detail::lua {
@@ -82,16 +84,54 @@ local function type_of(rec)
   if not a or not b then return nil end
   return string.sub(rec, a + 1, b - 1)
 end
+-- The priority level of a record (1 high, 0 normal, -1 low): ' p1' / ' p-1' on its 2nd line.
+local function level_of(rec)
+  if not rec then return 0 end
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  if not a or not b then return 0 end
+  return tonumber(string.match(string.sub(rec, a + 1, b - 1), ' p(%-?%d)')) or 0
+end
+-- The due set of a record's priority.
+local function due_key(keys, rec)
+  local level = level_of(rec)
+  if level > 0 then return keys[10] elseif level < 0 then return keys[11] end
+  return keys[1]
+end
+-- The due sets, highest priority first, with their level.
+local function due_levels(keys)
+  return {{keys[10], 1}, {keys[1], 0}, {keys[11], -1}}
+end
+-- Removes `id` from the due sets; true when it was waiting in one.
+local function unqueue(keys, id)
+  local removed = false
+  for _, l in ipairs(due_levels(keys)) do
+    if redis.call('ZREM', l[1], id) == 1 then removed = true end
+  end
+  return removed
+end
+-- The earliest entry of the due sets: id, score (nil when all are empty).
+local function head_of(keys)
+  local id, score
+  for _, l in ipairs(due_levels(keys)) do
+    local h = redis.call('ZRANGE', l[1], 0, 0, 'WITHSCORES')
+    if h[2] and (not score or tonumber(h[2]) < score) then id, score = h[1], tonumber(h[2]) end
+  end
+  return id, score
+end
+-- Adds `id` to the due set of its record's priority.
+local function enqueue(keys, id, rec, due)
+  redis.call('ZADD', due_key(keys, rec), due, id)
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
-local function wake_if_head(due_key, channel, id, due)
-  local head = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
-  if head[1] == id or head[1] == nil or due <= tonumber(head[2]) then
-    redis.call('SPUBLISH', channel, fmt(due))
+local function wake_if_head(keys, id, due)
+  local head, score = head_of(keys)
+  if head == id or head == nil or due <= score then
+    redis.call('SPUBLISH', keys[7], fmt(due))
   end
 end
 )lua";
 
-// KEYS 1..7; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
+// KEYS 1..11; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
 // whatever its state). Returns 1 when scheduled, 0 when an existing task was kept.
 inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
@@ -101,18 +141,19 @@ redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
-redis.call('ZADD', KEYS[1], due, id)
-wake_if_head(KEYS[1], KEYS[7], id, due)
+unqueue(KEYS, id)
+enqueue(KEYS, id, ARGV[3], due)
+wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..9; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
-// exported (redis_store::restore): the record as given, in the dead-letter set at the server's
-// now (the dead-letter caps apply), out of every other set.
+// KEYS 1..11; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
+// exported (redis_store::restore): the record as given, in the dead-letter set at the
+// server's now (the dead-letter caps apply), out of every other set (every priority's).
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
 redis.call('HSET', KEYS[2], id, ARGV[2])
-redis.call('ZREM', KEYS[1], id)
+unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
@@ -120,35 +161,38 @@ dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 )lua";
 
-// KEYS 1..9, 10 the id's deduplication window (a key that expires with the window); ARGV: id,
+// KEYS 1..11, 12 the id's deduplication window (a key that expires with the window); ARGV: id,
 // due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
 // a new window opens), 'replaced' (window open, the waiting task took the new record and
 // due time) or 'dropped' (window open, mode drop). See store::schedule_deduplicated.
 inline constexpr const char* schedule_dedup = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[10]) == 1 then
+if redis.call('EXISTS', KEYS[12]) == 1 then
   if ARGV[5] == 'drop' then return 'dropped' end
-  if redis.call('ZSCORE', KEYS[1], id) or redis.call('ZREM', KEYS[8], id) == 1 then
+  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 then
     redis.call('HSET', KEYS[2], id, ARGV[3])
-    redis.call('ZADD', KEYS[1], due, id)
-    wake_if_head(KEYS[1], KEYS[7], id, due)
+    enqueue(KEYS, id, ARGV[3], due)
+    wake_if_head(KEYS, id, due)
     return 'replaced'
   end
 end
-redis.call('SET', KEYS[10], '1', 'PX', ARGV[4])
+redis.call('SET', KEYS[12], '1', 'PX', ARGV[4])
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
-redis.call('ZADD', KEYS[1], due, id)
-wake_if_head(KEYS[1], KEYS[7], id, due)
+unqueue(KEYS, id)
+enqueue(KEYS, id, ARGV[3], due)
+wake_if_head(KEYS, id, due)
 return 'scheduled'
 )lua";
 
-// KEYS 1..7; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
+// KEYS 1..11; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
-// failover or a restart from an older snapshot never hands out a token again).
+// failover or a restart from an older snapshot never hands out a token again), aging_us (the
+// priority boost per level: due tasks are taken in the order of due - level * aging, ties to
+// the higher level; see task.hpp `priority`).
 // Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
 // An expired lease makes its task due now, or dead when that try was its last
 // ("lease expired N times (worker died or hung)"). A record whose header does not parse is
@@ -170,7 +214,7 @@ for _, id in ipairs(expired) do
     if attempts >= max then
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
     else
-      redis.call('ZADD', KEYS[1], now, id)
+      enqueue(KEYS, id, rec, now)
     end
   elseif rec then
     redis.call('ZADD', KEYS[1], now, id)
@@ -186,18 +230,37 @@ for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
   end
 end
 local claimed = 0
+local aging = tonumber(ARGV[6]) or 0
+local levels = due_levels(KEYS)
 while limit > 0 and claimed < limit and not all_paused do
   local deadline = now + tonumber(ARGV[2]) * 1000
   local want = limit - claimed
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, want)
-  for i = 1, #due, 2 do
-    local id = due[i]
-    redis.call('ZREM', KEYS[1], id)
+  -- Up to `want` due entries of each level, merged by due - level * aging.
+  local found, at, total, more = {}, {}, 0, false
+  for l = 1, #levels do
+    found[l] = redis.call('ZRANGEBYSCORE', levels[l][1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, want)
+    at[l] = 1
+    total = total + #found[l] / 2
+    if #found[l] == 2 * want then more = true end  -- this level may hold more due entries
+  end
+  for _ = 1, want do
+    local best, best_key
+    for l = 1, #levels do
+      local f = found[l]
+      if at[l] <= #f then
+        local key = tonumber(f[at[l] + 1]) - levels[l][2] * aging
+        if not best or key < best_key then best, best_key = l, key end
+      end
+    end
+    if not best then break end
+    local id, score = found[best][at[best]], found[best][at[best] + 1]
+    at[best] = at[best] + 2
+    redis.call('ZREM', levels[best][1], id)
     local rec = redis.call('HGET', KEYS[2], id)
     local attempts
     if rec then attempts = header(rec) end
     if rec and paused_types and paused_types[type_of(rec)] then
-      redis.call('ZADD', KEYS[8], due[i + 1], id)
+      redis.call('ZADD', KEYS[8], score, id)
     elseif rec and not attempts then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
@@ -211,21 +274,21 @@ while limit > 0 and claimed < limit and not all_paused do
       redis.call('HSET', KEYS[4], id, token)
       out[#out + 1] = id
       out[#out + 1] = tostring(token)
-      out[#out + 1] = due[i + 1]
+      out[#out + 1] = score
       out[#out + 1] = rec
       claimed = claimed + 1
     end
   end
-  if #due < 2 * want then break end  -- no more due now
+  if not more and total <= want then break end  -- every due entry was taken: none left
 end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if head[2] and not all_paused then out[2] = head[2] end
+local _, head = head_of(KEYS)
+if head and not all_paused then out[2] = fmt(head) end
 local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if lease[2] then out[3] = lease[2] end
 return out
 )lua";
 
-// KEYS 1..7; ARGV: (id, token, next_due_us|'')... Returns the number acked. A next due
+// KEYS 1..11; ARGV: (id, token, next_due_us|'')... Returns the number acked. A next due
 // time starts the next occurrence: the record's occurrence becomes it.
 inline constexpr const char* ack = R"lua(
 local acked = 0
@@ -238,8 +301,8 @@ for i = 1, #ARGV, 3 do
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
         redis.call('HSET', KEYS[2], id, with_occurrence(with_error(with_attempts(rec, 0), ''), nxt))
-        if redis.call('ZADD', KEYS[1], 'NX', nxt, id) == 1 then
-          wake_if_head(KEYS[1], KEYS[7], id, tonumber(nxt))
+        if redis.call('ZADD', due_key(KEYS, rec), 'NX', nxt, id) == 1 then
+          wake_if_head(KEYS, id, tonumber(nxt))
         end
       end
     else
@@ -251,7 +314,7 @@ end
 return acked
 )lua";
 
-// KEYS 1..7; ARGV: id, token, error, retry_us|'' (empty: dead-letter), dead_max_count,
+// KEYS 1..11; ARGV: id, token, error, retry_us|'' (empty: dead-letter), dead_max_count,
 // dead_max_age_us. Returns 1, or 0 for a stale token.
 inline constexpr const char* nack = R"lua(
 local id, token = ARGV[1], ARGV[2]
@@ -264,15 +327,15 @@ if not rec then return 1 end
 redis.call('HSET', KEYS[2], id, with_error(rec, ARGV[3]))
 if ARGV[4] ~= '' then
   local due = now + tonumber(ARGV[4])
-  redis.call('ZADD', KEYS[1], due, id)
-  wake_if_head(KEYS[1], KEYS[7], id, due)
+  enqueue(KEYS, id, rec, due)
+  wake_if_head(KEYS, id, due)
   return 1
 end
 dead_letter(KEYS, id, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1
 )lua";
 
-// KEYS 1..7; ARGV: lease_ms, (id, token)... Returns '1' (renewed) or '0' (not held) per lease.
+// KEYS 1..11; ARGV: lease_ms, (id, token)... Returns '1' (renewed) or '0' (not held) per lease.
 inline constexpr const char* extend = R"lua(
 local deadline = now_us() + tonumber(ARGV[1]) * 1000
 local held = {}
@@ -287,10 +350,10 @@ end
 return held
 )lua";
 
-// KEYS 1..7; ARGV: id. Returns 1 when the task existed.
+// KEYS 1..11; ARGV: id. Returns 1 when the task existed.
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
-redis.call('ZREM', KEYS[1], id)
+unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
@@ -298,27 +361,27 @@ redis.call('ZREM', KEYS[5], id)
 return redis.call('HDEL', KEYS[2], id)
 )lua";
 
-// KEYS 1..7; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
+// KEYS 1..11; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
 // moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if not redis.call('ZSCORE', KEYS[1], id) and redis.call('ZREM', KEYS[8], id) == 0 then
+if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 then
   return 0
 end
 local rec = redis.call('HGET', KEYS[2], id)
 if rec then redis.call('HSET', KEYS[2], id, with_occurrence(rec, ARGV[2])) end
-redis.call('ZADD', KEYS[1], due, id)
-wake_if_head(KEYS[1], KEYS[7], id, due)
+enqueue(KEYS, id, rec, due)
+wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..9; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
+// KEYS 1..11; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
 inline constexpr const char* pause = R"lua(
 redis.call('SADD', KEYS[9], ARGV[1])
 return 1
 )lua";
 
-// KEYS 1..9; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
+// KEYS 1..11; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
 // parked tasks of that type back to the due set (their due times unchanged) and wakes the
 // dispatchers. Returns the number moved back.
 inline constexpr const char* resume = R"lua(
@@ -331,18 +394,18 @@ if ARGV[1] ~= '*' then
     if not rec or type_of(rec) == ARGV[1] then
       redis.call('ZREM', KEYS[8], parked[i])
       if rec then
-        redis.call('ZADD', KEYS[1], parked[i + 1], parked[i])
+        enqueue(KEYS, parked[i], rec, parked[i + 1])
         moved = moved + 1
       end
     end
   end
 end
-local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if head[2] then redis.call('SPUBLISH', KEYS[7], head[2]) end
+local _, head = head_of(KEYS)
+if head then redis.call('SPUBLISH', KEYS[7], fmt(head)) end
 return moved
 )lua";
 
-// KEYS 1..7; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
+// KEYS 1..11; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
 inline constexpr const char* replay = R"lua(
 local id = ARGV[1]
 if redis.call('ZREM', KEYS[5], id) == 0 then return 0 end
@@ -350,12 +413,12 @@ local rec = redis.call('HGET', KEYS[2], id)
 if not rec then return 0 end
 local now = now_us()
 redis.call('HSET', KEYS[2], id, with_attempts(rec, 0))
-redis.call('ZADD', KEYS[1], now, id)
-wake_if_head(KEYS[1], KEYS[7], id, now)
+enqueue(KEYS, id, rec, now)
+wake_if_head(KEYS, id, now)
 return 1
 )lua";
 
-// KEYS 1..7; ARGV: id|'' (empty: every dead task). Returns the number deleted.
+// KEYS 1..11; ARGV: id|'' (empty: every dead task). Returns the number deleted.
 inline constexpr const char* purge = R"lua(
 local ids
 if ARGV[1] ~= '' then

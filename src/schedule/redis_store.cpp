@@ -69,7 +69,9 @@ std::string claim_nonce() {
   return text;
 }
 
-asio::awaitable<void> run_client(redis::client& conn) { co_await conn.run(); }
+asio::awaitable<void> run_client(redis::client& conn) {
+  co_await conn.run();
+}
 
 // A record of the older layout has no occurrence: its due time is the best there is.
 void default_occurrence(task& t) {
@@ -109,7 +111,8 @@ struct redis_store::impl {
     for (unsigned s = 0; s < options.shards; ++s) {
       const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
-                      tag + "seq", tag + "wake", tag + "parked", tag + "paused"});
+                      tag + "seq", tag + "wake", tag + "parked", tag + "paused", tag + "due:high",
+                      tag + "due:low"});
       channel_to_shard.emplace(tag + "wake", s);
     }
   }
@@ -153,11 +156,10 @@ struct redis_store::impl {
       options.shards = static_cast<unsigned>(count);
       make_keys();
     } else if (stored && *stored != std::to_string(options.shards)) {
-      throw std::runtime_error("redis_store: namespace '" + options.name_space + "' has " +
-                               *stored + " shards (key '" + key +
-                               "') but this store was configured with " +
-                               std::to_string(options.shards) +
-                               " shards; use the namespace's count (or shards = 0 to adopt it)");
+      throw std::runtime_error(
+          "redis_store: namespace '" + options.name_space + "' has " + *stored + " shards (key '" +
+          key + "') but this store was configured with " + std::to_string(options.shards) +
+          " shards; use the namespace's count (or shards = 0 to adopt it)");
     }
     opened = true;
   }
@@ -294,9 +296,13 @@ std::vector<std::string> redis_store::keys_of(unsigned shard) const {
   return impl_->keys.at(shard);
 }
 
-std::string redis_store::shard_count_key() const { return impl_->shard_count_key(); }
+std::string redis_store::shard_count_key() const {
+  return impl_->shard_count_key();
+}
 
-asio::awaitable<void> redis_store::open() { co_await impl_->open(); }
+asio::awaitable<void> redis_store::open() {
+  co_await impl_->open();
+}
 
 asio::awaitable<void> redis_store::schedule(task t) {
   co_await schedule_as(std::move(t), false);
@@ -361,8 +367,11 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   req.push("ZSCORE", k[2], id);
   req.push("ZSCORE", k[4], id);
   req.push("ZSCORE", k[7], id);
+  req.push("ZSCORE", k[9], id);   // due:high
+  req.push("ZSCORE", k[10], id);  // due:low
   redis::response<std::optional<std::string>, std::optional<double>, std::optional<double>,
-                  std::optional<double>, std::optional<double>>
+                  std::optional<double>, std::optional<double>, std::optional<double>,
+                  std::optional<double>>
       resp;
   co_await impl_->conn.exec(req, resp);
   const auto& record = value_or_throw(std::get<0>(resp), "get");
@@ -372,11 +381,17 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   task t;
   t.id = std::move(id);
   detail::decode_record(*record, t);
-  const auto& waiting = value_or_throw(std::get<1>(resp), "get");
-  const auto& parked = value_or_throw(std::get<4>(resp), "get");
-  if (waiting || parked) {
+  auto waiting = value_or_throw(std::get<1>(resp), "get");
+  for (const auto& level :
+       {value_or_throw(std::get<5>(resp), "get"), value_or_throw(std::get<6>(resp), "get"),
+        value_or_throw(std::get<4>(resp), "get")}) {
+    if (!waiting) {
+      waiting = level;  // another priority's due set, or set aside by a pause
+    }
+  }
+  if (waiting) {
     t.state = task_state::scheduled;
-    t.due = from_micros(waiting ? *waiting : *parked);
+    t.due = from_micros(*waiting);
     default_occurrence(t);
   } else if (value_or_throw(std::get<2>(resp), "get")) {
     t.state = task_state::in_flight;
@@ -537,13 +552,15 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
 
 asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::size_t limit) {
   co_await impl_->open();
-  // Each shard's due set and its parked set (due tasks of a paused type) are two sources of
-  // the merge, both reading records from the shard's tasks hash.
+  // Each shard's due sets (one per priority) and its parked set (due tasks of a paused type)
+  // are sources of the merge, all reading records from the shard's tasks hash.
   std::vector<std::vector<std::string>> sources;
   for (const auto& k : impl_->keys) {
-    sources.push_back(k);
-    sources.push_back(k);
-    sources.back()[0] = k[7];
+    for (const std::size_t set :
+         {std::size_t{0}, std::size_t{7}, std::size_t{9}, std::size_t{10}}) {
+      sources.push_back(k);
+      sources.back()[0] = k[set];
+    }
   }
   co_return co_await merged_page(impl_->conn, sources, 0, false, offset, limit,
                                  task_state::scheduled);
@@ -577,7 +594,13 @@ asio::awaitable<store_stats> redis_store::stats() {
     req.push("ZCARD", k[2]);
     req.push("ZCARD", k[4]);
     req.push("ZCARD", k[7]);  // parked: due tasks of a paused type
-    redis::response<long long, long long, long long, long long, long long> resp;
+    req.push("ZCARD", k[9]);  // due:high
+    req.push("ZCOUNT", k[9], "-inf", now_text);
+    req.push("ZCARD", k[10]);  // due:low
+    req.push("ZCOUNT", k[10], "-inf", now_text);
+    redis::response<long long, long long, long long, long long, long long, long long, long long,
+                    long long, long long>
+        resp;
     co_await impl_->conn.exec(req, resp);
     total.scheduled += static_cast<std::uint64_t>(value_or_throw(std::get<0>(resp), "stats"));
     total.due_now += static_cast<std::uint64_t>(value_or_throw(std::get<1>(resp), "stats"));
@@ -586,6 +609,10 @@ asio::awaitable<store_stats> redis_store::stats() {
     const auto parked = static_cast<std::uint64_t>(value_or_throw(std::get<4>(resp), "stats"));
     total.scheduled += parked;
     total.due_now += parked;
+    total.scheduled += static_cast<std::uint64_t>(value_or_throw(std::get<5>(resp), "stats") +
+                                                  value_or_throw(std::get<7>(resp), "stats"));
+    total.due_now += static_cast<std::uint64_t>(value_or_throw(std::get<6>(resp), "stats") +
+                                                value_or_throw(std::get<8>(resp), "stats"));
   }
   co_return total;
 }
@@ -594,10 +621,12 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
                                                  std::chrono::milliseconds lease) {
   co_await impl_->open();
   std::vector<std::string> args{
-      std::to_string(limit), std::to_string(lease.count()),
+      std::to_string(limit),
+      std::to_string(lease.count()),
       std::to_string(impl_->options.dead_max_count),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
-      claim_nonce()};
+      claim_nonce(),
+      std::to_string(std::chrono::duration_cast<micros>(impl_->options.priority_aging).count())};
   const auto reply = co_await impl_->run_script<std::vector<std::string>>(
       impl_->claim_script, shard, std::move(args), "claim");
   if (reply.size() < 3 || (reply.size() - 3) % 4 != 0) {

@@ -22,7 +22,9 @@ std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
           "set scheduler.provider to \"redis\" (or pass no connection for an in-process "
           "store)");
     }
-    return std::make_unique<memory_store>(executor, options.memory_shards);
+    auto memory = std::make_unique<memory_store>(executor, options.memory_shards);
+    memory->set_priority_aging(options.redis.priority_aging);  // the same rule as Redis
+    return memory;
   }
   if (commands == nullptr || !subscriber) {
     throw std::invalid_argument(
@@ -99,6 +101,8 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   if (o.redis.shards == 0) {
     throw config_error("scheduler.shards", "key 'scheduler.shards' must be at least 1");
   }
+  o.redis.priority_aging =
+      section.get_or<std::chrono::milliseconds>("priority_aging", o.redis.priority_aging);
   const auto redis_section = section.section("redis");
   o.redis.wait_replicas = redis_section.get_or<unsigned>("wait_replicas", o.redis.wait_replicas);
   o.redis.wait_timeout =

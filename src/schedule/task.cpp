@@ -176,6 +176,28 @@ std::string_view to_string(task_state state) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(priority p) noexcept {
+  switch (p) {
+    case priority::low:
+      return "low";
+    case priority::high:
+      return "high";
+    case priority::normal:
+      break;
+  }
+  return "normal";
+}
+
+priority parse_priority(std::string_view text) {
+  for (const auto p : {priority::low, priority::normal, priority::high}) {
+    if (text == to_string(p)) {
+      return p;
+    }
+  }
+  throw std::invalid_argument("priority: '" + std::string(text) +
+                              "' is not one of low, normal, high");
+}
+
 std::optional<time_point> next_occurrence(const recurrence& r, time_point after) {
   if (const auto* every = std::get_if<interval>(&r)) {
     if (every->period <= microseconds::zero()) {

@@ -2,11 +2,9 @@
 // replaces the waiting task's payload and due time (debounce) or is dropped; after the
 // window, or once the task no longer waits, it is scheduled anew; the scheduler runs a
 // debounced task once, with the last payload.
-#include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
-#include <corvo/redis/client.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
@@ -14,54 +12,18 @@
 #include <vector>
 
 #include "support/eventually.hpp"
-#include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
+#include "support/schedule_harness.hpp"
 
 namespace asio = boost::asio;
-namespace redis = corvo::redis;
 namespace sched = corvo::schedule;
 using namespace std::chrono_literals;
 
 namespace {
 
-corvo::test::redis_server& shared_server() {
-  static corvo::test::redis_server server;
-  return server;
-}
-
-/// The memory store with a manual clock (`pass` moves it).
-struct memory_harness {
-  asio::io_context context;
-  sched::time_point clock_now = sched::now();
-  sched::memory_store store{context.get_executor(), 4};
-  memory_harness() {
-    store.set_clock([this] { return clock_now; });
-  }
-  asio::awaitable<void> pass(std::chrono::milliseconds d) {
-    clock_now += d;
-    co_return;
-  }
-  void stop() {}
-};
-
-/// The Redis store; its windows are timed by the server, so `pass` waits for real.
-struct redis_harness {
-  asio::io_context context;
-  redis::client conn{context.get_executor(), redis::client_config::from_url(shared_server().url())};
-  sched::redis_store store{conn, redis::client_config::from_url(shared_server().url()),
-                           sched::redis_store_options{.name_space = next_namespace(), .shards = 4}};
-  redis_harness() {
-    asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
-  }
-  asio::awaitable<void> pass(std::chrono::milliseconds d) { co_await corvo::sleep_for(d); }
-  void stop() { conn.cancel(); }
-  static std::string next_namespace() {
-    static int n = 0;
-    return "dedup" + std::to_string(++n);
-  }
-};
-
-using both_stores = boost::mpl::list<memory_harness, redis_harness>;
+/// The memory store on a manual clock (`pass` moves it); the Redis store waits for real.
+using corvo::test::run_scenario;
+using both_stores = corvo::test::schedule_stores<4, true>;
 
 sched::task make_task(std::string id, std::string payload, sched::time_point due) {
   sched::task t;
@@ -171,12 +133,6 @@ asio::awaitable<void> refuses_a_window_of_zero(H& h) {
   BOOST_TEST(threw);
   const auto none = co_await h.store.get("x");
   BOOST_TEST(!none.has_value());
-}
-
-template <class H, class Scenario>
-void run_scenario(Scenario scenario) {
-  H h;
-  corvo::test::run(h.context, scenario(h), [&] { h.stop(); });
 }
 
 }  // namespace

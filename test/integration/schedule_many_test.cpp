@@ -1,10 +1,8 @@
 // store::schedule_many and scheduler::schedule_many on both stores: every task lands, a
 // failing task does not stop the others and is named, and the scheduler runs them all.
-#include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
-#include <corvo/redis/client.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
@@ -13,43 +11,17 @@
 #include <string>
 #include <vector>
 
-#include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
+#include "support/schedule_harness.hpp"
 
 namespace asio = boost::asio;
-namespace redis = corvo::redis;
 namespace sched = corvo::schedule;
 using namespace std::chrono_literals;
 
 namespace {
 
-corvo::test::redis_server& shared_server() {
-  static corvo::test::redis_server server;
-  return server;
-}
-
-struct memory_harness {
-  asio::io_context context;
-  sched::memory_store store{context.get_executor(), 8};
-  void stop() {}
-};
-
-struct redis_harness {
-  asio::io_context context;
-  redis::client conn{context.get_executor(), redis::client_config::from_url(shared_server().url())};
-  sched::redis_store store{conn, redis::client_config::from_url(shared_server().url()),
-                           sched::redis_store_options{.name_space = next_namespace(), .shards = 8}};
-  redis_harness() {
-    asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
-  }
-  void stop() { conn.cancel(); }
-  static std::string next_namespace() {
-    static int n = 0;
-    return "bulk" + std::to_string(++n);
-  }
-};
-
-using both_stores = boost::mpl::list<memory_harness, redis_harness>;
+using corvo::test::run_scenario;
+using both_stores = corvo::test::schedule_stores<8>;
 
 std::vector<sched::task> numbered(std::size_t count, sched::time_point due) {
   std::vector<sched::task> out;
@@ -113,14 +85,12 @@ asio::awaitable<void> names_the_tasks_that_failed(H& h) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(schedule_many_schedules_every_task, H, both_stores) {
-  H h;
-  corvo::test::run(h.context, schedules_every_task(h), [&] { h.stop(); });
+  run_scenario<H>([](H& h) { return schedules_every_task(h); });
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(schedule_many_names_the_tasks_that_failed_and_keeps_the_rest, H,
                               both_stores) {
-  H h;
-  corvo::test::run(h.context, names_the_tasks_that_failed(h), [&] { h.stop(); });
+  run_scenario<H>([](H& h) { return names_the_tasks_that_failed(h); });
 }
 
 namespace {
@@ -207,6 +177,5 @@ asio::awaitable<void> keeps_an_existing_task(H& h) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(schedule_if_absent_keeps_an_existing_task, H, both_stores) {
-  H h;
-  corvo::test::run(h.context, keeps_an_existing_task(h), [&] { h.stop(); });
+  run_scenario<H>([](H& h) { return keeps_an_existing_task(h); });
 }

@@ -3,11 +3,9 @@
 // nothing and reports no next due time (no busy loop); resume puts them back. A second store
 // object on the same Redis namespace (another process) sees the pause. The scheduler runs a
 // paused task on resume without waiting for a poll (max_sleep far beyond the test).
-#include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
-#include <corvo/redis/client.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
@@ -16,50 +14,19 @@
 #include <vector>
 
 #include "support/eventually.hpp"
-#include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
+#include "support/schedule_harness.hpp"
 
 namespace asio = boost::asio;
-namespace redis = corvo::redis;
 namespace sched = corvo::schedule;
 using namespace std::chrono_literals;
 
 namespace {
 
-corvo::test::redis_server& shared_server() {
-  static corvo::test::redis_server server;
-  return server;
-}
-
-/// One shard: every claim below sees every task.
-struct memory_harness {
-  asio::io_context context;
-  sched::memory_store store{context.get_executor(), 1};
-  sched::store& other = store;  // one process: the same store
-  void stop() {}
-};
-
-struct redis_harness {
-  asio::io_context context;
-  std::string name_space = next_namespace();
-  redis::client conn{context.get_executor(), redis::client_config::from_url(shared_server().url())};
-  sched::redis_store store{conn, redis::client_config::from_url(shared_server().url()),
-                           sched::redis_store_options{.name_space = name_space, .shards = 1}};
-  /// Another store object on the namespace, as another process would have.
-  sched::redis_store second{conn, redis::client_config::from_url(shared_server().url()),
-                            sched::redis_store_options{.name_space = name_space, .shards = 1}};
-  sched::store& other = second;
-  redis_harness() {
-    asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
-  }
-  void stop() { conn.cancel(); }
-  static std::string next_namespace() {
-    static int n = 0;
-    return "pause" + std::to_string(++n);
-  }
-};
-
-using both_stores = boost::mpl::list<memory_harness, redis_harness>;
+/// One shard: every claim below sees every task. `h.other` is a second store object on the
+/// namespace (another process; the memory store is one process: the same store).
+using corvo::test::run_scenario;
+using both_stores = corvo::test::schedule_stores<1>;
 
 sched::task make_task(std::string id, std::string type, sched::time_point due) {
   sched::task t;
@@ -188,12 +155,6 @@ asio::awaitable<void> cancel_and_replace_a_set_aside_task(H& h) {
   BOOST_TEST(after.tasks.empty());  // x is gone, y ran
   const auto stats = co_await h.store.stats();
   BOOST_TEST(stats.scheduled == 0u);
-}
-
-template <class H, class Scenario>
-void run_scenario(Scenario scenario) {
-  H h;
-  corvo::test::run(h.context, scenario(h), [&] { h.stop(); });
 }
 
 }  // namespace

@@ -80,6 +80,9 @@ json::object export_line(const task& t) {
   o["occurrence"] = iso8601(t.occurrence);
   o["attempts"] = t.attempts;
   o["max_attempts"] = t.max_attempts;
+  if (t.priority != schedule::priority::normal) {
+    o["priority"] = std::string(schedule::to_string(t.priority));
+  }
   if (t.timeout) {
     o["timeout_ms"] = t.timeout->count();
   }
@@ -127,6 +130,8 @@ task import_line(std::string_view line) {
     } else if (key == "max_attempts") {
       t.max_attempts = static_cast<std::uint32_t>(
           unsigned_field(v, key, std::numeric_limits<std::uint32_t>::max()));
+    } else if (key == "priority") {
+      t.priority = schedule::parse_priority(text_of(v, key));
     } else if (key == "timeout_ms") {
       t.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(
           unsigned_field(v, key, std::numeric_limits<std::int64_t>::max())));

@@ -43,6 +43,7 @@ using corvo::tool::store_flags;
 constexpr const char* schedule_usage = R"(usage:
   corvo schedule add --id ID --type TYPE [--payload JSON] (--in DURATION | --at TIME)
                      [--max-attempts N] [--every DURATION | --cron "m h dom mon dow"]
+                     [--priority low|normal|high]
                      [--if-absent | --dedup-window DURATION [--dedup-drop]]
   corvo schedule get ID
   corvo schedule list [--offset N] [--limit N]
@@ -80,6 +81,9 @@ json::object to_json(const task& t) {
   }
   o["attempts"] = t.attempts;
   o["max_attempts"] = t.max_attempts;
+  if (t.priority != priority::normal) {
+    o["priority"] = std::string(to_string(t.priority));
+  }
   if (const auto r = describe(t.repeat); !r.empty()) {
     o["recurrence"] = r;
   }
@@ -96,6 +100,9 @@ void print_task(const task& t) {
     std::cout << "  due " << iso8601(t.due);
   }
   std::cout << "  attempts " << t.attempts << "/" << t.max_attempts;
+  if (t.priority != priority::normal) {
+    std::cout << "  priority " << to_string(t.priority);
+  }
   if (const auto r = describe(t.repeat); !r.empty()) {
     std::cout << "  " << r;
   }
@@ -173,7 +180,7 @@ asio::awaitable<int> add_task(redis_store& s, task t, add_mode mode, bool as_jso
 
 int schedule_add(const std::vector<std::string>& args) {
   store_flags c;
-  std::string id, type, payload = "{}", at, in, every, cron_text, zone;
+  std::string id, type, payload = "{}", at, in, every, cron_text, zone, priority_text = "normal";
   unsigned max_attempts = 5;
   bool if_absent = false, dedup_drop = false;
   std::string dedup_window;
@@ -187,6 +194,8 @@ int schedule_add(const std::vector<std::string>& args) {
       "every", po::value(&every), "repeat at this interval")(
       "cron", po::value(&cron_text), "repeat on this 5-field cron expression")(
       "tz", po::value(&zone), "time zone of --cron (IANA name, e.g. Europe/Berlin; default UTC)")(
+      "priority", po::value(&priority_text)->default_value("normal"),
+      "low, normal or high: the claim order among due tasks (docs/scheduler.md, Priorities)")(
       "if-absent", po::bool_switch(&if_absent),
       "keep an existing task with this id instead of replacing it")(
       "dedup-window", po::value(&dedup_window),
@@ -197,6 +206,7 @@ int schedule_add(const std::vector<std::string>& args) {
   if (help_requested(args,
                      "corvo schedule add --id ID --type TYPE [--payload JSON] "
                      "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR [--tz ZONE]] "
+                     "[--priority low|normal|high] "
                      "[--if-absent | --dedup-window DURATION [--dedup-drop]]",
                      options)) {
     return 0;
@@ -209,6 +219,7 @@ int schedule_add(const std::vector<std::string>& args) {
   t.id = id;
   t.type = type;
   t.max_attempts = max_attempts;
+  t.priority = parse_priority(priority_text);
   boost::system::error_code ec;
   t.payload = json::parse(payload, ec);
   if (ec) {

@@ -39,6 +39,8 @@ class memory_store final : public store {
   /// Redis server's TIME: claim's store_now, lease deadlines, retry and dead-letter times.
   /// For tests and simulations.
   void set_clock(std::function<time_point()> clock);
+  /// The priority rule's step (redis_store_options::priority_aging; default 10 s).
+  void set_priority_aging(std::chrono::milliseconds aging);
 
   unsigned shards() const noexcept override;
   /// schedule::shard_of(id, shards()): the function redis_store uses.

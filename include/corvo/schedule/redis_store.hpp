@@ -30,6 +30,11 @@ struct redis_store_options {
   /// lose it). 0 (the default): asynchronous replication, see docs/scheduler.md.
   unsigned wait_replicas = 0;
   std::chrono::milliseconds wait_timeout{1000};
+  /// The priority rule's step (task.hpp `priority`): claims take due tasks in the order of
+  /// due time minus this per level of priority, so a task is passed over only by tasks of a
+  /// higher level that came due less than this per level of difference after it. Every
+  /// process of a namespace should use the same value.
+  std::chrono::milliseconds priority_aging{10'000};
 };
 
 class redis_store final : public store {
@@ -107,7 +112,8 @@ class redis_store final : public store {
   asio::awaitable<void> restore(task t);
 
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,
-  /// wake channel, parked, paused). For tools and tests.
+  /// wake channel, parked, paused, due:high, due:low; `due` holds the normal-priority
+  /// tasks). For tools and tests.
   std::vector<std::string> keys_of(unsigned shard) const;
 
  private:

@@ -19,6 +19,7 @@
 // Configuration keys (all optional): scheduler.provider, scheduler.sink, scheduler.namespace,
 // scheduler.shards, scheduler.max_in_flight, scheduler.claim_batch, scheduler.lease,
 // scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max,
+// scheduler.priority_aging (redis_store_options::priority_aging, both stores),
 // scheduler.redis.wait_replicas and scheduler.redis.wait_timeout (redis_store_options);
 // with the Kafka sink: scheduler.kafka.topic (default "corvo.tasks"),
 // scheduler.kafka.consume (default true: this process also runs the consumer group),

@@ -36,6 +36,19 @@ struct cron {
 
 using recurrence = std::variant<std::monostate, interval, cron>;
 
+/// Which of the tasks due at a moment is claimed first (docs/scheduler.md, "Priorities").
+/// Among due tasks, a claim takes them in the order of their due time minus a boost of
+/// `aging` (store option, default 10 s) per level above normal, plus the same per level
+/// below: a higher level goes first among tasks that came due together (a backlog, a
+/// burst), and a lower-level task is passed over only by higher-level tasks that came due
+/// less than `aging` per level of difference after it, so it is never starved.
+enum class priority : std::int8_t { low = -1, normal = 0, high = 1 };
+
+/// "low" / "normal" / "high".
+std::string_view to_string(priority p) noexcept;
+/// Parses what to_string prints; throws std::invalid_argument otherwise.
+priority parse_priority(std::string_view text);
+
 /// Where a task is in its life.
 enum class task_state { scheduled, in_flight, dead, unknown };
 
@@ -53,6 +66,9 @@ struct task {
   /// Longest a run may take before it is cancelled and counted as a failed attempt; unset:
   /// the dispatcher's run_timeout (`scheduler.run_timeout`).
   std::optional<std::chrono::milliseconds> timeout;
+  /// Claim order among due tasks (normal costs nothing: such a task's record and keys are
+  /// as before priorities existed).
+  schedule::priority priority = priority::normal;
 
   // Maintained by the scheduler, read by get()/browse():
   /// Tries started so far (a claim counts, including one whose worker died).

@@ -1,13 +1,15 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>\n<max_attempts>[ <timeout ms>]\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
+//   <attempts>\n<max_attempts>[ <timeout ms>][ p<priority>]\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
 //
 // The run timeout rides on the max_attempts line (after a space, only when set), so records
 // written before it existed still decode, and the scripts read max_attempts as the line's
-// leading number. The payload JSON never contains a raw newline (Boost.JSON escapes them), so
-// a record of the older layout without the occurrence line (5 header lines) is recognised by
-// its newline count and decodes with no occurrence (the caller uses the due time).
+// leading number. A priority other than normal rides there too, as ` p1` (high) or ` p-1`
+// (low): a normal task's record is unchanged (no byte more per task). The payload JSON never
+// contains a raw newline (Boost.JSON escapes them), so a record of the older layout without
+// the occurrence line (5 header lines) is recognised by its newline count and decodes with no
+// occurrence (the caller uses the due time).
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
 // scripts, which touch only the header lines (attempts, last error) and never re-encode the
