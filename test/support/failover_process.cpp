@@ -17,28 +17,12 @@
 #include <corvo/queue/reliable_queue.hpp>
 #include <corvo/redis/error.hpp>
 
+#include "support/redis_writer_component.hpp"
+
 namespace corvo::test {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-// The user component: INCR a key every 20 ms; a connection failure is reported to the
-// monitor at once (it does not wait for the next probe) and ends the run.
-asio::awaitable<void> heartbeat(redis::client* redis, health::dependency dep, std::string key) {
-  for (;;) {
-    redis::request req;
-    req.push("INCR", key);
-    try {
-      co_await redis->exec(req);
-    } catch (const boost::system::system_error& e) {
-      if (e.code() != asio::error::operation_aborted) {
-        dep.report_failure(std::string("heartbeat: ") + e.what());
-      }
-      throw;
-    }
-    co_await sleep_for(std::chrono::milliseconds(20));
-  }
-}
 
 struct schedule_once {
   schedule::scheduler* sched;
@@ -193,9 +177,11 @@ failover_process::failover_process(failover_process_options options)
                       {redis_dep});
 
   const auto key = options_.name_space + ":heartbeat";
-  app_->add_component(
-      {"heartbeat", [commands, redis_dep, key] { return heartbeat(commands, redis_dep, key); }},
-      {redis_dep});
+  app_->add_component({"heartbeat",
+                       [commands, redis_dep, key] {
+                         return redis_writer_component(*commands, redis_dep, key, "heartbeat");
+                       }},
+                      {redis_dep});
   for (auto* s : app_->supervisions()) {
     times_[s->name()];
     s->on_transition([this](const health::supervision& s, health::supervision_state,
