@@ -11,6 +11,7 @@
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
+#include <corvo/redis/error.hpp>
 #include <unordered_map>
 
 #include "scripts.hpp"
@@ -74,6 +75,17 @@ consumer_engine::consumer_engine(redis::client& r, queue_options o, handler_type
   heartbeat_key = keys.heartbeat(options.consumer);
 }
 
+namespace {
+// Requests that never wait for a connection: a pop, an ack or the sign-off refused while
+// Redis is unreachable is retried (or given up when stopping) instead of holding the
+// consumer, so a stop with Redis down does not wait out drain_timeout.
+redis::request::config unwaiting() {
+  redis::request::config cfg;
+  cfg.fail_if_not_connected = true;
+  return cfg;
+}
+}  // namespace
+
 // ---- taking ------------------------------------------------------------------------------
 
 asio::awaitable<std::vector<std::string>> consumer_engine::take(std::size_t room) {
@@ -81,10 +93,10 @@ asio::awaitable<std::vector<std::string>> consumer_engine::take(std::size_t room
     std::vector<std::string> script_keys{keys.queue(), processing_key};
     std::vector<std::string> args{std::to_string(room)};
     redis::response<std::vector<std::string>> resp;
-    co_await detail::take.exec(redis, std::move(script_keys), std::move(args), resp);
+    co_await detail::take.exec(redis, std::move(script_keys), std::move(args), resp, unwaiting());
     co_return std::move(std::get<0>(resp).value());
   }
-  redis::request req;
+  redis::request req(unwaiting());
   req.push("RPOP", keys.queue(), room);
   redis::response<std::optional<std::vector<std::string>>> resp;
   co_await redis.exec(req, resp);
@@ -93,7 +105,7 @@ asio::awaitable<std::vector<std::string>> consumer_engine::take(std::size_t room
 }
 
 asio::awaitable<std::optional<std::string>> consumer_engine::take_blocking() {
-  redis::request req;
+  redis::request req(unwaiting());
   if (reliable()) {
     req.push("BLMOVE", keys.queue(), processing_key, "RIGHT", "LEFT",
              seconds(options.block_timeout));
@@ -114,7 +126,7 @@ asio::awaitable<std::optional<std::string>> consumer_engine::take_blocking() {
 // The items of our processing list that no run, pending ack or ack in flight accounts for:
 // moved there by a take whose reply was lost, or left by a failure we could not record.
 asio::awaitable<void> consumer_engine::adopt_orphans() {
-  redis::request req;
+  redis::request req(unwaiting());
   req.push("LRANGE", processing_key, 0, -1);
   redis::response<std::vector<std::string>> resp;
   co_await redis.exec(req, resp);
@@ -184,10 +196,18 @@ asio::awaitable<void> consumer_engine::fetch_loop() {
       }
       ++stats.redis_errors;
       adopt_needed = true;  // a move may have happened with its reply lost
-      CORVO_LOG(warning, "queue") << "queue " << keys.queue()
-                                  << ": taking items failed: " << corvo::describe(failed)
-                                  << "; retrying";
+      if (redis::is_not_connected(failed)) {
+        // Nothing was sent (e.g. the blocking connection is still being set up).
+        CORVO_LOG(debug, "queue") << "queue " << keys.queue()
+                                  << ": taking items: not connected; retrying";
+      } else {
+        CORVO_LOG(warning, "queue")
+            << "queue " << keys.queue() << ": taking items failed: " << corvo::describe(failed)
+            << "; retrying";
+      }
+      fetch_sleeping = true;  // a stop does not wait for this delay (run())
       co_await sleep_for(delays.next());
+      fetch_sleeping = false;
       continue;
     }
     delays.reset();
@@ -372,7 +392,7 @@ asio::awaitable<void> consumer_engine::hand_back(const std::string& value) {
 
 // ---- acknowledging -----------------------------------------------------------------------
 
-asio::awaitable<bool> consumer_engine::flush_acks() {
+asio::awaitable<bool> consumer_engine::flush_acks(bool& unreachable) {
   constexpr std::size_t most = 1000;
   if (acks.size() <= most) {
     flushing = std::exchange(acks, {});
@@ -385,7 +405,7 @@ asio::awaitable<bool> consumer_engine::flush_acks() {
   try {
     // One LREM per item, pipelined in one request: cheaper for the server than the same
     // loop in a script (no Lua values made of every item).
-    redis::request req;
+    redis::request req(unwaiting());
     req.reserve(flushing.size() * (flushing.front().size() + processing_key.size() + 40));
     for (const auto& v : flushing) {
       req.push("LREM", processing_key, -1, v);
@@ -416,6 +436,7 @@ asio::awaitable<bool> consumer_engine::flush_acks() {
     std::rethrow_exception(failed);
   }
   ++stats.redis_errors;
+  unreachable = redis::is_not_connected(failed);
   CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": ack of " << acks.size()
                               << " item(s) failed: " << corvo::describe(failed) << "; retrying";
   co_return false;
@@ -432,18 +453,27 @@ asio::awaitable<void> consumer_engine::acker() {
       co_await wait(*acks_pending);
       continue;
     }
-    if (co_await flush_acks()) {
+    bool unreachable = false;
+    if (co_await flush_acks(unreachable)) {
       delays.reset();
       continue;
     }
-    if (finishing && ++failures_while_finishing >= 3) {
+    // Stopping with Redis unreachable (connection down): not waited for.
+    if (finishing && (unreachable || ++failures_while_finishing >= 3)) {
       CORVO_LOG(error, "queue") << "queue " << keys.queue() << ": could not acknowledge "
                                 << acks.size()
                                 << " finished item(s) before stopping; the reaper will put them "
                                    "back in the queue (they will be handled again)";
       co_return;
     }
-    co_await sleep_for(finishing ? redis_retry.initial : delays.next());
+    asio::steady_timer pause(*executor, finishing ? redis_retry.initial : delays.next());
+    ack_sleep = &pause;
+    error_code ec;
+    co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    ack_sleep = nullptr;
+    if (ec == asio::error::operation_aborted && !finishing) {
+      throw boost::system::system_error(ec);  // cancelled, not woken by finishing
+    }
   }
 }
 
@@ -538,7 +568,7 @@ asio::awaitable<void> consumer_engine::leave() {
   std::vector<std::string> script_keys{heartbeat_key, processing_key, keys.consumers()};
   std::vector<std::string> args{options.consumer};
   redis::response<long long> resp;
-  co_await detail::leave.exec(redis, std::move(script_keys), std::move(args), resp);
+  co_await detail::leave.exec(redis, std::move(script_keys), std::move(args), resp, unwaiting());
   const auto left = std::get<0>(resp).value();
   if (left > 0) {
     CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": consumer " << options.consumer
@@ -655,6 +685,9 @@ asio::awaitable<void> consumer_engine::run() {
     if (reliable()) {
       limit = std::min(limit, left(redis_floor));
     }
+    if (fetch_sleeping) {
+      limit = steady::duration::zero();  // waiting out a Redis failure: no pop in flight
+    }
     if (!co_await wait_until(
             *fetch_finished, [this] { return fetch_done; }, limit)) {
       CORVO_LOG(warning, "queue") << "queue " << keys.queue()
@@ -685,8 +718,14 @@ asio::awaitable<void> consumer_engine::run() {
   }
   finishing = true;
   acks_pending->cancel();
+  if (ack_sleep != nullptr) {
+    ack_sleep->cancel();
+  }
+  // Acked: the acker finished with nothing left (it gives up at once on an unreachable
+  // Redis, leaving its acks).
   const bool acked =
-      co_await ackers.join_for(reliable() ? left(redis_floor) : options.drain_timeout);
+      co_await ackers.join_for(reliable() ? left(redis_floor) : options.drain_timeout) &&
+      acks.empty();
   if (!acked) {
     ackers.cancel();
   }

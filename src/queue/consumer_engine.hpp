@@ -52,6 +52,8 @@ struct consumer_engine {
   bool adopt_needed = false;
   bool delayed_added = false;  // an item was delayed since the promoter last looked
   bool fetch_done = false;
+  bool fetch_sleeping = false;  // the fetch loop waits out a Redis failure: nothing in flight
+  asio::steady_timer* ack_sleep = nullptr;  // the acker's retry delay, cut when finishing
   std::exception_ptr fetch_failure;
   std::optional<asio::any_io_executor> executor;
   std::unique_ptr<redis::client> blocking;
@@ -79,7 +81,7 @@ struct consumer_engine {
   asio::awaitable<void> settle_failure(const std::string& value, const std::string& reason,
                                        bool permanent);
   asio::awaitable<void> hand_back(const std::string& value);
-  asio::awaitable<bool> flush_acks();
+  asio::awaitable<bool> flush_acks(bool& unreachable);
   asio::awaitable<void> acker();
   asio::awaitable<void> beat();
   asio::awaitable<void> heartbeat_loop();

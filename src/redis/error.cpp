@@ -1,3 +1,4 @@
+#include <boost/system/system_error.hpp>
 #include <corvo/redis/error.hpp>
 #include <string>
 
@@ -91,6 +92,19 @@ class redis_category final : public boost::system::error_category {
 const boost::system::error_category& error_category() noexcept {
   static const redis_category category;
   return category;
+}
+
+bool is_not_connected(const std::exception_ptr& e) noexcept {
+  if (!e) {
+    return false;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& x) {
+    return x.code() == error::not_connected;
+  } catch (...) {
+    return false;
+  }
 }
 
 }  // namespace corvo::redis

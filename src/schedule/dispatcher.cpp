@@ -10,10 +10,12 @@
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
+#include <corvo/redis/error.hpp>
 #include <corvo/schedule/dispatcher.hpp>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 
 namespace corvo::schedule {
 namespace {
@@ -74,6 +76,8 @@ struct dispatcher::impl {
   bool stopping = false;
   // Set once every run has ended: ackers send what is left and finish.
   bool finishing = false;
+  // Ackers sleeping before a retry; woken when finishing begins.
+  std::set<asio::steady_timer*> ack_sleeps;
   std::optional<asio::any_io_executor> executor;
   std::optional<task_group> workers;
   std::vector<shard_state> shards;
@@ -411,8 +415,9 @@ struct dispatcher::impl {
 
   // ---- acknowledging ------------------------------------------------------------------------
 
-  // Sends the pending acks of shard `s` in one batch; a failed batch is kept for the next try.
-  asio::awaitable<bool> flush_acks(unsigned s) {
+  // Sends the pending acks of shard `s` in one batch; a failed batch is kept for the next try
+  // (`unreachable` set when the store refused it because its connection is down).
+  asio::awaitable<bool> flush_acks(unsigned s, bool& unreachable) {
     auto& shard = shards[s];
     auto batch = std::exchange(shard.acks, {});
     const auto count = batch.size();
@@ -432,6 +437,7 @@ struct dispatcher::impl {
       std::rethrow_exception(failed);
     }
     ++stats.store_errors;
+    unreachable = redis::is_not_connected(failed);
     CORVO_LOG(warning, "scheduler") << "ack of " << count << " task(s) on shard " << s
                                     << " failed: " << corvo::describe(failed) << "; retrying";
     co_return false;
@@ -458,18 +464,32 @@ struct dispatcher::impl {
         co_await wait(*shard.acks_pending);
         continue;
       }
-      if (co_await flush_acks(s)) {
+      bool unreachable = false;
+      if (co_await flush_acks(s, unreachable)) {
         delays.reset();
         continue;
       }
-      if (finishing && ++failures_while_finishing >= 3) {
+      // Stopping: a store that cannot reach its server (connection down) is not waited for.
+      if (finishing && (unreachable || ++failures_while_finishing >= 3)) {
         CORVO_LOG(error, "scheduler")
             << "could not acknowledge " << shard.acks.size() << " finished task(s) of shard " << s
             << " before stopping; they run again when their leases "
                "expire";
         co_return;
       }
-      co_await sleep_for(finishing ? options.store_retry.initial : delays.next());
+      co_await ack_sleep(finishing ? options.store_retry.initial : delays.next());
+    }
+  }
+
+  // A retry delay of an acker, cut short when finishing begins.
+  asio::awaitable<void> ack_sleep(std::chrono::milliseconds delay) {
+    asio::steady_timer timer(*executor, delay);
+    ack_sleeps.insert(&timer);
+    error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    ack_sleeps.erase(&timer);
+    if (ec == asio::error::operation_aborted && !finishing) {
+      throw boost::system::system_error(ec);  // cancelled, not woken
     }
   }
 
@@ -621,6 +641,9 @@ struct dispatcher::impl {
     finishing = true;
     for (auto& s : shards) {
       s.acks_pending->cancel();
+    }
+    for (auto* t : ack_sleeps) {
+      t->cancel();
     }
     if (!co_await ackers.join_for(options.drain_timeout)) {
       ackers.cancel();

@@ -187,9 +187,10 @@ struct redis_store::impl {
 
   template <class T>
   asio::awaitable<T> run_script(const redis::script& s, unsigned shard,
-                                std::vector<std::string> args, const char* what) {
+                                std::vector<std::string> args, const char* what,
+                                redis::request::config cfg = {}) {
     redis::response<T> resp;
-    co_await s.exec(conn, keys[shard], std::move(args), resp);
+    co_await s.exec(conn, keys[shard], std::move(args), resp, cfg);
     co_return value_or_throw(std::get<0>(resp), what);
   }
 
@@ -201,11 +202,13 @@ struct redis_store::impl {
   // other call behind it), so the request goes over a dedicated connection made for the
   // call (`client::dedicated()`: in a cluster it connects to the master of the shard's
   // slot): one connection set-up per durable write, the price of the opt-in.
+  // `cfg` applies without wait_replicas (a durable write's connection is made for the call).
   template <class T>
   asio::awaitable<T> run_durable(const redis::script& s, unsigned shard,
-                                 std::vector<std::string> args, const char* what) {
+                                 std::vector<std::string> args, const char* what,
+                                 redis::request::config cfg = {}) {
     if (options.wait_replicas == 0) {
-      co_return co_await run_script<T>(s, shard, std::move(args), what);
+      co_return co_await run_script<T>(s, shard, std::move(args), what, cfg);
     }
     co_return co_await run_durable_on<T>(s, keys[shard], std::move(args), what);
   }
@@ -670,8 +673,12 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
     args.push_back(std::move(c.token));
     args.push_back(c.next_due ? micros_text(*c.next_due) : std::string());
   }
-  co_return static_cast<std::size_t>(
-      co_await impl_->run_durable<long long>(impl_->ack_script, shard, std::move(args), "ack"));
+  // Never waits for a connection: a dispatcher's acker retries, and a stopping one gives up
+  // on a store it cannot reach (the tasks run again when their leases expire).
+  redis::request::config unwaiting;
+  unwaiting.fail_if_not_connected = true;
+  co_return static_cast<std::size_t>(co_await impl_->run_durable<long long>(
+      impl_->ack_script, shard, std::move(args), "ack", unwaiting));
 }
 
 asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {

@@ -8,6 +8,7 @@
 #include <boost/system/system_error.hpp>
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
+#include <corvo/redis/error.hpp>
 #include <corvo/stream/dead_letter.hpp>
 #include <corvo/stream/typed_handlers.hpp>
 #include <stdexcept>
@@ -367,8 +368,14 @@ asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
 
 // ---- acknowledging -------------------------------------------------------------------------
 
+// Acknowledgements never wait for a connection (fail_if_not_connected): while Redis is
+// unreachable they are retried with backoff, and a stopping consumer whose connection is
+// down gives up at once instead of waiting out its drain for a server it cannot reach (the
+// entries stay pending and run again after the restart, as after any failure).
 asio::awaitable<void> consumer::impl::acker(stream_state& s) {
   backoff errors(options.redis_retry);
+  redis::request::config unwaiting;
+  unwaiting.fail_if_not_connected = true;
   for (;;) {
     if (s.acks.empty()) {
       if (finishing) {
@@ -385,10 +392,11 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
                    std::make_move_iterator(s.acks.begin() + options.ack_batch));
       s.acks.erase(s.acks.begin(), s.acks.begin() + options.ack_batch);
     }
-    redis::request req;
+    redis::request req(unwaiting);
     req.push("XACK", s.key, options.group, batch);
     redis::response<std::uint64_t> resp;
     std::string problem;
+    bool unreachable = false;
     try {
       co_await redis.exec(req, resp);
       auto& r = std::get<0>(resp);
@@ -404,13 +412,29 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
       }
       problem = r.error().message;
     } catch (...) {
-      problem = describe(std::current_exception());
+      const auto e = std::current_exception();
+      if (is_operation_aborted(e)) {
+        s.acks.insert(s.acks.begin(), std::make_move_iterator(batch.begin()),
+                      std::make_move_iterator(batch.end()));
+        throw;  // cut at the stop deadline: run() reports what is left
+      }
+      unreachable = redis::is_not_connected(e);
+      problem = describe(e);
     }
     ++stats.redis_errors;
-    CORVO_LOG(warning, channel) << "XACK on " << s.key << " failed: " << problem << "; retrying";
     s.acks.insert(s.acks.begin(), std::make_move_iterator(batch.begin()),
                   std::make_move_iterator(batch.end()));
-    co_await sleep_for(errors.next());
+    if (finishing && unreachable) {
+      co_return;  // stopping with Redis unreachable: run() reports what is left
+    }
+    CORVO_LOG(warning, channel) << "XACK on " << s.key << " failed: " << problem << "; retrying";
+    if (finishing) {
+      co_await sleep_for(options.redis_retry.initial);
+    } else if (stopping) {
+      co_await wait_notified(*s.acks_pending);  // retried once the handlers have drained
+    } else {
+      co_await retry_sleep(errors.next());  // cut short when the consumer starts stopping
+    }
   }
 }
 

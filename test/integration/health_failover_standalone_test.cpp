@@ -5,14 +5,14 @@
 // throughout (support/failover_process.hpp).
 //
 // kill -9: every component is cancelled and stopped within (probe interval + probe timeout
-// + stop_timeout), without a stop overrun; nothing restarts while Redis is down; the whole
-// process makes at most one connection attempt to Redis per step of the reconnection
-// backoff (every connect() of the process is counted here, by interposing connect(); the
-// clients' delays are set without jitter so the steps are exact) and does not spin; after
-// a restart with AOF (appendfsync always) each component runs again exactly once more,
-// every task, entry and item whose production was started before, during or after the
-// outage is handled, and the subscription is back (PUBSUB NUMSUB 1, messages published
-// after the recovery arrive).
+// + stop_timeout), without a stop overrun, with the components' default drain_timeout (10 s:
+// a stop does not wait for acknowledgements that cannot reach a dead server); nothing restarts
+// while Redis is down; the whole process makes at most one connection attempt to Redis per step of
+// the reconnection backoff (every connect() of the process is counted here, by interposing
+// connect(); the clients' delays are set without jitter so the steps are exact) and does not spin;
+// after a restart with AOF (appendfsync always) each component runs again exactly once more, every
+// task, entry and item whose production was started before, during or after the outage is handled,
+// and the subscription is back (PUBSUB NUMSUB 1, messages published after the recovery arrive).
 // SIGSTOP: the same, detected by the probe timeout (the socket stays open: no connection
 // attempt at all); SIGCONT recovers.
 //
@@ -220,10 +220,20 @@ BOOST_AUTO_TEST_CASE(redis_killed_and_restarted_with_aof) {
   so.append_only = true;
   so.extra_config = {"appendfsync always"};
   corvo::test::redis_server server(so);
-  const auto o = process_options(server);
+  auto o = process_options(server);
+  // The libraries' default drain_timeout (10 s) for the scheduler, the stream consumer and
+  // the queue consumer: the stop bound must not depend on it (their last acks cannot reach
+  // a killed server, and they do not wait for it).
+  o.drain_timeout = 10s;
   failover_process p(o);
   wait_for_steady_state(p);
   const auto starts_before = total_starts(p);
+  // A task, an entry and an item in flight at the kill, finishing after it: their acks
+  // cannot reach Redis, and the stops must not wait for them.
+  p.hold_handlers(true);
+  for (const std::string kind : {"task", "entry", "item"}) {
+    BOOST_TEST_REQUIRE(wait_until([&] { return p.held(kind) > 0; }, 20s), kind);
+  }
 
   watched_port = server.port();
   const auto killed_at = steady::now();
@@ -233,6 +243,7 @@ BOOST_AUTO_TEST_CASE(redis_killed_and_restarted_with_aof) {
   std::cout << "kill -9:\n";
   BOOST_TEST_REQUIRE(wait_until([&] { return p.none_running(); }, 20s));
   check_stops(p, killed_at, o);
+  p.hold_handlers(false);
 
   // Two seconds of outage with everything stopped: nothing restarts, nothing spins, and
   // only the command client (a service, not a component) reconnects: at most one attempt

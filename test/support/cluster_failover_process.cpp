@@ -14,6 +14,8 @@
 #include <corvo/stream/producer.hpp>
 #include <future>
 
+#include "support/redis_writer_component.hpp"
+
 namespace corvo::test {
 
 namespace asio = boost::asio;
@@ -148,23 +150,6 @@ struct cluster_failover_process::impl : std::enable_shared_from_this<impl> {
 
   void build(const std::shared_ptr<impl>& self);
 
-  static asio::awaitable<void> writer(redis::client* redis, health::dependency dep,
-                                      std::string key) {
-    for (;;) {
-      redis::request req;
-      req.push("INCR", key);
-      try {
-        co_await redis->exec(req);
-      } catch (const boost::system::system_error& e) {
-        if (e.code() != asio::error::operation_aborted) {
-          dep.report_failure(std::string("writer: ") + e.what());
-        }
-        throw;
-      }
-      co_await sleep_for(20ms);
-    }
-  }
-
   static asio::awaitable<void> consume(std::shared_ptr<impl> self, std::string key) {
     auto handler = [self](const stream::entry& e) -> asio::awaitable<void> {
       std::lock_guard lock(self->mutex);
@@ -292,7 +277,9 @@ void cluster_failover_process::impl::build(const std::shared_ptr<impl>& self) {
   for (const auto& key : options.writer_keys) {
     const auto dep = cluster->slot_dependency(key);
     auto* c = client.get();
-    app.add_component({"writer " + key, [c, dep, key] { return writer(c, dep, key); }}, {dep});
+    app.add_component(
+        {"writer " + key, [c, dep, key] { return redis_writer_component(*c, dep, key, "writer"); }},
+        {dep});
   }
   for (const auto& key : options.stream_keys) {
     stream::consumer_options o;

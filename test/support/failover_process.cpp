@@ -17,28 +17,12 @@
 #include <corvo/queue/reliable_queue.hpp>
 #include <corvo/redis/error.hpp>
 
+#include "support/redis_writer_component.hpp"
+
 namespace corvo::test {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-// The user component: INCR a key every 20 ms; a connection failure is reported to the
-// monitor at once (it does not wait for the next probe) and ends the run.
-asio::awaitable<void> heartbeat(redis::client* redis, health::dependency dep, std::string key) {
-  for (;;) {
-    redis::request req;
-    req.push("INCR", key);
-    try {
-      co_await redis->exec(req);
-    } catch (const boost::system::system_error& e) {
-      if (e.code() != asio::error::operation_aborted) {
-        dep.report_failure(std::string("heartbeat: ") + e.what());
-      }
-      throw;
-    }
-    co_await sleep_for(std::chrono::milliseconds(20));
-  }
-}
 
 struct schedule_once {
   schedule::scheduler* sched;
@@ -134,8 +118,7 @@ failover_process::failover_process(failover_process_options options)
   scheduler_ = std::make_unique<schedule::scheduler>(ex, so, commands_.get(), redis_config);
   scheduler_->handlers().on_task("failover.task",
                                  [this](const schedule::claimed_task& t) -> asio::awaitable<void> {
-                                   record_handled(t.work.id);
-                                   co_return;
+                                   co_await handle(t.work.id);
                                  });
 
   stream::consumer_options co;
@@ -160,8 +143,7 @@ failover_process::failover_process(failover_process_options options)
       {"stream",
        [this, consumer] {
          return consumer->run([this](const stream::entry& e) -> asio::awaitable<void> {
-           record_handled(std::string(e.field("id").value_or("")));
-           co_return;
+           co_await handle(std::string(e.field("id").value_or("")));
          });
        }},
       {redis_dep, stream_dep});
@@ -186,16 +168,17 @@ failover_process::failover_process(failover_process_options options)
                        [this, commands, qo] {
                          return consume_queue(
                              commands, qo, [this](const queue::item& i) -> asio::awaitable<void> {
-                               record_handled(i.body);
-                               co_return;
+                               co_await handle(i.body);
                              });
                        }},
                       {redis_dep});
 
   const auto key = options_.name_space + ":heartbeat";
-  app_->add_component(
-      {"heartbeat", [commands, redis_dep, key] { return heartbeat(commands, redis_dep, key); }},
-      {redis_dep});
+  app_->add_component({"heartbeat",
+                       [commands, redis_dep, key] {
+                         return redis_writer_component(*commands, redis_dep, key, "heartbeat");
+                       }},
+                      {redis_dep});
   for (auto* s : app_->supervisions()) {
     times_[s->name()];
     s->on_transition([this](const health::supervision& s, health::supervision_state,
@@ -231,6 +214,42 @@ failover_process::~failover_process() {
 
 void failover_process::post_to_loop(std::function<void()> f) {
   asio::post(app_->get_executor(), std::move(f));
+}
+
+asio::awaitable<void> failover_process::handle(std::string id) {
+  if (holding_) {
+    const auto kind = id.substr(0, id.find('-'));
+    {
+      std::lock_guard lock(mutex_);
+      ++held_[kind];
+    }
+    const auto redis_dep = app_->monitor().find("redis");
+    std::exception_ptr cut;
+    try {
+      while (redis_dep.state() != health::status::down) {
+        co_await sleep_for(std::chrono::milliseconds(5));
+      }
+    } catch (...) {
+      cut = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      --held_[kind];
+    }
+    if (cut) {
+      std::rethrow_exception(cut);
+    }
+  }
+  record_handled(id);
+}
+
+void failover_process::hold_handlers(bool on) {
+  holding_ = on;
+}
+
+std::uint64_t failover_process::held(const std::string& kind) {
+  std::lock_guard lock(mutex_);
+  return held_[kind];
 }
 
 void failover_process::record_handled(const std::string& id) {

@@ -123,6 +123,12 @@ class failover_process {
       std::chrono::steady_clock::time_point since);
   /// Production rounds started so far (ids task-0 … task-(n-1), entry-…, item-…).
   std::uint64_t started() const noexcept { return started_; }
+  /// While on, every handler (task, entry, item) that starts waits until the Redis
+  /// dependency is down, then finishes normally: work in flight at a failure whose
+  /// acknowledgement must go to the failed server.
+  void hold_handlers(bool on);
+  /// Handlers of `kind` ("task", "entry", "item") held now.
+  std::uint64_t held(const std::string& kind);
   /// Stops producing (the calls in progress still complete).
   void stop_producing();
   /// Every produced id handled (after stop_producing, once the calls in progress are done).
@@ -134,6 +140,7 @@ class failover_process {
   asio::awaitable<void> produce();
   asio::awaitable<void> produce_one(std::string kind, std::uint64_t n);
   asio::awaitable<void> produce_kind(const std::string& kind, const std::string& id);
+  asio::awaitable<void> handle(std::string id);
   void record_handled(const std::string& id);
   template <class T>
   T wait_on_loop(std::function<asio::awaitable<T>()> f);
@@ -152,6 +159,8 @@ class failover_process {
   std::map<std::string, std::set<std::string>> handled_;
   std::set<std::string> received_;
   std::vector<std::chrono::steady_clock::time_point> handled_at_;
+  std::map<std::string, std::uint64_t> held_;
+  std::atomic<bool> holding_{false};
   std::atomic<bool> producing_{true};
   std::atomic<std::uint64_t> started_{0};
   std::atomic<int> producing_calls_{0};

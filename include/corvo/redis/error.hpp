@@ -14,6 +14,7 @@
 // the family.
 
 #include <boost/system/error_code.hpp>
+#include <exception>
 #include <type_traits>
 
 namespace corvo::redis {
@@ -145,6 +146,12 @@ inline bool is_connection_error(const boost::system::error_code& ec) noexcept {
 inline bool is_cluster_error(const boost::system::error_code& ec) noexcept {
   return detail::in_family(ec, 300, 400);
 }
+
+/// True when `e` holds a system_error with error::not_connected: a request marked
+/// `fail_if_not_connected` was refused because its connection is down (nothing was sent).
+/// Code that must not wait for a server it cannot reach (a stopping consumer's last acks)
+/// marks its requests so and gives up on this.
+bool is_not_connected(const std::exception_ptr& e) noexcept;
 
 }  // namespace corvo::redis
 

@@ -52,15 +52,18 @@ class script {
 
   /// Runs the script on `conn` (a connection or client: anything with exec(req, resp)),
   /// loading it first when the server does not know it. `resp` receives the script's
-  /// reply; script errors are stored in it like any server error.
+  /// reply; script errors are stored in it like any server error. `cfg` is the config of
+  /// the requests (e.g. `fail_if_not_connected`: fail at once instead of waiting while the
+  /// connection is down).
   template <class Connection, class T>
   boost::asio::awaitable<void> exec(Connection& conn, std::vector<std::string> keys,
-                                    std::vector<std::string> args, response<T>& resp) const {
-    request req;
+                                    std::vector<std::string> args, response<T>& resp,
+                                    request::config cfg = {}) const {
+    request req(cfg);
     push_to(req, keys, args);
     co_await conn.exec(req, resp);
     if (is_noscript(std::get<0>(resp))) {
-      request load;
+      request load(cfg);
       push_load_to(load);
       response<std::string> loaded;
       if constexpr (requires { conn.exec(load, loaded, route_hint{}); }) {
