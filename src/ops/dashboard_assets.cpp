@@ -431,9 +431,14 @@ const views = {
   streams: viewStreams, 'stream-dead': viewStreamDead, queues: viewQueues, health: viewHealth,
 };
 
+// One render at a time; a navigation during a render renders again after it (never lost).
 let rendering = false;
+let renderAgain = false;
 async function render() {
-  if (rendering) return;
+  if (rendering) {
+    renderAgain = true;
+    return;
+  }
   rendering = true;
   const {view, args} = params();
   for (const a of document.querySelectorAll('nav a')) {
@@ -457,6 +462,10 @@ async function render() {
     }
   } finally {
     rendering = false;
+    if (renderAgain) {
+      renderAgain = false;
+      render();
+    }
   }
 }
 
