@@ -20,6 +20,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -148,21 +149,29 @@ def test_open_endpoint(driver):
             n = demo.api('/api/overview')['namespaces'][0]
             return n['paused'], n['paused_types']
 
-        driver.find_element(By.CSS_SELECTOR, '#pauses > button[data-action="pause"]').click()
-        WebDriverWait(driver, 10).until(lambda d: paused() == (True, []))
-        WebDriverWait(driver, 10).until(
-            lambda d: 'Claims: paused' in d.find_element(By.ID, 'pauses').text)
-        driver.find_element(By.ID, 'pause-type').send_keys('report')
-        driver.find_element(By.ID, 'pause-type-button').click()
-        WebDriverWait(driver, 10).until(lambda d: paused() == (True, ['report']))
-        WebDriverWait(driver, 10).until(lambda d: len(
+        # The page re-renders after each action: an element found a moment ago may be
+        # replaced, so every lookup is retried while it is stale.
+        def settle(condition):
+            WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+                condition)
+
+        def act(by, what, action):
+            settle(lambda d: action(d.find_element(by, what)) or True)
+
+        act(By.CSS_SELECTOR, '#pauses > button[data-action="pause"]', lambda e: e.click())
+        settle(lambda d: paused() == (True, []))
+        settle(lambda d: 'Claims: paused' in d.find_element(By.ID, 'pauses').text)
+        act(By.ID, 'pause-type', lambda e: e.send_keys('report'))
+        act(By.ID, 'pause-type-button', lambda e: e.click())
+        settle(lambda d: paused() == (True, ['report']))
+        settle(lambda d: len(
             d.find_elements(By.CSS_SELECTOR, 'span[data-paused-type="report"] button')) == 1)
-        driver.find_element(By.CSS_SELECTOR, 'span[data-paused-type="report"] button').click()
-        WebDriverWait(driver, 10).until(lambda d: paused() == (True, []))
-        WebDriverWait(driver, 10).until(lambda d: len(
+        act(By.CSS_SELECTOR, 'span[data-paused-type="report"] button', lambda e: e.click())
+        settle(lambda d: paused() == (True, []))
+        settle(lambda d: len(
             d.find_elements(By.CSS_SELECTOR, '#pauses > button[data-action="resume"]')) == 1)
-        driver.find_element(By.CSS_SELECTOR, '#pauses > button[data-action="resume"]').click()
-        WebDriverWait(driver, 10).until(lambda d: paused() == (False, []))
+        act(By.CSS_SELECTOR, '#pauses > button[data-action="resume"]', lambda e: e.click())
+        settle(lambda d: paused() == (False, []))
         driver.get(demo.url + '/#task?ns=demo&id=bad-1')
         wait_loaded(driver, 'task')
         detail = driver.find_element(By.ID, 'task-detail').text
