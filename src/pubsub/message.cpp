@@ -29,7 +29,11 @@ boost::json::value message::json() const {
   return value;
 }
 
-std::optional<message> message_from_push(const redis::generic_response& push) {
+namespace {
+
+// Shared by both overloads: `take` copies or moves one node's value.
+template <class Push, class Take>
+std::optional<message> decode_push(Push& push, Take take) {
   // nodes: [0] the push aggregate, then its elements at depth 1 (all leaves here).
   if (push.size() < 4 || push[0].depth != 0) {
     return std::nullopt;
@@ -42,21 +46,31 @@ std::optional<message> message_from_push(const redis::generic_response& push) {
   message out;
   if (kind == "message" && elements == 3) {
     out.kind = message_kind::channel;
-    out.channel = push[2].value;
-    out.payload = push[3].value;
+    out.channel = take(push[2].value);
+    out.payload = take(push[3].value);
   } else if (kind == "smessage" && elements == 3) {
     out.kind = message_kind::shard;
-    out.channel = push[2].value;
-    out.payload = push[3].value;
+    out.channel = take(push[2].value);
+    out.payload = take(push[3].value);
   } else if (kind == "pmessage" && elements == 4) {
     out.kind = message_kind::pattern;
-    out.pattern = push[2].value;
-    out.channel = push[3].value;
-    out.payload = push[4].value;
+    out.pattern = take(push[2].value);
+    out.channel = take(push[3].value);
+    out.payload = take(push[4].value);
   } else {
     return std::nullopt;
   }
   return out;
+}
+
+}  // namespace
+
+std::optional<message> message_from_push(const redis::generic_response& push) {
+  return decode_push(push, [](const std::string& value) { return value; });
+}
+
+std::optional<message> message_from_push(redis::generic_response&& push) {
+  return decode_push(push, [](std::string& value) { return std::move(value); });
 }
 
 namespace {

@@ -1,15 +1,21 @@
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/detail/complete_later.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/pubsub/subscriber.hpp>
 #include <corvo/redis/cluster/slot.hpp>
 #include <corvo/redis/error.hpp>
+#include <list>
 
 namespace corvo::pubsub {
 
@@ -39,12 +45,17 @@ std::uint16_t next_pin_slot() {
   return static_cast<std::uint16_t>((counter.fetch_add(1) * 5'471u + 1'234u) % redis::slot_count);
 }
 
-// Removes a waiting receive()'s timer from the waiter list however the wait ends.
-struct waiter_registration {
-  std::vector<asio::steady_timer*>& waiters;
-  asio::steady_timer* timer;
-  ~waiter_registration() { std::erase(waiters, timer); }
+// A receive() waiting for the buffer to fill: its completion handler, resumed when a message
+// arrives or the subscriber stops, or completed with operation_aborted when its
+// cancellation slot fires.
+using wake_handler = asio::any_completion_handler<void(error_code)>;
+struct waiter {
+  wake_handler handler;
+  bool same_executor = false;  // the waiter runs on the subscriber's executor
+  // Taken from the concrete handler at the start of the wait (not asked of the erased one).
+  asio::cancellation_slot slot;
 };
+using waiter_list = std::list<waiter>;
 
 }  // namespace
 
@@ -91,7 +102,7 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
   std::set<std::string> confirmed[3];
 
   subscriber_stats counters;
-  std::vector<asio::steady_timer*> waiters;
+  waiter_list waiters;
   bool stopping = false;
   error_code failure;
 
@@ -102,10 +113,62 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
 
   static std::size_t index(kind k) { return static_cast<std::size_t>(k); }
 
-  void notify() {
-    for (auto* timer : waiters) {
-      timer->cancel();
+  // Resumes every waiting receive(). For a message (`at_once`) a waiter on the subscriber's
+  // executor (where the reader runs) is resumed right here, inside the reader: one scheduler
+  // hop less per delivery than a posted wake-up. A stop posts the wake-ups, so cancel() and the
+  // destructor never run a caller's coroutine inside them. The list is taken first: a resumed
+  // receive() may wait again before this returns.
+  void notify(bool at_once = false) {
+    if (waiters.empty()) {
+      return;
     }
+    waiter_list ready;
+    ready.swap(waiters);
+    // Every cancellation slot is cleared before any waiter runs: a resumed one may cancel
+    // another, whose slot handler would otherwise erase it from the wrong list.
+    for (auto& w : ready) {
+      if (w.slot.is_connected()) {
+        w.slot.clear();
+      }
+    }
+    for (auto& w : ready) {
+      if (at_once && w.same_executor) {
+        std::move(w.handler)(error_code{});
+      } else {
+        corvo::detail::complete_later(executor, std::move(w.handler), error_code{});
+      }
+    }
+  }
+
+  // Named initiation (GCC 12: no capturing lambda temporaries in a co_await expression).
+  struct wait_initiation {
+    impl* self;
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      auto slot = asio::get_associated_cancellation_slot(handler);
+      // Decided on the concrete handler type: cheap, unlike asking the erased handler.
+      const bool same_executor =
+          asio::get_associated_executor(handler, self->executor) == self->executor;
+      self->waiters.push_back(
+          waiter{wake_handler(std::forward<Handler>(handler)), same_executor, slot});
+      if (slot.is_connected()) {
+        auto it = std::prev(self->waiters.end());
+        slot.assign([s = self, it](asio::cancellation_type type) {
+          if (type == asio::cancellation_type::none) {
+            return;
+          }
+          wake_handler h = std::move(it->handler);
+          s->waiters.erase(it);
+          corvo::detail::complete_later(s->executor, std::move(h),
+                                        error_code(asio::error::operation_aborted));
+        });
+      }
+    }
+  };
+
+  template <class CompletionToken>
+  auto async_wait_for_message(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(error_code)>(wait_initiation{this}, token);
   }
 
   void stop() {
@@ -118,8 +181,8 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
 
   // ---- reading ---------------------------------------------------------------------------
 
-  void on_push(const redis::generic_response& push) {
-    if (auto m = message_from_push(push)) {
+  void on_push(redis::generic_response&& push) {
+    if (auto m = message_from_push(std::move(push))) {
       m->received_at = clock_type::now();
       ++counters.received;
       if (buffer.push(std::move(*m)) == message_buffer::push_result::overflow) {
@@ -129,7 +192,7 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
         stop();
         return;
       }
-      notify();
+      notify(true);
       return;
     }
     if (push.size() < 3 || push[0].depth != 0) {
@@ -171,7 +234,7 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
         }
         throw;
       }
-      self->on_push(push);
+      self->on_push(std::move(push));
     }
     if (self->failure) {
       throw system_error(self->failure);
@@ -378,10 +441,7 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
       if (stopping) {
         throw system_error(error::subscriber_stopped);
       }
-      asio::steady_timer timer(executor, clock_type::time_point::max());
-      waiters.push_back(&timer);
-      waiter_registration registration{waiters, &timer};
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_await async_wait_for_message(asio::as_tuple(asio::use_awaitable));
       const auto state = co_await asio::this_coro::cancellation_state;
       if (state.cancelled() != asio::cancellation_type::none) {
         throw system_error(asio::error::operation_aborted);

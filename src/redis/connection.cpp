@@ -857,17 +857,24 @@ void connection::start_exec(const request& req, any_adapter resp, exec_handler h
   impl_->start_exec(req, resp, std::move(handler));
 }
 
-void connection::start_receive(push_handler handler) {
+void connection::start_receive(push_handler handler, bool same_executor) {
   // The channel cannot complete an any_completion_handler directly in Asio 1.26 (it needs
   // blocking.never from the handler's executor), so receive with a plain handler that
-  // carries the caller's cancellation slot, then hop to the caller's executor. A cancelled
-  // receive reports channel_cancelled; callers get the usual operation_aborted instead.
+  // carries the caller's cancellation slot. The channel always posts that handler on this
+  // connection's executor (never runs it inside async_receive): a caller on the same
+  // executor is completed right there, without a second scheduler hop per push; any other
+  // caller hops to its own executor. A cancelled receive reports channel_cancelled; callers
+  // get the usual operation_aborted instead.
   auto slot = asio::get_associated_cancellation_slot(handler);
-  impl_->pushes.async_receive(
-      asio::bind_cancellation_slot(slot, [handler = std::move(handler), ex = impl_->executor](
-                                             error_code ec, generic_response push) mutable {
+  impl_->pushes.async_receive(asio::bind_cancellation_slot(
+      slot, [handler = std::move(handler), ex = impl_->executor, same_executor](
+                error_code ec, generic_response push) mutable {
         if (ec == asio::experimental::error::channel_cancelled) {
           ec = asio::error::operation_aborted;
+        }
+        if (same_executor) {
+          std::move(handler)(ec, std::move(push));
+          return;
         }
         corvo::detail::complete_later(ex, std::move(handler), ec, std::move(push));
       }));

@@ -69,6 +69,10 @@ struct message {
 /// The message a `message`, `pmessage` or `smessage` push carries; nothing for any other
 /// push (subscription confirmations, invalidations) or a push with the wrong shape.
 std::optional<message> message_from_push(const redis::generic_response& push);
+/// The same, moving the channel, pattern and payload strings out of `push` instead of
+/// copying them (the subscriber's delivery path); `push` is left valid but unspecified when
+/// a message is returned, unchanged otherwise.
+std::optional<message> message_from_push(redis::generic_response&& push);
 
 /// Errors of the pub/sub layer (category "corvo.pubsub").
 enum class error {

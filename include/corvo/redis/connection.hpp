@@ -51,6 +51,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -158,11 +159,18 @@ class connection {
   };
   struct receive_initiation {
     connection* self;
-    void operator()(push_handler handler) const { self->start_receive(std::move(handler)); }
+    // Whether the caller runs on this connection's executor is decided here, on the
+    // concrete handler type (cheap), before the handler is type-erased.
+    template <class Handler>
+    void operator()(Handler&& handler) const {
+      const bool same_executor =
+          asio::get_associated_executor(handler, self->get_executor()) == self->get_executor();
+      self->start_receive(push_handler(std::forward<Handler>(handler)), same_executor);
+    }
   };
 
   void start_exec(const request& req, any_adapter resp, exec_handler handler);
-  void start_receive(push_handler handler);
+  void start_receive(push_handler handler, bool same_executor);
 
   std::shared_ptr<impl> impl_;
 };
