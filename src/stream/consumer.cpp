@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,6 +12,7 @@
 #include <corvo/redis/error.hpp>
 #include <corvo/stream/dead_letter.hpp>
 #include <corvo/stream/typed_handlers.hpp>
+#include <limits>
 #include <stdexcept>
 
 #include "consumer_impl.hpp"
@@ -19,12 +21,6 @@ namespace corvo::stream {
 
 namespace {
 constexpr std::string_view channel = "stream";
-
-std::unique_ptr<asio::steady_timer> notifier(const asio::any_io_executor& ex) {
-  auto t = std::make_unique<asio::steady_timer>(ex);
-  t->expires_at(std::chrono::steady_clock::time_point::max());
-  return t;
-}
 
 asio::awaitable<void> run_client(redis::client& c) {
   co_await c.run();
@@ -42,13 +38,22 @@ asio::awaitable<void> join_quietly(task_group& group) {
 
 }  // namespace
 
-asio::awaitable<void> wait_notified(asio::steady_timer& t) {
-  boost::system::error_code ignored;
-  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  const auto state = co_await asio::this_coro::cancellation_state;
-  if (state.cancelled() != asio::cancellation_type::none) {
-    throw boost::system::system_error(asio::error::operation_aborted);
+detail::held_ids::key detail::held_ids::key_of(std::string_view id) noexcept {
+  // Two decimal numbers of at most 19 digits each (no overflow), joined by '-'.
+  key k;
+  std::size_t i = 0;
+  const auto number = [&](std::uint64_t& out) {
+    const std::size_t first = i;
+    while (i < id.size() && i - first < 20 && id[i] >= '0' && id[i] <= '9') {
+      out = out * 10 + static_cast<std::uint64_t>(id[i] - '0');
+      ++i;
+    }
+    return i > first && i - first < 20;
+  };
+  if (number(k.ms) && i < id.size() && id[i] == '-' && (++i, number(k.seq)) && i == id.size()) {
+    return k;
   }
+  return key{std::numeric_limits<std::uint64_t>::max(), std::hash<std::string_view>{}(id)};
 }
 
 consumer::impl::impl(redis::client& r, consumer_options o)
@@ -64,7 +69,7 @@ std::size_t consumer::impl::free_slots() const noexcept {
 
 asio::awaitable<void> consumer::impl::wait_for_free_slot() {
   while (free_slots() == 0) {
-    co_await wait_notified(*slot_freed);
+    co_await slot_freed->wait();
   }
 }
 
@@ -179,19 +184,71 @@ std::vector<entry> consumer::impl::to_entries(const stream_state& s, detail::rep
 
 // ---- handling ------------------------------------------------------------------------------
 
-// The common case without a coroutine of its own: an entry not ordered by key, started in
-// the worker group, which is unbounded (slots are counted by held_count), so it starts
-// unless the group is stopping. Returns false, leaving `e` as it was, when take() must decide.
+// The common case without a coroutine of its own: an entry not ordered by key, queued for
+// the worker pool. Returns false, leaving `e` as it was, when take() must decide.
 bool consumer::impl::try_take(stream_state& s, entry& e) {
-  if (e.deliveries == 0 || options.ordered_by_key || workers->stopping() || s.held.contains(e.id)) {
-    return false;
+  if (e.deliveries == 0 || options.ordered_by_key || !s.held.insert(e.id)) {
+    return false;  // take() decides (an id already held: it skips it)
   }
-  s.held.insert(e.id);
   ++held_count;
-  auto work = run_one(s, std::move(e));
-  [[maybe_unused]] const bool started = workers->try_spawn(work);
-  BOOST_ASSERT(started);
+  enqueue(s, std::move(e));
   return true;
+}
+
+void consumer::impl::enqueue(stream_state& s, entry e) {
+  ready.push_back(ready_entry{&s, std::move(e)});
+  kick();
+}
+
+void consumer::impl::kick() {
+  if (ready.empty() || wake_pending) {
+    return;
+  }
+  if (work_ready->waiters() > 0) {
+    wake_pending = true;
+    work_ready->notify_one();
+    return;
+  }
+  if (worker_count < options.max_in_flight) {
+    // Counted before it exists: it starts on a later turn (see worker()).
+    ++worker_count;
+    wake_pending = true;
+    auto w = worker();
+    if (!workers->try_spawn(w)) {
+      --worker_count;  // the group is stopping; `ready` is cleared after the drain
+      wake_pending = false;
+    }
+  }
+}
+
+asio::awaitable<void> consumer::impl::worker() {
+  struct counted {
+    std::size_t& n;
+    ~counted() { --n; }
+  } in_pool{worker_count};
+  // Start on a later turn, not inside kick(): a worker started inline would take the next
+  // entry and start the next worker inline before running its own, nesting one frame per
+  // waiting entry and running them last first.
+  auto ex = co_await asio::this_coro::executor;
+  co_await asio::post(ex, asio::use_awaitable);
+  wake_pending = false;
+  for (;;) {
+    if (stopping) {
+      const auto state = co_await asio::this_coro::cancellation_state;
+      if (ready.empty() || state.cancelled() != asio::cancellation_type::none) {
+        co_return;  // drained, or cut at the drain deadline (the rest stays pending)
+      }
+    }
+    if (ready.empty()) {
+      co_await work_ready->wait();  // throws when cancelled at the drain deadline
+      wake_pending = false;
+      continue;
+    }
+    auto next = std::move(ready.front());
+    ready.pop_front();
+    kick();  // more are waiting: another worker takes the next while this one runs
+    co_await run_one(*next.s, std::move(next.e));
+  }
 }
 
 asio::awaitable<void> consumer::impl::take(stream_state& s, entry e) {
@@ -203,7 +260,7 @@ asio::awaitable<void> consumer::impl::take(stream_state& s, entry e) {
     }
     co_return;
   }
-  if (!s.held.insert(e.id).second) {
+  if (!s.held.insert(e.id)) {
     co_return;  // already running here (reclaimed while a slow run goes on)
   }
   ++held_count;
@@ -219,7 +276,7 @@ asio::awaitable<void> consumer::impl::take(stream_state& s, entry e) {
       co_return;
     }
   }
-  co_await workers->spawn(run_one(s, std::move(e)));
+  enqueue(s, std::move(e));
 }
 
 asio::awaitable<void> consumer::impl::run_one(stream_state& s, entry e) {
@@ -282,13 +339,13 @@ void consumer::impl::finish(stream_state& s, entry& e, bool acknowledge) {
     ack(s, std::move(e.id));
   }
   --held_count;
-  slot_freed->cancel();
+  slot_freed->notify_all();
 }
 
 void consumer::impl::ack(stream_state& s, std::string id) {
   s.acks.push_back(std::move(id));
   if (s.acks.size() == 1) {
-    s.acks_pending->cancel();
+    s.acks_pending->notify_all();
   }
 }
 
@@ -381,7 +438,7 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
       if (finishing) {
         co_return;
       }
-      co_await wait_notified(*s.acks_pending);
+      co_await s.acks_pending->wait();
       continue;
     }
     std::vector<std::string> batch;
@@ -431,7 +488,7 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
     if (finishing) {
       co_await sleep_for(options.redis_retry.initial);
     } else if (stopping) {
-      co_await wait_notified(*s.acks_pending);  // retried once the handlers have drained
+      co_await s.acks_pending->wait();  // retried once the handlers have drained
     } else {
       co_await retry_sleep(errors.next());  // cut short when the consumer starts stopping
     }
@@ -450,16 +507,20 @@ asio::awaitable<void> consumer::impl::run(handler h) {
   stopping = false;
   finishing = false;
   held_count = 0;
+  ready.clear();
+  worker_count = 0;
+  wake_pending = false;
+  work_ready = std::make_unique<notifier>(ex);
   workers.emplace(
       ex, task_group_options{.max_in_flight = 0, .on_failure = failure_policy::collect_errors});
-  slot_freed = notifier(ex);
+  slot_freed = std::make_unique<notifier>(ex);
   streams.clear();
   for (const auto& key : options.streams) {
     auto s = std::make_unique<stream_state>();
     s->key = key;
     s->dead_letters = dead_letter_key(key);
     s->reader = redis.dedicated();
-    s->acks_pending = notifier(ex);
+    s->acks_pending = std::make_unique<notifier>(ex);
     streams.push_back(std::move(s));
   }
 
@@ -487,6 +548,7 @@ asio::awaitable<void> consumer::impl::run(handler h) {
   for (auto* t : retry_timers) {
     t->cancel();
   }
+  work_ready->notify_all();  // idle workers end; busy ones drain `ready` first
   if (!co_await workers->join_for(options.drain_timeout)) {
     CORVO_LOG(warning, channel) << held_count
                                 << " entr(ies) still being handled after the drain timeout; "
@@ -496,9 +558,13 @@ asio::awaitable<void> consumer::impl::run(handler h) {
   } else {
     co_await join_quietly(*workers);  // consumes recorded failures
   }
+  for (auto& [s, e] : ready) {
+    finish(*s, e, false);  // never started: stays pending
+  }
+  ready.clear();
   finishing = true;
   for (auto& s : streams) {
-    s->acks_pending->cancel();
+    s->acks_pending->notify_all();
   }
   if (!co_await ackers.join_for(options.drain_timeout)) {
     ackers.cancel();

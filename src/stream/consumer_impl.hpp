@@ -3,7 +3,9 @@
 // consumer_recovery.cpp (group creation, XAUTOCLAIM, dead letters, idle consumers).
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/notifier.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/stream/consumer.hpp>
@@ -16,7 +18,6 @@
 #include <string>
 #include <string_view>
 #include <tuple>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -37,16 +38,44 @@ using pending_reply =
 
 bool is_nogroup(const redis::reply_error& e) noexcept;
 
+// Ids of the entries taken by this consumer and not finished. A stream id is "<ms>-<seq>":
+// held as its two numbers in an open-addressing set, so taking and finishing an entry
+// allocates nothing (this is on the hot path, twice per entry).
+class held_ids {
+ public:
+  bool contains(std::string_view id) const { return set_.contains(key_of(id)); }
+  /// False if it was already held.
+  bool insert(std::string_view id) { return set_.insert(key_of(id)).second; }
+  void erase(std::string_view id) { set_.erase(key_of(id)); }
+  std::size_t size() const noexcept { return set_.size(); }
+
+ private:
+  struct key {
+    std::uint64_t ms = 0;
+    std::uint64_t seq = 0;
+    bool operator==(const key&) const = default;
+  };
+  struct key_hash {
+    std::size_t operator()(const key& k) const noexcept {
+      return static_cast<std::size_t>(k.ms * 0x9E3779B97F4A7C15ULL ^ k.seq);
+    }
+  };
+  // Ids from Redis always have the form; anything else is keyed by its text's hash.
+  static key key_of(std::string_view id) noexcept;
+
+  boost::unordered_flat_set<key, key_hash> set_;
+};
+
 }  // namespace detail
 
 struct consumer::impl {
   struct stream_state {
     std::string key;
     std::string dead_letters;
-    std::unique_ptr<redis::client> reader;             // dedicated connection
-    std::vector<std::string> acks;                     // ids finished, to acknowledge
-    std::unique_ptr<asio::steady_timer> acks_pending;  // notifier for the acker
-    std::unordered_set<std::string> held;              // ids taken here and not finished
+    std::unique_ptr<redis::client> reader;   // dedicated connection
+    std::vector<std::string> acks;           // ids finished, to acknowledge
+    std::unique_ptr<notifier> acks_pending;  // wakes the acker
+    detail::held_ids held;                   // ids taken here and not finished
     std::map<std::string, std::deque<entry>, std::less<>> key_queues;  // busy keys → waiting
     std::string claim_cursor = "0-0";
     bool group_ready = false;
@@ -61,8 +90,21 @@ struct consumer::impl {
   start_observer observer;
   consumer_stats stats;
   std::vector<std::unique_ptr<stream_state>> streams;
+  // Entries are run by a pool of long-lived worker coroutines (children of `workers`, at
+  // most max_in_flight), not by a coroutine spawned per entry: a worker takes the next entry
+  // from `ready` and, while more wait, gets one more worker going (an idle one woken, or a
+  // new one), so handlers that suspend run in parallel and handlers that complete at once run
+  // one after another in one worker without a trip through the scheduler per entry.
+  struct ready_entry {
+    stream_state* s;
+    entry e;
+  };
   std::optional<task_group> workers;
-  std::unique_ptr<asio::steady_timer> slot_freed;  // notifier: a held entry finished
+  std::deque<ready_entry> ready;         // taken, waiting for a worker
+  std::unique_ptr<notifier> work_ready;  // wakes an idle worker
+  std::size_t worker_count = 0;
+  bool wake_pending = false;  // a worker was woken or started and has not looked at `ready` yet
+  std::unique_ptr<notifier> slot_freed;  // a held entry finished
   std::size_t held_count = 0;
   bool running = false;
   bool stopping = false;   // no new retries; sleeping ones given up
@@ -77,6 +119,11 @@ struct consumer::impl {
   asio::awaitable<void> wait_for_free_slot();
   std::size_t free_slots() const noexcept;
   bool try_take(stream_state& s, entry& e);
+  // Queues a held entry for the worker pool.
+  void enqueue(stream_state& s, entry e);
+  // Gets one more worker going if entries wait and none is on its way.
+  void kick();
+  asio::awaitable<void> worker();
   asio::awaitable<void> take(stream_state& s, entry e);
   asio::awaitable<void> run_chain(stream_state& s, std::string key, entry first);
   asio::awaitable<void> run_one(stream_state& s, entry e);
@@ -100,7 +147,5 @@ struct consumer::impl {
   asio::awaitable<void> dead_letter(stream_state& s, const entry& e, const std::string& reason);
   std::vector<entry> to_entries(const stream_state& s, detail::reply_entries&& in);
 };
-
-asio::awaitable<void> wait_notified(asio::steady_timer& t);
 
 }  // namespace corvo::stream

@@ -293,6 +293,38 @@ BOOST_FIXTURE_TEST_CASE(entries_of_one_key_run_in_order_under_parallelism, fixtu
   });
 }
 
+// Handlers that suspend run in parallel, exactly max_in_flight at a time at most (the
+// worker pool grows to it and never past it), and every entry runs once.
+BOOST_FIXTURE_TEST_CASE(suspending_handlers_run_max_in_flight_at_once, fixture) {
+  run([this]() -> asio::awaitable<void> {
+    const std::string key = "{pool}:events";
+    stream::producer out(client);
+    const auto ids = co_await append_orders(out, key, 200);
+    struct state {
+      std::map<std::string, int> runs;  // id → times run
+      int running = 0, most_running = 0;
+    };
+    auto st = std::make_shared<state>();
+    auto o = fast_options(key, "pool");
+    o.max_in_flight = 8;
+    o.batch = 64;
+    auto& c = start(o, [st](const stream::entry& e) -> asio::awaitable<void> {
+      ++st->runs[e.id];
+      st->most_running = std::max(st->most_running, ++st->running);
+      co_await corvo::sleep_for(2ms);
+      --st->running;
+    });
+    BOOST_TEST_REQUIRE(co_await eventually([&] { return c.stats().acked == ids.size(); }, 30s));
+    BOOST_TEST(st->most_running == 8);
+    BOOST_TEST(st->runs.size() == ids.size());
+    for (const auto& id : ids) {
+      BOOST_TEST(st->runs[id] == 1, "entry " << id);
+    }
+    BOOST_TEST(c.stats().handled == ids.size());
+    BOOST_TEST((co_await corvo::test::pending_of(client, key, "pool")).empty());
+  });
+}
+
 // Entries delivered to this consumer name earlier and never acknowledged (a crash, or a
 // cancelled blocking read) are read again on start, before new ones.
 BOOST_FIXTURE_TEST_CASE(own_pending_entries_are_read_again_on_start, fixture) {
