@@ -71,9 +71,10 @@ struct direct {
 };
 
 // `bulk` waiting tasks (every tenth recurring every 90 s, every tenth + 1 on a zoned cron,
-// every seventh with a run timeout, payloads with quotes, markup, newlines and non-ASCII),
-// then 4 tasks due now claimed and failed: dead-1 and dead-2 dead-lettered, retry-1 and
-// retry-2 sent back for 2 h with an attempt and an error (due moved, occurrence kept).
+// every seventh with a run timeout, every 13th with its own retry backoff, payloads with quotes,
+// markup, newlines and non-ASCII), then 4 tasks due now claimed and failed: dead-1 and dead-2
+// dead-lettered, retry-1 and retry-2 sent back for 2 h with an attempt and an error (due moved,
+// occurrence kept).
 asio::awaitable<void> fill(redis_store& s, std::size_t bulk) {
   const auto base = now() + 1h;
   std::vector<task> tasks;
@@ -92,6 +93,9 @@ asio::awaitable<void> fill(redis_store& s, std::size_t bulk) {
     }
     if (i % 7 == 0) {
       t.timeout = 1500ms;
+    }
+    if (i % 13 == 0) {
+      t.retry = retry_backoff{250ms, 90s, 1.5, 0.25};
     }
     tasks.push_back(std::move(t));
   }
@@ -201,6 +205,12 @@ BOOST_AUTO_TEST_CASE(a_round_trip_of_100000_tasks_is_lossless) {
   const auto timed = dst.run<std::optional<task>>([](redis_store& s) { return get(s, "t-99995"); });
   BOOST_REQUIRE(timed.has_value());
   BOOST_TEST((timed->timeout == std::optional<std::chrono::milliseconds>(1500ms)));
+  BOOST_TEST((timed->retry == std::nullopt));
+  const auto backoff =
+      dst.run<std::optional<task>>([](redis_store& s) { return get(s, "t-99996"); });
+  BOOST_REQUIRE(backoff.has_value());
+  const retry_backoff expected_backoff{250ms, 90s, 1.5, 0.25};
+  BOOST_TEST((backoff->retry == std::optional<retry_backoff>(expected_backoff)));
   BOOST_TEST(timed->payload.as_object().at("text").as_string() ==
              "say \"hi\" <script>x</script>\n\u00e9\u4e2d");
 }
