@@ -80,6 +80,14 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
   const auto digest = corvo.json_of({"schedule", "get", "digest"}).as_object();
   BOOST_TEST(digest.at("payload").as_string() == "v2");
   BOOST_TEST(corvo({"schedule", "cancel", "digest"}).exit_code == 0);
+  // A priority, shown by get (normal is not printed).
+  r = corvo({"schedule", "add", "--id", "urgent", "--type", "mail", "--in", "1h", "--priority",
+             "high"});
+  BOOST_TEST(r.out == "scheduled urgent\n", r.err);
+  BOOST_TEST(corvo.json_of({"schedule", "get", "urgent"}).as_object().at("priority").as_string() ==
+             "high");
+  BOOST_TEST(!corvo.json_of({"schedule", "get", "order-42"}).as_object().contains("priority"));
+  BOOST_TEST(corvo({"schedule", "cancel", "urgent"}).exit_code == 0);
   // A run timeout and the task's own retry backoff (the fields not given: the defaults),
   // shown by get; no --max-attempts and no --config: 5.
   r = corvo({"schedule", "add", "--id", "policy", "--type", "mail", "--in", "1h", "--timeout",
@@ -158,6 +166,9 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--cron", "61 * * * *"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("minute field") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--priority", "urgent"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("not one of low, normal, high") != std::string::npos, r.err);
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--retry-jitter", "2"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("jitter in [0, 1]") != std::string::npos, r.err);
