@@ -109,13 +109,30 @@ struct dispatcher::impl {
     shards[shard].timer->cancel();
   }
 
-  std::chrono::microseconds retry_delay(std::uint32_t attempts) {
-    const auto& p = options.retry_backoff;
-    double ceiling = static_cast<double>(p.initial.count()) *
-                     std::pow(p.multiplier, attempts > 0 ? static_cast<double>(attempts - 1) : 0.0);
-    ceiling = std::min(ceiling, static_cast<double>(p.max.count()));
+  // The policy of a task type, or null.
+  const type_policy* policy_of(const task& t) const {
+    const auto it = options.types.find(t.type);
+    return it == options.types.end() ? nullptr : &it->second;
+  }
+
+  // The delay before the retry of `t` (attempts: tries so far): its own backoff, else its
+  // type's, else the dispatcher's (full jitter when that says so).
+  std::chrono::microseconds retry_delay(const task& t) {
+    retry_backoff b;
+    if (t.retry) {
+      b = *t.retry;
+    } else if (const auto* p = policy_of(t); p != nullptr && p->retry) {
+      b = *p->retry;
+    } else {
+      const auto& d = options.retry_backoff;
+      b = retry_backoff{d.initial, d.max, d.multiplier, d.jitter ? 1.0 : 0.0};
+    }
+    const auto attempts = t.attempts;
+    double ceiling = static_cast<double>(b.initial.count()) *
+                     std::pow(b.multiplier, attempts > 0 ? static_cast<double>(attempts - 1) : 0.0);
+    ceiling = std::min(ceiling, static_cast<double>(b.max.count()));
     const double ms =
-        p.jitter ? std::uniform_real_distribution<double>(0, ceiling)(random) : ceiling;
+        std::uniform_real_distribution<double>(ceiling * (1.0 - b.jitter), ceiling)(random);
     return std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000));
   }
 
@@ -243,10 +260,13 @@ struct dispatcher::impl {
     }
   }
 
-  // The run timeout of `t`: its own, else the dispatcher's; zero means none.
+  // The run timeout of `t`: its own, else its type's, else the dispatcher's; zero means none.
   std::chrono::milliseconds run_limit(const task& t) const {
     if (t.timeout && t.timeout->count() > 0) {
       return *t.timeout;
+    }
+    if (const auto* p = policy_of(t); p != nullptr && p->run_timeout) {
+      return *p->run_timeout;
     }
     return options.run_timeout;
   }
@@ -382,7 +402,7 @@ struct dispatcher::impl {
     failure_outcome(t, reason, dead, handed_back);
     failure f{t.work.id, t.token, reason, std::nullopt};
     if (!dead) {
-      f.retry_in = handed_back ? std::chrono::microseconds(0) : retry_delay(t.work.attempts);
+      f.retry_in = handed_back ? std::chrono::microseconds(0) : retry_delay(t.work);
     }
     try {
       if (!co_await tasks.nack(t.shard, std::move(f))) {

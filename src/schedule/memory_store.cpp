@@ -254,8 +254,8 @@ struct memory_store::impl {
     if (t.id.empty()) {
       throw std::invalid_argument("schedule: the task id is empty");
     }
-    if (t.max_attempts == 0) {
-      throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+    if (t.retry) {
+      schedule::validate(*t.retry, "task '" + t.id + "'");
     }
     if (t.type.empty()) {
       throw std::invalid_argument("task '" + t.id + "': the type is empty");
@@ -267,6 +267,9 @@ struct memory_store::impl {
 
   /// What schedule() resets: a new task starts with no attempts and no error.
   static void reset(task& t) {
+    if (t.max_attempts == 0) {
+      t.max_attempts = default_max_attempts;
+    }
     t.attempts = 0;
     t.last_error.clear();
     t.occurrence = t.due;

@@ -1,9 +1,8 @@
-#include <corvo/schedule/detail/record.hpp>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <chrono>
+#include <corvo/schedule/detail/record.hpp>
 #include <cstdint>
 #include <stdexcept>
 
@@ -18,6 +17,42 @@ std::uint32_t parse_count(std::string_view text, const char* what) {
                                 "'");
   }
   return value;
+}
+
+// The shortest text that reads back as `value`.
+std::string number_text(double value) {
+  char buffer[32];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, ec == std::errc{} ? end : buffer);
+}
+
+double parse_number(std::string_view text, const char* what) {
+  double value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size()) {
+    throw std::invalid_argument(std::string("task record: bad ") + what + " '" + std::string(text) +
+                                "'");
+  }
+  return value;
+}
+
+// "<initial ms>:<max ms>:<multiplier>:<jitter>"
+retry_backoff parse_retry(std::string_view text) {
+  std::string_view parts[4];
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto colon = text.find(':');
+    if ((colon == std::string_view::npos) != (i == 3)) {
+      throw std::invalid_argument("task record: bad retry backoff");
+    }
+    parts[i] = text.substr(0, colon);
+    text.remove_prefix(i == 3 ? text.size() : colon + 1);
+  }
+  retry_backoff b;
+  b.initial = std::chrono::milliseconds(parse_count(parts[0], "retry initial"));
+  b.max = std::chrono::milliseconds(parse_count(parts[1], "retry max"));
+  b.multiplier = parse_number(parts[2], "retry multiplier");
+  b.jitter = parse_number(parts[3], "retry jitter");
+  return b;
 }
 
 }  // namespace
@@ -51,6 +86,16 @@ std::string encode_record(const task& t) {
     out += " p";
     out += std::to_string(static_cast<int>(t.priority));
   }
+  if (t.retry) {
+    out += " r";
+    out += std::to_string(t.retry->initial.count());
+    out += ':';
+    out += std::to_string(t.retry->max.count());
+    out += ':';
+    out += number_text(t.retry->multiplier);
+    out += ':';
+    out += number_text(t.retry->jitter);
+  }
   out += '\n';
   out += t.type;
   out += '\n';
@@ -81,6 +126,7 @@ void decode_record(std::string_view record, task& t) {
   t.max_attempts = parse_count(options.substr(0, space), "max attempts");
   t.timeout.reset();
   t.priority = priority::normal;
+  t.retry.reset();
   while (space != std::string_view::npos) {
     options.remove_prefix(space + 1);
     space = options.find(' ');
@@ -89,6 +135,8 @@ void decode_record(std::string_view record, task& t) {
       t.priority = priority::high;
     } else if (field == "p-1") {
       t.priority = priority::low;
+    } else if (field.starts_with('r')) {
+      t.retry = parse_retry(field.substr(1));
     } else {
       t.timeout = std::chrono::milliseconds(parse_count(field, "run timeout"));
     }

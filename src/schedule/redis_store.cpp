@@ -320,7 +320,10 @@ asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
     throw std::invalid_argument("schedule: the task id is empty");
   }
   if (t.max_attempts == 0) {
-    throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+    t.max_attempts = default_max_attempts;
+  }
+  if (t.retry) {
+    schedule::validate(*t.retry, "task '" + t.id + "'");
   }
   co_await impl_->open();
   t.attempts = 0;
@@ -338,7 +341,10 @@ asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_
     throw std::invalid_argument("schedule: the task id is empty");
   }
   if (t.max_attempts == 0) {
-    throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+    t.max_attempts = default_max_attempts;
+  }
+  if (t.retry) {
+    schedule::validate(*t.retry, "task '" + t.id + "'");
   }
   if (options.window <= std::chrono::milliseconds::zero()) {
     throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
@@ -787,6 +793,9 @@ asio::awaitable<void> redis_store::restore(task t) {
   }
   if (t.max_attempts == 0) {
     throw std::invalid_argument("task '" + t.id + "': max_attempts must be at least 1");
+  }
+  if (t.retry) {
+    schedule::validate(*t.retry, "task '" + t.id + "'");
   }
   co_await impl_->open();
   if (t.occurrence == time_point{}) {

@@ -1,9 +1,12 @@
+#include <algorithm>
 #include <boost/asio/this_coro.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace corvo::schedule {
 namespace {
@@ -64,6 +67,61 @@ struct scheduler::sink_slot final : sink {
   std::unique_ptr<sink> current;
 };
 
+namespace {
+
+// One entry of `scheduler.types` (a type name may contain dots, so the section is read as a
+// JSON value and checked here, unknown keys included). A backoff field the entry leaves out
+// is the dispatcher's (`global`: scheduler.retry_initial, retry_max; full jitter).
+type_policy read_type_policy(const std::string& type, const json::value& value,
+                             const backoff_policy& global) {
+  const std::string where = "scheduler.types[\"" + type + "\"]";
+  if (!value.is_object()) {
+    throw config_error(where, "key '" + where + "' must be an object");
+  }
+  static const std::vector<std::string> known{"max_attempts",     "retry_initial", "retry_max",
+                                              "retry_multiplier", "retry_jitter",  "run_timeout"};
+  for (const auto& entry : value.get_object()) {
+    const std::string key(entry.key());
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string message = "unknown key '" + key + "' in '" + where + "'";
+      if (const auto near = nearest_key(key, known)) {
+        message += "; did you mean '" + *near + "'?";
+      }
+      throw config_error(where + "." + key, message);
+    }
+  }
+  // The entry as a config of its own: durations and numbers read as everywhere else.
+  const corvo::config entry(value.get_object(), where);
+  type_policy p;
+  if (entry.contains("max_attempts")) {
+    p.max_attempts = entry.get<unsigned>("max_attempts");
+    if (*p.max_attempts == 0) {
+      throw config_error(where + ".max_attempts",
+                         "key '" + where + ".max_attempts' must be at least 1");
+    }
+  }
+  if (entry.contains("run_timeout")) {
+    p.run_timeout = entry.get<std::chrono::milliseconds>("run_timeout");
+  }
+  if (entry.contains("retry_initial") || entry.contains("retry_max") ||
+      entry.contains("retry_multiplier") || entry.contains("retry_jitter")) {
+    retry_backoff b{global.initial, global.max, global.multiplier, global.jitter ? 1.0 : 0.0};
+    b.initial = entry.get_or<std::chrono::milliseconds>("retry_initial", b.initial);
+    b.max = entry.get_or<std::chrono::milliseconds>("retry_max", b.max);
+    b.multiplier = entry.get_or<double>("retry_multiplier", b.multiplier);
+    b.jitter = entry.get_or<double>("retry_jitter", b.jitter);
+    try {
+      validate(b, "key '" + where + "'");
+    } catch (const std::invalid_argument& e) {
+      throw config_error(where, e.what());
+    }
+    p.retry = b;
+  }
+  return p;
+}
+
+}  // namespace
+
 scheduler_options scheduler_options::from(const corvo::config& cfg) {
   scheduler_options o;
   const auto section = cfg.section("scheduler");
@@ -122,6 +180,14 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   d.retry_backoff.initial =
       section.get_or<std::chrono::milliseconds>("retry_initial", d.retry_backoff.initial);
   d.retry_backoff.max = section.get_or<std::chrono::milliseconds>("retry_max", d.retry_backoff.max);
+  const auto types = section.get_or<json::value>("types", json::object{});
+  if (!types.is_object()) {
+    throw config_error("scheduler.types", "key 'scheduler.types' must be an object");
+  }
+  for (const auto& entry : types.get_object()) {
+    const std::string type(entry.key());
+    d.types.emplace(type, read_type_policy(type, entry.value(), d.retry_backoff));
+  }
 
   const auto kafka_section = section.section("kafka");
   auto& ks = o.kafka_sink;
@@ -257,13 +323,25 @@ asio::awaitable<void> scheduler::run_once() {
   co_await parts.join();
 }
 
+void scheduler::apply_policy(task& t) const {
+  if (t.max_attempts != 0) {
+    return;
+  }
+  const auto it = options_.dispatch.types.find(t.type);
+  t.max_attempts = it != options_.dispatch.types.end() && it->second.max_attempts
+                       ? *it->second.max_attempts
+                       : default_max_attempts;
+}
+
 asio::awaitable<void> scheduler::schedule(task t) {
+  apply_policy(t);
   const auto shard = store_->shard_of(t.id);
   co_await store_->schedule(std::move(t));
   dispatcher_.wake(shard);
 }
 
 asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
+  apply_policy(t);
   const auto shard = store_->shard_of(t.id);
   const bool added = co_await store_->schedule_if_absent(std::move(t));
   if (added) {
@@ -273,6 +351,7 @@ asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
 }
 
 asio::awaitable<dedup_outcome> scheduler::schedule_deduplicated(task t, dedup_options options) {
+  apply_policy(t);
   const auto shard = store_->shard_of(t.id);
   const auto outcome = co_await store_->schedule_deduplicated(std::move(t), options);
   if (outcome != dedup_outcome::dropped) {
@@ -299,7 +378,8 @@ asio::awaitable<pause_state> scheduler::paused() {
 asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
   std::vector<std::string> ids;
   ids.reserve(tasks.size());
-  for (const auto& t : tasks) {
+  for (auto& t : tasks) {
+    apply_policy(t);
     ids.push_back(t.id);
   }
   std::exception_ptr failed;

@@ -176,6 +176,14 @@ std::string_view to_string(task_state state) noexcept {
   return "unknown";
 }
 
+void validate(const retry_backoff& b, const std::string& what) {
+  if (b.initial.count() <= 0 || b.max < b.initial || !(b.multiplier >= 1.0) ||
+      !(b.jitter >= 0.0 && b.jitter <= 1.0)) {
+    throw std::invalid_argument(what + ": the retry backoff needs initial > 0, max >= initial, " +
+                                "multiplier >= 1 and jitter in [0, 1]");
+  }
+}
+
 std::string_view to_string(priority p) noexcept {
   switch (p) {
     case priority::low:

@@ -1,7 +1,8 @@
 // `corvo schedule export` / `corvo schedule import` against a real redis-server, run as
 // separate processes: a lossless round trip of 100,000 tasks (recurring, retried and dead
 // ones included) into a namespace with another shard count, a task exported in flight, and
-// bad lines reported by number without losing the good ones.
+// bad lines reported by number without losing the good ones (a bad priority included), and
+// priorities kept through the round trip.
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/redis/client.hpp>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 
 #include "support/child_process.hpp"
@@ -71,9 +73,10 @@ struct direct {
 };
 
 // `bulk` waiting tasks (every tenth recurring every 90 s, every tenth + 1 on a zoned cron,
-// every seventh with a run timeout, payloads with quotes, markup, newlines and non-ASCII),
-// then 4 tasks due now claimed and failed: dead-1 and dead-2 dead-lettered, retry-1 and
-// retry-2 sent back for 2 h with an attempt and an error (due moved, occurrence kept).
+// every seventh with a run timeout, every 13th with its own retry backoff, payloads with quotes,
+// markup, newlines and non-ASCII), then 4 tasks due now claimed and failed: dead-1 and dead-2
+// dead-lettered, retry-1 and retry-2 sent back for 2 h with an attempt and an error (due moved,
+// occurrence kept).
 asio::awaitable<void> fill(redis_store& s, std::size_t bulk) {
   const auto base = now() + 1h;
   std::vector<task> tasks;
@@ -92,6 +95,9 @@ asio::awaitable<void> fill(redis_store& s, std::size_t bulk) {
     }
     if (i % 7 == 0) {
       t.timeout = 1500ms;
+    }
+    if (i % 13 == 0) {
+      t.retry = retry_backoff{250ms, 90s, 1.5, 0.25};
     }
     tasks.push_back(std::move(t));
   }
@@ -133,6 +139,35 @@ asio::awaitable<void> schedule_and_claim(redis_store& s, task t) {
 
 asio::awaitable<store_stats> stats(redis_store& s) {
   co_return co_await s.stats();
+}
+
+// Schedules a task due a second ago at `level`.
+asio::awaitable<void> schedule_at_level(redis_store& s, std::string id, priority level) {
+  task t;
+  t.id = std::move(id);
+  t.type = "alert";
+  t.payload = json::string(t.id);
+  t.due = now() - 1s;
+  t.priority = level;
+  co_await s.schedule(std::move(t));
+}
+
+asio::awaitable<void> schedule_three_levels(redis_store& s) {
+  co_await schedule_at_level(s, "low-1", priority::low);
+  co_await schedule_at_level(s, "normal-1", priority::normal);
+  co_await schedule_at_level(s, "high-1", priority::high);
+}
+
+// Claims the shard's due tasks one at a time: their ids in claim order.
+asio::awaitable<std::vector<std::string>> claim_one_by_one(redis_store& s) {
+  std::vector<std::string> order;
+  for (;;) {
+    auto claimed = co_await s.claim(0, 1, 60s);
+    if (claimed.tasks.empty()) {
+      co_return order;
+    }
+    order.push_back(claimed.tasks.front().work.id);
+  }
 }
 
 }  // namespace
@@ -201,6 +236,12 @@ BOOST_AUTO_TEST_CASE(a_round_trip_of_100000_tasks_is_lossless) {
   const auto timed = dst.run<std::optional<task>>([](redis_store& s) { return get(s, "t-99995"); });
   BOOST_REQUIRE(timed.has_value());
   BOOST_TEST((timed->timeout == std::optional<std::chrono::milliseconds>(1500ms)));
+  BOOST_TEST((timed->retry == std::nullopt));
+  const auto backoff =
+      dst.run<std::optional<task>>([](redis_store& s) { return get(s, "t-99996"); });
+  BOOST_REQUIRE(backoff.has_value());
+  const retry_backoff expected_backoff{250ms, 90s, 1.5, 0.25};
+  BOOST_TEST((backoff->retry == std::optional<retry_backoff>(expected_backoff)));
   BOOST_TEST(timed->payload.as_object().at("text").as_string() ==
              "say \"hi\" <script>x</script>\n\u00e9\u4e2d");
 }
@@ -284,6 +325,93 @@ BOOST_AUTO_TEST_CASE(bad_lines_are_reported_by_number_and_lose_nothing) {
         store.run<std::optional<task>>([key](redis_store& s) { return get(s, key); }).has_value(),
         id);
   }
+}
+
+// A high, a low and a normal task due together come back with their levels: the lines carry
+// them, get reads them, and the imported namespace claims them high, normal, low.
+BOOST_AUTO_TEST_CASE(priorities_survive_a_round_trip) {
+  corvo::test::redis_server server;
+  corvo::test::temp_dir dir("schedule_backup_priority");
+  direct src{server.url(), "src", 2};
+  src.run<void>(schedule_three_levels);
+  const auto exported = corvo_cli({"schedule", "export", "--quiet"}, server.url(), "src", 2);
+  BOOST_REQUIRE_MESSAGE(exported.exit_code == 0, exported.err);
+  std::map<std::string, std::string> level_in_line;
+  for (const auto& text : sorted_lines(exported.out)) {
+    const auto line = json::parse(text).as_object();
+    level_in_line[std::string(line.at("id").as_string())] =
+        line.contains("priority") ? std::string(line.at("priority").as_string()) : "";
+  }
+  const std::map<std::string, std::string> expected_levels{
+      {"high-1", "high"}, {"low-1", "low"}, {"normal-1", ""}};
+  BOOST_TEST((level_in_line == expected_levels));  // normal is not written
+
+  const auto file = dir.path() / "tasks.jsonl";
+  write_file(file, exported.out);
+  const auto imported = corvo_cli({"schedule", "import", file.string()}, server.url(), "dst", 1);
+  BOOST_REQUIRE_MESSAGE(imported.exit_code == 0, imported.err);
+  BOOST_TEST(imported.err.find("3 tasks imported") != std::string::npos, imported.err);
+  direct dst{server.url(), "dst", 1};
+  for (const auto& [id, level] : {std::pair{"high-1", priority::high},
+                                  {"low-1", priority::low},
+                                  {"normal-1", priority::normal}}) {
+    const std::string key = id;
+    const auto back = dst.run<std::optional<task>>([key](redis_store& s) { return get(s, key); });
+    BOOST_REQUIRE(back.has_value());
+    BOOST_TEST((back->priority == level), id);
+  }
+  const auto order = dst.run<std::vector<std::string>>(claim_one_by_one);
+  BOOST_TEST((order == std::vector<std::string>{"high-1", "normal-1", "low-1"}));
+}
+
+// A line with a bad priority is refused with its line number, as any bad line: by default
+// the import stops there (the lines before it imported, the bad one and the rest not written
+// at all); --keep-going imports every other line.
+BOOST_AUTO_TEST_CASE(a_bad_priority_is_refused_with_its_line_number) {
+  corvo::test::redis_server server;
+  corvo::test::temp_dir dir("schedule_backup_bad_priority");
+  const auto line = [](std::string id, std::string level) {
+    return R"({"id":")" + id + R"(","type":"t","due":"2030-01-01T00:00:00Z","priority":")" + level +
+           R"(","payload":1})" + "\n";
+  };
+  const auto file = dir.path() / "priorities.jsonl";
+  write_file(file, line("a", "high") + line("b", "low") + line("c", "urgent") + line("d", "high"));
+  direct store{server.url(), "ns", 2};
+  const auto exists = [&](std::string id) {
+    return store.run<std::optional<task>>([id](redis_store& s) { return get(s, id); }).has_value();
+  };
+
+  auto r = corvo_cli({"schedule", "import", file.string(), "--quiet"}, server.url(), "ns", 2);
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find(file.string() + ":3: priority: 'urgent' is not one of low, normal, high") !=
+                 std::string::npos,
+             r.err);
+  BOOST_TEST(r.err.find("stopped at line 3") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("2 tasks imported") != std::string::npos, r.err);
+  BOOST_TEST(store.run<store_stats>(stats).scheduled == 2u);
+  BOOST_TEST(exists("a"));
+  BOOST_TEST(exists("b"));
+  BOOST_TEST(!exists("c"));  // nothing of the bad line
+  BOOST_TEST(!exists("d"));  // not read
+  // Nothing but the two tasks' keys: no record, due entry or window of "c".
+  BOOST_TEST(server.cli("EVAL",
+                        "local n = 0 for _, k in ipairs(redis.call('KEYS', '*')) do "
+                        "local t = redis.call('TYPE', k).ok "
+                        "if (t == 'hash' and redis.call('HEXISTS', k, 'c') == 1) or "
+                        "(t == 'zset' and redis.call('ZSCORE', k, 'c')) then n = n + 1 end end "
+                        "return n",
+                        "0") == "0");
+
+  r = corvo_cli({"schedule", "import", file.string(), "--keep-going", "--quiet"}, server.url(),
+                "ns", 2);
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find(":3: priority: 'urgent'") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("3 tasks imported") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("1 line(s) refused") != std::string::npos, r.err);
+  BOOST_TEST(!exists("c"));
+  const auto d = store.run<std::optional<task>>([](redis_store& s) { return get(s, "d"); });
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST((d->priority == priority::high));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -80,6 +80,27 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
   const auto digest = corvo.json_of({"schedule", "get", "digest"}).as_object();
   BOOST_TEST(digest.at("payload").as_string() == "v2");
   BOOST_TEST(corvo({"schedule", "cancel", "digest"}).exit_code == 0);
+  // A priority, shown by get (normal is not printed).
+  r = corvo({"schedule", "add", "--id", "urgent", "--type", "mail", "--in", "1h", "--priority",
+             "high"});
+  BOOST_TEST(r.out == "scheduled urgent\n", r.err);
+  BOOST_TEST(corvo.json_of({"schedule", "get", "urgent"}).as_object().at("priority").as_string() ==
+             "high");
+  BOOST_TEST(!corvo.json_of({"schedule", "get", "order-42"}).as_object().contains("priority"));
+  BOOST_TEST(corvo({"schedule", "cancel", "urgent"}).exit_code == 0);
+  // A run timeout and the task's own retry backoff (the fields not given: the defaults),
+  // shown by get; no --max-attempts and no --config: 5.
+  r = corvo({"schedule", "add", "--id", "policy", "--type", "mail", "--in", "1h", "--timeout",
+             "30s", "--retry-initial", "2s", "--retry-multiplier", "3", "--retry-jitter", "0"});
+  BOOST_TEST(r.out == "scheduled policy\n", r.err);
+  const auto policy = corvo.json_of({"schedule", "get", "policy"}).as_object();
+  BOOST_TEST(policy.at("timeout_ms").as_int64() == 30000);
+  BOOST_TEST(policy.at("retry").at("initial_ms").as_int64() == 2000);
+  BOOST_TEST(policy.at("retry").at("max_ms").as_int64() == 300000);
+  BOOST_TEST(policy.at("retry").at("multiplier").to_number<double>() == 3.0);
+  BOOST_TEST(policy.at("retry").at("jitter").to_number<double>() == 0.0);
+  BOOST_TEST(policy.at("max_attempts").to_number<std::int64_t>() == 5);
+  BOOST_TEST(corvo({"schedule", "cancel", "policy"}).exit_code == 0);
   // Pause and resume a type, and the namespace.
   r = corvo({"schedule", "pause", "--type", "email.timeout"});
   BOOST_TEST(r.out == "paused type email.timeout\n", r.err);
@@ -145,6 +166,12 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--cron", "61 * * * *"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("minute field") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--priority", "urgent"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("not one of low, normal, high") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--retry-jitter", "2"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("jitter in [0, 1]") != std::string::npos, r.err);
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--cron", "0 9 * * *",
              "--tz", "Europe/Berlinn"});
   BOOST_TEST(r.exit_code == 1);
@@ -320,7 +347,8 @@ BOOST_AUTO_TEST_CASE(config_file_gives_redis_namespace_and_shards) {
   corvo::test::temp_dir dir("cli-config");
   const auto file = dir.path() / "app.json";
   std::ofstream(file) << R"({ "redis": {"url": ")" << server.url() << R"("},
-      "scheduler": {"provider": "redis", "namespace": "billing", "shards": 3},
+      "scheduler": {"provider": "redis", "namespace": "billing", "shards": 3,
+                    "types": {"invoice": {"max_attempts": 9}}},
       "billing": {"currency": "EUR"} })";
   const auto r = run_corvo({"schedule", "add", "--config", file.string(), "--id", "inv-7", "--type",
                             "invoice", "--in", "1h"});
@@ -335,6 +363,7 @@ BOOST_AUTO_TEST_CASE(config_file_gives_redis_namespace_and_shards) {
   corvo::test::run(ctx, get_task(app, "inv-7", seen), [&] { conn.cancel(); });
   BOOST_REQUIRE(seen.has_value());
   BOOST_TEST(seen->type == "invoice");
+  BOOST_TEST(seen->max_attempts == 9u);  // no --max-attempts: the type's, from the file
   BOOST_TEST(server.cli("HEXISTS", app.keys_of(app.shard_of("inv-7"))[1], "inv-7") == "1");
   // The file's errors are the application's errors: an unknown key is named.
   std::ofstream(file) << R"({"redis": {"url": ")" << server.url()

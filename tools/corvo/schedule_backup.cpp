@@ -67,6 +67,44 @@ task_state state_of(const std::string& text) {
   throw std::invalid_argument("\"state\" '" + text + "' is not scheduled, in_flight or dead");
 }
 
+double number_of(const json::value& v, std::string_view key) {
+  if (!v.is_number()) {
+    throw std::invalid_argument("\"" + std::string(key) + "\" is not a number");
+  }
+  return v.to_number<double>();
+}
+
+// {"initial_ms": 1000, "max_ms": 300000, "multiplier": 2, "jitter": 1}: all four, nothing else.
+schedule::retry_backoff retry_of(const json::value& v) {
+  if (!v.is_object()) {
+    throw std::invalid_argument("\"retry\" is not an object");
+  }
+  schedule::retry_backoff b;
+  unsigned seen = 0;
+  constexpr auto ms_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  for (const auto& [key, field] : v.as_object()) {
+    if (key == "initial_ms") {
+      b.initial = std::chrono::milliseconds(
+          static_cast<std::int64_t>(unsigned_field(field, "retry.initial_ms", ms_max)));
+    } else if (key == "max_ms") {
+      b.max = std::chrono::milliseconds(
+          static_cast<std::int64_t>(unsigned_field(field, "retry.max_ms", ms_max)));
+    } else if (key == "multiplier") {
+      b.multiplier = number_of(field, "retry.multiplier");
+    } else if (key == "jitter") {
+      b.jitter = number_of(field, "retry.jitter");
+    } else {
+      throw std::invalid_argument("unknown key \"retry." + std::string(key) + "\"");
+    }
+    ++seen;
+  }
+  if (seen != 4) {
+    throw std::invalid_argument("\"retry\" needs initial_ms, max_ms, multiplier and jitter");
+  }
+  schedule::validate(b, "\"retry\"");
+  return b;
+}
+
 }  // namespace
 
 json::object export_line(const task& t) {
@@ -85,6 +123,12 @@ json::object export_line(const task& t) {
   }
   if (t.timeout) {
     o["timeout_ms"] = t.timeout->count();
+  }
+  if (t.retry) {
+    o["retry"] = json::object{{"initial_ms", t.retry->initial.count()},
+                              {"max_ms", t.retry->max.count()},
+                              {"multiplier", t.retry->multiplier},
+                              {"jitter", t.retry->jitter}};
   }
   if (const auto r = schedule::describe(t.repeat); !r.empty()) {
     o["recurrence"] = r;
@@ -107,6 +151,7 @@ task import_line(std::string_view line) {
   }
   const auto& o = doc.as_object();
   task t;
+  t.max_attempts = schedule::default_max_attempts;  // when the line has none
   bool has_id = false, has_type = false, has_due = false, has_occurrence = false;
   t.state = task_state::scheduled;
   for (const auto& [key, v] : o) {
@@ -135,6 +180,8 @@ task import_line(std::string_view line) {
     } else if (key == "timeout_ms") {
       t.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(
           unsigned_field(v, key, std::numeric_limits<std::int64_t>::max())));
+    } else if (key == "retry") {
+      t.retry = retry_of(v);
     } else if (key == "recurrence") {
       t.repeat = schedule::parse_recurrence(text_of(v, key));
     } else if (key == "last_error") {

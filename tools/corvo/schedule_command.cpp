@@ -12,6 +12,7 @@
 #include <corvo/core/log.hpp>
 #include <corvo/redis/connection.hpp>
 #include <corvo/schedule/redis_store.hpp>
+#include <corvo/schedule/scheduler.hpp>
 #include <cstdlib>
 #include <ctime>
 #include <iomanip>
@@ -43,7 +44,9 @@ using corvo::tool::store_flags;
 constexpr const char* schedule_usage = R"(usage:
   corvo schedule add --id ID --type TYPE [--payload JSON] (--in DURATION | --at TIME)
                      [--max-attempts N] [--every DURATION | --cron "m h dom mon dow"]
-                     [--priority low|normal|high]
+                     [--priority low|normal|high] [--timeout DURATION]
+                     [--retry-initial DURATION] [--retry-max DURATION]
+                     [--retry-multiplier X] [--retry-jitter X]
                      [--if-absent | --dedup-window DURATION [--dedup-drop]]
   corvo schedule get ID
   corvo schedule list [--offset N] [--limit N]
@@ -83,6 +86,17 @@ json::object to_json(const task& t) {
   o["max_attempts"] = t.max_attempts;
   if (t.priority != priority::normal) {
     o["priority"] = std::string(to_string(t.priority));
+  }
+  if (t.timeout) {
+    o["timeout_ms"] = t.timeout->count();
+  }
+  if (t.retry) {
+    json::object r;
+    r["initial_ms"] = t.retry->initial.count();
+    r["max_ms"] = t.retry->max.count();
+    r["multiplier"] = t.retry->multiplier;
+    r["jitter"] = t.retry->jitter;
+    o["retry"] = std::move(r);
   }
   if (const auto r = describe(t.repeat); !r.empty()) {
     o["recurrence"] = r;
@@ -181,7 +195,9 @@ asio::awaitable<int> add_task(redis_store& s, task t, add_mode mode, bool as_jso
 int schedule_add(const std::vector<std::string>& args) {
   store_flags c;
   std::string id, type, payload = "{}", at, in, every, cron_text, zone, priority_text = "normal";
-  unsigned max_attempts = 5;
+  unsigned max_attempts = 0;
+  std::string timeout, retry_initial, retry_max;
+  std::optional<double> retry_multiplier, retry_jitter;
   bool if_absent = false, dedup_drop = false;
   std::string dedup_window;
   po::options_description options("options");
@@ -190,7 +206,18 @@ int schedule_add(const std::vector<std::string>& args) {
       "type", po::value(&type)->required(), "task type")(
       "payload", po::value(&payload), "JSON payload")("at", po::value(&at), "due time")(
       "in", po::value(&in), "due after this duration")(
-      "max-attempts", po::value(&max_attempts)->default_value(5), "tries before dead-lettering")(
+      "max-attempts", po::value(&max_attempts),
+      "tries before dead-lettering (default: the type's scheduler.types entry in --config, "
+      "else 5)")("timeout", po::value(&timeout),
+                 "longest run (default: the type's, else "
+                 "scheduler.run_timeout)")(
+      "retry-initial", po::value(&retry_initial),
+      "the task's own retry backoff: first ceiling (default 1s)")(
+      "retry-max", po::value(&retry_max), "the task's own retry backoff: cap (default 5m)")(
+      "retry-multiplier", po::value<double>()->notifier([&](double v) { retry_multiplier = v; }),
+      "the task's own retry backoff: growth per retry (default 2)")(
+      "retry-jitter", po::value<double>()->notifier([&](double v) { retry_jitter = v; }),
+      "the task's own retry backoff: jitter in [0, 1] (default 1: full)")(
       "every", po::value(&every), "repeat at this interval")(
       "cron", po::value(&cron_text), "repeat on this 5-field cron expression")(
       "tz", po::value(&zone), "time zone of --cron (IANA name, e.g. Europe/Berlin; default UTC)")(
@@ -220,6 +247,30 @@ int schedule_add(const std::vector<std::string>& args) {
   t.type = type;
   t.max_attempts = max_attempts;
   t.priority = parse_priority(priority_text);
+  if (!timeout.empty()) {
+    t.timeout = parse_duration("timeout", timeout);
+  }
+  if (!retry_initial.empty() || !retry_max.empty() || retry_multiplier || retry_jitter) {
+    retry_backoff b;
+    if (!retry_initial.empty())
+      b.initial = parse_duration("retry-initial", retry_initial);
+    if (!retry_max.empty())
+      b.max = parse_duration("retry-max", retry_max);
+    if (retry_multiplier)
+      b.multiplier = *retry_multiplier;
+    if (retry_jitter)
+      b.jitter = *retry_jitter;
+    validate(b, "--retry-*");
+    t.retry = b;
+  }
+  if (t.max_attempts == 0 && !c.config_file.empty()) {
+    // As the application's scheduler would: the type's policy from its configuration.
+    const auto app = scheduler_options::from(corvo::config::from_file(c.config_file));
+    const auto policy = app.dispatch.types.find(t.type);
+    if (policy != app.dispatch.types.end() && policy->second.max_attempts) {
+      t.max_attempts = *policy->second.max_attempts;
+    }
+  }
   boost::system::error_code ec;
   t.payload = json::parse(payload, ec);
   if (ec) {

@@ -14,14 +14,15 @@
 //
 // Outcomes: success → ack (batched per shard; a recurring task is rescheduled at its next
 // occurrence); permanent_error or attempts exhausted → dead-letter with the reason; other
-// failures → back to due after exponential backoff with full jitter. A handler failing with
+// failures → back to due after exponential backoff (the task's retry, else its type's policy,
+// else retry_backoff with full jitter). A handler failing with
 // operation_aborted is an ordinary failure. A run longer than its timeout (task::timeout,
-// else run_timeout) is cancelled and counted as a failed attempt. Leases of long runs are
-// renewed every lease/3 until the run ends, draining included; a run whose lease is lost
-// (the task was cancelled or replaced, the renewal refused, or no renewal got through before
-// the lease ran out here) is cancelled and counted in lease_lost. Store errors (Redis restarting)
-// are logged and retried with backoff; nothing is lost, because an unacknowledged task comes back
-// when its lease expires.
+// else its type's run_timeout, else run_timeout) is cancelled and counted as a failed attempt.
+// Leases of long runs are renewed every lease/3 until the run ends, draining included; a run whose
+// lease is lost (the task was cancelled or replaced, the renewal refused, or no renewal got through
+// before the lease ran out here) is cancelled and counted in lease_lost. Store errors (Redis
+// restarting) are logged and retried with backoff; nothing is lost, because an unacknowledged task
+// comes back when its lease expires.
 //
 // Stopping (cancel the coroutine awaiting run()): claiming stops at once, in-flight tasks get
 // `drain_timeout` to finish, their leases still renewed (then the dispatcher cancels them and
@@ -35,9 +36,23 @@
 #include <corvo/schedule/store.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace corvo::schedule {
+
+/// The settings of one task type (`scheduler.types.<type>`); each unset field falls back to
+/// the dispatcher's, and a task's own field (task::retry, task::timeout, task::max_attempts)
+/// overrides its type's.
+struct type_policy {
+  std::optional<retry_backoff> retry;
+  std::optional<std::chrono::milliseconds> run_timeout;
+  /// Applied when the task is scheduled (scheduler::schedule and the like), to a task whose
+  /// max_attempts is 0.
+  std::optional<std::uint32_t> max_attempts;
+};
 
 struct dispatcher_options {
   std::size_t max_in_flight = 64;
@@ -53,6 +68,8 @@ struct dispatcher_options {
   /// Longest run of a task without its own `timeout`; 0: no limit. A run past it is
   /// cancelled and counted as a failed attempt.
   std::chrono::milliseconds run_timeout{600'000};
+  /// Per task type: retry backoff and run timeout (see type_policy).
+  std::map<std::string, type_policy, std::less<>> types;
   /// Pause between attempts while the store fails (Redis down).
   backoff_policy store_retry{std::chrono::milliseconds{50}, std::chrono::milliseconds{2000}};
   /// Consulted before every claim of a shard: false pauses that shard's claim loop (checked

@@ -47,7 +47,8 @@ class memory_store final : public store {
   unsigned shard_of(std::string_view id) const noexcept override;
 
   /// Throws std::invalid_argument for an empty id, an empty type, a type with a newline or
-  /// max_attempts 0. Resets attempts and last_error.
+  /// an invalid own retry backoff (validate). max_attempts 0 is stored as
+  /// default_max_attempts. Resets attempts and last_error.
   asio::awaitable<void> schedule(task t) override;
   asio::awaitable<bool> schedule_if_absent(task t) override;
   asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override;

@@ -107,8 +107,9 @@ class redis_store final : public store {
   /// dead-letter set, dead-lettered now (the caps apply); any other state: waiting at its
   /// due time (unset: at its occurrence), so a task exported in flight runs again. An upsert
   /// like schedule() (a run in flight of the id is fenced off); a paused type's task is set
-  /// aside by the next claim. Throws std::invalid_argument for an empty id, max_attempts 0
-  /// or what encoding refuses (an empty type, a newline in the type).
+  /// aside by the next claim. Throws std::invalid_argument for an empty id, max_attempts 0,
+  /// an invalid own retry backoff or what encoding refuses (an empty type, a newline in the
+  /// type).
   asio::awaitable<void> restore(task t);
 
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,

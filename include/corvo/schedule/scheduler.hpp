@@ -20,6 +20,8 @@
 // scheduler.shards, scheduler.max_in_flight, scheduler.claim_batch, scheduler.lease,
 // scheduler.max_sleep, scheduler.drain_timeout, scheduler.retry_initial, scheduler.retry_max,
 // scheduler.priority_aging (redis_store_options::priority_aging, both stores),
+// scheduler.types (per task type: max_attempts, retry_initial, retry_max, retry_multiplier,
+// retry_jitter, run_timeout; dispatcher.hpp type_policy; unknown keys refused),
 // scheduler.redis.wait_replicas and scheduler.redis.wait_timeout (redis_store_options);
 // with the Kafka sink: scheduler.kafka.topic (default "corvo.tasks"),
 // scheduler.kafka.consume (default true: this process also runs the consumer group),
@@ -101,7 +103,9 @@ class scheduler {
   /// std::logic_error while a run is active.
   asio::awaitable<void> run();
 
-  /// Adds or replaces a task, and wakes this process's dispatcher for it.
+  /// Adds or replaces a task, and wakes this process's dispatcher for it. Every schedule
+  /// call of the scheduler gives a task with max_attempts 0 its type's max_attempts
+  /// (`scheduler.types`), else default_max_attempts.
   asio::awaitable<void> schedule(task t);
 
   /// Adds the task only when no task with its id exists (store::schedule_if_absent): true
@@ -126,13 +130,13 @@ class scheduler {
   /// pass a named payload (or a type with a constructor), never `my_payload{...}`
   /// (docs/scheduler.md, "Calling it safely with GCC 12").
   asio::awaitable<void> schedule(std::string id, std::string type, boost::json::value payload,
-                                 time_point due, std::uint32_t max_attempts = 5);
+                                 time_point due, std::uint32_t max_attempts = 0);
 
   /// The same with any payload boost::json::value_from converts (tag_invoke).
   template <class Payload>
   requires(!std::is_convertible_v<const Payload&, boost::json::value>)
       asio::awaitable<void> schedule(std::string id, std::string type, const Payload& payload,
-                                     time_point due, std::uint32_t max_attempts = 5) {
+                                     time_point due, std::uint32_t max_attempts = 0) {
     return schedule(std::move(id), std::move(type), boost::json::value_from(payload), due,
                     max_attempts);
   }
@@ -155,6 +159,7 @@ class scheduler {
  private:
   struct sink_slot;  // the dispatcher's sink: forwards to the current run's sink
 
+  void apply_policy(task& t) const;
   asio::awaitable<void> run_once();
   asio::awaitable<void> dispatch();
   asio::awaitable<void> consume();

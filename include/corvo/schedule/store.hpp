@@ -138,6 +138,8 @@ class store {
 
   /// Adds or replaces the task with this id. A run of the replaced version still in flight
   /// is fenced off (its ack is refused). Wakes dispatchers when it becomes the shard's head.
+  /// A max_attempts of 0 is stored as default_max_attempts (the scheduler puts the type's
+  /// value there first); an invalid own retry backoff is refused (std::invalid_argument).
   virtual asio::awaitable<void> schedule(task t) = 0;
   /// Adds the task only when no task with this id exists (scheduled, in flight or dead):
   /// true when it was added, false when the existing one was kept unchanged (its run in

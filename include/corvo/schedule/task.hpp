@@ -36,6 +36,24 @@ struct cron {
 
 using recurrence = std::variant<std::monostate, interval, cron>;
 
+/// Delays between the tries of a failed task: before retry n (n >= 1) the ceiling is
+/// c = min(max, initial * multiplier^(n-1)) and the delay is drawn uniformly from
+/// [c * (1 - jitter), c] (jitter 1: full jitter, 0: exactly c).
+struct retry_backoff {
+  std::chrono::milliseconds initial{1000};
+  std::chrono::milliseconds max{300'000};
+  double multiplier = 2.0;
+  double jitter = 1.0;
+  friend bool operator==(const retry_backoff&, const retry_backoff&) = default;
+};
+
+/// Throws std::invalid_argument naming `what` unless initial > 0, max >= initial,
+/// multiplier >= 1 and 0 <= jitter <= 1.
+void validate(const retry_backoff& b, const std::string& what);
+
+/// What a task's max_attempts 0 means when neither the task nor its type sets one.
+inline constexpr std::uint32_t default_max_attempts = 5;
+
 /// Which of the tasks due at a moment is claimed first (docs/scheduler.md, "Priorities").
 /// Among due tasks, a claim takes them in the order of their due time minus a boost of
 /// `aging` (store option, default 10 s) per level above normal, plus the same per level
@@ -60,12 +78,18 @@ struct task {
   boost::json::value payload;
   /// When it becomes due (µs precision).
   time_point due{};
-  /// Tries before the task goes to the dead-letter set (>= 1).
-  std::uint32_t max_attempts = 5;
+  /// Tries before the task goes to the dead-letter set. 0 (the default): the type's policy
+  /// (`scheduler.types.<type>.max_attempts`, applied by the scheduler), else
+  /// default_max_attempts; a store given 0 stores default_max_attempts.
+  std::uint32_t max_attempts = 0;
   recurrence repeat{};
   /// Longest a run may take before it is cancelled and counted as a failed attempt; unset:
-  /// the dispatcher's run_timeout (`scheduler.run_timeout`).
+  /// the type's policy (`scheduler.types.<type>.run_timeout`), else the dispatcher's
+  /// run_timeout (`scheduler.run_timeout`).
   std::optional<std::chrono::milliseconds> timeout;
+  /// Delays between its tries; unset: the type's policy (`scheduler.types.<type>`), else the
+  /// dispatcher's retry_backoff. Stored with the task only when set.
+  std::optional<retry_backoff> retry;
   /// Claim order among due tasks (normal costs nothing: such a task's record and keys are
   /// as before priorities existed).
   schedule::priority priority = priority::normal;
