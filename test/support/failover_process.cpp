@@ -388,6 +388,13 @@ bool failover_process::none_running() {
   return true;
 }
 
+health::dependency_report failover_process::dependency(const std::string& name) {
+  return on_loop([this, &name] {
+    auto& m = app_->monitor();
+    return m.report(m.find(name));
+  });
+}
+
 std::uint64_t failover_process::connection_attempts() {
   return on_loop([this] {
     const auto& s = commands_->standalone()->stats();

@@ -135,6 +135,8 @@ class failover_process {
   /// Every produced id handled (after stop_producing, once the calls in progress are done).
   bool everything_handled();
   health::app& app() noexcept { return *app_; }
+  /// What the monitor knows now about dependency `name` ("redis" or "stream").
+  health::dependency_report dependency(const std::string& name);
 
  private:
   void post_to_loop(std::function<void()> f);
