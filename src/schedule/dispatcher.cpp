@@ -76,8 +76,9 @@ struct dispatcher::impl {
   bool stopping = false;
   // Set once every run has ended: ackers send what is left and finish.
   bool finishing = false;
-  // Ackers sleeping before a retry; woken when finishing begins.
-  std::set<asio::steady_timer*> ack_sleeps;
+  // Store calls (acks, failure reports) sleeping before a retry; woken when stopping and
+  // when finishing begin.
+  std::set<asio::steady_timer*> store_sleeps;
   std::optional<asio::any_io_executor> executor;
   std::optional<task_group> workers;
   std::vector<shard_state> shards;
@@ -404,16 +405,7 @@ struct dispatcher::impl {
     if (!dead) {
       f.retry_in = handed_back ? std::chrono::microseconds(0) : retry_delay(t.work);
     }
-    try {
-      if (!co_await tasks.nack(t.shard, std::move(f))) {
-        ++stats.stale;
-      }
-    } catch (...) {
-      ++stats.store_errors;
-      CORVO_LOG(warning, "scheduler")
-          << "task " << t.work.id << ": could not record the failure ("
-          << corvo::describe(std::current_exception()) << "); it runs again when its lease expires";
-    }
+    co_await report_failure(t.shard, std::move(f));
   }
 
   void failure_outcome(const claimed_task& t, const std::string& reason, bool dead,
@@ -430,6 +422,33 @@ struct dispatcher::impl {
       ++stats.retried;
       CORVO_LOG(info, "scheduler") << "task " << t.work.id << " (" << t.work.type << ") attempt "
                                    << t.work.attempts << " failed, will retry: " << reason;
+    }
+  }
+
+  // Records a failed run in the store (nack). The store does not wait for a connection: while
+  // it cannot reach its server the report is retried with backoff, but a stopping dispatcher
+  // gives it up at once instead of holding its stop until Redis is back (the task runs again
+  // when its lease expires, as after any lost report).
+  asio::awaitable<void> report_failure(unsigned shard, failure f) {
+    backoff delays(options.store_retry);
+    for (;;) {
+      std::exception_ptr failed;
+      try {
+        if (!co_await tasks.nack(shard, f)) {
+          ++stats.stale;
+        }
+        co_return;
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      ++stats.store_errors;
+      if (stopping || !redis::is_not_connected(failed)) {
+        CORVO_LOG(warning, "scheduler")
+            << "task " << f.id << ": could not record the failure (" << corvo::describe(failed)
+            << "); it runs again when its lease expires";
+        co_return;
+      }
+      co_await store_sleep(delays.next());
     }
   }
 
@@ -497,19 +516,26 @@ struct dispatcher::impl {
                "expire";
         co_return;
       }
-      co_await ack_sleep(finishing ? options.store_retry.initial : delays.next());
+      co_await store_sleep(finishing ? options.store_retry.initial : delays.next());
     }
   }
 
-  // A retry delay of an acker, cut short when finishing begins.
-  asio::awaitable<void> ack_sleep(std::chrono::milliseconds delay) {
+  // A retry delay of a store call (an ack, a failure report), cut short when stopping begins
+  // and when finishing begins.
+  asio::awaitable<void> store_sleep(std::chrono::milliseconds delay) {
     asio::steady_timer timer(*executor, delay);
-    ack_sleeps.insert(&timer);
+    store_sleeps.insert(&timer);
     error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    ack_sleeps.erase(&timer);
-    if (ec == asio::error::operation_aborted && !finishing) {
+    store_sleeps.erase(&timer);
+    if (ec == asio::error::operation_aborted && !stopping) {
       throw boost::system::system_error(ec);  // cancelled, not woken
+    }
+  }
+
+  void wake_store_sleeps() {
+    for (auto* t : store_sleeps) {
+      t->cancel();
     }
   }
 
@@ -646,6 +672,7 @@ struct dispatcher::impl {
     co_await asio::this_coro::reset_cancellation_state();
     running = false;
     stopping = true;
+    wake_store_sleeps();
     if (!co_await workers->join_for(options.drain_timeout)) {
       CORVO_LOG(warning, "scheduler") << active
                                       << " task(s) still running after the drain timeout; "
@@ -662,9 +689,7 @@ struct dispatcher::impl {
     for (auto& s : shards) {
       s.acks_pending->cancel();
     }
-    for (auto* t : ack_sleeps) {
-      t->cancel();
-    }
+    wake_store_sleeps();
     if (!co_await ackers.join_for(options.drain_timeout)) {
       ackers.cancel();
     }

@@ -696,8 +696,12 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
       failed.retry_in ? std::to_string(failed.retry_in->count()) : std::string(),
       std::to_string(impl_->options.dead_max_count),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count())};
+  // Never waits for a connection (as ack): the dispatcher retries, and a stopping one gives
+  // up on a store it cannot reach.
+  redis::request::config unwaiting;
+  unwaiting.fail_if_not_connected = true;
   co_return co_await impl_->run_script<long long>(impl_->nack_script, shard, std::move(args),
-                                                  "nack") == 1;
+                                                  "nack", unwaiting) == 1;
 }
 
 asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,

@@ -13,12 +13,20 @@
 //   run tasks throughout; after the replica's promotion the stopped components restart and
 //   nothing is lost (every replicated append handled, nothing left pending, every durably
 //   scheduled task run; on the healthy masters each exactly once).
+// - a hung master (SIGSTOP, socket open; its replica told not to fail over): its probe gets
+//   no answer within the timeout, its slot dependencies go down, and only its writer and
+//   stream consumer stop (within the probe budget); the other writers and consumers and the
+//   scheduler keep running, the scheduler's shards on the hung master make no claim while
+//   it is down and the other shards run tasks; SIGCONT: they run again. (Run at the start of
+//   the next case, on its cluster: one 6-node fixture less.)
 // - two masters down: the surviving master reports cluster_state:fail, which stops every
 //   component (the scheduler too); restarting the two nodes (AOF, fsync always) restarts
 //   all of them, and nothing produced before or after the outage is lost.
 // The cluster runs with cluster-require-full-coverage no, so one failed master does not
 // fail the whole cluster while its replica takes over. Timings are printed; bounds are
 // generous.
+#include <signal.h>
+
 #include <boost/test/unit_test.hpp>
 #include <functional>
 #include <iostream>
@@ -229,6 +237,91 @@ void check_nothing_lost(corvo::test::redis_cluster& cluster, cluster_failover_pr
   BOOST_TEST(drained);
 }
 
+// SIGSTOPs master `hung` (its replica told not to fail over), checks that only the
+// components whose keys it owns stop and that its scheduler shards pause while the other
+// shards run tasks, then SIGCONTs it and waits until every component runs again.
+void hang_one_master(corvo::test::redis_cluster& cluster, cluster_failover_process& p,
+                     const layout& l, std::size_t hung) {
+  std::size_t replica = cluster.size();
+  for (const auto& n : cluster.nodes())
+    if (n.role == corvo::test::redis_role::replica && n.master_id == cluster.node_id(hung))
+      replica = n.index;
+  BOOST_TEST_REQUIRE(replica < cluster.size());
+  BOOST_TEST_REQUIRE(
+      cluster.node(replica).cli("CONFIG", "SET", "cluster-replica-no-failover", "yes") == "OK");
+  std::set<unsigned> hung_shards, healthy_shards;
+  for (const auto& [s, owner] : l.shard_owner)
+    (owner == hung ? hung_shards : healthy_shards).insert(s);
+  BOOST_TEST_REQUIRE(!healthy_shards.empty());
+  p.pause_producing(hung_shards);  // a schedule call to the hung master would hang
+  const auto hung_writer = "writer " + l.writers.at(hung);
+  const auto hung_stream = "stream " + l.streams.at(hung);
+  std::map<std::string, corvo::test::component_life> before;
+  for (const auto& c : p.components())
+    before[c] = p.life(c);
+
+  const auto hung_at = steady::now();
+  BOOST_TEST_REQUIRE(::kill(cluster.node(hung).pid(), SIGSTOP) == 0);
+  BOOST_TEST_REQUIRE(wait_until([&] { return !p.life(hung_stream).running; }, 10s));
+  BOOST_TEST_REQUIRE(wait_until([&] { return !p.life(hung_writer).running; }, 10s));
+  const auto stopped = std::max(p.life(hung_writer).stopped, p.life(hung_stream).stopped);
+  const auto h = p.slot_history(l.streams.at(hung));
+  BOOST_TEST_REQUIRE(!h.down.empty());
+  const auto down_at = h.down.back();
+  std::cout << "master " << hung << " hung (SIGSTOP): its slot dependency down after "
+            << ms(down_at - hung_at) << " ms, its writer and stream consumer stopped after "
+            << ms(stopped - hung_at) << " ms\n";
+  // Detected by the probe timeout: interval + the round's bound (1.5 × the 500 ms timeout),
+  // asserted at twice that; stopped within 2 × (interval + timeout + stop_timeout).
+  BOOST_TEST((down_at > hung_at));
+  BOOST_TEST(ms(down_at - hung_at) <= 2 * (100 + 750));
+  BOOST_TEST(ms(stopped - hung_at) <= 2 * (100 + 500 + 1000));
+
+  // Hung for as long as every healthy shard takes to run 3 more tasks.
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        const auto t = p.scheduler();
+        for (const auto s : healthy_shards)
+          if (!t.started.contains(s) || count_between(t.started.at(s), stopped, steady::now()) < 3)
+            return false;
+        return true;
+      },
+      20s));
+  const auto checked_at = steady::now();
+  for (const auto& c : p.components()) {
+    const auto life = p.life(c);
+    if (c == hung_writer || c == hung_stream) {
+      BOOST_TEST(!life.running, c);
+      BOOST_TEST(life.starts == before[c].starts, c << " restarted while its master was hung");
+      BOOST_TEST(life.stops == before[c].stops + 1, c);
+    } else {
+      BOOST_TEST(life.running, c);
+      BOOST_TEST(life.starts == before[c].starts, c << " kept running");
+      BOOST_TEST(life.stops == before[c].stops, c << " kept running");
+    }
+  }
+  const auto t = p.scheduler();
+  for (const auto s : hung_shards) {
+    const auto gate = p.slot_history("{gate:" + std::to_string(s) + "}");
+    BOOST_TEST_REQUIRE(!gate.down.empty(), "shard " << s << " went down");
+    const auto claims =
+        t.claims.contains(s) ? count_between(t.claims.at(s), gate.down.back(), checked_at) : 0;
+    std::cout << "  hung shard " << s << ": " << claims << " claims while down\n";
+    BOOST_TEST(claims == 0u, "shard " << s << " claimed while its master was hung");
+  }
+
+  const auto resumed_at = steady::now();
+  BOOST_TEST_REQUIRE(::kill(cluster.node(hung).pid(), SIGCONT) == 0);
+  BOOST_TEST_REQUIRE(wait_until([&] { return all_running(p); }, 30s));
+  std::cout << "  all running again " << ms(steady::now() - resumed_at) << " ms after SIGCONT\n";
+  BOOST_TEST((p.life(hung_stream).started > resumed_at));
+  BOOST_TEST((p.life(hung_writer).started > resumed_at));
+  BOOST_TEST_REQUIRE(
+      cluster.node(replica).cli("CONFIG", "SET", "cluster-replica-no-failover", "no") == "OK");
+  cluster.wait_for_state_ok();
+  p.resume_producing(hung_shards);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(health_failover_cluster)
@@ -335,6 +428,8 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
   cluster_failover_process p(l.options);
   BOOST_TEST_REQUIRE(wait_until([&] { return all_running(p); }, 30s));
   BOOST_TEST_REQUIRE(wait_until([&] { return consuming(p, l.options.stream_keys, 100, 3); }, 30s));
+
+  hang_one_master(cluster, p, l, l.masters[2]);
 
   // Two of three masters down: no quorum, no failover; the survivor says cluster_state:fail.
   const auto killed_at = steady::now();

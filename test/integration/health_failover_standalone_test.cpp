@@ -15,6 +15,11 @@
 // and the subscription is back (PUBSUB NUMSUB 1, messages published after the recovery arrive).
 // SIGSTOP: the same, detected by the probe timeout (the socket stays open: no connection
 // attempt at all); SIGCONT recovers.
+// Stream unreadable while Redis is up (its key set aside and replaced by a string): the
+// stream_readable_probe goes down and only the stream consumer (the one component on it) is
+// stopped, exactly once, within the budget; the other four keep running and handling work
+// and the consumer stays stopped while the stream is unreadable; once the stream is back the
+// consumer runs again (exactly one more start) and every entry is handled.
 //
 // Bounds are generous (twice the budget: the CI machine is slower) and scale with the
 // probe timeout; the measured times are printed.
@@ -228,11 +233,13 @@ BOOST_AUTO_TEST_CASE(redis_killed_and_restarted_with_aof) {
   failover_process p(o);
   wait_for_steady_state(p);
   const auto starts_before = total_starts(p);
-  // A task, an entry and an item in flight at the kill, finishing after it: their acks
-  // cannot reach Redis, and the stops must not wait for them.
+  // Two tasks, an entry and an item in flight at the kill, finishing after it (one of the
+  // tasks failing): their acks and the task's failure report cannot reach Redis, and the
+  // stops must not wait for them.
   p.hold_handlers(true);
   for (const std::string kind : {"task", "entry", "item"}) {
-    BOOST_TEST_REQUIRE(wait_until([&] { return p.held(kind) > 0; }, 20s), kind);
+    const std::uint64_t needed = kind == "task" ? 2 : 1;
+    BOOST_TEST_REQUIRE(wait_until([&] { return p.held(kind) >= needed; }, 20s), kind);
   }
 
   watched_port = server.port();
@@ -300,6 +307,83 @@ BOOST_AUTO_TEST_CASE(redis_hung_by_sigstop_and_resumed) {
   check_recovery(p, answers_at, starts_before);
   check_nothing_lost(p, started_at_stop, started_at_cont);
   watched_port = 0;
+}
+
+// Atomically (one script): the stream is set aside and its key holds a string, so XINFO
+// STREAM fails with WRONGTYPE. (A deleted stream would not stay missing: the producer's next
+// append recreates it within 20 ms.)
+constexpr const char* make_unreadable =
+    "redis.call('RENAME', KEYS[1], KEYS[2]) redis.call('SET', KEYS[1], 'not a stream') return 1";
+constexpr const char* make_readable =
+    "redis.call('DEL', KEYS[1]) redis.call('RENAME', KEYS[2], KEYS[1]) return 1";
+
+BOOST_AUTO_TEST_CASE(stream_unreadable_while_redis_is_up) {
+  corvo::test::redis_server server;
+  const auto o = process_options(server);
+  failover_process p(o);
+  wait_for_steady_state(p);
+  const auto before = p.times();
+  const auto aside = p.stream() + ":aside";
+
+  const auto failed_at = steady::now();
+  const auto started_at_failure = p.started();
+  BOOST_TEST_REQUIRE(server.cli("EVAL", make_unreadable, "2", p.stream(), aside) == "1");
+  std::cout << "stream key replaced by a string (Redis up):\n";
+  BOOST_TEST_REQUIRE(wait_until([&] { return !p.times().at("stream").running; }, 20s));
+  const auto stopped = p.times().at("stream").stopped;
+  const auto budget = o.probe_interval + o.probe_timeout + o.stop_timeout;
+  std::cout << "  stream stopped " << ms(stopped - failed_at) << " ms after the failure (budget "
+            << budget.count() << " ms, asserted " << 2 * budget.count() << " ms)\n";
+  BOOST_TEST((stopped > failed_at));
+  BOOST_TEST(ms(stopped - failed_at) <= 2 * budget.count());
+  // The probe names the stream and the server's answer; Redis itself is up.
+  const auto stream_dep = p.dependency("stream");
+  std::cout << "  stream dependency: " << stream_dep.detail << "\n";
+  BOOST_TEST((stream_dep.state == corvo::health::status::down));
+  BOOST_TEST(stream_dep.detail.find("XINFO STREAM " + p.stream()) != std::string::npos,
+             stream_dep.detail);
+  BOOST_TEST(stream_dep.detail.find("WRONGTYPE") != std::string::npos, stream_dep.detail);
+  BOOST_TEST((p.dependency("redis").state == corvo::health::status::up));
+
+  // While unreadable (five more probes): the consumer stays stopped, and the others keep
+  // running and handling work.
+  const auto probes = stream_dep.stats.probes;
+  const auto tasks = p.handled("task").size();
+  const auto items = p.handled("item").size();
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        return p.dependency("stream").stats.probes >= probes + 5 &&
+               p.handled("task").size() >= tasks + 5 && p.handled("item").size() >= items + 5;
+      },
+      20s));
+  auto during = p.times();
+  BOOST_TEST(!during.at("stream").running);
+  BOOST_TEST(during.at("stream").starts == before.at("stream").starts);
+  BOOST_TEST(during.at("stream").stops == before.at("stream").stops + 1);
+  for (const auto& [name, t] : during) {
+    if (name != "stream") {
+      BOOST_TEST(t.running, name);
+      BOOST_TEST(t.starts == before.at(name).starts, name);
+      BOOST_TEST(t.stops == before.at(name).stops, name);
+    }
+  }
+
+  const auto started_at_recovery = p.started();
+  BOOST_TEST_REQUIRE(server.cli("EVAL", make_readable, "2", p.stream(), aside) == "1");
+  const auto readable_at = steady::now();
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.times().at("stream").running; }, 20s));
+  std::cout << "  stream running again " << ms(p.times().at("stream").started - readable_at)
+            << " ms after the stream was readable\n";
+  BOOST_TEST(ms(p.times().at("stream").started - readable_at) <= 5000);
+  check_nothing_lost(p, started_at_failure, started_at_recovery);
+  // Exactly one stop and one restart of the stream consumer; nothing else stopped.
+  for (const auto& [name, t] : p.times()) {
+    const unsigned more = name == "stream" ? 1 : 0;
+    BOOST_TEST(t.running, name);
+    BOOST_TEST(t.starts == before.at(name).starts + more, name);
+    BOOST_TEST(t.stops == before.at(name).stops + more, name);
+    BOOST_TEST(t.overruns == 0u, name);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

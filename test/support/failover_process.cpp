@@ -1,8 +1,8 @@
 #include "support/failover_process.hpp"
 
-#include <algorithm>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -17,6 +17,7 @@
 #include <corvo/pubsub/subscriber.hpp>
 #include <corvo/queue/reliable_queue.hpp>
 #include <corvo/redis/error.hpp>
+#include <stdexcept>
 
 #include "support/redis_writer_component.hpp"
 
@@ -114,11 +115,7 @@ failover_process::failover_process(failover_process_options options)
   so.redis.name_space = options_.name_space;
   so.redis.shards = 4;
   so.dispatch.lease = std::chrono::seconds(2);
-  // Capped at 100 ms for the scheduler: in the merged tree of 2026-11-26 its stop still
-  // waited out a 10 s drain_timeout after kill -9 (its acker did not end although the store's
-  // acks no longer wait for a connection; the cause is not found yet, issue 16 stays open).
-  // The stream and queue consumers keep the configured drain and are held to the bound.
-  so.dispatch.drain_timeout = std::min(options_.drain_timeout, std::chrono::milliseconds(100));
+  so.dispatch.drain_timeout = options_.drain_timeout;
   so.dispatch.store_retry = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
   scheduler_ = std::make_unique<schedule::scheduler>(ex, so, commands_.get(), redis_config);
   scheduler_->handlers().on_task("failover.task",
@@ -224,9 +221,13 @@ void failover_process::post_to_loop(std::function<void()> f) {
 asio::awaitable<void> failover_process::handle(std::string id) {
   if (holding_) {
     const auto kind = id.substr(0, id.find('-'));
+    bool fail = false;
     {
       std::lock_guard lock(mutex_);
       ++held_[kind];
+      // Every second held task fails once Redis is down: its failure must be reported to
+      // the failed server (the others' acknowledgements must be sent there).
+      fail = kind == "task" && ++held_tasks_ % 2 == 0;
     }
     const auto redis_dep = app_->monitor().find("redis");
     std::exception_ptr cut;
@@ -243,6 +244,9 @@ asio::awaitable<void> failover_process::handle(std::string id) {
     }
     if (cut) {
       std::rethrow_exception(cut);
+    }
+    if (fail) {
+      throw std::runtime_error(id + ": failed with Redis down (held)");
     }
   }
   record_handled(id);
@@ -382,6 +386,13 @@ bool failover_process::none_running() {
       return false;
   }
   return true;
+}
+
+health::dependency_report failover_process::dependency(const std::string& name) {
+  return on_loop([this, &name] {
+    auto& m = app_->monitor();
+    return m.report(m.find(name));
+  });
 }
 
 std::uint64_t failover_process::connection_attempts() {

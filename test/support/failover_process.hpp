@@ -124,8 +124,9 @@ class failover_process {
   /// Production rounds started so far (ids task-0 … task-(n-1), entry-…, item-…).
   std::uint64_t started() const noexcept { return started_; }
   /// While on, every handler (task, entry, item) that starts waits until the Redis
-  /// dependency is down, then finishes normally: work in flight at a failure whose
-  /// acknowledgement must go to the failed server.
+  /// dependency is down, then finishes normally (every second held task fails instead):
+  /// work in flight at a failure whose acknowledgement (or failure report) must go to the
+  /// failed server.
   void hold_handlers(bool on);
   /// Handlers of `kind` ("task", "entry", "item") held now.
   std::uint64_t held(const std::string& kind);
@@ -134,6 +135,8 @@ class failover_process {
   /// Every produced id handled (after stop_producing, once the calls in progress are done).
   bool everything_handled();
   health::app& app() noexcept { return *app_; }
+  /// What the monitor knows now about dependency `name` ("redis" or "stream").
+  health::dependency_report dependency(const std::string& name);
 
  private:
   void post_to_loop(std::function<void()> f);
@@ -160,6 +163,7 @@ class failover_process {
   std::set<std::string> received_;
   std::vector<std::chrono::steady_clock::time_point> handled_at_;
   std::map<std::string, std::uint64_t> held_;
+  std::uint64_t held_tasks_ = 0;  // held task handlers started (every second one fails)
   std::atomic<bool> holding_{false};
   std::atomic<bool> producing_{true};
   std::atomic<std::uint64_t> started_{0};
