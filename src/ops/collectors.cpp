@@ -1,6 +1,7 @@
 #include <array>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <corvo/health/monitor.hpp>
 #include <corvo/kafka/consumer.hpp>
 #include <corvo/kafka/producer.hpp>
@@ -182,12 +183,79 @@ constexpr std::array redis_connection_rows{
     counter_row("corvo_redis_request_timeouts_total",
                 "Connections dropped for a missed reply deadline",
                 &connection_stats::request_timeouts),
+    counter_row("corvo_redis_request_errors_total",
+                "Requests completed with an error (cancellations excluded)",
+                &connection_stats::request_errors),
+};
+
+// The same per node of a cluster (label `node`), under names of their own so that a sum over
+// a client's series does not count a request twice.
+constexpr std::array redis_node_rows{
+    counter_row("corvo_redis_node_requests_total", "Requests a cluster node completed",
+                &connection_stats::requests),
+    counter_row("corvo_redis_node_request_errors_total",
+                "Requests to a cluster node completed with an error",
+                &connection_stats::request_errors),
+    counter_row("corvo_redis_node_connects_total", "Successful connections to a cluster node",
+                &connection_stats::connects),
+    counter_row("corvo_redis_node_connect_failures_total",
+                "Connection attempts to a cluster node that failed",
+                &connection_stats::connect_failures),
+    counter_row("corvo_redis_node_request_timeouts_total",
+                "Connections to a cluster node dropped for a missed reply deadline",
+                &connection_stats::request_timeouts),
 };
 
 using cluster_stats = redis::cluster_stats;
 constexpr std::array redis_cluster_rows{
     counter_row("corvo_redis_moved_total", "MOVED replies followed", &cluster_stats::moved),
     counter_row("corvo_redis_ask_total", "ASK replies followed", &cluster_stats::ask),
+};
+
+// A Redis client's connection counters (a cluster's summed over its nodes) and its request
+// latency histogram.
+struct redis_series {
+  bound_rows<connection_stats> rows;
+  histogram* latency;
+
+  void copy(const connection_stats& st) const {
+    rows.copy(st);
+    latency->set_counts(st.latency_counts, std::chrono::duration<double>(st.latency_sum).count());
+  }
+};
+
+redis_series bind_redis(registry& metrics, const label_set& labels) {
+  std::vector<double> bounds;
+  for (auto b : redis::request_latency_bounds) {
+    bounds.push_back(std::chrono::duration<double>(b).count());
+  }
+  return {
+      bind_rows(metrics, redis_connection_rows, labels),
+      &metrics.histogram("corvo_redis_request_duration_seconds",
+                         "Latency of successful requests, exec() to the reply", bounds, labels)};
+}
+
+// A cluster client's totals and per-node series (created as nodes appear).
+struct cluster_series {
+  registry* metrics;
+  std::string client;
+  const redis::cluster_client* cluster;
+  redis_series totals;
+  std::map<std::string, bound_rows<connection_stats>> nodes;
+
+  void collect() {
+    connection_stats sum;
+    for (const auto& [address, st] : cluster->node_stats()) {
+      sum += st;
+      auto it = nodes.find(address);
+      if (it == nodes.end()) {
+        const label_set l{{"client", client}, {"node", address}};
+        it = nodes.emplace(address, bind_rows(*metrics, redis_node_rows, l)).first;
+      }
+      it->second.copy(st);
+    }
+    totals.copy(sum);
+  }
 };
 
 // ---- asynchronous collectors ----------------------------------------------------------------
@@ -344,11 +412,13 @@ void record_kafka_statistics(registry& metrics, std::string_view statistics_json
 void watch_redis(registry& metrics, redis::client& client, std::string name) {
   label_set l{{"client", name}};
   if (auto* conn = client.standalone()) {
-    mirror(metrics, redis_connection_rows, l,
-           [conn]() -> const connection_stats& { return conn->stats(); });
+    metrics.add_collector([s = bind_redis(metrics, l), conn] { s.copy(conn->stats()); });
   } else if (auto* cluster = client.cluster()) {
     mirror(metrics, redis_cluster_rows, l,
            [cluster]() -> const cluster_stats& { return cluster->stats(); });
+    auto series = std::make_shared<cluster_series>(
+        cluster_series{&metrics, name, cluster, bind_redis(metrics, l), {}});
+    metrics.add_collector([series] { series->collect(); });
   }
 }
 

@@ -149,6 +149,18 @@ void histogram::observe(double v) noexcept {
   sum_ += v;
 }
 
+void histogram::set_counts(std::span<const std::uint64_t> counts, double sum) {
+  if (counts.size() != counts_.size()) {
+    throw std::invalid_argument("metrics: histogram counts do not match its buckets");
+  }
+  counts_.assign(counts.begin(), counts.end());
+  count_ = 0;
+  for (auto c : counts_) {
+    count_ += c;
+  }
+  sum_ = sum;
+}
+
 std::vector<double> latency_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }

@@ -240,6 +240,9 @@ asio::awaitable<void> server::run() {
   boost::system::error_code ignored;
   self->acceptor.close(ignored);
   sessions.cancel();
+  // After a cancellation, a co_await would throw at once and leave the connections running
+  // past run(), with the router they use: clear the state to wait for them.
+  co_await asio::this_coro::reset_cancellation_state();
   try {
     co_await sessions.join();  // waits for every connection even when cancelled
   } catch (...) {

@@ -192,6 +192,8 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
 
   slot_map map;
   std::map<std::string, node_ptr> nodes;  // by address: masters and redirection targets
+  // The counters of the connections of nodes that left `nodes`, by address (node_stats()).
+  std::map<std::string, connection_stats> retired_stats;
   std::size_t round_robin = 0;
 
   bool run_started = false;
@@ -346,6 +348,7 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     for (auto it = nodes.begin(); it != nodes.end();) {
       if (!map.is_master(it->first)) {
         retire(it->second);
+        retired_stats[it->first] += it->second->conn->stats();
         it = nodes.erase(it);
       } else {
         ++it;
@@ -1248,6 +1251,14 @@ slot_map cluster_client::topology() const {
 
 const cluster_stats& cluster_client::stats() const noexcept {
   return impl_->stats;
+}
+
+std::vector<std::pair<std::string, connection_stats>> cluster_client::node_stats() const {
+  std::map<std::string, connection_stats> by_address = impl_->retired_stats;
+  for (const auto& [address, node] : impl_->nodes) {
+    by_address[address] += node->conn->stats();
+  }
+  return {by_address.begin(), by_address.end()};
 }
 
 }  // namespace corvo::redis

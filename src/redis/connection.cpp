@@ -51,6 +51,7 @@ struct pending {
   std::size_t command = 0;             // with a plan: the command awaiting its answer
   std::size_t confirmations_left = 0;  // of plan[command], counted from its first push
   std::chrono::milliseconds block_time{0};
+  clock_type::time_point started{};  // exec(): the request's latency counts from here
   std::size_t bytes = 0;
   error_code first_error;
   bool written = false;
@@ -150,7 +151,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   // ---- requests --------------------------------------------------------------------------
 
-  void complete(const pending_ptr& p, error_code ec) {
+  // `answered_at`: when a successful request got its last reply (the read that brought it).
+  void complete(const pending_ptr& p, error_code ec,
+                clock_type::time_point answered_at = clock_type::time_point{}) {
     if (p->done) {
       return;
     }
@@ -164,12 +167,28 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     }
     if (!ec) {
       ++stats.requests;
+      const auto end = answered_at == clock_type::time_point{} ? clock_type::now() : answered_at;
+      record_latency(end - p->started);
+    } else if (ec != asio::error::operation_aborted) {
+      ++stats.request_errors;
     }
     corvo::detail::complete_later(executor, std::move(p->handler), ec, p->bytes);
   }
 
+  void record_latency(clock_type::duration took) {
+    const auto us = std::max(std::chrono::duration_cast<std::chrono::microseconds>(took),
+                             std::chrono::microseconds(0));
+    std::size_t bucket = 0;
+    while (bucket < request_latency_bounds.size() && us > request_latency_bounds[bucket]) {
+      ++bucket;
+    }
+    ++stats.latency_counts[bucket];
+    stats.latency_sum += us;
+  }
+
   void start_exec(const request& req, any_adapter resp, exec_handler handler) {
     auto p = std::make_shared<pending>(std::move(handler));
+    p->started = clock_type::now();
     p->req = &req;
     p->adapter = resp;
     p->expected = req.expected_responses();
@@ -326,7 +345,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     if (answered) {
       auto finished = std::move(p);
       in_flight.pop_front();
-      complete(finished, finished->first_error);
+      complete(finished, finished->first_error, last_read);
       admit();
     }
   }
@@ -467,8 +486,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         co_await asio::async_write(stream->next_layer(), asio::buffer(write_buffer),
                                    asio::use_awaitable);
       }
+      const auto written_at = clock_type::now();
       for (auto& p : without_replies) {
-        complete(p, {});
+        complete(p, {}, written_at);
       }
     }
   }
@@ -840,6 +860,25 @@ bool connection::is_connected() const noexcept {
 
 const connection_stats& connection::stats() const noexcept {
   return impl_->stats;
+}
+
+connection_stats& connection_stats::operator+=(const connection_stats& other) noexcept {
+  connects += other.connects;
+  connect_failures += other.connect_failures;
+  writes += other.writes;
+  requests += other.requests;
+  replies += other.replies;
+  pushes += other.pushes;
+  health_check_failures += other.health_check_failures;
+  request_timeouts += other.request_timeouts;
+  subscriptions_refused += other.subscriptions_refused;
+  waits_for_room += other.waits_for_room;
+  request_errors += other.request_errors;
+  for (std::size_t i = 0; i < latency_counts.size(); ++i) {
+    latency_counts[i] += other.latency_counts[i];
+  }
+  latency_sum += other.latency_sum;
+  return *this;
 }
 
 std::size_t connection::queued_requests() const noexcept {

@@ -1,25 +1,37 @@
-// The ops collectors and dashboard views of queues and pub/sub against a real redis-server:
-// exact metric values after a known workload (queue items taken, retried, dead-lettered,
-// depth and dead; pub/sub messages received, delivered and dropped by the overflow policy)
-// and the dashboard's /api/overview queues for the same state.
+// The ops collectors and dashboard views of the Redis client, queues and pub/sub against a
+// real redis-server: exact metric values after a known workload (Redis requests, errors and
+// latency counts; queue items taken, retried, dead-lettered, depth and dead; pub/sub messages
+// received, delivered and dropped by the overflow policy), the dashboard's /api/overview
+// queues for the same state, and `promtool check metrics` on live scrapes of the endpoint
+// holding those series.
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/ops/collectors.hpp>
 #include <corvo/ops/dashboard.hpp>
+#include <corvo/ops/endpoints.hpp>
 #include <corvo/ops/metrics.hpp>
 #include <corvo/ops/router.hpp>
+#include <corvo/ops/server.hpp>
 #include <corvo/pubsub/subscriber.hpp>
 #include <corvo/queue/producer.hpp>
 #include <corvo/queue/reliable_queue.hpp>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "support/eventually.hpp"
 #include "support/queue_fixture.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
+#include "support/temp_dir.hpp"
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
 namespace json = boost::json;
 namespace http = boost::beast::http;
 namespace ops = corvo::ops;
@@ -34,6 +46,7 @@ namespace {
 
 struct fixture {
   corvo::test::redis_server server;
+  corvo::test::temp_dir dir{"ops_layers"};
   asio::io_context ctx;
   redis::client client{ctx.get_executor(), redis::client_config::from_url(server.url())};
   ops::registry metrics;
@@ -45,6 +58,52 @@ struct fixture {
     board.install(routes);
   }
 };
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// GET /metrics over a socket from an ops::server serving `metrics` (the live scrape), checked
+// by `promtool check metrics`; returns the body.
+asio::awaitable<std::string> scrape_and_check(fixture& f, ops::registry& metrics,
+                                              std::string name) {
+  auto ex = co_await asio::this_coro::executor;
+  ops::router routes{ops::access_policy{"", "csrf", {}}};
+  ops::add_metrics_route(routes, metrics);
+  ops::server_options options;
+  options.listen = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+  ops::server endpoint(ex, options, routes);
+  endpoint.open();
+  const auto port = endpoint.local_endpoint().port();
+  corvo::task_group group(ex);
+  co_await group.spawn(endpoint.run());
+
+  beast::tcp_stream conn(ex);
+  conn.expires_after(10s);
+  co_await conn.async_connect(endpoint.local_endpoint(), asio::use_awaitable);
+  http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+  co_await http::async_write(conn, req, asio::use_awaitable);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  co_await http::async_read(conn, buffer, res, asio::use_awaitable);
+  group.cancel();  // with the connection still open (keep-alive)
+  co_await group.join();
+  BOOST_TEST(endpoint.connections() == 0u);  // run() ended after its connections
+  BOOST_TEST_REQUIRE(res.result_int() == 200u, res.body());
+
+  const auto scrape = f.dir.path() / (name + ".txt");
+  const auto report = f.dir.path() / (name + ".promtool");
+  std::ofstream(scrape) << res.body();
+  const std::string command =
+      "promtool check metrics < '" + scrape.string() + "' > '" + report.string() + "' 2>&1";
+  const int status = std::system(command.c_str());
+  BOOST_TEST(status == 0, name << ": promtool: " << read_file(report) << "\n" << res.body());
+  co_return res.body();
+}
 
 queue::queue_options queue_options() {
   queue::queue_options o;
@@ -92,6 +151,7 @@ asio::awaitable<void> queues(fixture& f) {
     co_await idle.push_raw("waiting" + std::to_string(i));
   }
   queue::reliable_queue q(f.client, queue_options(), handle_item);
+  ops::watch_redis(f.metrics, f.client, "main");
   ops::watch_queue_consumer(f.metrics, q.stats(), "jobs");
   ops::watch_queue(f.metrics, f.client, "jobs");
   ops::watch_queue(f.metrics, f.client, "idle");
@@ -119,6 +179,13 @@ asio::awaitable<void> queues(fixture& f) {
   BOOST_TEST(value(f.metrics, "corvo_queue_depth", {{"queue", "idle"}}) == 5);
   BOOST_TEST(value(f.metrics, "corvo_queue_dead", {{"queue", "idle"}}) == 0);
   BOOST_TEST(text.find("corvo_queue_depth{queue=\"idle\"} 5\n") != std::string::npos, text);
+  // Every request of the workload succeeded, each in the latency histogram once.
+  const ops::label_set main_client{{"client", "main"}};
+  BOOST_TEST(value(f.metrics, "corvo_redis_request_errors_total", main_client) == 0);
+  BOOST_TEST(value(f.metrics, "corvo_redis_requests_total", main_client) ==
+             static_cast<double>(f.client.standalone()->stats().requests));
+  BOOST_TEST(value(f.metrics, "corvo_redis_request_duration_seconds", main_client) ==
+             value(f.metrics, "corvo_redis_requests_total", main_client));
 
   // ---- the dashboard's views of the same state ----
   const auto overview = co_await get_json(f.routes, "/api/overview");
@@ -129,6 +196,9 @@ asio::awaitable<void> queues(fixture& f) {
   BOOST_TEST(queues[0].at("dead").as_int64() == 1);
   BOOST_TEST(queues[1].at("name").as_string() == "idle");
   BOOST_TEST(queues[1].at("depth").as_int64() == 5);
+
+  // ---- the live scrape of these series (the consumer is still alive) ----
+  co_await scrape_and_check(f, f.metrics, "queues_redis");
 }
 
 // Seven messages into a subscriber whose buffer holds 5 (drop_oldest), none received yet:
@@ -165,20 +235,71 @@ asio::awaitable<void> pubsub_counts(fixture& f) {
   BOOST_TEST(metrics.value("corvo_pubsub_delivered_total", l) == 5);
   BOOST_TEST(metrics.value("corvo_pubsub_buffered", l) == 0);
   BOOST_TEST(metrics.value("corvo_pubsub_resubscriptions_total", l) == 0);
+  co_await scrape_and_check(f, metrics, "pubsub");
   group.cancel();
   co_await group.join();
+}
+
+// A fresh client: 5 PINGs succeed (the handshake is not counted); a client whose server
+// does not answer: a request that must not wait for a connection fails, 1 error.
+asio::awaitable<void> redis_counts(fixture& f) {
+  auto ex = co_await asio::this_coro::executor;
+  ops::registry metrics;
+  redis::client good(ex, redis::client_config::from_url(f.server.url()));
+  const auto bad_config = redis::client_config::from_url("redis://127.0.0.1:1");
+  redis::client bad(ex, bad_config);
+  ops::watch_redis(metrics, good, "good");
+  ops::watch_redis(metrics, bad, "bad");
+  corvo::task_group group(ex);
+  co_await group.spawn(good.run());
+  co_await group.spawn(bad.run());
+  for (int i = 0; i < 5; ++i) {
+    redis::request ping;
+    ping.push("PING");
+    co_await good.exec(ping);
+  }
+  redis::request::config no_wait;
+  no_wait.fail_if_not_connected = true;
+  redis::request refused(no_wait);
+  refused.push("PING");
+  BOOST_CHECK_THROW(co_await bad.exec(refused), boost::system::system_error);
+  metrics.render();
+  const ops::label_set good_label{{"client", "good"}}, bad_label{{"client", "bad"}};
+  BOOST_TEST(metrics.value("corvo_redis_requests_total", good_label) == 5);
+  BOOST_TEST(metrics.value("corvo_redis_request_errors_total", good_label) == 0);
+  BOOST_TEST(metrics.value("corvo_redis_request_duration_seconds", good_label) == 5);
+  BOOST_TEST(metrics.value("corvo_redis_connects_total", good_label) == 1);
+  BOOST_TEST(metrics.value("corvo_redis_requests_total", bad_label) == 0);
+  BOOST_TEST(metrics.value("corvo_redis_request_errors_total", bad_label) == 1);
+  BOOST_TEST(metrics.value("corvo_redis_request_duration_seconds", bad_label) == 0);
+  BOOST_TEST(metrics.value("corvo_redis_connects_total", bad_label) == 0);
+  const auto text = co_await scrape_and_check(f, metrics, "redis");
+  BOOST_TEST(text.find("corvo_redis_request_duration_seconds_count{client=\"good\"} 5\n") !=
+                 std::string::npos,
+             text);
+  BOOST_TEST(
+      text.find("corvo_redis_request_duration_seconds_bucket{client=\"good\",le=\"+Inf\"} 5\n") !=
+          std::string::npos,
+      text);
+  group.cancel();
+  try {
+    co_await group.join();
+  } catch (const boost::system::system_error&) {
+    // the unreachable client's run() may end with its connection error
+  }
 }
 
 asio::awaitable<void> workload(fixture& f) {
   co_await queues(f);
   co_await pubsub_counts(f);
+  co_await redis_counts(f);
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(ops_layers)
 
-BOOST_AUTO_TEST_CASE(queue_and_pubsub_metrics_and_views_after_a_known_workload) {
+BOOST_AUTO_TEST_CASE(redis_queue_and_pubsub_metrics_and_views_after_a_known_workload) {
   fixture f;
   corvo::test::run(f.ctx, workload(f), [&] { f.client.cancel(); });
 }

@@ -1,7 +1,8 @@
 // The cluster client against a real 6-node cluster: keys over all slots reach their owner
 // and read back, multi-key requests that span slots fail before sending, scripts and
 // transactions run per slot, route hints pick the node, blocking commands run on a
-// dedicated client, and the same code runs on a standalone server through `client`.
+// dedicated client, the same code runs on a standalone server through `client`, and each
+// node's request counters (and their ops metrics) count exactly the requests sent to it.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/test/unit_test.hpp>
@@ -10,10 +11,13 @@
 #include <corvo/core/config.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
+#include <corvo/ops/collectors.hpp>
+#include <corvo/ops/metrics.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/redis/cluster/cluster_client.hpp>
 #include <corvo/redis/cluster/slot.hpp>
 #include <corvo/redis/script.hpp>
+#include <map>
 #include <set>
 
 #include "support/redis_cluster.hpp"
@@ -276,6 +280,64 @@ asio::awaitable<void> same_code(redis::client& client, std::vector<std::string>&
   }
 }
 
+// ---- per-node counters ---------------------------------------------------------------
+
+// 2, 3 and 4 GETs to keys of the three masters: each master's node counters grow by exactly
+// that many, the client's totals by 9, with no error and no redirection (provided no
+// topology refresh ran meanwhile: the client refreshes every minute, or on a MOVED).
+asio::awaitable<void> count_per_node(redis::client& client, corvo::ops::registry& metrics) {
+  auto& cluster = *client.cluster();
+  co_await wait_for_topology(cluster);
+  const auto map = cluster.topology();
+  std::map<std::string, std::string> key_of_node;  // a key each master owns
+  for (int i = 0; key_of_node.size() < map.shards().size(); ++i) {
+    const auto key = "count:" + std::to_string(i);
+    key_of_node.emplace(map.master_of(redis::key_slot(key))->address(), key);
+  }
+  BOOST_TEST_REQUIRE(key_of_node.size() == 3U);
+  auto node_value = [&](const std::string& name, const std::string& address) {
+    return metrics.value(name, {{"client", "c"}, {"node", address}});
+  };
+  const corvo::ops::label_set client_label{{"client", "c"}};
+  metrics.render();
+  const auto refreshes = cluster.stats().refreshes;
+  const double total_before = metrics.value("corvo_redis_requests_total", client_label);
+  std::map<std::string, double> before;
+  for (const auto& [address, key] : key_of_node) {
+    before[address] = node_value("corvo_redis_node_requests_total", address);
+    BOOST_TEST_REQUIRE(before[address] >= 0);  // the series exists: the node is connected
+  }
+  std::map<std::string, int> sent;
+  int count = 2;
+  for (const auto& [address, key] : key_of_node) {
+    for (int i = 0; i < count; ++i) {
+      redis::request get;
+      get.push("GET", key);
+      co_await client.exec(get);
+    }
+    sent[address] = count++;
+  }
+  metrics.render();
+  BOOST_TEST_REQUIRE(cluster.stats().refreshes == refreshes);
+  for (const auto& [address, key] : key_of_node) {
+    BOOST_TEST(
+        node_value("corvo_redis_node_requests_total", address) == before[address] + sent[address],
+        address);
+    BOOST_TEST(node_value("corvo_redis_node_request_errors_total", address) == 0, address);
+    BOOST_TEST(node_value("corvo_redis_node_connects_total", address) == 1, address);
+  }
+  const double total = metrics.value("corvo_redis_requests_total", client_label);
+  BOOST_TEST(total == total_before + 9);
+  BOOST_TEST(metrics.value("corvo_redis_request_duration_seconds", client_label) == total);
+  BOOST_TEST(metrics.value("corvo_redis_request_errors_total", client_label) == 0);
+  BOOST_TEST(metrics.value("corvo_redis_moved_total", client_label) == 0);
+  double sum_of_nodes = 0;
+  for (const auto& [address, st] : cluster.node_stats()) {
+    sum_of_nodes += static_cast<double>(st.requests);
+  }
+  BOOST_TEST(sum_of_nodes == total);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(redis_cluster_routing)
@@ -410,6 +472,17 @@ BOOST_AUTO_TEST_CASE(one_client_api_for_standalone_and_cluster) {
   }
   BOOST_TEST(from_standalone == (std::vector<std::string>{"42", "apple", "pear"}));
   BOOST_TEST(from_cluster == from_standalone);
+}
+
+BOOST_AUTO_TEST_CASE(node_counters_count_each_nodes_requests) {
+  auto& cluster = shared_cluster();
+  asio::io_context ctx;
+  redis::client_config cfg;
+  cfg.cluster = options_for(cluster);
+  running<redis::client> rc(ctx, cfg);
+  corvo::ops::registry metrics;
+  corvo::ops::watch_redis(metrics, rc.client, "c");
+  corvo::test::run(ctx, count_per_node(rc.client, metrics), [&] { rc.client.cancel(); });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
 #include <corvo/ops/metrics.hpp>
 #include <stdexcept>
 #include <support/run_coroutine.hpp>
+#include <vector>
 
 namespace ops = corvo::ops;
 
@@ -39,6 +40,31 @@ BOOST_AUTO_TEST_CASE(renders_histograms_with_cumulative_buckets) {
              "corvo_late_seconds_bucket{type=\"t\",le=\"+Inf\"} 4\n"
              "corvo_late_seconds_sum{type=\"t\"} 7.875\n"
              "corvo_late_seconds_count{type=\"t\"} 4\n");
+}
+
+// A histogram kept elsewhere (the Redis connection's latency counts) mirrored at each scrape:
+// per-bucket counts in, cumulative buckets out; a later copy replaces the earlier one.
+BOOST_AUTO_TEST_CASE(mirrors_histogram_counts_kept_elsewhere) {
+  ops::registry r;
+  auto& h = r.histogram("corvo_req_seconds", "Requests", {0.001, 0.01}, {{"client", "c"}});
+  const std::vector<std::uint64_t> first{3, 0, 1};
+  h.set_counts(first, 0.5);
+  BOOST_TEST(r.render() ==
+             "# HELP corvo_req_seconds Requests\n"
+             "# TYPE corvo_req_seconds histogram\n"
+             "corvo_req_seconds_bucket{client=\"c\",le=\"0.001\"} 3\n"
+             "corvo_req_seconds_bucket{client=\"c\",le=\"0.01\"} 3\n"
+             "corvo_req_seconds_bucket{client=\"c\",le=\"+Inf\"} 4\n"
+             "corvo_req_seconds_sum{client=\"c\"} 0.5\n"
+             "corvo_req_seconds_count{client=\"c\"} 4\n");
+  const std::vector<std::uint64_t> later{3, 2, 1};
+  h.set_counts(later, 0.52);
+  BOOST_TEST(h.count() == 6u);
+  BOOST_TEST(h.sum() == 0.52);
+  BOOST_TEST(r.value("corvo_req_seconds", {{"client", "c"}}) == 6);
+  const std::vector<std::uint64_t> too_few{1, 2};
+  BOOST_CHECK_THROW(h.set_counts(too_few, 0), std::invalid_argument);
+  BOOST_TEST(h.count() == 6u);
 }
 
 BOOST_AUTO_TEST_CASE(refuses_conflicting_or_invalid_registrations) {

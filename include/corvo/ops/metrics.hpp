@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -67,6 +68,10 @@ class histogram {
  public:
   explicit histogram(std::vector<double> bounds);
   void observe(double v) noexcept;
+  /// Mirrors a histogram kept elsewhere (a stats struct) at scrape time: `counts` per bucket,
+  /// not cumulative, the last for +Inf (as many as bucket_counts()), and the sum of the
+  /// observations. std::invalid_argument when the number of buckets differs.
+  void set_counts(std::span<const std::uint64_t> counts, double sum);
   const std::vector<double>& bounds() const noexcept { return bounds_; }
   /// Non-cumulative count per bucket; the last element is the +Inf bucket.
   const std::vector<std::uint64_t>& bucket_counts() const noexcept { return counts_; }

@@ -49,6 +49,7 @@
 //
 // Thread safety: none; use the connection from its executor (one thread or a strand).
 
+#include <array>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -68,6 +69,17 @@ namespace corvo::redis {
 
 namespace asio = boost::asio;
 
+/// Upper bounds of the request latency buckets of connection_stats, ascending (a last bucket,
+/// not listed, holds the slower requests).
+inline constexpr std::array<std::chrono::microseconds, 14> request_latency_bounds{
+    std::chrono::microseconds(100),       std::chrono::microseconds(250),
+    std::chrono::microseconds(500),       std::chrono::microseconds(1'000),
+    std::chrono::microseconds(2'500),     std::chrono::microseconds(5'000),
+    std::chrono::microseconds(10'000),    std::chrono::microseconds(25'000),
+    std::chrono::microseconds(50'000),    std::chrono::microseconds(100'000),
+    std::chrono::microseconds(250'000),   std::chrono::microseconds(500'000),
+    std::chrono::microseconds(1'000'000), std::chrono::microseconds(5'000'000)};
+
 /// Counters of one connection, for logs, metrics and tests.
 struct connection_stats {
   std::uint64_t connects = 0;          ///< successful connections (handshake included)
@@ -80,6 +92,20 @@ struct connection_stats {
   std::uint64_t request_timeouts = 0;       ///< connections dropped for a missed reply deadline
   std::uint64_t subscriptions_refused = 0;  ///< SUBSCRIBE & co. answered with an error
   std::uint64_t waits_for_room = 0;         ///< requests that waited for max_queued_requests
+  /// Requests completed with an error (connection lost or closed, request timeout, not
+  /// connected, a reply that did not fit the response, ...); cancellations by the caller are
+  /// not counted. Error replies of the server are replies, not errors.
+  std::uint64_t request_errors = 0;
+  /// Latency of the requests that succeeded, from exec() (waiting for room and for the
+  /// connection included) to the read that completed them: element i counts those within
+  /// request_latency_bounds[i] (and above the bound before it); the last element, those
+  /// slower than every bound.
+  std::array<std::uint64_t, request_latency_bounds.size() + 1> latency_counts{};
+  /// The sum of those latencies.
+  std::chrono::microseconds latency_sum{0};
+
+  /// Adds `other`'s counts to these (e.g. the connections of a cluster client).
+  connection_stats& operator+=(const connection_stats& other) noexcept;
 };
 
 class connection {

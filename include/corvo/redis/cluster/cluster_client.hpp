@@ -64,12 +64,14 @@
 #include <corvo/redis/cluster/routing.hpp>
 #include <corvo/redis/cluster/slot_map.hpp>
 #include <corvo/redis/config.hpp>
+#include <corvo/redis/connection.hpp>
 #include <corvo/redis/request.hpp>
 #include <corvo/redis/response.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace corvo::redis {
@@ -165,6 +167,11 @@ class cluster_client {
   /// A copy of the current slot map.
   slot_map topology() const;
   const cluster_stats& stats() const noexcept;
+  /// The counters of each node's command connection (sharded pub/sub connections excluded),
+  /// by address ("host:port"), in address order. A node that left the topology keeps its
+  /// counts under its address (added to those of a later connection to the same address),
+  /// so that the counts never go down.
+  std::vector<std::pair<std::string, connection_stats>> node_stats() const;
 
   struct impl;
 
