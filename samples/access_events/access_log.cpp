@@ -60,10 +60,7 @@ access_event from_entry(const corvo::stream::entry& entry) {
 }
 
 event_buffer::event_buffer(corvo::redis::client& redis, event_buffer_options options)
-    : redis_(redis),
-      producer_(redis),
-      options_(std::move(options)),
-      wake_(redis.get_executor(), asio::steady_timer::time_point::max()) {}
+    : redis_(redis), producer_(redis), options_(std::move(options)), wake_(redis.get_executor()) {}
 
 void event_buffer::record(access_event e) {
   ++stats_.recorded;
@@ -72,7 +69,7 @@ void event_buffer::record(access_event e) {
     return;
   }
   queue_.push_back(std::move(e));
-  wake_.cancel();
+  wake_.notify_all();
 }
 
 asio::awaitable<void> event_buffer::run() {
@@ -80,14 +77,7 @@ asio::awaitable<void> event_buffer::run() {
   bool failing = false;
   for (;;) {
     if (queue_.empty()) {
-      wake_.expires_at(asio::steady_timer::time_point::max());
-      boost::system::error_code ignored;
-      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-      // A stop request ends the wait with operation_aborted too: this throws then.
-      auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) {
-        throw boost::system::system_error(asio::error::operation_aborted);
-      }
+      co_await wake_.wait();  // a stop request throws here
       continue;
     }
     // One request carries the oldest `batch` events; they leave the queue only once Redis

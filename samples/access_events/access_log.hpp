@@ -4,8 +4,8 @@
 // up a response.
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/notifier.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/stream/entry.hpp>
 #include <corvo/stream/producer.hpp>
@@ -83,7 +83,7 @@ class event_buffer {
   event_buffer_options options_;
   std::deque<access_event> queue_;
   event_buffer_stats stats_;
-  asio::steady_timer wake_;  // cancelled by record() while run() waits for events
+  corvo::notifier wake_;  // record() wakes run() waiting for events
 };
 
 }  // namespace access_events

@@ -1,11 +1,6 @@
 #include "event_store.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <corvo/core/backoff.hpp>
-#include <corvo/core/log.hpp>
 #include <cstdio>
 
 namespace access_events {
@@ -69,73 +64,21 @@ asio::awaitable<std::int64_t> event_store::delete_older_than(std::int64_t cutoff
   co_return co_await db_.execute("DELETE FROM access_event WHERE at_ms < $1", params);
 }
 
-struct batch_writer::batch {
-  explicit batch(asio::any_io_executor executor)
-      : linger(executor), done(executor, asio::steady_timer::time_point::max()) {}
-  std::vector<std::pair<std::string, access_event>> events;
-  asio::steady_timer linger;  // the flush's wait for more events; cancelled when full
-  asio::steady_timer done;    // cancelled when the insert finished
-  bool finished = false;
-  std::exception_ptr error;
-};
-
 batch_writer::batch_writer(asio::any_io_executor executor, event_store& store,
-                           std::size_t max_batch, std::chrono::milliseconds linger)
-    : executor_(std::move(executor)), store_(store), max_batch_(max_batch), linger_(linger) {}
+                           std::size_t max_batch)
+    : store_(store),
+      batches_(std::move(executor), max_batch,
+               [this](std::vector<stored_event>& events) { return insert(events); }) {}
 
 asio::awaitable<void> batch_writer::store(std::string stream_id, access_event event) {
-  if (!open_) {
-    open_ = std::make_shared<batch>(executor_);
-    asio::co_spawn(executor_, flush(open_), [](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          CORVO_LOG(error, "access_events") << "batch flush failed: " << x.what();
-        }
-      }
-    });
-  }
-  auto mine = open_;
-  mine->events.emplace_back(std::move(stream_id), std::move(event));
-  if (mine->events.size() >= max_batch_) {
-    open_.reset();          // full: the next event starts a new batch
-    mine->linger.cancel();  // the flush need not wait for more
-  }
-  while (!mine->finished) {
-    boost::system::error_code ignored;
-    co_await mine->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-    auto state = co_await asio::this_coro::cancellation_state;
-    if (state.cancelled() != asio::cancellation_type::none) {
-      throw boost::system::system_error(asio::error::operation_aborted);
-    }
-  }
-  if (mine->error) {
-    std::rethrow_exception(mine->error);
-  }
+  co_await batches_.submit(stored_event(std::move(stream_id), std::move(event)));
 }
 
-asio::awaitable<void> batch_writer::flush(std::shared_ptr<batch> b) {
-  // Let the handlers started in the same read join (or until the batch is full).
-  boost::system::error_code ignored;
-  if (b->events.size() < max_batch_) {
-    b->linger.expires_after(linger_);
-    co_await b->linger.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  if (open_ == b) {
-    open_.reset();
-  }
-  const auto n = static_cast<std::int64_t>(b->events.size());
-  try {
-    const auto inserted = co_await store_.insert(std::move(b->events));
-    stored_ += inserted;
-    duplicates_ += n - inserted;
-    ++batches_;
-  } catch (...) {
-    b->error = std::current_exception();
-  }
-  b->finished = true;
-  b->done.cancel();
+asio::awaitable<void> batch_writer::insert(std::vector<stored_event>& events) {
+  const auto n = static_cast<std::int64_t>(events.size());
+  const auto inserted = co_await store_.insert(std::move(events));
+  stored_ += static_cast<std::uint64_t>(inserted);
+  duplicates_ += static_cast<std::uint64_t>(n - inserted);
 }
 
 }  // namespace access_events

@@ -4,12 +4,11 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <chrono>
 #include <cstdint>
 #include <db/database.hpp>
 #include <map>
 #include <memory>
+#include <sample/batcher.hpp>
 #include <string>
 #include <vector>
 
@@ -44,36 +43,34 @@ class event_store {
   db::database& db_;
 };
 
-/// Gathers the events that the consumer's concurrent handlers store into one insert: the
-/// first handler of a batch starts a flush that waits `linger` (or until `max_batch` events
-/// joined), inserts them in one transaction, then wakes every handler of the batch, which
-/// returns only once its event is committed (so the consumer acknowledges nothing that is
-/// not stored). A failed insert fails every handler of the batch (the consumer retries).
+/// Gathers the events that the consumer's concurrent handlers store into one insert
+/// (group commit, <sample/batcher.hpp>): while one insert runs, the events stored meanwhile
+/// gather into the next, up to `max_batch`. A handler returns only once its event is
+/// committed (so the consumer acknowledges nothing that is not stored); a failed insert
+/// fails every handler of the batch (the consumer retries).
 class batch_writer {
  public:
-  batch_writer(asio::any_io_executor executor, event_store& store, std::size_t max_batch = 256,
-               std::chrono::milliseconds linger = std::chrono::milliseconds{2});
+  batch_writer(asio::any_io_executor executor, event_store& store, std::size_t max_batch = 256);
 
   /// Stores one event; completes once its batch is committed. Throws what the insert threw.
   /// Cancellation (terminal): stops waiting (the batch still commits) and throws.
   asio::awaitable<void> store(std::string stream_id, access_event event);
 
+  /// The inserting loop: run it (as a service) for as long as anything stores.
+  asio::awaitable<void> run() { return batches_.run(); }
+
   std::uint64_t stored() const noexcept { return stored_; }          ///< rows that were new
   std::uint64_t duplicates() const noexcept { return duplicates_; }  ///< rows already there
-  std::uint64_t batches() const noexcept { return batches_; }
+  std::uint64_t batches() const noexcept { return batches_.batches(); }
 
  private:
-  struct batch;
-  asio::awaitable<void> flush(std::shared_ptr<batch> b);
+  using stored_event = std::pair<std::string, access_event>;
+  asio::awaitable<void> insert(std::vector<stored_event>& events);
 
-  asio::any_io_executor executor_;
   event_store& store_;
-  std::size_t max_batch_;
-  std::chrono::milliseconds linger_;
-  std::shared_ptr<batch> open_;  // the batch new events join
+  corvo::samples::batcher<stored_event> batches_;
   std::uint64_t stored_ = 0;
   std::uint64_t duplicates_ = 0;
-  std::uint64_t batches_ = 0;
 };
 
 }  // namespace access_events

@@ -150,6 +150,7 @@ class access_events_service {
     // runs while Redis answers, is stopped when it fails and restarted when it is back.
     app_.add_service("redis", [this] { return redis_.run(); });
     app_.add_service("event-buffer", [this] { return events_.run(); });
+    app_.add_service("db-writer", [this] { return writer_.run(); });
     app_.add_service("http", [this] { return http_.run(); });
     auto redis_up = app_.add_dependency("redis", health::redis_ping_probe(redis_));
     app_.add_component({"event-consumer", [this] { return consume(); }}, {redis_up});

@@ -39,6 +39,7 @@
 #include <corvo/queue/reliable_queue.hpp>
 #include <db/database.hpp>
 #include <functional>
+#include <http/load.hpp>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -409,14 +410,6 @@ struct mode_result {
   verdict backlog_checked;
 };
 
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) {
-    return 0;
-  }
-  std::sort(values.begin(), values.end());
-  return values[static_cast<std::size_t>(p / 100.0 * static_cast<double>(values.size() - 1))];
-}
-
 asio::awaitable<void> demo_load(coupon_service& service, const load_plan& plan,
                                 std::size_t connections, mode_result& out) {
   const auto until = std::chrono::steady_clock::now() + 60s;
@@ -443,8 +436,8 @@ asio::awaitable<void> demo_load(coupon_service& service, const load_plan& plan,
     latencies.push_back(r.latency_ms);
   }
   out.requests = plan.calls.size();
-  out.p50 = percentile(latencies, 50);
-  out.p99 = percentile(latencies, 99);
+  out.p50 = corvo::samples::http::percentile(latencies, 50);
+  out.p99 = corvo::samples::http::percentile(latencies, 99);
   out.load_s = load.seconds;
   const auto& p = service.processing()->stats();
   out.processing_ms =

@@ -30,10 +30,10 @@
 #include <corvo/redis/client.hpp>
 #include <map>
 #include <memory>
+#include <sample/batcher.hpp>
 #include <string>
 #include <vector>
 
-#include "batcher.hpp"
 #include "coupon_store.hpp"
 #include "issuer.hpp"
 
@@ -80,7 +80,7 @@ class request_sender {
   std::int64_t seq_ = 0;
   std::uint64_t accepted_ = 0;
   std::uint64_t failed_ = 0;
-  batcher<issue_request> batches_;
+  corvo::samples::batcher<issue_request> batches_;
 };
 
 struct processor_stats {
@@ -123,7 +123,7 @@ class processor {
   std::uint64_t crash_after_;
   issuer issuer_;
   processor_stats stats_;
-  batcher<decision> writer_;
+  corvo::samples::batcher<decision> writer_;
 };
 
 /// The reliable-queue handler of `p` (permanent_error for a message without a request id).

@@ -1,33 +1,32 @@
 // The embedded Kafka behind the configuration (`bootstrap.servers = embedded:N`) and as a
 // standalone process (`corvo kafka embedded`) that other programs such as kcat can use.
 
-#include <corvo/core/config.hpp>
-#include <corvo/kafka/config.hpp>
-#include <corvo/kafka/consumer.hpp>
-#include <corvo/kafka/embedded_cluster.hpp>
-#include <corvo/kafka/producer.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
-
-#include <support/child_process.hpp>
-#include <support/run_coroutine.hpp>
-#include <support/temp_dir.hpp>
-
-#include <algorithm>
 #include <chrono>
+#include <corvo/core/config.hpp>
+#include <corvo/kafka/config.hpp>
+#include <corvo/kafka/consumer.hpp>
+#include <corvo/kafka/embedded_cluster.hpp>
+#include <corvo/kafka/producer.hpp>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
-#include <sys/wait.h>
+#include <support/child_process.hpp>
+#include <support/corvo_program.hpp>
+#include <support/run_coroutine.hpp>
+#include <support/temp_dir.hpp>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -106,12 +105,6 @@ asio::awaitable<void> round_trip(kafka::client_config config, std::shared_ptr<re
   }
 }
 
-// The `corvo` program, built next to the tests: <build>/tools/corvo.
-std::filesystem::path corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return self.parent_path().parent_path() / "tools" / "corvo";
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(kafka_embedded)
@@ -138,7 +131,7 @@ BOOST_AUTO_TEST_CASE(embedded_bootstrap_servers_share_one_in_process_cluster) {
 }
 
 BOOST_AUTO_TEST_CASE(corvo_kafka_embedded_serves_other_processes_until_sigterm) {
-  const auto program = corvo_program();
+  const auto program = corvo::test::corvo_program();
   BOOST_TEST_REQUIRE(std::filesystem::exists(program),
                      "build the corvo program first: " << program);
   corvo::test::temp_dir dir("corvo-kafka-embedded");

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 
@@ -29,11 +30,6 @@ using namespace corvo::schedule;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "tools" / "corvo").string();
-}
 
 // 1 dead letter, then 2 tasks due 2 s ago (waiting: nothing claims them), namespace "topns".
 asio::awaitable<void> fill(redis_store& s) {
@@ -107,9 +103,15 @@ BOOST_AUTO_TEST_CASE(counts_lateness_and_rates_each_refresh) {
   }
   endpoint ep;
   const std::vector<std::string> store{"--redis", server.url(), "--namespace", "topns"};
-  std::vector<std::string> argv{corvo_program(), "top",        "--metrics",
-                                ep.url(),        "--interval", "200ms",
-                                "--iterations",  "3",          "--json"};
+  std::vector<std::string> argv{corvo::test::corvo_program().string(),
+                                "top",
+                                "--metrics",
+                                ep.url(),
+                                "--interval",
+                                "200ms",
+                                "--iterations",
+                                "3",
+                                "--json"};
   argv.insert(argv.end(), store.begin(), store.end());
   const auto r = corvo::test::run_command(argv, 30s);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -140,7 +142,7 @@ BOOST_AUTO_TEST_CASE(counts_lateness_and_rates_each_refresh) {
   }
 
   // The terminal view, once, without endpoints.
-  argv = {corvo_program(), "top", "--iterations", "1"};
+  argv = {corvo::test::corvo_program().string(), "top", "--iterations", "1"};
   argv.insert(argv.end(), store.begin(), store.end());
   const auto text = corvo::test::run_command(argv, 30s);
   BOOST_REQUIRE_MESSAGE(text.exit_code == 0, text.err);

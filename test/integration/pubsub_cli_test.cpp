@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
 
@@ -19,13 +20,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "tools" / "corvo").string();
-}
-
 corvo::test::command_result run_corvo(std::vector<std::string> words) {
-  std::vector<std::string> argv{corvo_program()};
+  std::vector<std::string> argv{corvo::test::corvo_program().string()};
   argv.insert(argv.end(), words.begin(), words.end());
   return corvo::test::run_command(argv, std::chrono::seconds(30));
 }
@@ -57,8 +53,9 @@ BOOST_AUTO_TEST_CASE(listen_prints_every_message_and_publish_reports_receivers) 
   corvo::test::temp_dir dir("pubsub-cli");
   const auto log = dir.path() / "listen.log";
   corvo::test::child_process listener(
-      {corvo_program(), "pubsub", "listen", "--redis", server.url(), "--channel", "news",
-       "--pattern", "ne*", "--shard-channel", "{s}feed", "--count", "3", "--json"},
+      {corvo::test::corvo_program().string(), "pubsub", "listen", "--redis", server.url(),
+       "--channel", "news", "--pattern", "ne*", "--shard-channel", "{s}feed", "--count", "3",
+       "--json"},
       dir.path(), log);
   BOOST_REQUIRE(wait_until([&] {
     return server.cli("PUBSUB", "NUMSUB", "news") == "news\n1" &&

@@ -155,8 +155,15 @@ BOOST_AUTO_TEST_CASE(every_subscription_is_back_after_a_master_failover) {
   redis_cluster cluster;
   const std::size_t victim = cluster.masters().front();
   const std::string on_victim = tag_on(cluster, victim, true, "v");
+  // A second shard channel on the victim, in another slot: both are restored on the promoted
+  // replica, which proves the resubscription goes slot by slot (one SSUBSCRIBE naming both
+  // would be refused with CROSSSLOT).
+  std::string on_victim_too = tag_on(cluster, victim, true, "w");
+  for (int i = 0; redis::key_slot(on_victim_too) == redis::key_slot(on_victim); ++i) {
+    on_victim_too = tag_on(cluster, victim, true, "w" + std::to_string(i));
+  }
   const std::string elsewhere = tag_on(cluster, victim, false, "e");
-  const std::vector<std::string> shards{on_victim, elsewhere};
+  const std::vector<std::string> shards{on_victim, on_victim_too, elsewhere};
 
   asio::io_context ctx;
   const auto cfg = cluster_config(cluster);
@@ -177,7 +184,7 @@ BOOST_AUTO_TEST_CASE(every_subscription_is_back_after_a_master_failover) {
     BOOST_REQUIRE(co_await wait_all_subscribed(publisher, n, shards, n));
     std::vector<std::string> first_round(1, "before");
     co_await publish_round(publisher, shards, first_round);
-    BOOST_REQUIRE(co_await eventually([&] { return f.total() == n * 4; }, 20s));
+    BOOST_REQUIRE(co_await eventually([&] { return f.total() == n * 5; }, 20s));
 
     plain_on_victim = std::stoll(
         cluster.node(victim).cli("PUBSUB", "NUMSUB", "news").substr(5));  // "news\n<count>"
@@ -186,7 +193,7 @@ BOOST_AUTO_TEST_CASE(every_subscription_is_back_after_a_master_failover) {
 
     BOOST_REQUIRE(co_await wait_all_subscribed(publisher, n, shards, n));
     co_await publish_round(publisher, shards, numbered("after-", 20));
-    BOOST_REQUIRE(co_await eventually([&] { return f.total() == n * 4 * 21; }, 30s));
+    BOOST_REQUIRE(co_await eventually([&] { return f.total() == n * 5 * 21; }, 30s));
   };
   corvo::test::run(ctx, scenario(), [&] {
     publisher.cancel();
@@ -201,13 +208,14 @@ BOOST_AUTO_TEST_CASE(every_subscription_is_back_after_a_master_failover) {
     BOOST_TEST(f.logs[i].by_source["news"] == expected);
     BOOST_TEST(f.logs[i].by_source["new*:news"] == expected);
     BOOST_TEST(f.logs[i].by_source[on_victim] == expected);
+    BOOST_TEST(f.logs[i].by_source[on_victim_too] == expected);
     BOOST_TEST(f.logs[i].by_source[elsewhere] == expected);
-    // The shard channel on the victim came back on every subscriber.
-    BOOST_TEST(f.subs[i]->stats().resubscriptions >= 1u);
+    // The shard channels on the victim came back on every subscriber.
+    BOOST_TEST(f.subs[i]->stats().resubscriptions >= 2u);
     resubscriptions += f.subs[i]->stats().resubscriptions;
   }
-  // Each subscriber: 1 shard channel, plus channel and pattern when pinned to the victim.
-  BOOST_TEST(resubscriptions == n + 2 * static_cast<std::uint64_t>(plain_on_victim));
+  // Each subscriber: 2 shard channels, plus channel and pattern when pinned to the victim.
+  BOOST_TEST(resubscriptions == 2 * n + 2 * static_cast<std::uint64_t>(plain_on_victim));
 }
 
 // Moves an empty slot from its owner to `target` (IMPORTING / MIGRATING / NODE on every

@@ -2,6 +2,8 @@
 // order, pattern and shard channels, restoration after a server restart (PUBSUB NUMSUB
 // proves it), the overflow policies of a subscriber that stops reading (counted exactly,
 // memory bounded), a refused subscription (NOPERM) and clean cancellation of receive().
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
@@ -10,6 +12,9 @@
 #include <corvo/pubsub/publish.hpp>
 #include <corvo/pubsub/subscriber.hpp>
 #include <corvo/redis/error.hpp>
+#include <corvo/schedule/scheduler.hpp>
+#include <corvo/stream/consumer.hpp>
+#include <corvo/stream/producer.hpp>
 #include <map>
 
 #include "support/eventually.hpp"
@@ -19,6 +24,8 @@
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
 namespace pubsub = corvo::pubsub;
+namespace schedule = corvo::schedule;
+namespace stream = corvo::stream;
 using namespace std::chrono_literals;
 using boost::system::error_code;
 using corvo::test::eventually;
@@ -186,6 +193,79 @@ BOOST_AUTO_TEST_CASE(every_message_reaches_every_subscriber_in_publish_order) {
   for (int i = plain_subscribers + pattern_subscribers; i < static_cast<int>(subs.size()); ++i) {
     BOOST_TEST(logs[i].by_source.size() == 1u);
     BOOST_TEST(logs[i].by_source["{feed}"] == numbered("f", 0, messages));
+  }
+}
+
+// The receive() loop is one coroutine among others on one io_context: beside it a scheduler
+// fires due tasks and a stream consumer handles entries, all driven at once, and each of
+// them sees exactly its own work, once.
+BOOST_AUTO_TEST_CASE(a_receive_loop_runs_beside_a_scheduler_and_a_stream_consumer) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  const auto cfg = redis::client_config::from_url(server.url());
+  redis::client client(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, client.run(), log_end{});
+  pubsub::subscriber sub(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, sub.run(), log_end{});
+  received_log messages;
+  asio::co_spawn(ctx, receive_into(sub, messages), log_end{});
+
+  constexpr int n = 50;
+  std::map<std::string, int> fired;    // task id → runs
+  std::map<std::string, int> handled;  // entry payload → runs
+  schedule::scheduler scheduler(ctx.get_executor(), schedule::scheduler_options{});
+  scheduler.handlers().on_task("tick", [&fired](const schedule::claimed_task& c) {
+    ++fired[c.work.id];
+    return []() -> asio::awaitable<void> { co_return; }();
+  });
+  asio::cancellation_signal stop_scheduler;
+  asio::co_spawn(ctx, scheduler.run(),
+                 asio::bind_cancellation_slot(stop_scheduler.slot(), log_end{}));
+  stream::consumer_options so;
+  so.group = "side";
+  so.streams = {"side:events"};
+  stream::consumer consumer(client, so);
+  asio::cancellation_signal stop_consumer;
+  asio::co_spawn(ctx, consumer.run([&handled](const stream::entry& e) -> asio::awaitable<void> {
+    ++handled[std::string(e.field("data").value_or(""))];
+    co_return;
+  }),
+                 asio::bind_cancellation_slot(stop_consumer.slot(), log_end{}));
+
+  const auto scenario = [&]() -> asio::awaitable<void> {
+    std::vector<std::string> channels{"ticks"};
+    co_await sub.subscribe(channels);
+    stream::producer out(client);
+    for (int i = 0; i < n; ++i) {
+      // Named arguments, no temporaries in the co_await expressions (GCC 12).
+      const boost::json::value payload = i;
+      std::string id = "t" + std::to_string(i);
+      std::string type = "tick";
+      co_await scheduler.schedule(id, type, payload,
+                                  schedule::now() + std::chrono::milliseconds(i));
+      std::vector<std::string> fields{"data", "e" + std::to_string(i)};
+      std::string key = "side:events";
+      co_await out.append_fields(key, fields);
+      std::string channel = "ticks";
+      std::string text = "m" + std::to_string(i);
+      co_await pubsub::publish(client, channel, text);
+    }
+    BOOST_REQUIRE(co_await eventually(
+        [&] {
+          return fired.size() == n && handled.size() == n && messages.total == std::size_t{n};
+        },
+        30s));
+  };
+  corvo::test::run(ctx, scenario(), [&] {
+    stop_scheduler.emit(asio::cancellation_type::terminal);
+    stop_consumer.emit(asio::cancellation_type::terminal);
+    sub.cancel();
+    client.cancel();
+  });
+  BOOST_TEST(messages.by_source["ticks"] == numbered("m", 0, n));
+  for (int i = 0; i < n; ++i) {
+    BOOST_TEST(fired["t" + std::to_string(i)] == 1);
+    BOOST_TEST(handled["e" + std::to_string(i)] == 1);
   }
 }
 

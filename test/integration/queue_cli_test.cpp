@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/free_port.hpp"
 #include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
@@ -16,15 +17,10 @@ namespace queue = corvo::queue;
 
 namespace {
 
-std::string corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "tools" / "corvo").string();
-}
-
 struct cli {
   std::vector<std::string> connection;
   corvo::test::command_result operator()(std::vector<std::string> words) const {
-    std::vector<std::string> argv{corvo_program(), "queue"};
+    std::vector<std::string> argv{corvo::test::corvo_program().string(), "queue"};
     argv.insert(argv.end(), words.begin(), words.end());
     argv.insert(argv.end(), connection.begin(), connection.end());
     return corvo::test::run_command(argv, std::chrono::seconds(30));

@@ -29,8 +29,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Handlers running at once, and the most seen (bounded parallelism: max_in_flight).
+struct parallelism {
+  std::size_t running = 0;
+  std::size_t peak = 0;
+};
+
 struct counter {
   std::map<std::string, int>* seen;
+  parallelism* load;
   asio::awaitable<void> operator()(const queue::item& it) const {
     ++(*seen)[it.body];
     if (it.body == "bad") {
@@ -39,6 +46,11 @@ struct counter {
     if (it.body == "hang") {
       co_await corvo::sleep_for(1h);
     }
+    // Long enough for the next batch to arrive while this one runs: handlers overlap.
+    ++load->running;
+    load->peak = std::max(load->peak, load->running);
+    co_await corvo::sleep_for(20ms);
+    --load->running;
   }
 };
 
@@ -84,7 +96,8 @@ BOOST_AUTO_TEST_CASE(a_work_queue_handles_each_item_once_and_hands_back_on_a_cle
   redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
   asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
   std::map<std::string, int> seen;
-  queue::work_queue q(client, work_options(), counter{&seen});
+  parallelism load;
+  queue::work_queue q(client, work_options(), counter{&seen, &load});
   background_run consumer;
   consumer.start(ctx, q);
   std::string hang_value;
@@ -95,6 +108,9 @@ BOOST_AUTO_TEST_CASE(a_work_queue_handles_each_item_once_and_hands_back_on_a_cle
     BOOST_TEST(seen["w" + std::to_string(i)] == 1);
   }
   BOOST_TEST(seen["bad"] == 1);  // no retry
+  // Bounded parallelism: with 300 items of 20 ms each waiting (one LPUSH), exactly
+  // max_in_flight (8) handlers run at once, never more.
+  BOOST_TEST(load.peak == work_options().max_in_flight);
   BOOST_TEST(q.stats().retried == 0u);
   // The unfinished item is back, unchanged, at the tail (consumed next).
   BOOST_TEST(server.cli("LRANGE", "jobs", "0", "-1") == hang_value);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/temp_dir.hpp"
@@ -26,15 +27,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "tools" / "corvo").string();
-}
-
 // `corvo WORDS --redis URL --namespace NS --shards N`.
 corvo::test::command_result corvo_cli(std::vector<std::string> words, const std::string& url,
                                       const std::string& ns, unsigned shards) {
-  words.insert(words.begin(), corvo_program());
+  words.insert(words.begin(), corvo::test::corvo_program().string());
   words.insert(words.end(),
                {"--redis", url, "--namespace", ns, "--shards", std::to_string(shards)});
   return corvo::test::run_command(words, 60s);

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/free_port.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
@@ -20,16 +21,10 @@ using namespace corvo::schedule;
 
 namespace {
 
-// The `corvo` program, built next to the tests: <build>/tools/corvo.
-std::string corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "tools" / "corvo").string();
-}
-
 struct cli {
   std::string url;
   corvo::test::command_result operator()(std::vector<std::string> words) const {
-    std::vector<std::string> argv{corvo_program()};
+    std::vector<std::string> argv{corvo::test::corvo_program().string()};
     argv.insert(argv.end(), words.begin(), words.end());
     argv.insert(argv.end(), {"--redis", url, "--namespace", "cli", "--shards", "4"});
     return corvo::test::run_command(argv, std::chrono::seconds(30));
@@ -73,9 +68,9 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
              "2h", "--dedup-window", "10m"});
   BOOST_TEST(r.out == "replaced digest (the waiting task took the new payload and due time)\n",
              r.err);
-  const auto dropped = corvo.json_of({"schedule", "add", "--id", "digest", "--type", "mail",
-                                      "--payload", R"("v3")", "--in", "1s", "--dedup-window",
-                                      "10m", "--dedup-drop"});
+  const auto dropped =
+      corvo.json_of({"schedule", "add", "--id", "digest", "--type", "mail", "--payload", R"("v3")",
+                     "--in", "1s", "--dedup-window", "10m", "--dedup-drop"});
   BOOST_TEST(dropped.as_object().at("dropped").as_string() == "digest");
   const auto digest = corvo.json_of({"schedule", "get", "digest"}).as_object();
   BOOST_TEST(digest.at("payload").as_string() == "v2");
@@ -138,9 +133,9 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
 
   // A task in the dead-letter set: listed with its reason, replayed, purged.
   {
-    corvo::test::run_command_checked({corvo_program(), "schedule", "add", "--id", "doomed",
-                                      "--type", "t", "--at", "1000000", "--redis", server.url(),
-                                      "--namespace", "cli", "--shards", "4"});
+    corvo::test::run_command_checked({corvo::test::corvo_program().string(), "schedule", "add",
+                                      "--id", "doomed", "--type", "t", "--at", "1000000", "--redis",
+                                      server.url(), "--namespace", "cli", "--shards", "4"});
     asio::io_context ctx;
     redis::client conn(ctx.get_executor(), redis::client_config::from_url(server.url()));
     asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
@@ -217,7 +212,7 @@ const std::vector<std::vector<std::string>> verbs_that_talk_to_redis = {
 
 corvo::test::command_result run_corvo(
     std::vector<std::string> words, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  words.insert(words.begin(), corvo_program());
+  words.insert(words.begin(), corvo::test::corvo_program().string());
   return corvo::test::run_command(words, timeout);
 }
 

@@ -1,19 +1,18 @@
 // Three dispatcher processes on a Redis Cluster (3 masters, 3 replicas): the shards of the
 // namespace spread over the masters' slots, every store call touches one slot, and 20,000
 // tasks run exactly once when nobody dies.
-#include <corvo/redis/client.hpp>
-#include <corvo/schedule/redis_store.hpp>
-
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
+#include <corvo/redis/client.hpp>
+#include <corvo/schedule/redis_store.hpp>
+#include <filesystem>
+#include <set>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/scheduler_workers.hpp"
-
-#include <filesystem>
-#include <set>
 
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
@@ -39,8 +38,7 @@ asio::awaitable<void> schedule_and_drain(store& tasks, scheduler_workers& worker
 // next to the tests: <build>/tools/corvo).
 boost::json::value corvo_on_cluster(const corvo::test::redis_cluster& cluster,
                                     std::vector<std::string> words) {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  std::vector<std::string> argv{(self.parent_path().parent_path() / "tools" / "corvo").string()};
+  std::vector<std::string> argv{corvo::test::corvo_program().string()};
   argv.insert(argv.end(), words.begin(), words.end());
   argv.insert(argv.end(), {"--cluster", cluster.seed_urls().front(), "--namespace", "mp",
                            "--shards", std::to_string(shard_count), "--json"});

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
@@ -16,16 +17,10 @@ namespace json = boost::json;
 
 namespace {
 
-// The `corvo` program, built next to the tests: <build>/tools/corvo.
-std::string corvo_program() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "tools" / "corvo").string();
-}
-
 struct cli {
   std::vector<std::string> connection;
   corvo::test::command_result operator()(std::vector<std::string> words) const {
-    std::vector<std::string> argv{corvo_program()};
+    std::vector<std::string> argv{corvo::test::corvo_program().string()};
     argv.insert(argv.end(), words.begin(), words.end());
     argv.insert(argv.end(), connection.begin(), connection.end());
     return corvo::test::run_command(argv, std::chrono::seconds(30));

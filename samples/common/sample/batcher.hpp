@@ -1,22 +1,21 @@
 #pragma once
-// Group commit in order: callers submit items and wait; one flusher takes everything
-// submitted since its last flush as one batch and hands it to `flush` (one LPUSH, one Kafka
-// send burst, one database transaction). Batches are flushed one after the other, in
-// submission order, so the order of the items is kept end to end. While a flush runs, new
-// items gather into the next batch: the busier it is, the bigger the batches.
+// Group commit in order, shared by the samples: callers submit items and wait; one flusher
+// takes everything submitted since its last flush as one batch and hands it to `flush` (one
+// LPUSH, one Kafka send burst, one database transaction). Batches are flushed one after the other,
+// in submission order, so the order of the items is kept end to end. While a flush runs, new items
+// gather into the next batch: the busier it is, the bigger the batches.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <corvo/core/notifier.hpp>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <vector>
 
-namespace coupon_issue {
+namespace corvo::samples {
 
 namespace asio = boost::asio;
 
@@ -30,7 +29,7 @@ class batcher {
       : executor_(executor),
         max_batch_(max_batch),
         flush_(std::move(flush)),
-        wake_(executor, asio::steady_timer::time_point::max()),
+        wake_(executor),
         open_(std::make_shared<batch>(executor)) {}
 
   /// Adds `item` to the open batch (synchronously, before the first suspension: the order
@@ -43,14 +42,9 @@ class batcher {
       open_ = std::make_shared<batch>(executor_);
       full_.push_back(mine);
     }
-    wake_.cancel();
+    wake_.notify_all();
     while (!mine->finished) {
-      boost::system::error_code ignored;
-      co_await mine->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-      auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) {
-        throw boost::system::system_error(asio::error::operation_aborted);
-      }
+      co_await mine->done.wait();
     }
     if (mine->error) {
       std::rethrow_exception(mine->error);
@@ -73,13 +67,7 @@ class batcher {
         next = open_;
         open_ = std::make_shared<batch>(executor_);
       } else {
-        wake_.expires_at(asio::steady_timer::time_point::max());
-        boost::system::error_code ec;
-        co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        auto state = co_await asio::this_coro::cancellation_state;
-        if (state.cancelled() != asio::cancellation_type::none) {
-          throw boost::system::system_error(asio::error::operation_aborted);
-        }
+        co_await wake_.wait();
         continue;
       }
       try {
@@ -89,7 +77,7 @@ class batcher {
         next->error = std::current_exception();
       }
       next->finished = true;
-      next->done.cancel();
+      next->done.notify_all();
     }
   }
 
@@ -97,10 +85,9 @@ class batcher {
 
  private:
   struct batch {
-    explicit batch(asio::any_io_executor executor)
-        : done(executor, asio::steady_timer::time_point::max()) {}
+    explicit batch(asio::any_io_executor executor) : done(executor) {}
     std::vector<T> items;
-    asio::steady_timer done;  // cancelled when the batch was flushed
+    corvo::notifier done;  // notified when the batch was flushed
     bool finished = false;
     std::exception_ptr error;
   };
@@ -108,10 +95,10 @@ class batcher {
   asio::any_io_executor executor_;
   std::size_t max_batch_;
   flush_fn flush_;
-  asio::steady_timer wake_;  // cancelled when something was submitted
+  corvo::notifier wake_;  // notified when something was submitted
   std::shared_ptr<batch> open_;
   std::vector<std::shared_ptr<batch>> full_;
   std::uint64_t batches_ = 0;
 };
 
-}  // namespace coupon_issue
+}  // namespace corvo::samples
