@@ -2,9 +2,10 @@
 // against a real redis-server: exact metric values after a known workload (Redis requests,
 // errors and latency counts; stream entries handled, failed, retried and dead-lettered, length,
 // pending and lag; queue items taken, retried, dead-lettered, depth and dead; pub/sub messages
-// received, delivered and dropped by the overflow policy), the dashboard's /api/streams,
-// /api/stream/dead (and a replay from it) and /api/overview (queues) answers for the same
-// state, and `promtool check metrics` on live scrapes of the endpoint holding those series.
+// received, delivered and dropped by the overflow policy, resubscriptions after a reconnect),
+// the dashboard's /api/streams, /api/stream/dead (and a replay from it) and /api/overview
+// (queues) answers for the same state, and `promtool check metrics` on live scrapes of the
+// endpoint holding those series.
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -316,8 +317,9 @@ asio::awaitable<void> streams_and_queues(fixture& f) {
 }
 
 // Seven messages into a subscriber whose buffer holds 5 (drop_oldest), none received yet:
-// 7 received, 2 dropped, 5 buffered; then 5 delivered. (A registry of its own: the stream
-// and queue consumers watched by the fixture's registry are gone.)
+// 7 received, 2 dropped, 5 buffered; then 5 delivered; after a reconnect, 1 resubscription.
+// (A registry of its own: the stream and queue consumers watched by the fixture's registry
+// are gone.)
 asio::awaitable<void> pubsub_counts(fixture& f) {
   auto ex = co_await asio::this_coro::executor;
   pubsub::subscriber_options o;
@@ -349,6 +351,23 @@ asio::awaitable<void> pubsub_counts(fixture& f) {
   BOOST_TEST(metrics.value("corvo_pubsub_delivered_total", l) == 5);
   BOOST_TEST(metrics.value("corvo_pubsub_buffered", l) == 0);
   BOOST_TEST(metrics.value("corvo_pubsub_resubscriptions_total", l) == 0);
+  // The server drops the subscriber's connection: the channel is subscribed again (exactly 1
+  // resubscription), and a message published after that arrives.
+  redis::request kill;
+  kill.push("CLIENT", "KILL", "TYPE", "pubsub");
+  redis::response<std::int64_t> killed;
+  co_await f.client.exec(kill, killed);
+  BOOST_TEST_REQUIRE(std::get<0>(killed).value() == 1);
+  BOOST_TEST_REQUIRE(co_await eventually([&] { return sub.stats().resubscriptions == 1; }, 10s));
+  redis::request after;
+  after.push("PUBLISH", "news", "after the reconnect");
+  co_await f.client.exec(after);
+  const auto last = co_await sub.receive();
+  BOOST_TEST(last.payload == "after the reconnect");
+  metrics.render();
+  BOOST_TEST(metrics.value("corvo_pubsub_resubscriptions_total", l) == 1);
+  BOOST_TEST(metrics.value("corvo_pubsub_received_total", l) == 8);
+  BOOST_TEST(metrics.value("corvo_pubsub_delivered_total", l) == 6);
   co_await scrape_and_check(f, metrics, "pubsub");
   group.cancel();
   co_await group.join();
