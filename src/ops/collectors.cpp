@@ -298,6 +298,16 @@ asio::awaitable<void> collect_queue(redis::client* r, std::string queue, queue_g
 // ---- scheduler ----------------------------------------------------------------------------
 
 void watch_scheduler(registry& metrics, schedule::scheduler& sched, std::string ns) {
+  registry* reg = &metrics;
+  const schedule::scheduler* s = &sched;
+  metrics.add_collector([reg, s, ns] {
+    for (const auto& [type, count] : s->scheduled_by_type()) {
+      reg->counter("corvo_schedule_scheduled_total",
+                   "Tasks scheduled through this process's scheduler, per type",
+                   {{"namespace", ns}, {"type", type}})
+          .set_total(as_double(count));
+    }
+  });
   watch_scheduler(metrics, sched.dispatcher(), sched.tasks(), std::move(ns));
 }
 

@@ -265,6 +265,18 @@ const dispatcher_stats& scheduler::dispatch_stats() const noexcept { return disp
 const scheduler_options& scheduler::options() const noexcept { return options_; }
 bool scheduler::running() const noexcept { return running_; }
 
+const std::map<std::string, std::uint64_t, std::less<>>& scheduler::scheduled_by_type()
+    const noexcept {
+  return scheduled_;
+}
+
+std::uint64_t& scheduler::scheduled_counter(const std::string& type) {
+  if (auto it = scheduled_.find(type); it != scheduled_.end()) {
+    return it->second;
+  }
+  return scheduled_.emplace(type, 0).first->second;
+}
+
 asio::awaitable<void> scheduler::dispatch() {
   std::exception_ptr ended_by;
   try {
@@ -336,15 +348,19 @@ void scheduler::apply_policy(task& t) const {
 asio::awaitable<void> scheduler::schedule(task t) {
   apply_policy(t);
   const auto shard = store_->shard_of(t.id);
+  auto& scheduled = scheduled_counter(t.type);
   co_await store_->schedule(std::move(t));
+  ++scheduled;
   dispatcher_.wake(shard);
 }
 
 asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
   apply_policy(t);
   const auto shard = store_->shard_of(t.id);
+  auto& scheduled = scheduled_counter(t.type);
   const bool added = co_await store_->schedule_if_absent(std::move(t));
   if (added) {
+    ++scheduled;
     dispatcher_.wake(shard);
   }
   co_return added;
@@ -353,8 +369,10 @@ asio::awaitable<bool> scheduler::schedule_if_absent(task t) {
 asio::awaitable<dedup_outcome> scheduler::schedule_deduplicated(task t, dedup_options options) {
   apply_policy(t);
   const auto shard = store_->shard_of(t.id);
+  auto& scheduled = scheduled_counter(t.type);
   const auto outcome = co_await store_->schedule_deduplicated(std::move(t), options);
   if (outcome != dedup_outcome::dropped) {
+    ++scheduled;
     dispatcher_.wake(shard);
   }
   co_return outcome;
@@ -375,12 +393,41 @@ asio::awaitable<pause_state> scheduler::paused() {
   co_return co_await store_->paused();
 }
 
+namespace {
+
+// schedule_many's tasks that were stored: all when it succeeded, all but the ones named by a
+// schedule_many_error, none after another failure (cancellation: which were sent is unknown).
+void count_stored(const std::vector<std::string>& ids, const std::vector<std::uint64_t*>& counters,
+                  const std::exception_ptr& failed) {
+  std::vector<std::string> not_stored;
+  if (failed) {
+    try {
+      std::rethrow_exception(failed);
+    } catch (const schedule_many_error& e) {
+      not_stored = e.failed_ids();
+      std::sort(not_stored.begin(), not_stored.end());
+    } catch (...) {
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (!std::binary_search(not_stored.begin(), not_stored.end(), ids[i])) {
+      ++*counters[i];
+    }
+  }
+}
+
+}  // namespace
+
 asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::size_t window) {
   std::vector<std::string> ids;
+  std::vector<std::uint64_t*> counters;  // each task's scheduled_by_type() counter
   ids.reserve(tasks.size());
+  counters.reserve(tasks.size());
   for (auto& t : tasks) {
     apply_policy(t);
     ids.push_back(t.id);
+    counters.push_back(&scheduled_counter(t.type));
   }
   std::exception_ptr failed;
   try {
@@ -388,6 +435,7 @@ asio::awaitable<void> scheduler::schedule_many(std::vector<task> tasks, std::siz
   } catch (...) {
     failed = std::current_exception();
   }
+  count_stored(ids, counters, failed);
   // The shard count is known once the store has opened (on its first call); wake after a
   // partial failure too: the other tasks were scheduled.
   std::vector<bool> touched(store_->shards(), false);

@@ -137,6 +137,10 @@ BOOST_AUTO_TEST_CASE(metrics_match_the_workload_and_pass_promtool) {
              4);
   BOOST_TEST(sample(m, R"(corvo_schedule_lateness_seconds_count{namespace="demo",type="fail"})") ==
              2);
+  // Scheduled through the scheduler by the workload: 3 report, 4 ok, 2 fail.
+  BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="report"})") == 3);
+  BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="ok"})") == 4);
+  BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="fail"})") == 2);
   BOOST_TEST(sample(m, R"(corvo_health_up{dependency="store"})") == 1);
   BOOST_TEST(sample(m, R"(corvo_health_state{dependency="store",state="down"})") == 0);
 

@@ -1,7 +1,8 @@
 // Kafka consumer lag per partition, from librdkafka's statistics through
 // consumer_options::on_statistics and ops::record_kafka_statistics, on the embedded cluster:
 // 10 messages, the handler held at offset 4, so the group commits offset 4 and the lag is
-// exactly 6; released, the lag falls to exactly 0. The producer and consumer counters too.
+// exactly 6; released, the lag falls to exactly 0. The producer and consumer counters too,
+// and `promtool check metrics` on the rendered Kafka series.
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,9 +14,13 @@
 #include <corvo/kafka/producer.hpp>
 #include <corvo/ops/collectors.hpp>
 #include <corvo/ops/metrics.hpp>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <support/run_coroutine.hpp>
+#include <support/temp_dir.hpp>
 
 namespace asio = boost::asio;
 namespace kafka = corvo::kafka;
@@ -109,6 +114,16 @@ asio::awaitable<void> scenario(kafka::client_config config) {
   BOOST_TEST(metrics.value("corvo_kafka_produced_total", {{"client", "orders-producer"}}) == 10);
   BOOST_TEST(
       metrics.value("corvo_kafka_delivery_failures_total", {{"client", "orders-producer"}}) == 0);
+  // The exposition of these series (what /metrics serves) is well-formed for Prometheus.
+  const corvo::test::temp_dir dir("ops_kafka_lag");
+  std::ofstream(dir.path() / "scrape.txt") << metrics.render();
+  const std::string command = "promtool check metrics < '" + (dir.path() / "scrape.txt").string() +
+                              "' > '" + (dir.path() / "promtool.txt").string() + "' 2>&1";
+  const int status = std::system(command.c_str());
+  std::ifstream report(dir.path() / "promtool.txt");
+  std::stringstream said;
+  said << report.rdbuf();
+  BOOST_TEST(status == 0, "promtool: " << said.str());
   consumer.stop();
   const std::function<bool()> stopped = [&] { return run_done; };
   BOOST_TEST(co_await wait_for(stopped, 30s));

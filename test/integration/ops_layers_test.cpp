@@ -1,13 +1,16 @@
-// The ops collectors and dashboard views of the Redis client, queues and pub/sub against a
-// real redis-server: exact metric values after a known workload (Redis requests, errors and
-// latency counts; queue items taken, retried, dead-lettered, depth and dead; pub/sub messages
-// received, delivered and dropped by the overflow policy), the dashboard's /api/overview
-// queues for the same state, and `promtool check metrics` on live scrapes of the endpoint
-// holding those series.
+// The ops collectors and dashboard views of the Redis client, streams, queues and pub/sub
+// against a real redis-server: exact metric values after a known workload (Redis requests,
+// errors and latency counts; stream entries handled, failed, retried and dead-lettered, length,
+// pending and lag; queue items taken, retried, dead-lettered, depth and dead; pub/sub messages
+// received, delivered and dropped by the overflow policy, resubscriptions after a reconnect),
+// the dashboard's /api/streams, /api/stream/dead (and a replay from it) and /api/overview
+// (queues) answers for the same state, and `promtool check metrics` on live scrapes of the
+// endpoint holding those series.
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/ops/collectors.hpp>
@@ -19,6 +22,11 @@
 #include <corvo/pubsub/subscriber.hpp>
 #include <corvo/queue/producer.hpp>
 #include <corvo/queue/reliable_queue.hpp>
+#include <corvo/stream/admin.hpp>
+#include <corvo/stream/consumer.hpp>
+#include <corvo/stream/dead_letter.hpp>
+#include <corvo/stream/producer.hpp>
+#include <corvo/stream/typed_handlers.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -28,6 +36,7 @@
 #include "support/queue_fixture.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
+#include "support/stream_fixture.hpp"
 #include "support/temp_dir.hpp"
 
 namespace asio = boost::asio;
@@ -38,17 +47,24 @@ namespace ops = corvo::ops;
 namespace pubsub = corvo::pubsub;
 namespace queue = corvo::queue;
 namespace redis = corvo::redis;
+namespace stream = corvo::stream;
+using corvo::test::background_consumer;
 using corvo::test::background_run;
 using corvo::test::eventually;
+using corvo::test::order;
 using namespace std::chrono_literals;
 
 namespace {
+
+const std::string stream_key = "{shop}:events";
+const std::string stream_param = "%7Bshop%7D%3Aevents";  // stream_key in a URL
 
 struct fixture {
   corvo::test::redis_server server;
   corvo::test::temp_dir dir{"ops_layers"};
   asio::io_context ctx;
   redis::client client{ctx.get_executor(), redis::client_config::from_url(server.url())};
+  stream::admin admin{client};
   ops::registry metrics;
   ops::dashboard board;
   ops::router routes{ops::access_policy{"", "csrf", {}}};
@@ -105,6 +121,19 @@ asio::awaitable<std::string> scrape_and_check(fixture& f, ops::registry& metrics
   co_return res.body();
 }
 
+stream::consumer_options stream_options() {
+  stream::consumer_options o;
+  o.group = "billing";
+  o.consumer = "worker-1";
+  o.streams = {stream_key};
+  o.block = 200ms;
+  o.retry_backoff = {5ms, 20ms};
+  o.redis_retry = {10ms, 200ms};
+  o.drain_timeout = 5s;
+  o.max_deliveries = 3;
+  return o;
+}
+
 queue::queue_options queue_options() {
   queue::queue_options o;
   o.name = "jobs";
@@ -127,19 +156,48 @@ asio::awaitable<void> handle_item(const queue::item& it) {
   co_return;
 }
 
-asio::awaitable<json::value> get_json(ops::router& routes, std::string target) {
-  ops::request req{http::verb::get, target, 11};
+asio::awaitable<json::value> call_json(ops::router& routes, http::verb verb, std::string target) {
+  ops::request req{verb, target, 11};
   req.set(http::field::host, "127.0.0.1");
+  if (verb == http::verb::post) {
+    req.set("X-CSRF-Token", "csrf");
+  }
   auto res = co_await routes.handle(std::move(req));
   BOOST_TEST_REQUIRE(res.result_int() == 200u, target << ": " << res.body());
   co_return json::parse(res.body());
+}
+
+asio::awaitable<json::value> get_json(ops::router& routes, std::string target) {
+  co_return co_await call_json(routes, http::verb::get, std::move(target));
 }
 
 double value(ops::registry& m, std::string_view name, const ops::label_set& labels) {
   return m.value(name, labels);
 }
 
-asio::awaitable<void> queues(fixture& f) {
+asio::awaitable<void> streams_and_queues(fixture& f) {
+  // ---- streams: 20 good entries and one whose handler always fails (3 deliveries) ----
+  stream::producer out(f.client);
+  auto fields = stream::producer::typed_fields("order.flaky", R"({"id":"f","amount":1})", "", {});
+  co_await out.append_fields(stream_key, fields);
+  for (int i = 0; i < 20; ++i) {
+    fields = stream::producer::typed_fields(
+        "order.created", R"({"id":"o)" + std::to_string(i) + R"(","amount":1})", "", {});
+    co_await out.append_fields(stream_key, fields);
+  }
+  stream::typed_handlers handlers;
+  handlers.on<order>("order.flaky", [](order) -> asio::awaitable<void> {
+    throw std::runtime_error("payment service said no");
+    co_return;
+  });
+  handlers.on<order>("order.created", [](order) -> asio::awaitable<void> { co_return; });
+  stream::consumer consumer(f.client, stream_options());
+  ops::watch_redis(f.metrics, f.client, "main");
+  ops::watch_stream_consumer(f.metrics, consumer);
+  ops::watch_streams(f.metrics, f.admin, {stream_key});
+  f.board.add_stream(f.admin, stream_key, stream::dead_letter_key(stream_key));
+  auto running = std::make_unique<background_consumer>(f.ctx.get_executor(), consumer, handlers);
+
   // ---- queues: 10 items and a poison one (3 attempts, then dead); 5 in an idle queue ----
   queue::producer jobs(f.client, "jobs");
   co_await jobs.push_raw("poison");
@@ -151,7 +209,6 @@ asio::awaitable<void> queues(fixture& f) {
     co_await idle.push_raw("waiting" + std::to_string(i));
   }
   queue::reliable_queue q(f.client, queue_options(), handle_item);
-  ops::watch_redis(f.metrics, f.client, "main");
   ops::watch_queue_consumer(f.metrics, q.stats(), "jobs");
   ops::watch_queue(f.metrics, f.client, "jobs");
   ops::watch_queue(f.metrics, f.client, "idle");
@@ -161,12 +218,38 @@ asio::awaitable<void> queues(fixture& f) {
   queue_run.start(f.ctx, q);
 
   BOOST_TEST_REQUIRE(co_await eventually(
+      [&] {
+        // 20 handled and acked; the dead-lettered one is acknowledged by the dead-letter move
+        return consumer.stats().dead_lettered == 1 && consumer.stats().acked == 20;
+      },
+      30s));
+  BOOST_TEST_REQUIRE(co_await eventually(
       [&] { return q.stats().dead_lettered == 1 && q.stats().succeeded == 10; }, 30s));
+  running->stop();
   queue_run.stop();
-  BOOST_TEST_REQUIRE(co_await eventually([&] { return queue_run.done; }, 20s));
+  BOOST_TEST_REQUIRE(co_await eventually([&] { return running->done() && queue_run.done; }, 20s));
 
   co_await f.metrics.collect();
   const auto text = f.metrics.render();
+  const ops::label_set group{{"group", "billing"}, {"consumer", "worker-1"}};
+  BOOST_TEST(value(f.metrics, "corvo_stream_entries_handled_total", group) == 20);
+  BOOST_TEST(value(f.metrics, "corvo_stream_entries_failed_total", group) == 3);
+  BOOST_TEST(value(f.metrics, "corvo_stream_entries_retried_total", group) == 2);
+  BOOST_TEST(value(f.metrics, "corvo_stream_entries_dead_lettered_total", group) == 1);
+  BOOST_TEST(value(f.metrics, "corvo_stream_entries_reclaimed_total", group) == 0);
+  const ops::label_set on_stream{{"stream", stream_key}};
+  const ops::label_set stream_group{{"stream", stream_key}, {"group", "billing"}};
+  BOOST_TEST(value(f.metrics, "corvo_stream_length", on_stream) == 21);
+  BOOST_TEST(value(f.metrics, "corvo_stream_group_pending", stream_group) == 0);
+  BOOST_TEST(value(f.metrics, "corvo_stream_group_lag", stream_group) == 0);
+  BOOST_TEST(value(f.metrics, "corvo_stream_group_consumers", stream_group) == 1);
+  // Every request of the workload succeeded, each in the latency histogram once.
+  const ops::label_set main_client{{"client", "main"}};
+  BOOST_TEST(value(f.metrics, "corvo_redis_request_errors_total", main_client) == 0);
+  BOOST_TEST(value(f.metrics, "corvo_redis_requests_total", main_client) ==
+             static_cast<double>(f.client.standalone()->stats().requests));
+  BOOST_TEST(value(f.metrics, "corvo_redis_request_duration_seconds", main_client) ==
+             value(f.metrics, "corvo_redis_requests_total", main_client));
   const ops::label_set jobs_label{{"queue", "jobs"}};
   BOOST_TEST(value(f.metrics, "corvo_queue_items_taken_total", jobs_label) == 13);
   BOOST_TEST(value(f.metrics, "corvo_queue_items_succeeded_total", jobs_label) == 10);
@@ -179,13 +262,6 @@ asio::awaitable<void> queues(fixture& f) {
   BOOST_TEST(value(f.metrics, "corvo_queue_depth", {{"queue", "idle"}}) == 5);
   BOOST_TEST(value(f.metrics, "corvo_queue_dead", {{"queue", "idle"}}) == 0);
   BOOST_TEST(text.find("corvo_queue_depth{queue=\"idle\"} 5\n") != std::string::npos, text);
-  // Every request of the workload succeeded, each in the latency histogram once.
-  const ops::label_set main_client{{"client", "main"}};
-  BOOST_TEST(value(f.metrics, "corvo_redis_request_errors_total", main_client) == 0);
-  BOOST_TEST(value(f.metrics, "corvo_redis_requests_total", main_client) ==
-             static_cast<double>(f.client.standalone()->stats().requests));
-  BOOST_TEST(value(f.metrics, "corvo_redis_request_duration_seconds", main_client) ==
-             value(f.metrics, "corvo_redis_requests_total", main_client));
 
   // ---- the dashboard's views of the same state ----
   const auto overview = co_await get_json(f.routes, "/api/overview");
@@ -197,13 +273,53 @@ asio::awaitable<void> queues(fixture& f) {
   BOOST_TEST(queues[1].at("name").as_string() == "idle");
   BOOST_TEST(queues[1].at("depth").as_int64() == 5);
 
-  // ---- the live scrape of these series (the consumer is still alive) ----
-  co_await scrape_and_check(f, f.metrics, "queues_redis");
+  const auto streams = co_await get_json(f.routes, "/api/streams");
+  BOOST_TEST_REQUIRE(streams.at("streams").as_array().size() == 1u);
+  const auto& s0 = streams.at("streams").as_array().at(0).as_object();
+  BOOST_TEST(s0.at("stream").as_string() == stream_key);
+  BOOST_TEST(s0.at("length").as_int64() == 21);
+  BOOST_TEST(s0.at("dead_letters").as_int64() == 1);
+  BOOST_TEST_REQUIRE(s0.at("groups").as_array().size() == 1u);
+  const auto& g0 = s0.at("groups").as_array().at(0).as_object();
+  BOOST_TEST(g0.at("name").as_string() == "billing");
+  BOOST_TEST(g0.at("pending").as_int64() == 0);
+  BOOST_TEST(g0.at("lag").as_int64() == 0);
+  BOOST_TEST_REQUIRE(g0.at("consumers").as_array().size() == 1u);
+  BOOST_TEST(g0.at("consumers").as_array()[0].at("name").as_string() == "worker-1");
+  const auto dead = co_await get_json(f.routes, "/api/stream/dead?stream=" + stream_param);
+  BOOST_TEST_REQUIRE(dead.at("entries").as_array().size() == 1u, json::serialize(dead));
+  const auto& d0 = dead.at("entries").as_array()[0].as_object();
+  BOOST_TEST(d0.at("group").as_string() == "billing");
+  BOOST_TEST(d0.at("deliveries").as_int64() == 3);
+  BOOST_TEST(std::string(d0.at("reason").as_string()).find("payment service said no") !=
+             std::string::npos);
+
+  // ---- the live scrape of these series (the consumers are still alive) ----
+  const auto scraped = co_await scrape_and_check(f, f.metrics, "streams_queues_redis");
+  BOOST_TEST(
+      scraped.find("corvo_stream_entries_handled_total{consumer=\"worker-1\",group=\"billing\"} "
+                   "20\n") != std::string::npos,
+      scraped);
+
+  // ---- replaying the dead letter from the dashboard: back in the stream, not delivered ----
+  const std::string dead_id(d0.at("id").as_string());
+  const auto replayed =
+      co_await call_json(f.routes, http::verb::post,
+                         "/api/stream/dead/replay?stream=" + stream_param + "&id=" + dead_id);
+  BOOST_TEST(replayed.at("status").as_string() == "replayed", json::serialize(replayed));
+  const auto after = co_await get_json(f.routes, "/api/stream/dead?stream=" + stream_param);
+  BOOST_TEST(after.at("entries").as_array().empty(), json::serialize(after));
+  co_await f.metrics.collect();
+  f.metrics.render();
+  BOOST_TEST(value(f.metrics, "corvo_stream_length", on_stream) == 22);
+  BOOST_TEST(value(f.metrics, "corvo_stream_group_lag", stream_group) == 1);
+  BOOST_TEST(value(f.metrics, "corvo_stream_group_pending", stream_group) == 0);
 }
 
 // Seven messages into a subscriber whose buffer holds 5 (drop_oldest), none received yet:
-// 7 received, 2 dropped, 5 buffered; then 5 delivered. (A registry of its own: the queue
-// consumer watched by the fixture's registry is gone.)
+// 7 received, 2 dropped, 5 buffered; then 5 delivered; after a reconnect, 1 resubscription.
+// (A registry of its own: the stream and queue consumers watched by the fixture's registry
+// are gone.)
 asio::awaitable<void> pubsub_counts(fixture& f) {
   auto ex = co_await asio::this_coro::executor;
   pubsub::subscriber_options o;
@@ -235,6 +351,23 @@ asio::awaitable<void> pubsub_counts(fixture& f) {
   BOOST_TEST(metrics.value("corvo_pubsub_delivered_total", l) == 5);
   BOOST_TEST(metrics.value("corvo_pubsub_buffered", l) == 0);
   BOOST_TEST(metrics.value("corvo_pubsub_resubscriptions_total", l) == 0);
+  // The server drops the subscriber's connection: the channel is subscribed again (exactly 1
+  // resubscription), and a message published after that arrives.
+  redis::request kill;
+  kill.push("CLIENT", "KILL", "TYPE", "pubsub");
+  redis::response<std::int64_t> killed;
+  co_await f.client.exec(kill, killed);
+  BOOST_TEST_REQUIRE(std::get<0>(killed).value() == 1);
+  BOOST_TEST_REQUIRE(co_await eventually([&] { return sub.stats().resubscriptions == 1; }, 10s));
+  redis::request after;
+  after.push("PUBLISH", "news", "after the reconnect");
+  co_await f.client.exec(after);
+  const auto last = co_await sub.receive();
+  BOOST_TEST(last.payload == "after the reconnect");
+  metrics.render();
+  BOOST_TEST(metrics.value("corvo_pubsub_resubscriptions_total", l) == 1);
+  BOOST_TEST(metrics.value("corvo_pubsub_received_total", l) == 8);
+  BOOST_TEST(metrics.value("corvo_pubsub_delivered_total", l) == 6);
   co_await scrape_and_check(f, metrics, "pubsub");
   group.cancel();
   co_await group.join();
@@ -290,7 +423,7 @@ asio::awaitable<void> redis_counts(fixture& f) {
 }
 
 asio::awaitable<void> workload(fixture& f) {
-  co_await queues(f);
+  co_await streams_and_queues(f);
   co_await pubsub_counts(f);
   co_await redis_counts(f);
 }
@@ -299,7 +432,7 @@ asio::awaitable<void> workload(fixture& f) {
 
 BOOST_AUTO_TEST_SUITE(ops_layers)
 
-BOOST_AUTO_TEST_CASE(redis_queue_and_pubsub_metrics_and_views_after_a_known_workload) {
+BOOST_AUTO_TEST_CASE(redis_stream_queue_and_pubsub_metrics_and_views_after_a_known_workload) {
   fixture f;
   corvo::test::run(f.ctx, workload(f), [&] { f.client.cancel(); });
 }

@@ -46,9 +46,11 @@ namespace corvo::ops {
 /// lease_expiries,store_errors}_total from dispatcher_stats; corvo_schedule_tasks{state=
 /// scheduled|due|in_flight|dead} from store::stats() (one query per scrape); and
 /// corvo_schedule_lateness_seconds{namespace,type}, handler start − due time, observed by a
-/// dispatcher start observer.
+/// dispatcher start observer; corvo_schedule_scheduled_total{namespace,type}, the tasks
+/// scheduled through `sched` (scheduler::scheduled_by_type()).
 void watch_scheduler(registry& metrics, schedule::scheduler& sched, std::string ns);
-/// The same from a dispatcher and its store (for code that builds them itself).
+/// The same from a dispatcher and its store (for code that builds them itself), without
+/// corvo_schedule_scheduled_total.
 void watch_scheduler(registry& metrics, schedule::dispatcher& dispatch, schedule::store& tasks,
                      std::string ns);
 

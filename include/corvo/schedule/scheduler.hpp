@@ -42,8 +42,11 @@
 #include <corvo/schedule/kafka_worker.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/sink.hpp>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 
 namespace corvo::schedule {
 
@@ -90,6 +93,13 @@ class scheduler {
   /// kafka_consume off).
   schedule::kafka_worker* kafka_worker() noexcept;
   const dispatcher_stats& dispatch_stats() const noexcept;
+  /// Tasks scheduled through this object since it was created, by type: schedule() and
+  /// schedule_many() (the tasks stored: not those a schedule_many_error names, none after a
+  /// cancellation or another failure of the call), schedule_if_absent() when it added the
+  /// task, schedule_deduplicated() unless dropped. Schedules by other processes, the store
+  /// directly, the CLI and recurrences are not counted. (ops::watch_scheduler's
+  /// corvo_schedule_scheduled_total.)
+  const std::map<std::string, std::uint64_t, std::less<>>& scheduled_by_type() const noexcept;
   const scheduler_options& options() const noexcept;
   /// True while run() is active.
   bool running() const noexcept;
@@ -160,6 +170,8 @@ class scheduler {
   struct sink_slot;  // the dispatcher's sink: forwards to the current run's sink
 
   void apply_policy(task& t) const;
+  // The counter of `type` in scheduled_by_type(), created at 0.
+  std::uint64_t& scheduled_counter(const std::string& type);
   asio::awaitable<void> run_once();
   asio::awaitable<void> dispatch();
   asio::awaitable<void> consume();
@@ -173,6 +185,7 @@ class scheduler {
   schedule::dispatcher dispatcher_;
   bool running_ = false;
   bool ran_ = false;
+  std::map<std::string, std::uint64_t, std::less<>> scheduled_;
 };
 
 }  // namespace corvo::schedule
