@@ -3,9 +3,14 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/test/unit_test.hpp>
+#include <corvo/redis/client.hpp>
 
 #include "access_events_scenario.hpp"
+#include "support/eventually.hpp"
 
 BOOST_AUTO_TEST_SUITE(access_events_sample)
 
@@ -104,6 +109,65 @@ BOOST_AUTO_TEST_CASE(the_retention_job_deletes_old_rows_once_per_run_across_proc
     BOOST_REQUIRE(status.has_value());
     BOOST_TEST(WEXITSTATUS(*status) == 0);
   }
+}
+
+// The middleware's buffer while Redis is down: it holds `limit` events, drops and counts
+// every one beyond (record() never waits), and once Redis is back appends exactly the ones
+// it held, in the order they were recorded.
+BOOST_AUTO_TEST_CASE(the_event_buffer_holds_its_limit_during_an_outage_and_counts_the_rest) {
+  corvo::test::redis_server redis;
+  asio::io_context ctx;
+  corvo::redis::client client(ctx.get_executor(),
+                              corvo::redis::client_config::from_url(redis.url()));
+  access_events::event_buffer_options o;
+  o.stream = "outage-events";
+  o.limit = 100;
+  o.batch = 32;
+  o.retry = {std::chrono::milliseconds{5}, std::chrono::milliseconds{20}};
+  access_events::event_buffer buffer(client, o);
+  asio::cancellation_signal stop_client, stop_buffer;
+  asio::co_spawn(ctx, client.run(),
+                 asio::bind_cancellation_slot(stop_client.slot(), asio::detached));
+  asio::co_spawn(ctx, buffer.run(),
+                 asio::bind_cancellation_slot(stop_buffer.slot(), asio::detached));
+  const auto scenario = [&]() -> asio::awaitable<void> {
+    corvo::redis::request ping;
+    ping.push("PING");
+    co_await client.exec(ping);  // connected
+    redis.kill();
+    for (int i = 0; i < 250; ++i) {
+      access_events::access_event e;
+      e.event_id = "outage-" + std::to_string(i);
+      e.category = "api";
+      e.method = "GET";
+      e.path = "/api/orders/" + std::to_string(i);
+      e.status = 200;
+      e.at_ms = 1'700'000'000'000 + i;
+      buffer.record(std::move(e));
+    }
+    BOOST_TEST(buffer.stats().recorded == 250u);
+    BOOST_TEST(buffer.stats().dropped == 150u);
+    BOOST_TEST(buffer.buffered() == 100u);
+    redis.start();
+    BOOST_REQUIRE(
+        co_await corvo::test::eventually([&] { return buffer.stats().appended == 100u; }, 30s));
+    BOOST_TEST(buffer.buffered() == 0u);
+  };
+  corvo::test::run(ctx, scenario(), [&] {
+    stop_buffer.emit(asio::cancellation_type::terminal);
+    stop_client.emit(asio::cancellation_type::terminal);
+  });
+  // Exactly the first 100, once each, in order (the stream has no other writer).
+  const auto ids = redis.cli("XRANGE", "outage-events", "-", "+");
+  std::size_t at = 0;
+  for (int i = 0; i < 100; ++i) {
+    const std::string want = "outage-" + std::to_string(i) + "\n";
+    const auto found = ids.find(want, at);
+    BOOST_TEST_REQUIRE(found != std::string::npos, want << " missing or out of order");
+    at = found + want.size();
+  }
+  BOOST_TEST(ids.find("outage-100\n") == std::string::npos);
+  BOOST_TEST(redis.cli("XLEN", "outage-events") == "100");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
