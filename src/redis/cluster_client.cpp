@@ -853,7 +853,10 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
   }
 
   // SCRIPT LOAD, FLUSHALL, ...: every master runs it; the caller gets the first error
-  // reply, or the first master's replies.
+  // reply, or the first master's replies. A master whose connection is down (lost, or its
+  // connection attempts fail) is not waited for, nor one that does not answer within
+  // retry_deadline: the others still run the command, then the call fails with
+  // not_connected naming the masters it did not reach.
   asio::awaitable<std::size_t> exec_broadcast(const request& req, any_adapter adapter) {
     std::vector<cluster_node> masters;
     for (const auto& shard : map.shards()) {
@@ -861,14 +864,32 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     }
     std::optional<generic_response> chosen;
     std::size_t total = 0;
+    std::string unreached;
     for (const auto& master : masters) {
       auto node = ensure_node(master);
       if (!node) {
         fail(error::connection_closed, "redis cluster");
       }
       auto conn = node->conn;
+      const auto& tried = conn->stats();
+      if (!conn->is_connected() && tried.connects + tried.connect_failures > 0) {
+        unreached += (unreached.empty() ? "" : ", ") + node->address + " (connection down)";
+        continue;
+      }
       generic_response out;
-      auto [ec, bytes] = co_await conn->async_exec(req, out, asio::as_tuple(asio::use_awaitable));
+      error_code ec;
+      std::size_t bytes = 0;
+      try {
+        auto sent = conn->async_exec(req, out, asio::use_awaitable);
+        bytes = co_await with_timeout(std::move(sent), opts.retry_deadline);
+      } catch (const boost::system::system_error& e) {
+        ec = e.code();
+      }
+      if (ec == corvo::error::timed_out) {
+        unreached += (unreached.empty() ? "" : ", ") + node->address + " (no answer within " +
+                     std::to_string(opts.retry_deadline.count()) + " ms)";
+        continue;
+      }
       if (ec) {
         fail(ec, "redis cluster node " + node->address);
       }
@@ -886,6 +907,9 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           chosen = std::move(out);
         }
       }
+    }
+    if (!unreached.empty()) {
+      fail(error::not_connected, "redis cluster: broadcast not run on " + unreached);
     }
     if (!chosen) {
       co_return 0;

@@ -2,13 +2,17 @@
 // is loaded (on NOSCRIPT) on the master of those keys only, so a healthy master's scripts
 // keep working while another master is unreachable. (Loading it on every master would make
 // the call wait for the dead one: the health of one slot owner would stop work on all.)
+// A broadcast (SCRIPT LOAD) runs on the healthy masters and fails at once with
+// not_connected naming the dead one, instead of waiting for it.
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <corvo/core/timeout.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/redis/script.hpp>
+#include <iostream>
 #include <map>
+#include <utility>
 
 #include "support/redis_cluster.hpp"
 #include "support/run_coroutine.hpp"
@@ -32,6 +36,25 @@ asio::awaitable<long long> run_script(redis::client& c, std::string key) {
   co_return std::get<0>(resp).value();
 }
 
+// Loaded by a broadcast after the kill.
+const redis::script broadcast_loaded(R"lua(
+  return 'broadcast'
+)lua");
+
+// The broadcast's error code and text, or "ok" (bounded by 5 s: a hang fails the test).
+asio::awaitable<std::pair<boost::system::error_code, std::string>> broadcast_load(
+    redis::client& c) {
+  redis::request load;
+  broadcast_loaded.push_load_to(load);
+  redis::response<std::string> resp;
+  try {
+    co_await corvo::with_timeout(c.exec(load, resp), 5s);
+  } catch (const boost::system::system_error& e) {
+    co_return std::make_pair(e.code(), std::string(e.what()));
+  }
+  co_return std::make_pair(boost::system::error_code{}, std::string("ok"));
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_script_loads_on_its_own_master_while_another_master_is_down) {
@@ -52,25 +75,37 @@ BOOST_AUTO_TEST_CASE(a_script_loads_on_its_own_master_while_another_master_is_do
                        redis::client_config::from_cluster_seeds(cluster.seed_urls()));
   asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
   std::map<std::string, long long> results;
+  std::pair<boost::system::error_code, std::string> broadcast;
   corvo::test::run(
       ctx,
       [&]() -> asio::awaitable<void> {
-        // The client knows every master and is connected to them.
-        redis::request ping;
-        ping.push("PING");
-        co_await client.exec(ping);
+        // The client knows every master and is connected to each.
+        for (const auto& [node, key] : key_of_master) {
+          redis::request touch;
+          touch.push("EXISTS", key);
+          co_await client.exec(touch);
+        }
         cluster.kill_node(dead);
         for (const auto& [node, key] : key_of_master) {
           if (node != dead) {
             results[key] = co_await run_script(client, key);
           }
         }
+        broadcast = co_await broadcast_load(client);
       }(),
       [&] { client.cancel(); });
   for (const auto& [node, key] : key_of_master) {
     if (node != dead) {
       BOOST_TEST(results.at(key) == 3, key);
       BOOST_TEST(cluster.node(node).cli("SCRIPT", "EXISTS", incr_by.sha1()) == "1", key);
+    }
+  }
+  std::cout << "broadcast with a master down: " << broadcast.second << "\n";
+  BOOST_TEST((broadcast.first == redis::error::not_connected));
+  BOOST_TEST(broadcast.second.find(std::to_string(cluster.node(dead).port())) != std::string::npos);
+  for (const auto& [node, key] : key_of_master) {
+    if (node != dead) {
+      BOOST_TEST(cluster.node(node).cli("SCRIPT", "EXISTS", broadcast_loaded.sha1()) == "1", key);
     }
   }
 }

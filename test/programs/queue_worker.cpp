@@ -7,8 +7,12 @@
 // before a SIGKILL is kept):
 //   S <pid> <item id> <body> <attempts>   the handler started a delivery
 //   F <pid> <item id> <body> <attempts>   the handler finished it (the ack follows)
+//   H <pid> <item id> <body> <attempts>   the handler is held (--hold-file) and never ends
 // With --fail-body B the handler throws after the S line of an item whose body is B.
 // With --hold-body B the handler of B waits until the process is killed or stopped.
+// With --hold-file PATH, a delivery that starts while PATH exists writes its H line after
+// the S line and then waits until the process is killed or stopped, so a test can kill the
+// process while items are provably in its handlers.
 //
 // Redis client name: qw-<pid> (tests find the process's connections in CLIENT LIST).
 // Standard output: `ready <pid>` when the consumer starts, and on a graceful stop
@@ -48,6 +52,7 @@ struct worker_options {
   std::chrono::milliseconds handler_delay{0};
   std::string fail_body;
   std::string hold_body;
+  std::string hold_file;
   queue::queue_options queue;
 };
 
@@ -87,6 +92,10 @@ struct recorder {
     }
     if (it.body == o->hold_body) {
       co_await corvo::sleep_for(std::chrono::hours(1));
+    }
+    if (!o->hold_file.empty() && ::access(o->hold_file.c_str(), F_OK) == 0) {
+      out->write('H', it);
+      co_await corvo::sleep_for(std::chrono::hours(24));  // held: ends only by cancellation
     }
     if (o->handler_delay.count() > 0) {
       co_await corvo::sleep_for(o->handler_delay);
@@ -176,6 +185,7 @@ int main(int argc, char** argv) {
       ("drain-timeout", po::value(&drain_ms)->default_value(5000), "drain on stop, ms")
       ("fail-body", po::value(&o.fail_body), "a body whose handler always throws")
       ("hold-body", po::value(&o.hold_body), "a body whose handler never finishes")
+      ("hold-file", po::value(&o.hold_file), "while this file exists, new deliveries never finish")
       ("log-level", po::value(&log_level)->default_value("warning"), "corvo log level");
   // clang-format on
   try {

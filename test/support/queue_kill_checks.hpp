@@ -31,9 +31,21 @@ inline void check_queue_kill_report(const queue_kill_report& r) {
                                                            << r.expected_twice.size());
   // None lost.
   BOOST_TEST(r.unfinished.empty(), r.unfinished.size() << " item(s) never finished");
-  // The killed consumer held items (else the scenario proved nothing).
+  // The killed consumer held items (else the scenario proved nothing): at least one was in
+  // its handler at the kill (held), and each such item was redelivered exactly once: it is
+  // in the victim's processing list, started by the victim and by one survivor (checked
+  // below with every started-twice item), and finished exactly once, by that survivor.
   BOOST_TEST(!r.in_victim_list.empty());
   BOOST_TEST(!r.expected_twice.empty());
+  BOOST_TEST_REQUIRE(!r.held_by_victim.empty());
+  for (const auto& body : r.held_by_victim) {
+    BOOST_TEST(r.in_victim_list.contains(body), body << " held but not in the processing list");
+    BOOST_TEST(r.expected_twice.contains(body), body << " held but not redelivered");
+    const auto f = r.finished_by.find(body);
+    BOOST_TEST_REQUIRE((f != r.finished_by.end()), body << " held and never finished");
+    BOOST_TEST(f->second.size() == 1u, body << " finished " << f->second.size() << " times");
+    BOOST_TEST(std::count(f->second.begin(), f->second.end(), r.victim) == 0, body);
+  }
   // Only its started, unacknowledged items ran twice: exactly those, exactly twice, once
   // by the victim.
   std::set<std::string> twice;

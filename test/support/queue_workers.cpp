@@ -79,13 +79,14 @@ queue_journal queue_journal::read(const std::vector<std::filesystem::path>& jour
       delivery d;
       std::string body;
       if (!(words >> event >> d.pid >> d.id >> body >> d.attempts) ||
-          (event != 'S' && event != 'F')) {
+          (event != 'S' && event != 'F' && event != 'H')) {
         if (!complete) {
           break;
         }
         throw std::runtime_error("malformed journal line in " + path.string() + ": " + line);
       }
-      (event == 'S' ? out.started : out.finished)[body].push_back(std::move(d));
+      auto& events = event == 'S' ? out.started : event == 'F' ? out.finished : out.held;
+      events[body].push_back(std::move(d));
     }
   }
   return out;
@@ -121,8 +122,9 @@ queue_kill_report run_queue_kill_scenario(const queue_kill_setup& setup) {
         "--handler-delay", std::to_string(setup.handler_delay.count()),
         "--fail-body",     "poison"};
     args.insert(args.end(), more.begin(), more.end());
-    workers.push_back(
-        std::make_unique<scheduler_worker>(program, dir.path(), "w" + std::to_string(i), args));
+    const bool holdable = i == 0;  // the victim
+    workers.push_back(std::make_unique<scheduler_worker>(program, dir.path(),
+                                                         "w" + std::to_string(i), args, holdable));
   }
   for (auto& w : workers) {
     w->wait_ready();
@@ -149,7 +151,19 @@ queue_kill_report run_queue_kill_scenario(const queue_kill_setup& setup) {
     }
     std::this_thread::sleep_for(5ms);
   }
+  // Kill while an item is provably in a handler: the victim's new deliveries are held, and
+  // the kill waits for the first one (a kill between two batches would prove nothing).
+  victim.hold_new_runs();
+  while (queue_journal::read({victim.journal_path()}).held.empty()) {
+    if (!alive_check()) {
+      return report;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
   victim.kill();
+  for (const auto& [body, ds] : queue_journal::read({victim.journal_path()}).held) {
+    report.held_by_victim.insert(body);
+  }
   // Once the server has dropped the victim's connections, nothing more comes from it.
   const auto name = "name=qw-" + std::to_string(victim.pid()) + " ";
   while (setup.cli({"CLIENT", "LIST"}).find(name) != std::string::npos) {
@@ -204,8 +218,12 @@ queue_kill_report run_queue_kill_scenario(const queue_kill_setup& setup) {
   const auto j = queue_journal::read(journals);
   for (std::size_t i = 0; i < setup.items; ++i) {
     const auto body = "item-" + std::to_string(i);
-    if (j.finished.count(body) == 0) {
+    if (const auto f = j.finished.find(body); f == j.finished.end()) {
       report.unfinished.insert(body);
+    } else {
+      for (const auto& d : f->second) {
+        report.finished_by[body].push_back(d.pid);
+      }
     }
     const auto it = j.started.find(body);
     if (it == j.started.end()) {

@@ -28,6 +28,8 @@ struct queue_journal {
   };
   std::map<std::string, std::vector<delivery>> started;
   std::map<std::string, std::vector<delivery>> finished;
+  /// Deliveries held by a worker's hold file (H lines): started, never to finish there.
+  std::map<std::string, std::vector<delivery>> held;
 
   /// Reads and merges journals; a torn last line (a killed worker) is skipped; throws
   /// std::runtime_error on a malformed complete line.
@@ -43,6 +45,10 @@ struct queue_kill_report {
   pid_t victim = 0;
   /// Bodies in the victim's processing list once its connections were gone.
   std::set<std::string> in_victim_list;
+  /// Bodies whose handler was held in the victim when it was killed (its H lines).
+  std::set<std::string> held_by_victim;
+  /// Bodies (of the `items`) by the pids of their finished deliveries.
+  std::map<std::string, std::vector<pid_t>> finished_by;
   /// Of those, the ones the victim's handler had started: the only ones expected twice.
   std::set<std::string> expected_twice;
   /// Bodies (of the `items`) with no finished delivery.
@@ -73,14 +79,16 @@ struct queue_kill_setup {
   std::string queue = "jobs";
   std::size_t items = 50'000;
   std::size_t workers = 3;
-  /// The victim is killed once its journal has this many lines.
+  /// Once the victim's journal has this many lines, its new deliveries are held (its hold
+  /// file); it is killed as soon as one is held, so items are provably in its handlers.
   std::size_t kill_after_lines = 3000;
   std::chrono::milliseconds handler_delay{1};
   std::chrono::seconds limit{150};
 };
 
 /// Pushes `items` items (bodies item-0 ...), starts `workers` reliable queue_workers (ids w0,
-/// w1, ...), kills w0 (SIGKILL) mid-run, waits until its connections are gone and reads its
+/// w1, ...), kills w0 (SIGKILL) mid-run while at least one item is held in its handler
+/// (kill_after_lines), waits until its connections are gone and reads its
 /// processing list, pushes one poison item (its handler always throws), waits until every
 /// item is finished and the poison is dead, stops the survivors and reports.
 queue_kill_report run_queue_kill_scenario(const queue_kill_setup& setup);

@@ -37,7 +37,8 @@ struct scheduler_worker_stats {
 class scheduler_worker {
  public:
   /// Starts `program` with `args` plus `--journal <dir>/<name>.journal` (and, with
-  /// `holdable`, `--hold-file <dir>/<name>.hold`: scheduler_worker only); output goes to
+  /// `holdable`, `--hold-file <dir>/<name>.hold`: scheduler_worker and queue_worker); output goes
+  /// to
   /// `<dir>/<name>.log`.
   scheduler_worker(const std::filesystem::path& program, const std::filesystem::path& dir,
                    const std::string& name, std::vector<std::string> args, bool holdable = false);

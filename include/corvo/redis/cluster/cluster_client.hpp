@@ -20,10 +20,13 @@
 //
 // Routing (routing.hpp): a request goes to the master of its keys' slot; every key of
 // every command must hash to the same slot, else exec() fails before sending with
-// error::crossslot, naming two of the keys. Keyless requests go to any master; a
-// route_hint overrides the keys. SCRIPT LOAD/FLUSH, FUNCTION LOAD/..., FLUSHALL/FLUSHDB go
-// to every master (the first error reply, else the first master's reply, is returned), so
-// `script::exec` works unchanged on a cluster.
+// error::crossslot, naming two of the keys. Keyless requests go to any master (a connected
+// one when there is one); a route_hint overrides the keys. SCRIPT LOAD/FLUSH, FUNCTION
+// LOAD/..., FLUSHALL/FLUSHDB go to every master (the first error reply, else the first
+// master's reply, is returned), so `script::exec` works unchanged on a cluster. A broadcast
+// does not wait for a master whose connection is down (or that does not answer within
+// `retry_deadline`): it runs on the others, then fails with error::not_connected naming the
+// masters it did not reach.
 //
 // Replies that mean "not here / not now" never reach the caller while retries remain:
 // - MOVED: the map is patched, a refresh is scheduled, the command is retried on the new
