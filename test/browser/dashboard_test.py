@@ -81,7 +81,16 @@ def wait_loaded(driver, view, timeout=15):
 
 
 def count(driver, field):
-    return driver.find_element(By.CSS_SELECTOR, 'tr[data-ns="demo"] td[data-field="%s"]' % field).text
+    # The overview re-renders on its refresh timer: an element found just before a render is
+    # stale after it, so look it up again (a render takes milliseconds).
+    selector = 'tr[data-ns="demo"] td[data-field="%s"]' % field
+    for attempt in range(20):
+        try:
+            return driver.find_element(By.CSS_SELECTOR, selector).text
+        except StaleElementReferenceException:
+            if attempt == 19:
+                raise
+            time.sleep(0.05)
 
 
 def shot(driver, name):
