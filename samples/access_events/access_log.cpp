@@ -1,8 +1,5 @@
 #include "access_log.hpp"
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <corvo/core/log.hpp>
 #include <stdexcept>
 #include <utility>
