@@ -144,6 +144,8 @@ constexpr std::array subscriber_rows{
 using queue_stats = queue::queue_stats;
 constexpr std::array queue_consumer_rows{
     counter_row("corvo_queue_items_taken_total", "Items taken by consumers", &queue_stats::taken),
+    counter_row("corvo_queue_takes_total", "Redis calls that took items (batches)",
+                &queue_stats::takes),
     counter_row("corvo_queue_items_succeeded_total", "Items handled", &queue_stats::succeeded),
     counter_row("corvo_queue_items_retried_total", "Items failed and put back",
                 &queue_stats::retried),

@@ -211,6 +211,9 @@ asio::awaitable<void> consumer_engine::fetch_loop() {
       continue;
     }
     delays.reset();
+    if (!values.empty()) {
+      ++stats.takes;
+    }
     for (auto& v : values) {
       start(std::move(v));
     }

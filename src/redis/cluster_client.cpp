@@ -1114,8 +1114,14 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
       const auto spans = split_replies(answer);
       for (std::size_t k = 0; k < spans.size() && k < order.size(); ++k) {
         const auto& root = answer[spans[k].root];
-        if (resp3::is_error(root.data_type) &&
-            classify_cluster_error(root.value) != cluster_error_kind::ask) {
+        const auto error_kind = resp3::is_error(root.data_type) ? classify_cluster_error(root.value)
+                                                                : cluster_error_kind::none;
+        if (resp3::is_error(root.data_type) && error_kind != cluster_error_kind::ask) {
+          // MOVED: this node lost the slot after our map was made (a migration, a failover
+          // it has not told us of): refresh and subscribe on the new owner next pass.
+          if (error_kind == cluster_error_kind::moved) {
+            ++stats.moved;
+          }
           request_refresh();
           complete = false;
           continue;

@@ -1,7 +1,8 @@
 // pubsub::subscriber against a real redis-server: fan-out to 100 subscribers in publish
 // order, pattern and shard channels, restoration after a server restart (PUBSUB NUMSUB
 // proves it), the overflow policies of a subscriber that stops reading (counted exactly,
-// memory bounded), a refused subscription (NOPERM) and clean cancellation of receive().
+// memory bounded), the server's output-buffer limit cutting a stalled process, a refused
+// subscription (NOPERM) and clean cancellation of receive().
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -426,6 +427,95 @@ BOOST_AUTO_TEST_CASE(disconnect_stops_the_subscriber_with_buffer_overflow) {
   // The buffered messages are still handed out, then the overflow is reported.
   BOOST_TEST(out.buffered == numbered("", 0, 100));
   BOOST_TEST(out.receive_ended_with == error_code(pubsub::error::buffer_overflow));
+}
+
+namespace {
+
+// Publishes messages "stall-N:" + 64 KiB on "feed" from a client of its own io_context (the
+// caller's loop is blocked meanwhile) until PUBLISH reports no receiver: the server has cut
+// the subscriber. Returns how many messages reached it (a receiver count of 1).
+int flood_until_cut(const std::string& url) {
+  asio::io_context flood_ctx;
+  redis::client flood(flood_ctx.get_executor(), redis::client_config::from_url(url));
+  asio::co_spawn(flood_ctx, flood.run(), log_end{});
+  const auto loop = [&]() -> asio::awaitable<int> {
+    const std::string padding(64 * 1024, 'x');
+    for (int i = 0; i < 100'000; ++i) {
+      std::string payload = "stall-" + std::to_string(i) + ":" + padding;
+      const auto receivers = co_await pubsub::publish(flood, "feed", std::move(payload));
+      if (receivers == 0) {
+        co_return i;
+      }
+    }
+    co_return -1;
+  };
+  return corvo::test::run(flood_ctx, loop(), [&] { flood.cancel(); });
+}
+
+}  // namespace
+
+// The server's own limit (docs/pubsub.md): a process that stops reading its socket (here its
+// io_context is blocked) is cut by `client-output-buffer-limit pubsub` once the server holds
+// more than the hard limit for it. The subscriber reconnects and subscribes again (exactly
+// one resubscription); what it had read before the cut arrives in order; the messages the
+// server threw away are lost without a `dropped` count, since the subscriber never saw them.
+BOOST_AUTO_TEST_CASE(a_stalled_process_is_cut_by_the_server_limit_and_subscribes_again) {
+  corvo::test::redis_server server;
+  server.cli("CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 0 0");
+  asio::io_context ctx;
+  const auto cfg = redis::client_config::from_url(server.url());
+  redis::client publisher(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, publisher.run(), log_end{});
+  pubsub::subscriber_options options;
+  options.buffer.max_messages = 100'000;  // the subscriber's own buffer never drops here
+  pubsub::subscriber sub(ctx.get_executor(), cfg, options);
+  asio::co_spawn(ctx, sub.run(), log_end{});
+  received_log log;
+  asio::co_spawn(ctx, receive_into(sub, log), log_end{});
+  int reached = -1;
+
+  const auto scenario = [&]() -> asio::awaitable<void> {
+    std::vector<std::string> channels{"feed"};
+    co_await sub.subscribe(channels);
+    co_await pubsub::publish(publisher, "feed", "first");
+    BOOST_REQUIRE(co_await eventually([&] { return log.total == 1; }, 10s));
+
+    reached = flood_until_cut(server.url());  // blocks this loop: nothing reads the socket
+    BOOST_REQUIRE(reached > 0);
+
+    BOOST_REQUIRE(co_await eventually([&] { return sub.stats().resubscriptions == 1; }, 20s));
+    std::vector<std::string> asked{"feed"};
+    auto counts = co_await pubsub::numsub(publisher, asked);
+    BOOST_TEST(counts["feed"] == 1);
+    co_await pubsub::publish(publisher, "feed", "after");
+    BOOST_REQUIRE(co_await eventually(
+        [&] { return !log.by_source["feed"].empty() && log.by_source["feed"].back() == "after"; },
+        10s));
+  };
+  corvo::test::run(ctx, scenario(), [&] {
+    publisher.cancel();
+    sub.cancel();
+  });
+
+  // "first", then stall-0 ... stall-(k-1) with no gap, then "after".
+  const auto& feed = log.by_source["feed"];
+  BOOST_TEST_REQUIRE(feed.size() >= 2u);
+  BOOST_TEST(feed.front() == "first");
+  BOOST_TEST(feed.back() == "after");
+  std::vector<std::string> stalled;
+  for (std::size_t i = 1; i + 1 < feed.size(); ++i) {
+    stalled.push_back(feed[i].substr(0, feed[i].find(':')));
+  }
+  const int kept = static_cast<int>(stalled.size());
+  BOOST_TEST_MESSAGE(reached << " messages reached the stalled subscriber, " << kept
+                             << " were read before the cut");
+  BOOST_TEST(stalled == numbered("stall-", 0, kept));
+  // The server discarded at least what passed its hard limit: some of what reached the
+  // subscriber's connection was never read, and none of it is counted as dropped.
+  BOOST_TEST(kept < reached);
+  BOOST_TEST(sub.stats().dropped == 0u);
+  BOOST_TEST(sub.stats().received == static_cast<std::uint64_t>(kept) + 2u);
+  BOOST_TEST(sub.stats().resubscriptions == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_subscription_is_an_error_and_the_connection_stays_in_step) {

@@ -4,11 +4,14 @@
 //  - work_queue is AT MOST ONCE: an item whose consumer is killed (SIGKILL) while handling it
 //    is gone for good — the queue is empty and another consumer never sees it;
 //  - reliable_queue under the same kill: the item comes back (the reaper) and is handled by
-//    the next consumer, with attempts 1.
+//    the next consumer, with attempts 1;
+//  - both take a batch in one Redis call when items wait (RPOP count / the take script).
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/notifier.hpp>
 #include <corvo/queue/admin.hpp>
 #include <corvo/queue/producer.hpp>
+#include <corvo/queue/reliable_queue.hpp>
 #include <corvo/queue/work_queue.hpp>
 #include <map>
 #include <thread>
@@ -189,4 +192,85 @@ BOOST_AUTO_TEST_CASE(a_reliable_queue_gives_the_item_of_a_killed_consumer_to_the
   BOOST_TEST(held[0].pid != held[1].pid);
   BOOST_TEST(j.finished.at("held").size() == 1u);
   BOOST_TEST(server.cli("LLEN", "jobs") == "0");
+}
+
+namespace {
+
+// Handlers that wait until the gate opens, so the items taken stay in flight.
+struct gated {
+  corvo::notifier* gate;
+  bool* open;
+  std::size_t* handled;
+  asio::awaitable<void> operator()(const queue::item&) const {
+    while (!*open) {
+      co_await gate->wait();
+    }
+    ++*handled;
+  }
+};
+
+// The calls of `command` the server has run, from INFO commandstats (0 when never run).
+std::uint64_t calls_of(corvo::test::redis_server& server, const std::string& command) {
+  const std::string stats = server.cli("INFO", "commandstats");
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const auto at = stats.find(field);
+  return at == std::string::npos ? 0 : std::stoull(stats.substr(at + field.size()));
+}
+
+// 160 items wait before the consumer starts; handlers hold every item. With max_in_flight 64
+// and batch 16 the consumer fills its 64 slots in exactly 4 calls of 16 items, never
+// blocking (the take script moves up to 16 into the processing list atomically for the
+// reliable queue); when the gate opens it handles the rest.
+template <class Queue>
+void takes_in_batches(const char* blocking_command, const char* batch_command) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
+  asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
+  corvo::notifier gate(ctx.get_executor());
+  bool open = false;
+  std::size_t handled = 0;
+  auto options = work_options();
+  options.max_in_flight = 64;
+  options.batch = 16;
+  Queue q(client, options, gated{&gate, &open, &handled});
+  background_run consumer;
+  const auto scenario = [&]() -> asio::awaitable<void> {
+    queue::producer jobs(client, "jobs");
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 160; ++i) {
+      bodies.push_back("b" + std::to_string(i));
+    }
+    co_await jobs.push_raw_batch(bodies);
+    // The reliable queue's take is a script beside others (heartbeat): only the work
+    // queue's RPOP is counted on the server.
+    const auto batch_calls_before = batch_command != nullptr ? calls_of(server, batch_command) : 0;
+    consumer.start(ctx, q);
+    BOOST_REQUIRE(co_await eventually([&] { return q.stats().taken == 64; }, 20s));
+    BOOST_TEST(q.stats().takes == 4u);
+    if (batch_command != nullptr) {
+      BOOST_TEST(calls_of(server, batch_command) - batch_calls_before == 4u);
+    }
+    BOOST_TEST(calls_of(server, blocking_command) == 0u);
+    BOOST_TEST(server.cli("LLEN", "jobs") == "96");
+    open = true;
+    gate.notify_all();
+    BOOST_REQUIRE(co_await eventually([&] { return handled == 160; }, 20s));
+    BOOST_TEST(q.stats().taken == 160u);
+    BOOST_TEST(q.stats().takes < 160u);
+    consumer.stop();
+    BOOST_REQUIRE(co_await eventually([&] { return consumer.done; }, 20s));
+  };
+  corvo::test::run(ctx, scenario(), [&] { client.cancel(); });
+  BOOST_TEST(consumer.ended_by_stop());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_work_queue_takes_a_batch_in_one_call) {
+  takes_in_batches<queue::work_queue>("brpop", "rpop");
+}
+
+BOOST_AUTO_TEST_CASE(a_reliable_queue_takes_a_batch_in_one_call) {
+  takes_in_batches<queue::reliable_queue>("blmove", nullptr);
 }

@@ -18,6 +18,7 @@ using handler_type = std::function<asio::awaitable<void>(const item&)>;
 /// Counters of one consumer (work_queue or reliable_queue), read on its executor.
 struct queue_stats {
   std::uint64_t taken = 0;          ///< items popped or moved to the processing list
+  std::uint64_t takes = 0;          ///< Redis calls that took items (taken / takes = batch size)
   std::uint64_t succeeded = 0;      ///< handled and acknowledged (work_queue: handled)
   std::uint64_t retried = 0;        ///< failed and put back in the queue (reliable)
   std::uint64_t delayed = 0;        ///< failed and put in the delayed set (retry_delay)
