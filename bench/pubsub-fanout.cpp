@@ -3,11 +3,16 @@
 // delivery from just before PUBLISH to the subscriber's receive() returning it.
 //
 //   scripts/bench pubsub-fanout [--subscribers 100] [--messages 10000] [--bytes 100]
-//                               [--rate 1000]
+//                               [--rate 1000] [--impl both|corvo|raw] [--rounds 1]
 //
 // Everything runs on one io_context thread, as an application would run it: the publisher's
 // send time travels in the payload. per_s is deliveries (messages x subscribers) per
 // second between the first publish and the last delivery.
+//
+// impl "raw" is the floor (support/raw_fanout.hpp): the same workload read by plain sockets
+// and epoll with a minimal RESP2 scanner, i.e. what the server and the kernel cost here.
+// With --impl both the two alternate for --rounds rounds against one server (the side that
+// goes first rotates), one JSON line per run, then the median p50/p99 ratios corvo / raw.
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,6 +26,7 @@
 #include <corvo/pubsub/subscriber.hpp>
 #include <iostream>
 
+#include "support/raw_fanout.hpp"
 #include "support/redis_server.hpp"
 #include "support/report.hpp"
 
@@ -94,17 +100,84 @@ asio::awaitable<void> publish_paced(run_state& state, std::size_t messages, std:
   stop_all(state);
 }
 
+struct workload {
+  std::size_t subscribers = 100, messages = 10'000, bytes = 100;
+  double rate = 1000;
+};
+
+corvo::bench::metrics report(const char* impl, const workload& w, std::vector<std::int64_t>& nanos,
+                             clock_type::duration elapsed, std::uint64_t dropped) {
+  const std::size_t delivered = nanos.size();
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  const double per_s = seconds > 0 ? static_cast<double>(delivered) / seconds : 0.0;
+  const std::size_t expected = w.subscribers * w.messages;
+  const auto s = corvo::bench::summarize(nanos);
+  corvo::bench::emit({{"bench", "pubsub-fanout"},
+                      {"impl", impl},
+                      {"n", delivered},
+                      {"subscribers", w.subscribers},
+                      {"messages", w.messages},
+                      {"bytes", w.bytes},
+                      {"rate", w.rate},
+                      {"p50_ms", s.p50_ms},
+                      {"p99_ms", s.p99_ms},
+                      {"max_ms", s.max_ms},
+                      {"per_s", per_s},
+                      {"dropped", dropped},
+                      {"lost", expected - delivered - dropped}});
+  return {{"p50_ms", s.p50_ms},
+          {"p99_ms", s.p99_ms},
+          {"max_ms", s.max_ms},
+          {"per_s", per_s},
+          {"lost", static_cast<double>(expected - delivered - dropped)}};
+}
+
+corvo::bench::metrics run_corvo(const corvo::test::redis_server& server, const workload& w) {
+  asio::io_context ctx(1);
+  const auto cfg = redis::client_config::from_url(server.url());
+  redis::client publisher(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, publisher.run(), [](std::exception_ptr) {});
+  std::vector<std::unique_ptr<pubsub::subscriber>> subs;
+  run_state state;
+  state.expected = w.subscribers * w.messages;
+  state.nanos.reserve(state.expected);
+  state.subscribers = &subs;
+  state.publisher = &publisher;
+  for (std::size_t i = 0; i < w.subscribers; ++i) {
+    subs.push_back(std::make_unique<pubsub::subscriber>(ctx.get_executor(), cfg));
+    asio::co_spawn(ctx, subs.back()->run(), [](std::exception_ptr) {});
+    asio::co_spawn(ctx, collect(*subs.back(), state), [](std::exception_ptr) {});
+  }
+  std::exception_ptr failed;
+  asio::co_spawn(ctx, publish_paced(state, w.messages, w.bytes, w.rate),
+                 [&](std::exception_ptr e) { failed = e; });
+  ctx.run();
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+  return report("corvo", w, state.nanos, state.last_delivery - state.first_publish, state.dropped);
+}
+
+corvo::bench::metrics run_raw(const corvo::test::redis_server& server, const workload& w) {
+  auto r = corvo::bench::raw::run_fanout(server.port(), w.subscribers, w.messages, w.bytes, w.rate);
+  return report("raw", w, r.nanos, r.last_delivery - r.first_publish, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::size_t subscribers = 100, messages = 10'000, bytes = 100;
-  double rate = 1000;
+  workload w;
+  std::string impl = "both";
+  int rounds = 1;
   po::options_description options("pubsub-fanout");
   options.add_options()("help", "this text")(
-      "subscribers", po::value(&subscribers)->default_value(100), "subscriber connections")(
-      "messages", po::value(&messages)->default_value(10'000), "messages published")(
-      "bytes", po::value(&bytes)->default_value(100), "payload size")(
-      "rate", po::value(&rate)->default_value(1000), "messages published per second");
+      "subscribers", po::value(&w.subscribers)->default_value(100), "subscriber connections")(
+      "messages", po::value(&w.messages)->default_value(10'000), "messages published")(
+      "bytes", po::value(&w.bytes)->default_value(100), "payload size")(
+      "rate", po::value(&w.rate)->default_value(1000), "messages published per second")(
+      "impl", po::value(&impl)->default_value("both"),
+      "corvo, raw (plain sockets and epoll: the floor) or both, alternating")(
+      "rounds", po::value(&rounds)->default_value(1), "rounds of each side");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
   po::notify(vm);
@@ -112,52 +185,37 @@ int main(int argc, char** argv) {
     std::cout << options;
     return 0;
   }
-  if (rate <= 0 || subscribers == 0 || messages == 0) {
-    std::cerr << "pubsub-fanout: --rate, --subscribers and --messages must be positive\n";
+  if (w.rate <= 0 || w.subscribers == 0 || w.messages == 0 || rounds <= 0) {
+    std::cerr << "pubsub-fanout: --rate, --subscribers, --messages and --rounds must be "
+                 "positive\n";
+    return 2;
+  }
+  if (impl != "both" && impl != "corvo" && impl != "raw") {
+    std::cerr << "pubsub-fanout: --impl must be corvo, raw or both\n";
     return 2;
   }
 
   corvo::log::init({.min_severity = corvo::log::severity::warning});
   corvo::test::redis_server server;
-  asio::io_context ctx(1);
-  const auto cfg = redis::client_config::from_url(server.url());
-  redis::client publisher(ctx.get_executor(), cfg);
-  asio::co_spawn(ctx, publisher.run(), [](std::exception_ptr) {});
-  std::vector<std::unique_ptr<pubsub::subscriber>> subs;
-  run_state state;
-  state.expected = subscribers * messages;
-  state.nanos.reserve(state.expected);
-  state.subscribers = &subs;
-  state.publisher = &publisher;
-  for (std::size_t i = 0; i < subscribers; ++i) {
-    subs.push_back(std::make_unique<pubsub::subscriber>(ctx.get_executor(), cfg));
-    asio::co_spawn(ctx, subs.back()->run(), [](std::exception_ptr) {});
-    asio::co_spawn(ctx, collect(*subs.back(), state), [](std::exception_ptr) {});
+  std::vector<corvo::bench::side> sides;
+  if (impl != "raw") {
+    sides.push_back({"corvo", [&] { return run_corvo(server, w); }});
   }
-  std::exception_ptr failed;
-  asio::co_spawn(ctx, publish_paced(state, messages, bytes, rate),
-                 [&](std::exception_ptr e) { failed = e; });
-  ctx.run();
-  if (failed) {
-    std::rethrow_exception(failed);
+  if (impl != "corvo") {
+    sides.push_back({"raw", [&] { return run_raw(server, w); }});
   }
-
-  const std::size_t delivered = state.nanos.size();
-  const double seconds =
-      std::chrono::duration<double>(state.last_delivery - state.first_publish).count();
-  const auto s = corvo::bench::summarize(state.nanos);
-  corvo::bench::emit({{"bench", "pubsub-fanout"},
-                      {"impl", "corvo"},
-                      {"n", delivered},
-                      {"subscribers", subscribers},
-                      {"messages", messages},
-                      {"bytes", bytes},
-                      {"rate", rate},
-                      {"p50_ms", s.p50_ms},
-                      {"p99_ms", s.p99_ms},
-                      {"max_ms", s.max_ms},
-                      {"per_s", seconds > 0 ? static_cast<double>(delivered) / seconds : 0.0},
-                      {"dropped", state.dropped},
-                      {"lost", state.expected - delivered - state.dropped}});
-  return delivered + state.dropped == state.expected ? 0 : 1;
+  const auto results = corvo::bench::run_interleaved(sides, 0, rounds);
+  double lost = 0;
+  for (const auto& [name, runs] : results) {
+    for (const auto& m : runs) {
+      lost += m.at("lost");
+    }
+  }
+  if (impl == "both") {
+    corvo::bench::emit_ratio("pubsub-fanout", "p50_ms", results.at("corvo"), "p50_ms",
+                             results.at("raw"), "p50_ms");
+    corvo::bench::emit_ratio("pubsub-fanout", "p99_ms", results.at("corvo"), "p99_ms",
+                             results.at("raw"), "p99_ms");
+  }
+  return lost == 0 ? 0 : 1;
 }
