@@ -21,6 +21,22 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function fmt(n) return string.format('%.0f', n) end
+-- redis.call(cmd, key, args...) in chunks of `step` values (Lua's unpack has a limit): one
+-- call per chunk instead of one per member. `step` is a multiple of the values per member.
+local function call_many(cmd, key, args, step)
+  for i = 1, #args, step do
+    redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
+end
+-- HMGET in chunks: the values of `fields` in order (false where absent).
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
+    for _, v in ipairs(part) do out[#out + 1] = v end
+  end
+  return out
+end
 -- Position of the n-th newline of a record.
 local function nth_newline(rec, n)
   local pos = 0
@@ -232,8 +248,8 @@ end
 local claimed = 0
 local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
+local deadline = now + tonumber(ARGV[2]) * 1000
 while limit > 0 and claimed < limit and not all_paused do
-  local deadline = now + tonumber(ARGV[2]) * 1000
   local want = limit - claimed
   -- Up to `want` due entries of each level, merged by due - level * aging.
   local found, at, total, more = {}, {}, 0, false
@@ -243,6 +259,10 @@ while limit > 0 and claimed < limit and not all_paused do
     total = total + #found[l] / 2
     if #found[l] == 2 * want then more = true end  -- this level may hold more due entries
   end
+  -- The `want` first entries in merge order; the writes come after, one call per kind
+  -- (a claim's cost is then a few calls plus its entries, not several calls per entry).
+  local ids, scores, removed = {}, {}, {}
+  for l = 1, #levels do removed[l] = {} end
   for _ = 1, want do
     local best, best_key
     for l = 1, #levels do
@@ -253,31 +273,57 @@ while limit > 0 and claimed < limit and not all_paused do
       end
     end
     if not best then break end
-    local id, score = found[best][at[best]], found[best][at[best] + 1]
+    local id = found[best][at[best]]
+    ids[#ids + 1] = id
+    scores[#scores + 1] = found[best][at[best] + 1]
+    removed[best][#removed[best] + 1] = id
     at[best] = at[best] + 2
-    redis.call('ZREM', levels[best][1], id)
-    local rec = redis.call('HGET', KEYS[2], id)
+  end
+  if #ids == 0 then break end
+  for l = 1, #levels do
+    if #removed[l] > 0 then call_many('ZREM', levels[l][1], removed[l], 1000) end
+  end
+  local recs = hmget(KEYS[2], ids)
+  local take, parked = {}, {}
+  for k = 1, #ids do
+    local id, rec = ids[k], recs[k]
     local attempts
     if rec then attempts = header(rec) end
     if rec and paused_types and paused_types[type_of(rec)] then
-      redis.call('ZADD', KEYS[8], score, id)
+      parked[#parked + 1] = scores[k]
+      parked[#parked + 1] = id
     elseif rec and not attempts then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
     elseif rec then
-      attempts = attempts + 1
-      rec = with_attempts(rec, attempts)
-      local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
-      redis.call('HSET', KEYS[2], id, rec)
-      redis.call('ZADD', KEYS[3], deadline, id)
-      redis.call('HSET', KEYS[4], id, token)
-      out[#out + 1] = id
-      out[#out + 1] = tostring(token)
-      out[#out + 1] = score
-      out[#out + 1] = rec
-      claimed = claimed + 1
+      take[#take + 1] = k
+      recs[k] = with_attempts(rec, attempts + 1)
     end
+  end
+  if #parked > 0 then call_many('ZADD', KEYS[8], parked, 1000) end
+  local n = #take
+  if n > 0 then
+    local last = redis.call('INCRBY', KEYS[6], n)  -- tokens last - n + 1 .. last, in order
+    local records, leases, tokens = {}, {}, {}
+    for j = 1, n do
+      local k = take[j]
+      local id, token = ids[k], (last - n + j) .. '.' .. ARGV[5]
+      records[#records + 1] = id
+      records[#records + 1] = recs[k]
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = id
+      tokens[#tokens + 1] = id
+      tokens[#tokens + 1] = token
+      out[#out + 1] = id
+      out[#out + 1] = token
+      out[#out + 1] = scores[k]
+      out[#out + 1] = recs[k]
+    end
+    call_many('HSET', KEYS[2], records, 1000)
+    call_many('ZADD', KEYS[3], leases, 1000)
+    call_many('HSET', KEYS[4], tokens, 1000)
+    claimed = claimed + n
   end
   if not more and total <= want then break end  -- every due entry was taken: none left
 end
@@ -291,12 +337,16 @@ return out
 // KEYS 1..11; ARGV: (id, token, next_due_us|'')... Returns the number acked. A next due
 // time starts the next occurrence: the record's occurrence becomes it.
 inline constexpr const char* ack = R"lua(
-local acked = 0
-for i = 1, #ARGV, 3 do
+local ids = {}
+for i = 1, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+local held = hmget(KEYS[4], ids)
+local acked, done, finished, seen = 0, {}, {}, {}
+for k = 1, #ids do
+  local i = 3 * k - 2
   local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('HGET', KEYS[4], id) == token then
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('HDEL', KEYS[4], id)
+  if held[k] == token and not seen[id] then
+    seen[id] = true
+    done[#done + 1] = id
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
@@ -306,11 +356,16 @@ for i = 1, #ARGV, 3 do
         end
       end
     else
-      redis.call('HDEL', KEYS[2], id)
+      finished[#finished + 1] = id
     end
     acked = acked + 1
   end
 end
+if #done > 0 then
+  call_many('ZREM', KEYS[3], done, 1000)
+  call_many('HDEL', KEYS[4], done, 1000)
+end
+if #finished > 0 then call_many('HDEL', KEYS[2], finished, 1000) end
 return acked
 )lua";
 
