@@ -60,8 +60,9 @@ struct dispatcher::impl {
     // The store's clock at the last claim, and ours then: the store's now, estimated.
     time_point store_now{};
     steady::time_point claimed_at{};
-    std::unique_ptr<asio::steady_timer> acks_pending;        // notifier: acks to send
-    std::map<std::string, std::shared_ptr<run_state>> runs;  // by task id: a re-claim of the same id here replaces the older run
+    std::unique_ptr<asio::steady_timer> acks_pending;  // notifier: acks to send
+    std::map<std::string, std::shared_ptr<run_state>>
+        runs;  // by task id: a re-claim of the same id here replaces the older run
   };
 
   store& tasks;
@@ -214,7 +215,13 @@ struct dispatcher::impl {
       const bool backlog = claimed.tasks.size() == limit && limit > 0;
       for (auto& t : claimed.tasks) {
         ++active;
-        co_await workers->spawn(run_task(std::move(t), sent_at));
+        // A task claimed ahead of its due time (redis_store_options::claim_ahead) starts at
+        // it, mapped from the store's clock onto ours like the sleep below.
+        const auto early =
+            std::chrono::duration_cast<steady::duration>(t.work.due - claimed.store_now);
+        const auto start_at =
+            early > steady::duration::zero() ? claimed_at + early : steady::time_point{};
+        co_await workers->spawn(run_task(std::move(t), sent_at, start_at));
       }
       if (backlog || state.woken) {
         continue;
@@ -249,9 +256,8 @@ struct dispatcher::impl {
       return std::nullopt;
     }
     const auto& shard = shards[t.shard];
-    const auto store_now =
-        shard.store_now +
-        std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - shard.claimed_at);
+    const auto store_now = shard.store_now + std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 steady::now() - shard.claimed_at);
     try {
       return next_run_after(t.work.repeat, t.work.occurrence, store_now);
     } catch (const std::exception& e) {
@@ -324,7 +330,8 @@ struct dispatcher::impl {
     co_await out.deliver(t);
   }
 
-  asio::awaitable<void> run_task(claimed_task t, steady::time_point lease_sent) {
+  asio::awaitable<void> run_task(claimed_task t, steady::time_point lease_sent,
+                                 steady::time_point start_at) {
     auto ex = co_await asio::this_coro::executor;
     auto run = std::make_shared<run_state>(ex);
     run->id = t.work.id;
@@ -346,8 +353,19 @@ struct dispatcher::impl {
       runs.emplace(t.work.id, run);
     }
     arm(run);
-    for (const auto& observer : observers) {
-      observer(t);
+    // Claimed ahead of its due time: wait for it (the lease is held meanwhile; a stop or a
+    // lost lease cuts the wait like a run).
+    if (start_at > steady::now()) {
+      asio::steady_timer until(ex, start_at);
+      error_code ignored;
+      co_await until.async_wait(asio::bind_cancellation_slot(
+          run->signal.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
+    }
+    const bool cut_before_start = run->cut != cut_reason::none;
+    if (!cut_before_start) {
+      for (const auto& observer : observers) {
+        observer(t);
+      }
     }
     std::exception_ptr error;
     std::string reason;
@@ -355,6 +373,9 @@ struct dispatcher::impl {
     if (t.work.type.empty()) {
       permanent = true;
       reason = t.work.last_error.empty() ? "task record has no type" : t.work.last_error;
+    } else if (cut_before_start) {
+      error = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+      reason = "cut before its due time";
     } else {
       try {
         auto work = deliver_to(out, t);

@@ -208,7 +208,8 @@ return 'scheduled'
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
 // failover or a restart from an older snapshot never hands out a token again), aging_us (the
 // priority boost per level: due tasks are taken in the order of due - level * aging, ties to
-// the higher level; see task.hpp `priority`).
+// the higher level; see task.hpp `priority`), ahead_us (also take tasks due up to now +
+// ahead_us; the dispatcher starts them at their due time).
 // Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
 // An expired lease makes its task due now, or dead when that try was its last
 // ("lease expired N times (worker died or hung)"). A record whose header does not parse is
@@ -218,7 +219,7 @@ return 'scheduled'
 inline constexpr const char* claim = R"lua(
 local now = now_us()
 local dead_max_count, dead_max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
@@ -248,13 +249,14 @@ end
 local claimed = 0
 local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
-local deadline = now + tonumber(ARGV[2]) * 1000
+local deadline = fmt(now + tonumber(ARGV[2]) * 1000)
+local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
 while limit > 0 and claimed < limit and not all_paused do
   local want = limit - claimed
   -- Up to `want` due entries of each level, merged by due - level * aging.
   local found, at, total, more = {}, {}, 0, false
   for l = 1, #levels do
-    found[l] = redis.call('ZRANGEBYSCORE', levels[l][1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, want)
+    found[l] = redis.call('ZRANGEBYSCORE', levels[l][1], '-inf', horizon, 'WITHSCORES', 'LIMIT', 0, want)
     at[l] = 1
     total = total + #found[l] / 2
     if #found[l] == 2 * want then more = true end  -- this level may hold more due entries

@@ -1,16 +1,12 @@
+#include <algorithm>
+#include <boost/asio/this_coro.hpp>
+#include <cmath>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/redis/script.hpp>
 #include <corvo/schedule/detail/record.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/shard.hpp>
-
-#include "redis_scripts.hpp"
-
-#include <boost/asio/this_coro.hpp>
-
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -18,6 +14,8 @@
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
+
+#include "redis_scripts.hpp"
 
 namespace corvo::schedule {
 namespace {
@@ -635,7 +633,8 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
       std::to_string(impl_->options.dead_max_count),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
       claim_nonce(),
-      std::to_string(std::chrono::duration_cast<micros>(impl_->options.priority_aging).count())};
+      std::to_string(std::chrono::duration_cast<micros>(impl_->options.priority_aging).count()),
+      std::to_string(impl_->options.claim_ahead.count())};
   const auto reply = co_await impl_->run_script<std::vector<std::string>>(
       impl_->claim_script, shard, std::move(args), "claim");
   if (reply.size() < 3 || (reply.size() - 3) % 4 != 0) {
@@ -817,8 +816,7 @@ asio::awaitable<void> redis_store::restore(task t) {
   // Scheduled, or in flight when exported (its run may not have finished): waiting again.
   const time_point due = t.due != time_point{} ? t.due : t.occurrence;
   std::vector<std::string> args{t.id, micros_text(due), detail::encode_record(t), "0"};
-  co_await impl_->run_durable<long long>(impl_->schedule_script, shard, std::move(args),
-                                         "restore");
+  co_await impl_->run_durable<long long>(impl_->schedule_script, shard, std::move(args), "restore");
 }
 
 asio::awaitable<bool> redis_store::replay(std::string id) {

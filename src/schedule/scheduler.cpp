@@ -165,6 +165,13 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   o.redis.wait_replicas = redis_section.get_or<unsigned>("wait_replicas", o.redis.wait_replicas);
   o.redis.wait_timeout =
       redis_section.get_or<std::chrono::milliseconds>("wait_timeout", o.redis.wait_timeout);
+  const auto ahead = redis_section.get_or<std::uint64_t>(
+      "claim_ahead_us", static_cast<std::uint64_t>(o.redis.claim_ahead.count()));
+  if (ahead > 100'000) {
+    throw config_error("scheduler.redis.claim_ahead_us",
+                       "key 'scheduler.redis.claim_ahead_us' must be at most 100000 (100 ms)");
+  }
+  o.redis.claim_ahead = std::chrono::microseconds(ahead);
   if (o.redis.wait_replicas > 0 && o.redis.wait_timeout <= std::chrono::milliseconds::zero()) {
     throw config_error("scheduler.redis.wait_timeout",
                        "key 'scheduler.redis.wait_timeout' must be positive when "
@@ -260,10 +267,18 @@ dispatcher& scheduler::dispatcher() noexcept {
 kafka_sink* scheduler::kafka_sink() noexcept {
   return dynamic_cast<schedule::kafka_sink*>(out_->current.get());
 }
-kafka_worker* scheduler::kafka_worker() noexcept { return worker_.get(); }
-const dispatcher_stats& scheduler::dispatch_stats() const noexcept { return dispatcher_.stats(); }
-const scheduler_options& scheduler::options() const noexcept { return options_; }
-bool scheduler::running() const noexcept { return running_; }
+kafka_worker* scheduler::kafka_worker() noexcept {
+  return worker_.get();
+}
+const dispatcher_stats& scheduler::dispatch_stats() const noexcept {
+  return dispatcher_.stats();
+}
+const scheduler_options& scheduler::options() const noexcept {
+  return options_;
+}
+bool scheduler::running() const noexcept {
+  return running_;
+}
 
 const std::map<std::string, std::uint64_t, std::less<>>& scheduler::scheduled_by_type()
     const noexcept {

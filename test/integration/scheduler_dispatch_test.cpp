@@ -1,22 +1,21 @@
 // The dispatcher against both stores: tasks run at (never before) their due time, exactly
 // once when nobody dies; cancel/reschedule take effect; recurring tasks run once per
 // occurrence; failures retry with backoff and end in the dead-letter set, which replays;
-// unknown types and undecodable payloads are dead-lettered with the reason.
+// unknown types and undecodable payloads are dead-lettered with the reason; a Redis claim
+// takes what falls due within claim_ahead and starts each task at its due time.
+#include <boost/json/value_to.hpp>
+#include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/redis/connection.hpp>
 #include <corvo/schedule/dispatcher.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
-
-#include <boost/json/value_to.hpp>
-#include <boost/test/unit_test.hpp>
+#include <map>
+#include <set>
 
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
-
-#include <map>
-#include <set>
 
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
@@ -38,11 +37,11 @@ reminder tag_invoke(json::value_to_tag<reminder>, const json::value& v) {
 
 // What the handlers saw.
 struct journal {
-  std::map<std::string, int> runs;                   // id -> times run
-  std::map<std::string, time_point> started;         // id -> first start
-  std::map<std::string, time_point> due;             // id -> due time it was claimed with
+  std::map<std::string, int> runs;            // id -> times run
+  std::map<std::string, time_point> started;  // id -> first start
+  std::map<std::string, time_point> due;      // id -> due time it was claimed with
   std::vector<std::string> reminders;
-  int failures_to_inject = 0;                        // for "flaky" tasks
+  int failures_to_inject = 0;  // for "flaky" tasks
 };
 
 asio::awaitable<void> record_run(journal& j, const claimed_task& t) {
@@ -92,7 +91,9 @@ asio::awaitable<void> wait_until(std::function<bool()> done, std::chrono::millis
   }
 }
 
-asio::awaitable<void> run_dispatcher(dispatcher& d) { co_await d.run(); }
+asio::awaitable<void> run_dispatcher(dispatcher& d) {
+  co_await d.run();
+}
 
 // One scenario against one store; the dispatchers run until the scenario ends.
 struct harness {
@@ -133,16 +134,19 @@ asio::awaitable<void> scenario_precision_cancel_reschedule(harness& h) {
   BOOST_TEST(co_await h.tasks.reschedule("moved", start + 100ms));
   BOOST_TEST(!co_await h.tasks.cancel("no-such-task"));
   for (int i = 0; i < 300; ++i) {
-    co_await h.tasks.schedule(make_task("t" + std::to_string(i), "record", start + std::chrono::milliseconds(50 + i)));
+    co_await h.tasks.schedule(
+        make_task("t" + std::to_string(i), "record", start + std::chrono::milliseconds(50 + i)));
   }
   co_await wait_until([&] { return h.j.runs.size() >= 301; }, 10s);
   // Until every run is acknowledged and the store is empty: from then on nothing is left that
   // could run again (a duplicate) or run late (the cancelled task).
   for (int i = 0; i < 2000; ++i) {
     std::size_t acked = 0;
-    for (auto& d : h.dispatchers) acked += d->stats().succeeded;
+    for (auto& d : h.dispatchers)
+      acked += d->stats().succeeded;
     const auto stats = co_await h.tasks.stats();
-    if (acked >= 301 && stats.scheduled == 0 && stats.in_flight == 0) break;
+    if (acked >= 301 && stats.scheduled == 0 && stats.in_flight == 0)
+      break;
     co_await corvo::sleep_for(5ms);
   }
 }
@@ -151,7 +155,8 @@ asio::awaitable<void> scenario_precision_cancel_reschedule(harness& h) {
 json::value reminder_payload(json::value user, int minutes) {
   json::object o;
   o["user"] = std::move(user);
-  if (minutes >= 0) o["minutes"] = minutes;
+  if (minutes >= 0)
+    o["minutes"] = minutes;
   return o;
 }
 
@@ -161,7 +166,8 @@ asio::awaitable<void> scenario_failures(harness& h) {
   co_await h.tasks.schedule(failing);
   co_await h.tasks.schedule(make_task("unknown-1", "no.such.type", now()));
   co_await h.tasks.schedule(make_task("bad-payload", "remind", now(), reminder_payload(42, -1)));
-  co_await h.tasks.schedule(make_task("good-payload", "remind", now(), reminder_payload("ada", 15)));
+  co_await h.tasks.schedule(
+      make_task("good-payload", "remind", now(), reminder_payload("ada", 15)));
   co_await wait_until([&] { return h.j.runs["flaky-1"] >= 3 && h.j.reminders.size() == 1; }, 10s);
   std::vector<task> dead;
   for (int i = 0; i < 500 && dead.size() < 3; ++i) {
@@ -170,7 +176,8 @@ asio::awaitable<void> scenario_failures(harness& h) {
   }
   BOOST_REQUIRE(dead.size() == 3u);
   std::map<std::string, task> by_id;
-  for (auto& t : dead) by_id.emplace(t.id, t);
+  for (auto& t : dead)
+    by_id.emplace(t.id, t);
   BOOST_TEST(by_id.at("flaky-1").attempts == 3u);
   BOOST_TEST(by_id.at("flaky-1").last_error == "flaky failure #3");
   BOOST_TEST(by_id.at("unknown-1").last_error.find("no handler registered") != std::string::npos);
@@ -191,7 +198,9 @@ asio::awaitable<void> scenario_failures(harness& h) {
 
 // The occurrence a run belongs to: the scheduled time of that occurrence, whatever the
 // retries and lease expiries did to its due time.
-time_point occurrence_of(const claimed_task& t) { return t.work.occurrence; }
+time_point occurrence_of(const claimed_task& t) {
+  return t.work.occurrence;
+}
 
 // Runs of one recurring task, by occurrence. The first attempt of every `fail_every`-th
 // occurrence (counted from the first) fails, so retries move the due time off the grid.
@@ -199,8 +208,8 @@ struct occurrence_journal {
   time_point first{};
   std::chrono::microseconds period{};
   int fail_every = 0;
-  std::chrono::microseconds store_offset{};  // the store's clock minus ours
-  std::map<long long, int> succeeded;        // occurrence (µs) -> successful runs
+  std::chrono::microseconds store_offset{};                 // the store's clock minus ours
+  std::map<long long, int> succeeded;                       // occurrence (µs) -> successful runs
   std::map<long long, std::chrono::microseconds> lateness;  // of the successful run
   int failed = 0;
 };
@@ -275,7 +284,8 @@ asio::awaitable<void> with_dispatchers(harness& h, asio::awaitable<void> scenari
     co_await group.join();
   } catch (const boost::system::system_error&) {
   }
-  if (failed) std::rethrow_exception(failed);
+  if (failed)
+    std::rethrow_exception(failed);
 }
 
 // A Redis store with its connection, or a memory store, behind one fixture.
@@ -283,8 +293,11 @@ struct redis_backend {
   corvo::test::redis_server server;
   asio::io_context ctx;
   redis::client conn{ctx.get_executor(), redis::client_config::from_url(server.url())};
-  redis_store store{conn, redis::client_config::from_url(server.url()), {.name_space = "test", .shards = 4}};
-  redis_backend() { asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {}); }
+  redis_store store{
+      conn, redis::client_config::from_url(server.url()), {.name_space = "test", .shards = 4}};
+  redis_backend() {
+    asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  }
   void stop() { conn.cancel(); }
 };
 
@@ -304,12 +317,14 @@ void check_precision(Backend& b) {
   int duplicates = 0, early = 0;
   for (const auto& [id, count] : h.j.runs) {
     duplicates += count - 1;
-    if (h.j.started.at(id) < h.j.due.at(id)) ++early;
+    if (h.j.started.at(id) < h.j.due.at(id))
+      ++early;
   }
   BOOST_TEST(duplicates == 0);
   BOOST_TEST(early == 0);  // never before the due time
   std::size_t total = 0;
-  for (auto& d : h.dispatchers) total += d->stats().succeeded;
+  for (auto& d : h.dispatchers)
+    total += d->stats().succeeded;
   BOOST_TEST(total == 301u);
 }
 
@@ -372,6 +387,53 @@ BOOST_AUTO_TEST_CASE(recurring_task_keeps_its_grid_across_retries) {
   check_recurring(b, 3);
 }
 BOOST_AUTO_TEST_SUITE_END()
+
+// Claiming ahead (redis_store_options::claim_ahead): 100 tasks due over 50 ms, starting
+// 500 ms out, one shard, claim_ahead 100 ms. The dispatcher's first claim finds nothing due,
+// it sleeps until the first due time, and its second claim takes all 100 at once; each
+// still starts at (never before) its own due time, and runs exactly once.
+BOOST_AUTO_TEST_CASE(one_claim_takes_what_falls_due_ahead_and_each_starts_at_its_due_time) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  const auto cfg = redis::client_config::from_url(server.url());
+  redis::client conn(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  redis_store_options options;
+  options.name_space = "ahead";
+  options.shards = 1;
+  options.claim_ahead = 100ms;
+  redis_store store(conn, cfg, options);
+  auto dispatch = fast_options();
+  dispatch.max_in_flight = 256;
+  dispatch.claim_batch = 256;
+  dispatch.max_sleep = 5s;
+  harness h(store, 1, dispatch);
+  std::vector<task> batch;
+  const auto first_due = now() + 500ms;
+  for (int i = 0; i < 100; ++i) {
+    batch.push_back(make_task("a" + std::to_string(i), "record",
+                              first_due + std::chrono::microseconds(500 * i)));
+  }
+  const auto scenario = [&]() -> asio::awaitable<void> {
+    co_await store.schedule_many(std::move(batch));
+    BOOST_REQUIRE(now() < first_due);  // scheduled before the first due time
+    std::function<bool()> all_ran = [&] { return h.j.runs.size() == 100; };
+    co_await with_dispatchers(h, wait_until(all_ran, 20s));
+  };
+  corvo::test::run(ctx, scenario(), [&] { conn.cancel(); });
+  auto& d = *h.dispatchers.front();
+  BOOST_TEST(h.j.runs.size() == 100u);
+  int early = 0, twice = 0;
+  for (const auto& [id, count] : h.j.runs) {
+    twice += count > 1 ? 1 : 0;
+    if (h.j.started.at(id) < h.j.due.at(id))
+      ++early;
+  }
+  BOOST_TEST(early == 0);
+  BOOST_TEST(twice == 0);
+  BOOST_TEST(d.stats().claimed == 100u);
+  BOOST_TEST(d.stats().claims == 2u);  // the empty one at start, then one for all 100
+}
 
 BOOST_AUTO_TEST_SUITE(memory_provider)
 BOOST_AUTO_TEST_CASE(precision_cancel_reschedule_exactly_once) {

@@ -10,7 +10,9 @@
 // early when a task lands ahead of the head (watch_wakes: any process; wake(): this one),
 // and never sleeps longer than max_sleep (a safety net, not a poll). While a shard has a
 // backlog it claims batch after batch. Claimed tasks run in one task_group bounded by
-// max_in_flight; claims never take more tasks than there are free slots.
+// max_in_flight; claims never take more tasks than there are free slots. A task the store
+// handed out ahead of its due time (redis_store_options::claim_ahead) starts at its due
+// time, mapped onto the steady clock the same way.
 //
 // Outcomes: success → ack (batched per shard; a recurring task is rescheduled at its next
 // occurrence); permanent_error or attempts exhausted → dead-letter with the reason; other

@@ -35,6 +35,13 @@ struct redis_store_options {
   /// higher level that came due less than this per level of difference after it. Every
   /// process of a namespace should use the same value.
   std::chrono::milliseconds priority_aging{10'000};
+  /// Claims also take tasks due within this much after the server's now; the dispatcher
+  /// starts each at its due time (dispatcher.hpp). When due times are dense (thousands per
+  /// second) one claim then serves all that fall due while it travels, instead of one claim
+  /// per due time, and a handler starts at its due time rather than a round trip after it.
+  /// 0: only tasks already due. A task cancelled within this window before its due time may
+  /// still run (as one cancelled while in flight). Config: `scheduler.redis.claim_ahead_us`.
+  std::chrono::microseconds claim_ahead{500};
 };
 
 class redis_store final : public store {
