@@ -633,6 +633,9 @@ struct dispatcher::impl {
     if (running) {
       throw std::logic_error("dispatcher::run() is already running");
     }
+    if (auto limits = limits_of(options.types); !limits.empty()) {
+      tasks.set_limits(std::move(limits));  // before any claim
+    }
     co_await tasks.open();  // e.g. a redis_store adopting the namespace's shard count
     auto ex = co_await asio::this_coro::executor;
     executor = ex;
@@ -703,6 +706,16 @@ struct dispatcher::impl {
     }
   }
 };
+
+type_limits limits_of(const std::map<std::string, type_policy, std::less<>>& types) {
+  type_limits out;
+  for (const auto& [type, policy] : types) {
+    if (policy.concurrency || policy.rate) {
+      out.emplace(type, type_limit{policy.concurrency, policy.rate});
+    }
+  }
+  return out;
+}
 
 dispatcher::dispatcher(store& tasks, sink& out, dispatcher_options options)
     : impl_(std::make_unique<impl>(tasks, out, std::move(options))) {

@@ -9,7 +9,15 @@
 // 8 parked (due tasks of a paused type, set aside by a claim), 9 paused (set: '*' for the
 // whole namespace, or task types), 10 due:high and 11 due:low (the due sets of the tasks of
 // priority high and low; `due` holds the normal ones, so a namespace that uses no priority
-// has the keys it had before them).
+// has the keys it had before them), 12 held (due tasks a claim held back for want of a
+// permit of their type's limit, by due time; the same by type in `<held>:<type>`, by the
+// claim's order).
+// Limits (limits.hpp; standalone Redis only, redis_store::set_limits): a limited type's keys
+// are `{ns:limit:<type>}:running` (concurrency permits: token -> lease deadline),
+// `:starts` (the rate log: token -> start time) and `:waiting` (the key prefixes `{ns:s}:`
+// of the shards that hold tasks of the type back). claim, ack, nack and extend get them
+// after the 12 shard keys, and the limited types in ARGV, only when limits are set: a
+// namespace without limits runs the scripts as before.
 // Record layout: see include/corvo/schedule/detail/record.hpp.
 
 namespace corvo::schedule::detail::lua {
@@ -122,6 +130,32 @@ end
 local function enqueue(keys, id, rec, due)
   redis.call('ZADD', due_key(keys, rec), due, id)
 end
+-- The held set of a limited type in this shard, and the shard's key prefix '{ns:s}:'.
+local function held_key(keys, type) return keys[12] .. ':' .. type end
+local function shard_prefix(keys) return string.sub(keys[7], 1, -5) end
+-- Takes `id` out of the held sets (call before its record changes); true when it was held.
+local function unhold(keys, id)
+  if redis.call('ZREM', keys[12], id) == 0 then return false end
+  local rec = redis.call('HGET', keys[2], id)
+  local t = rec and type_of(rec)
+  if t then redis.call('ZREM', held_key(keys, t), id) end
+  return true
+end
+-- Releases the concurrency permit of `token` (if `running` holds it) and wakes one shard
+-- that holds tasks of `type` back (a random one; shards that no longer hold any are dropped
+-- from `waiting` on the way).
+local function release(running, waiting, type, token)
+  if redis.call('ZREM', running, token) == 0 then return end
+  for _ = 1, 8 do
+    local p = redis.call('SRANDMEMBER', waiting)
+    if not p then return end
+    if redis.call('EXISTS', p .. 'held:' .. type) == 1 then
+      redis.call('SPUBLISH', p .. 'wake', 'permit')
+      return
+    end
+    redis.call('SREM', waiting, p)
+  end
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
 local function wake_if_head(keys, id, due)
   local head, score = head_of(keys)
@@ -131,11 +165,12 @@ local function wake_if_head(keys, id, due)
 end
 )lua";
 
-// KEYS 1..11; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
+// KEYS 1..12; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
 // whatever its state). Returns 1 when scheduled, 0 when an existing task was kept.
 inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
+unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
@@ -147,11 +182,12 @@ wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
+// KEYS 1..12; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
 // exported (redis_store::restore): the record as given, in the dead-letter set at the
 // server's now (the dead-letter caps apply), out of every other set (every priority's).
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
+unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[2])
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
@@ -161,22 +197,23 @@ dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 )lua";
 
-// KEYS 1..11, 12 the id's deduplication window (a key that expires with the window); ARGV: id,
+// KEYS 1..12, 13 the id's deduplication window (a key that expires with the window); ARGV: id,
 // due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
 // a new window opens), 'replaced' (window open, the waiting task took the new record and
 // due time) or 'dropped' (window open, mode drop). See store::schedule_deduplicated.
 inline constexpr const char* schedule_dedup = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[12]) == 1 then
+if redis.call('EXISTS', KEYS[13]) == 1 then
   if ARGV[5] == 'drop' then return 'dropped' end
-  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 then
+  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 or unhold(KEYS, id) then
     redis.call('HSET', KEYS[2], id, ARGV[3])
     enqueue(KEYS, id, ARGV[3], due)
     wake_if_head(KEYS, id, due)
     return 'replaced'
   end
 end
-redis.call('SET', KEYS[12], '1', 'PX', ARGV[4])
+redis.call('SET', KEYS[13], '1', 'PX', ARGV[4])
+unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
@@ -188,12 +225,18 @@ wake_if_head(KEYS, id, due)
 return 'scheduled'
 )lua";
 
-// KEYS 1..11; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
+// KEYS 1..12; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
 // failover or a restart from an older snapshot never hands out a token again), aging_us (the
 // priority boost per level: due tasks are taken in the order of due - level * aging, ties to
 // the higher level; see task.hpp `priority`).
-// Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
+// ARGV[7]: the number L of limited types, then per type: type, starts per window (0: no
+// rate), window_us, concurrency (0: none); KEYS 13.. per type: running, starts, waiting.
+// Returns {now, next_due|'', next_lease|'', permit_at|'', id1, token1, due1, record1, ...}.
+// A due task of a limited type with no permit free moves to the held sets (attempts and
+// record untouched); at the start of a claim, as many held tasks of each type as it has
+// permits free go back to their due set (by the claim's order); permit_at: the earliest
+// time a type with tasks still held here may have a permit.
 // An expired lease makes its task due now, or dead when that try was its last
 // ("lease expired N times (worker died or hung)"). A record whose header does not parse is
 // dead-lettered (rewritten with the reason, the original kept as its payload). With the
@@ -220,8 +263,51 @@ for _, id in ipairs(expired) do
     redis.call('ZADD', KEYS[1], now, id)
   end
 end
-local out = {fmt(now), '', ''}
+local out = {fmt(now), '', '', ''}
 local limit = tonumber(ARGV[1])
+local prefix = shard_prefix(KEYS)
+local limits, nlim = {}, tonumber(ARGV[7]) or 0
+for i = 1, nlim do
+  local a, k = 7 + (i - 1) * 4, 12 + (i - 1) * 3
+  limits[ARGV[a + 1]] = {held = held_key(KEYS, ARGV[a + 1]), n = tonumber(ARGV[a + 2]),
+    per = tonumber(ARGV[a + 3]), m = tonumber(ARGV[a + 4]), running = KEYS[k + 1],
+    starts = KEYS[k + 2], waiting = KEYS[k + 3]}
+end
+-- Permits of `l` free now (expired ones dropped) and, when none is, the earliest time one
+-- may be: both limits must allow a start.
+local function permits(l)
+  local free, at = 1e18, nil
+  if l.m > 0 then
+    redis.call('ZREMRANGEBYSCORE', l.running, '-inf', now)
+    free = l.m - redis.call('ZCARD', l.running)
+    if free <= 0 then at = tonumber(redis.call('ZRANGE', l.running, 0, 0, 'WITHSCORES')[2]) end
+  end
+  if l.n > 0 then
+    redis.call('ZREMRANGEBYSCORE', l.starts, '-inf', now - l.per)
+    local left = l.n - redis.call('ZCARD', l.starts)
+    if left < free then free = left end
+    if left <= 0 then
+      local t = tonumber(redis.call('ZRANGE', l.starts, 0, 0, 'WITHSCORES')[2]) + l.per
+      if not at or t > at then at = t end
+    end
+  end
+  if free <= 0 then return 0, at end
+  return free, nil
+end
+for _, l in pairs(limits) do
+  if redis.call('EXISTS', l.held) == 1 then
+    local free = permits(l)
+    if free > 0 then
+      for _, id in ipairs(redis.call('ZRANGE', l.held, 0, math.min(free, 1000) - 1)) do
+        redis.call('ZREM', l.held, id)
+        local due = redis.call('ZSCORE', KEYS[12], id)
+        redis.call('ZREM', KEYS[12], id)
+        local rec = redis.call('HGET', KEYS[2], id)
+        if rec and due then enqueue(KEYS, id, rec, due) end
+      end
+    end
+  end
+end
 local all_paused, paused_types = false, nil
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
   if p == '*' then all_paused = true else
@@ -229,10 +315,12 @@ for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
     paused_types[p] = true
   end
 end
-local claimed = 0
+local claimed, examined = 0, 0
 local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
-while limit > 0 and claimed < limit and not all_paused do
+-- At most 1000 tasks held back per call beyond the limit (a backlog of a limited type moves
+-- over several claims; the head stays due, so the dispatcher claims again at once).
+while limit > 0 and claimed < limit and not all_paused and examined < limit + 1000 do
   local deadline = now + tonumber(ARGV[2]) * 1000
   local want = limit - claimed
   -- Up to `want` due entries of each level, merged by due - level * aging.
@@ -255,20 +343,31 @@ while limit > 0 and claimed < limit and not all_paused do
     if not best then break end
     local id, score = found[best][at[best]], found[best][at[best] + 1]
     at[best] = at[best] + 2
+    examined = examined + 1
     redis.call('ZREM', levels[best][1], id)
     local rec = redis.call('HGET', KEYS[2], id)
-    local attempts
+    local attempts, l
     if rec then attempts = header(rec) end
+    if rec and nlim > 0 then l = limits[type_of(rec)] end
     if rec and paused_types and paused_types[type_of(rec)] then
       redis.call('ZADD', KEYS[8], score, id)
     elseif rec and not attempts then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
+    elseif l and (l.blocked or permits(l) == 0) then
+      l.blocked = true  -- no permit left in this call
+      redis.call('ZADD', KEYS[12], score, id)
+      redis.call('ZADD', l.held, tonumber(score) - levels[best][2] * aging, id)
+      redis.call('SADD', l.waiting, prefix)
     elseif rec then
       attempts = attempts + 1
       rec = with_attempts(rec, attempts)
       local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
+      if l then
+        if l.m > 0 then redis.call('ZADD', l.running, deadline, token) end
+        if l.n > 0 then redis.call('ZADD', l.starts, now, token) end
+      end
       redis.call('HSET', KEYS[2], id, rec)
       redis.call('ZADD', KEYS[3], deadline, id)
       redis.call('HSET', KEYS[4], id, token)
@@ -285,15 +384,30 @@ local _, head = head_of(KEYS)
 if head and not all_paused then out[2] = fmt(head) end
 local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if lease[2] then out[3] = lease[2] end
+local permit_at
+for _, l in pairs(limits) do
+  if redis.call('EXISTS', l.held) == 1 then
+    local free, at = permits(l)
+    if free > 0 then at = now end  -- moved back but not taken (the limit): claim again
+    if at and (not permit_at or at < permit_at) then permit_at = at end
+  else
+    redis.call('SREM', l.waiting, prefix)
+  end
+end
+if permit_at and not all_paused then out[4] = fmt(permit_at) end
 return out
 )lua";
 
-// KEYS 1..11; ARGV: (id, token, next_due_us|'')... Returns the number acked. A next due
-// time starts the next occurrence: the record's occurrence becomes it.
+// KEYS 1..12, then per limited type: running, waiting; ARGV: L (limited types), their L
+// names, then (id, token, next_due_us|'')... Returns the number acked. A next due time
+// starts the next occurrence: the record's occurrence becomes it. Every token's permit is
+// released, stale or not: its run has ended.
 inline constexpr const char* ack = R"lua(
 local acked = 0
-for i = 1, #ARGV, 3 do
+local nlim = tonumber(ARGV[1])
+for i = 2 + nlim, #ARGV, 3 do
   local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  for l = 1, nlim do release(KEYS[11 + 2 * l], KEYS[12 + 2 * l], ARGV[1 + l], token) end
   if redis.call('HGET', KEYS[4], id) == token then
     redis.call('ZREM', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
@@ -314,10 +428,13 @@ end
 return acked
 )lua";
 
-// KEYS 1..11; ARGV: id, token, error, retry_us|'' (empty: dead-letter), dead_max_count,
-// dead_max_age_us. Returns 1, or 0 for a stale token.
+// KEYS 1..12, then per limited type: running, waiting; ARGV: id, token, error, retry_us|''
+// (empty: dead-letter), dead_max_count, dead_max_age_us, L, the L limited types. Returns 1,
+// or 0 for a stale token. The token's permit is released, stale or not.
 inline constexpr const char* nack = R"lua(
 local id, token = ARGV[1], ARGV[2]
+local nlim = tonumber(ARGV[7]) or 0
+for l = 1, nlim do release(KEYS[11 + 2 * l], KEYS[12 + 2 * l], ARGV[7 + l], token) end
 if redis.call('HGET', KEYS[4], id) ~= token then return 0 end
 local now = now_us()
 redis.call('ZREM', KEYS[3], id)
@@ -335,13 +452,17 @@ dead_letter(KEYS, id, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: lease_ms, (id, token)... Returns '1' (renewed) or '0' (not held) per lease.
+// KEYS 1..12, then per limited type: running, waiting; ARGV: lease_ms, L (limited types),
+// then (id, token)... Returns '1' (renewed) or '0' (not held) per lease. A renewed lease's
+// concurrency permit gets the same deadline.
 inline constexpr const char* extend = R"lua(
 local deadline = now_us() + tonumber(ARGV[1]) * 1000
+local nlim = tonumber(ARGV[2])
 local held = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
     redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[i])
+    for l = 1, nlim do redis.call('ZADD', KEYS[11 + 2 * l], 'XX', deadline, ARGV[i + 1]) end
     held[#held + 1] = '1'
   else
     held[#held + 1] = '0'
@@ -350,9 +471,10 @@ end
 return held
 )lua";
 
-// KEYS 1..11; ARGV: id. Returns 1 when the task existed.
+// KEYS 1..12; ARGV: id. Returns 1 when the task existed.
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
+unhold(KEYS, id)
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
@@ -361,11 +483,11 @@ redis.call('ZREM', KEYS[5], id)
 return redis.call('HDEL', KEYS[2], id)
 )lua";
 
-// KEYS 1..11; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
+// KEYS 1..12; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
 // moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 then
+if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 and not unhold(KEYS, id) then
   return 0
 end
 local rec = redis.call('HGET', KEYS[2], id)
@@ -375,13 +497,13 @@ wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
+// KEYS 1..12; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
 inline constexpr const char* pause = R"lua(
 redis.call('SADD', KEYS[9], ARGV[1])
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
+// KEYS 1..12; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
 // parked tasks of that type back to the due set (their due times unchanged) and wakes the
 // dispatchers. Returns the number moved back.
 inline constexpr const char* resume = R"lua(
@@ -405,7 +527,7 @@ if head then redis.call('SPUBLISH', KEYS[7], fmt(head)) end
 return moved
 )lua";
 
-// KEYS 1..11; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
+// KEYS 1..12; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
 inline constexpr const char* replay = R"lua(
 local id = ARGV[1]
 if redis.call('ZREM', KEYS[5], id) == 0 then return 0 end
@@ -418,7 +540,7 @@ wake_if_head(KEYS, id, now)
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: id|'' (empty: every dead task). Returns the number deleted.
+// KEYS 1..12; ARGV: id|'' (empty: every dead task). Returns the number deleted.
 inline constexpr const char* purge = R"lua(
 local ids
 if ARGV[1] ~= '' then

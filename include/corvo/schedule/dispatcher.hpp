@@ -52,7 +52,14 @@ struct type_policy {
   /// Applied when the task is scheduled (scheduler::schedule and the like), to a task whose
   /// max_attempts is 0.
   std::optional<std::uint32_t> max_attempts;
+  /// Global limits of the type across every process (limits.hpp): runs at once (>= 1) and
+  /// starts per window. run() hands them to the store (store::set_limits).
+  std::optional<std::uint32_t> concurrency;
+  std::optional<rate_limit> rate;
 };
+
+/// The limits of `types` (the types with a concurrency or a rate).
+type_limits limits_of(const std::map<std::string, type_policy, std::less<>>& types);
 
 struct dispatcher_options {
   std::size_t max_in_flight = 64;
