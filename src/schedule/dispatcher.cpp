@@ -219,10 +219,11 @@ struct dispatcher::impl {
       if (backlog || state.woken) {
         continue;
       }
-      // Sleep until the store's next due time (or lease expiry), translated from the store's
-      // clock to ours, capped by max_sleep.
+      // Sleep until the store's next due time (or lease expiry, or when a permit frees for
+      // tasks a limit holds back), translated from the store's clock to ours, capped by
+      // max_sleep.
       auto deadline = claimed_at + options.max_sleep;
-      for (const auto& next : {claimed.next_due, claimed.next_lease_expiry}) {
+      for (const auto& next : {claimed.next_due, claimed.next_lease_expiry, claimed.permit_at}) {
         if (next) {
           const auto wait_for =
               std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);

@@ -5,8 +5,9 @@
 // hang (its Redis master stopped) holds up only itself; with several shards one claim
 // reserves at most half of the free slots (at least 1), so hung claims cannot take them all.
 //
-// One claim loop per shard sleeps until exactly the shard's next due time (or lease expiry)
-// as reported by the store, mapped from the store's clock onto the steady clock; it wakes
+// One claim loop per shard sleeps until exactly the shard's next due time (or lease expiry,
+// or the time a permit frees for tasks a limit holds back: claim_result::permit_at) as
+// reported by the store, mapped from the store's clock onto the steady clock; it wakes
 // early when a task lands ahead of the head (watch_wakes: any process; wake(): this one),
 // and never sleeps longer than max_sleep (a safety net, not a poll). While a shard has a
 // backlog it claims batch after batch. Claimed tasks run in one task_group bounded by
