@@ -725,10 +725,16 @@ struct memory_store::impl {
     }
   }
 
+  /// A type whose limit is unchanged keeps its permits (several dispatchers of one store
+  /// each set the same limits).
   void set_limits(const type_limits& limits) {
-    permits.clear();
+    for (auto it = permits.begin(); it != permits.end();) {
+      const auto given = limits.find(it->first);
+      const bool kept = given != limits.end() && given->second == it->second.limit();
+      it = kept ? std::next(it) : permits.erase(it);
+    }
     for (const auto& [type, limit] : limits) {
-      if (limit.limited()) {
+      if (limit.limited() && !permits.contains(type)) {
         permits.emplace(type, detail::permit_book(limit));
       }
     }

@@ -71,7 +71,9 @@ class memory_store final : public store {
   asio::awaitable<pause_state> paused() override;
 
   /// Limits in this process (the store is one process's): as redis_store's, with the
-  /// store's clock. A held task keeps its place when limits change; set them before use.
+  /// store's clock. Setting a type's limit again unchanged keeps its permits (each
+  /// dispatcher of the store sets them); a changed limit starts afresh. A held task keeps
+  /// its place when limits change.
   void set_limits(type_limits limits) override;
   asio::awaitable<std::vector<limit_state>> limit_states() override;
 
