@@ -10,11 +10,13 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/task_group.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/dispatcher.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
+#include <corvo/schedule/sink.hpp>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -481,6 +483,106 @@ BOOST_AUTO_TEST_CASE(redis_store_permit_lasts_as_long_as_its_lease) {
   redis_fixture f;
   corvo::test::run(f.parent.ctx, a_permit_lasts_as_long_as_its_lease(f.harness()),
                    [&] { f.parent.conn.cancel(); });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- the memory provider: two dispatchers on one store ------------------------------------
+
+namespace {
+
+struct memory_runs {
+  std::map<std::string, int> runs;
+  std::vector<time_point> mail_starts;  // claimed_at
+  std::vector<unsigned> attempts;
+  int running = 0;
+  int most = 0;
+};
+
+asio::awaitable<void> memory_run(memory_runs& r, const claimed_task& t) {
+  ++r.runs[t.work.id];
+  r.attempts.push_back(t.work.attempts);
+  r.mail_starts.push_back(t.claimed_at);
+  r.most = std::max(r.most, ++r.running);
+  co_await corvo::sleep_for(50ms);
+  --r.running;
+}
+
+struct memory_recorder {
+  memory_runs* r;
+  asio::awaitable<void> operator()(const claimed_task& t) const { return memory_run(*r, t); }
+};
+
+asio::awaitable<void> run_dispatcher(dispatcher& d) {
+  co_await d.run();
+}
+
+asio::awaitable<void> two_dispatchers_drain(memory_store& tasks, dispatcher& a, dispatcher& b,
+                                            memory_runs& r) {
+  auto ex = co_await asio::this_coro::executor;
+  corvo::task_group group(ex);
+  co_await group.spawn(run_dispatcher(a));
+  co_await group.spawn(run_dispatcher(b));
+  std::exception_ptr failed;
+  try {
+    co_await corvo::test::schedule_all(tasks, typed_tasks("mail", 30, now()));
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!corvo::test::drained(co_await tasks.stats())) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw std::runtime_error("not drained after 15 s: " + std::to_string(r.runs.size()) +
+                                 " tasks ran");
+      }
+      co_await corvo::sleep_for(20ms);
+    }
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  group.cancel();
+  try {
+    co_await group.join();
+  } catch (const boost::system::system_error&) {
+  }
+  if (failed) {
+    std::rethrow_exception(failed);
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(memory_provider)
+
+// 30 `mail` tasks due at once, 2 at once and 10 per second, two dispatchers on one store,
+// max_sleep 30 s: only computed wake-ups can drain it in the 15 s allowed (about 2 s).
+BOOST_AUTO_TEST_CASE(two_dispatchers_share_the_limits_of_a_type) {
+  asio::io_context ctx;
+  memory_store tasks(ctx.get_executor(), 2);
+  memory_runs r;
+  handler_registry handlers;
+  handlers.on_task("mail", memory_recorder{&r});
+  direct_sink sink(handlers);
+  dispatcher_options options;
+  options.lease = 10s;
+  options.max_sleep = 30s;
+  options.types["mail"].concurrency = 2;
+  options.types["mail"].rate = rate_limit{10, 1s};
+  dispatcher a(tasks, sink, options);
+  dispatcher b(tasks, sink, options);
+  corvo::test::run(ctx, two_dispatchers_drain(tasks, a, b, r));
+
+  BOOST_TEST(r.runs.size() == 30u);
+  BOOST_TEST(
+      std::all_of(r.runs.begin(), r.runs.end(), [](const auto& e) { return e.second == 1; }));
+  BOOST_TEST(std::all_of(r.attempts.begin(), r.attempts.end(), [](unsigned n) { return n == 1; }));
+  BOOST_TEST(r.most == 2);
+  auto starts = r.mail_starts;
+  std::sort(starts.begin(), starts.end());
+  std::size_t too_close = 0;
+  for (std::size_t i = 0; i + 10 < starts.size(); ++i) {
+    too_close += starts[i + 10] - starts[i] < 1s ? 1 : 0;
+  }
+  BOOST_TEST(too_close == 0u);
+  BOOST_TEST(a.stats().succeeded + b.stats().succeeded == 30u);
+  BOOST_TEST(a.stats().claims + b.stats().claims <= 8u * 30u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
