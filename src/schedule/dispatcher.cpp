@@ -226,10 +226,11 @@ struct dispatcher::impl {
       if (backlog || state.woken) {
         continue;
       }
-      // Sleep until the store's next due time (or lease expiry), translated from the store's
-      // clock to ours, capped by max_sleep.
+      // Sleep until the store's next due time (or lease expiry, or when a permit frees for
+      // tasks a limit holds back), translated from the store's clock to ours, capped by
+      // max_sleep.
       auto deadline = claimed_at + options.max_sleep;
-      for (const auto& next : {claimed.next_due, claimed.next_lease_expiry}) {
+      for (const auto& next : {claimed.next_due, claimed.next_lease_expiry, claimed.permit_at}) {
         if (next) {
           const auto wait_for =
               std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);
@@ -654,6 +655,9 @@ struct dispatcher::impl {
     if (running) {
       throw std::logic_error("dispatcher::run() is already running");
     }
+    if (auto limits = limits_of(options.types); !limits.empty()) {
+      tasks.set_limits(std::move(limits));  // before any claim
+    }
     co_await tasks.open();  // e.g. a redis_store adopting the namespace's shard count
     auto ex = co_await asio::this_coro::executor;
     executor = ex;
@@ -724,6 +728,16 @@ struct dispatcher::impl {
     }
   }
 };
+
+type_limits limits_of(const std::map<std::string, type_policy, std::less<>>& types) {
+  type_limits out;
+  for (const auto& [type, policy] : types) {
+    if (policy.concurrency || policy.rate) {
+      out.emplace(type, type_limit{policy.concurrency, policy.rate});
+    }
+  }
+  return out;
+}
 
 dispatcher::dispatcher(store& tasks, sink& out, dispatcher_options options)
     : impl_(std::make_unique<impl>(tasks, out, std::move(options))) {

@@ -8,11 +8,14 @@
 #include <corvo/schedule/shard.hpp>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
+
+#include "permit_book.hpp"
 
 // Mirrors the Lua scripts of redis_store (src/schedule/redis_scripts.hpp) operation by
 // operation: the due, inflight and dead sorted sets become ordered sets of (score, id), the
@@ -21,8 +24,9 @@
 namespace corvo::schedule {
 namespace {
 
-/// parked: due, but its type is paused (set aside by a claim until resume).
-enum class place { waiting, parked, in_flight, dead };
+/// parked: due, but its type is paused (set aside by a claim until resume). held: due, but
+/// its type's limit had no permit (set aside by a claim until one frees).
+enum class place { waiting, parked, held, in_flight, dead };
 
 struct entry {
   task work;  ///< work.due: the due time while waiting, the last one otherwise
@@ -31,6 +35,8 @@ struct entry {
   std::string token;
   time_point lease_deadline{};
   time_point dead_since{};
+  /// While held: its key in the type's held set (due - level * aging, as the claim orders).
+  time_point held_key{};
 };
 
 /// A sorted set: (score, id), ties ordered by id as in Redis.
@@ -43,6 +49,9 @@ struct shard_state {
   scored_set inflight;  ///< by lease deadline
   scored_set dead;      ///< by the time it was dead-lettered
   scored_set parked;    ///< by due time: tasks of a paused type a claim set aside
+  scored_set held;      ///< by due time: tasks a claim held back for want of a permit
+  /// The same by type, keyed by the claim's order (entry::held_key).
+  std::map<std::string, scored_set, std::less<>> held_by_type;
   /// Open deduplication windows: id -> when it closes, and the same ordered by closing time
   /// (closed ones are dropped at the next schedule_deduplicated on the shard).
   std::unordered_map<std::string, time_point> windows;
@@ -104,6 +113,7 @@ task_state state_of(place where) noexcept {
   switch (where) {
     case place::waiting:
     case place::parked:
+    case place::held:
       return task_state::scheduled;
     case place::in_flight:
       return task_state::in_flight;
@@ -157,6 +167,8 @@ struct memory_store::impl {
   /// pause(): the whole namespace, and the paused types.
   bool paused_all = false;
   std::set<std::string> paused_types;
+  /// set_limits(): the permits of each limited type.
+  std::map<std::string, detail::permit_book, std::less<>> permits;
 
   shard_state& shard_at(unsigned shard) {
     if (shard >= shards.size()) {
@@ -179,6 +191,15 @@ struct memory_store::impl {
       case place::parked:
         s.parked.erase({e.work.due, id});
         break;
+      case place::held: {
+        s.held.erase({e.work.due, id});
+        const auto by_type = s.held_by_type.find(e.work.type);
+        by_type->second.erase({e.held_key, id});
+        if (by_type->second.empty()) {
+          s.held_by_type.erase(by_type);
+        }
+        break;
+      }
       case place::in_flight:
         s.inflight.erase({e.lease_deadline, id});
         break;
@@ -314,7 +335,8 @@ struct memory_store::impl {
       }
       const auto it = s.tasks.find(t.id);
       if (it != s.tasks.end() &&
-          (it->second.where == place::waiting || it->second.where == place::parked)) {
+          (it->second.where == place::waiting || it->second.where == place::parked ||
+           it->second.where == place::held)) {
         reset(t);
         detach(s, it->first, it->second);
         const auto due = t.due;
@@ -373,7 +395,8 @@ struct memory_store::impl {
 
   std::vector<task> browse(std::size_t offset, std::size_t limit) const {
     if (std::all_of(shards.begin(), shards.end(), [](const auto& s) {
-          return s.parked.empty() && s.due_levels[0].empty() && s.due_levels[2].empty();
+          return s.parked.empty() && s.held.empty() && s.due_levels[0].empty() &&
+                 s.due_levels[2].empty();
         })) {
       return merged_page(
           offset, limit, [](const auto& s) { return s.due_levels[1].begin(); },
@@ -383,7 +406,8 @@ struct memory_store::impl {
     // Tasks of every priority and those set aside by a pause are listed together, in due order.
     std::vector<std::pair<std::pair<time_point, std::string>, const entry*>> all;
     for (const auto& s : shards) {
-      for (const auto* set : {&s.due_levels[0], &s.due_levels[1], &s.due_levels[2], &s.parked}) {
+      for (const auto* set :
+           {&s.due_levels[0], &s.due_levels[1], &s.due_levels[2], &s.parked, &s.held}) {
         for (const auto& member : *set) {
           all.emplace_back(member, &s.tasks.at(member.second));
         }
@@ -460,7 +484,8 @@ struct memory_store::impl {
   bool reschedule(const std::string& id, time_point due) {
     unsigned shard = 0;
     entry* e = find(id, shard);
-    if (e == nullptr || (e->where != place::waiting && e->where != place::parked)) {
+    if (e == nullptr ||
+        (e->where != place::waiting && e->where != place::parked && e->where != place::held)) {
       return false;
     }
     detach(shards[shard], id, *e);
@@ -475,6 +500,9 @@ struct memory_store::impl {
     for (const auto& s : shards) {
       total.scheduled += s.parked.size();
       total.due_now += s.parked.size();  // set aside because they were due
+      total.scheduled += s.held.size();
+      total.due_now += s.held.size();  // held back because they were due
+      total.held += s.held.size();
       for (const auto& level : s.due_levels) {
         total.scheduled += level.size();
         for (auto it = level.begin(); it != level.end() && it->first <= now; ++it) {
@@ -506,6 +534,9 @@ struct memory_store::impl {
       }
     }
     const auto deadline = now + std::chrono::duration_cast<std::chrono::microseconds>(lease);
+    if (!permits.empty()) {
+      release_held(shard, now, out);
+    }
     // The priority rule (task.hpp): the due entry with the least due - level * aging, ties
     // to the higher level.
     const auto next_due_entry = [&]() -> const std::string* {
@@ -537,15 +568,29 @@ struct memory_store::impl {
         s.parked.emplace(e.work.due, id);
         continue;
       }
+      detail::permit_book* book = nullptr;
+      if (!permits.empty()) {
+        if (const auto it = permits.find(e.work.type); it != permits.end()) {
+          book = &it->second;
+          if (book->free(now) == 0) {
+            hold(shard, id, e, *book, now, out);
+            continue;
+          }
+        }
+      }
       e.where = place::in_flight;
       e.token = std::to_string(++last_token);
       e.lease_deadline = deadline;
+      if (book != nullptr) {
+        book->take(e.token, deadline, now);
+      }
       ++e.work.attempts;
       s.inflight.emplace(deadline, id);
       claimed_task claimed;
       claimed.work = snapshot(e);
       claimed.token = e.token;
       claimed.shard = shard;
+      claimed.claimed_at = now;
       out.tasks.push_back(std::move(claimed));
     }
     if (const auto* head = head_of(s); head != nullptr && !paused_all) {  // paused: no wake
@@ -561,6 +606,7 @@ struct memory_store::impl {
     auto& s = shard_at(shard);
     std::size_t acked = 0;
     for (const auto& c : done) {
+      release_permit(c.token);  // the run has ended, whether its lease still holds or not
       entry* e = leased(s, c.id, c.token);
       if (e == nullptr) {
         continue;
@@ -581,6 +627,7 @@ struct memory_store::impl {
 
   bool nack(unsigned shard, failure& failed) {
     auto& s = shard_at(shard);
+    release_permit(failed.token);
     entry* e = leased(s, failed.id, failed.token);
     if (e == nullptr) {
       return false;
@@ -611,8 +658,105 @@ struct memory_store::impl {
       s.inflight.erase(std::make_pair(e->lease_deadline, l.id));
       e->lease_deadline = deadline;
       s.inflight.emplace(deadline, l.id);
+      for (auto& [type, book] : permits) {
+        book.extend(l.token, deadline);  // a permit lasts as long as its lease
+      }
     }
     return held;
+  }
+
+  // ---- limits (as the claim script's) --------------------------------------------------
+
+  /// Holds back `e` (detached, due) until its type's limit has a permit.
+  void hold(unsigned shard, const std::string& id, entry& e, detail::permit_book& book,
+            time_point now, claim_result& out) {
+    auto& s = shards[shard];
+    e.where = place::held;
+    e.held_key = e.work.due - static_cast<int>(e.work.priority) * aging;
+    s.held.emplace(e.work.due, id);
+    s.held_by_type[e.work.type].emplace(e.held_key, id);
+    book.waiting.insert(shard);
+    const auto at = book.next_free(now);
+    out.permit_at = out.permit_at ? std::min(*out.permit_at, at) : at;
+  }
+
+  /// Puts back into the due sets as many held tasks of each limited type as it has permits
+  /// free (the claim then takes them in its order); reports when the rest may get one.
+  void release_held(unsigned shard, time_point now, claim_result& out) {
+    auto& s = shards[shard];
+    for (auto& [type, book] : permits) {
+      const auto held = s.held_by_type.find(type);
+      if (held == s.held_by_type.end()) {
+        continue;
+      }
+      for (auto free = book.free(now); free > 0 && !held->second.empty(); --free) {
+        const std::string id = held->second.begin()->second;
+        auto& e = s.tasks.at(id);
+        s.held.erase({e.work.due, id});
+        held->second.erase(held->second.begin());
+        e.where = place::waiting;
+        due_of(s, e.work.priority).emplace(e.work.due, id);
+      }
+      if (held->second.empty()) {
+        s.held_by_type.erase(held);
+        book.waiting.erase(shard);
+      } else {
+        const auto at = book.next_free(now);
+        out.permit_at = out.permit_at ? std::min(*out.permit_at, at) : at;
+      }
+    }
+  }
+
+  /// Releases the concurrency permit of `token` (if any) and wakes one shard that holds
+  /// tasks of its type back.
+  void release_permit(const std::string& token) {
+    for (auto& [type, book] : permits) {
+      if (!book.release(token)) {
+        continue;
+      }
+      for (auto it = book.waiting.begin(); it != book.waiting.end();) {
+        if (shards[*it].held_by_type.contains(type)) {
+          wake(*it);
+          break;
+        }
+        it = book.waiting.erase(it);  // no longer holds any
+      }
+      return;
+    }
+  }
+
+  /// A type whose limit is unchanged keeps its permits (several dispatchers of one store
+  /// each set the same limits).
+  void set_limits(const type_limits& limits) {
+    for (auto it = permits.begin(); it != permits.end();) {
+      const auto given = limits.find(it->first);
+      const bool kept = given != limits.end() && given->second == it->second.limit();
+      it = kept ? std::next(it) : permits.erase(it);
+    }
+    for (const auto& [type, limit] : limits) {
+      if (limit.limited() && !permits.contains(type)) {
+        permits.emplace(type, detail::permit_book(limit));
+      }
+    }
+  }
+
+  std::vector<limit_state> limit_states() {
+    const auto now = clock();
+    std::vector<limit_state> out;
+    for (auto& [type, book] : permits) {
+      limit_state st;
+      st.type = type;
+      st.limit = book.limit();
+      st.running = book.running(now);
+      st.recent_starts = book.recent_starts(now);
+      for (const auto& s : shards) {
+        if (const auto it = s.held_by_type.find(type); it != s.held_by_type.end()) {
+          st.held += it->second.size();
+        }
+      }
+      out.push_back(std::move(st));
+    }
+    return out;
   }
 
   std::vector<task> dead_letters(std::size_t offset, std::size_t limit) const {
@@ -748,6 +892,14 @@ asio::awaitable<void> memory_store::pause(std::string type) {
 asio::awaitable<void> memory_store::resume(std::string type) {
   impl_->resume(type);
   co_return;
+}
+
+void memory_store::set_limits(type_limits limits) {
+  impl_->set_limits(limits);
+}
+
+asio::awaitable<std::vector<limit_state>> memory_store::limit_states() {
+  co_return impl_->limit_states();
 }
 
 asio::awaitable<pause_state> memory_store::paused() {

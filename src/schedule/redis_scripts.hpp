@@ -9,7 +9,15 @@
 // 8 parked (due tasks of a paused type, set aside by a claim), 9 paused (set: '*' for the
 // whole namespace, or task types), 10 due:high and 11 due:low (the due sets of the tasks of
 // priority high and low; `due` holds the normal ones, so a namespace that uses no priority
-// has the keys it had before them).
+// has the keys it had before them), 12 held (due tasks a claim held back for want of a
+// permit of their type's limit, by due time; the same by type in `<held>:<type>`, by the
+// claim's order).
+// Limits (limits.hpp; standalone Redis only, redis_store::set_limits): a limited type's keys
+// are `{ns:limit:<type>}:running` (concurrency permits: token -> lease deadline),
+// `:starts` (the rate log: token -> start time) and `:waiting` (the key prefixes `{ns:s}:`
+// of the shards that hold tasks of the type back). claim, ack, nack and extend get them
+// after the 12 shard keys, and the limited types in ARGV, only when limits are set: a
+// namespace without limits runs the scripts as before.
 // Record layout: see include/corvo/schedule/detail/record.hpp.
 
 namespace corvo::schedule::detail::lua {
@@ -21,22 +29,6 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function fmt(n) return string.format('%.0f', n) end
--- redis.call(cmd, key, args...) in chunks of `step` values (Lua's unpack has a limit): one
--- call per chunk instead of one per member. `step` is a multiple of the values per member.
-local function call_many(cmd, key, args, step)
-  for i = 1, #args, step do
-    redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
-  end
-end
--- HMGET in chunks: the values of `fields` in order (false where absent).
-local function hmget(key, fields)
-  local out = {}
-  for i = 1, #fields, 1000 do
-    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
-    for _, v in ipairs(part) do out[#out + 1] = v end
-  end
-  return out
-end
 -- Position of the n-th newline of a record.
 local function nth_newline(rec, n)
   local pos = 0
@@ -138,6 +130,32 @@ end
 local function enqueue(keys, id, rec, due)
   redis.call('ZADD', due_key(keys, rec), due, id)
 end
+-- The held set of a limited type in this shard, and the shard's key prefix '{ns:s}:'.
+local function held_key(keys, type) return keys[12] .. ':' .. type end
+local function shard_prefix(keys) return string.sub(keys[7], 1, -5) end
+-- Takes `id` out of the held sets (call before its record changes); true when it was held.
+local function unhold(keys, id)
+  if redis.call('ZREM', keys[12], id) == 0 then return false end
+  local rec = redis.call('HGET', keys[2], id)
+  local t = rec and type_of(rec)
+  if t then redis.call('ZREM', held_key(keys, t), id) end
+  return true
+end
+-- Releases the concurrency permit of `token` (if `running` holds it) and wakes one shard
+-- that holds tasks of `type` back (a random one; shards that no longer hold any are dropped
+-- from `waiting` on the way).
+local function release(running, waiting, type, token)
+  if redis.call('ZREM', running, token) == 0 then return end
+  for _ = 1, 8 do
+    local p = redis.call('SRANDMEMBER', waiting)
+    if not p then return end
+    if redis.call('EXISTS', p .. 'held:' .. type) == 1 then
+      redis.call('SPUBLISH', p .. 'wake', 'permit')
+      return
+    end
+    redis.call('SREM', waiting, p)
+  end
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
 local function wake_if_head(keys, id, due)
   local head, score = head_of(keys)
@@ -147,11 +165,12 @@ local function wake_if_head(keys, id, due)
 end
 )lua";
 
-// KEYS 1..11; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
+// KEYS 1..12; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
 // whatever its state). Returns 1 when scheduled, 0 when an existing task was kept.
 inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
+unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
@@ -163,11 +182,12 @@ wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
+// KEYS 1..12; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
 // exported (redis_store::restore): the record as given, in the dead-letter set at the
 // server's now (the dead-letter caps apply), out of every other set (every priority's).
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
+unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[2])
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
@@ -177,22 +197,23 @@ dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 )lua";
 
-// KEYS 1..11, 12 the id's deduplication window (a key that expires with the window); ARGV: id,
+// KEYS 1..12, 13 the id's deduplication window (a key that expires with the window); ARGV: id,
 // due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
 // a new window opens), 'replaced' (window open, the waiting task took the new record and
 // due time) or 'dropped' (window open, mode drop). See store::schedule_deduplicated.
 inline constexpr const char* schedule_dedup = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[12]) == 1 then
+if redis.call('EXISTS', KEYS[13]) == 1 then
   if ARGV[5] == 'drop' then return 'dropped' end
-  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 then
+  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 or unhold(KEYS, id) then
     redis.call('HSET', KEYS[2], id, ARGV[3])
     enqueue(KEYS, id, ARGV[3], due)
     wake_if_head(KEYS, id, due)
     return 'replaced'
   end
 end
-redis.call('SET', KEYS[12], '1', 'PX', ARGV[4])
+redis.call('SET', KEYS[13], '1', 'PX', ARGV[4])
+unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
@@ -204,13 +225,19 @@ wake_if_head(KEYS, id, due)
 return 'scheduled'
 )lua";
 
-// KEYS 1..11; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
+// KEYS 1..12; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
 // failover or a restart from an older snapshot never hands out a token again), aging_us (the
 // priority boost per level: due tasks are taken in the order of due - level * aging, ties to
 // the higher level; see task.hpp `priority`), ahead_us (also take tasks due up to now +
-// ahead_us; the dispatcher starts them at their due time).
-// Returns {now, next_due|'', next_lease|'', id1, token1, due1, record1, ...}.
+// ahead_us: redis_store_options::claim_ahead; the dispatcher starts them at their due time).
+// ARGV[8]: the number L of limited types, then per type: type, starts per window (0: no
+// rate), window_us, concurrency (0: none); KEYS 13.. per type: running, starts, waiting.
+// Returns {now, next_due|'', next_lease|'', permit_at|'', id1, token1, due1, record1, ...}.
+// A due task of a limited type with no permit free moves to the held sets (attempts and
+// record untouched); at the start of a claim, as many held tasks of each type as it has
+// permits free go back to their due set (by the claim's order); permit_at: the earliest
+// time a type with tasks still held here may have a permit.
 // An expired lease makes its task due now, or dead when that try was its last
 // ("lease expired N times (worker died or hung)"). A record whose header does not parse is
 // dead-lettered (rewritten with the reason, the original kept as its payload). With the
@@ -237,8 +264,53 @@ for _, id in ipairs(expired) do
     redis.call('ZADD', KEYS[1], now, id)
   end
 end
-local out = {fmt(now), '', ''}
+local out = {fmt(now), '', '', ''}
+-- Numbers passed to redis.call are formatted with 14 digits by Lua: pass exact strings.
+local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
 local limit = tonumber(ARGV[1])
+local prefix = shard_prefix(KEYS)
+local limits, nlim = {}, tonumber(ARGV[8]) or 0
+for i = 1, nlim do
+  local a, k = 8 + (i - 1) * 4, 12 + (i - 1) * 3
+  limits[ARGV[a + 1]] = {held = held_key(KEYS, ARGV[a + 1]), n = tonumber(ARGV[a + 2]),
+    per = tonumber(ARGV[a + 3]), m = tonumber(ARGV[a + 4]), running = KEYS[k + 1],
+    starts = KEYS[k + 2], waiting = KEYS[k + 3]}
+end
+-- Permits of `l` free now (expired ones dropped) and, when none is, the earliest time one
+-- may be: both limits must allow a start.
+local function permits(l)
+  local free, at = 1e18, nil
+  if l.m > 0 then
+    redis.call('ZREMRANGEBYSCORE', l.running, '-inf', now)
+    free = l.m - redis.call('ZCARD', l.running)
+    if free <= 0 then at = tonumber(redis.call('ZRANGE', l.running, 0, 0, 'WITHSCORES')[2]) end
+  end
+  if l.n > 0 then
+    redis.call('ZREMRANGEBYSCORE', l.starts, '-inf', now - l.per)
+    local left = l.n - redis.call('ZCARD', l.starts)
+    if left < free then free = left end
+    if left <= 0 then
+      local t = tonumber(redis.call('ZRANGE', l.starts, 0, 0, 'WITHSCORES')[2]) + l.per
+      if not at or t > at then at = t end
+    end
+  end
+  if free <= 0 then return 0, at end
+  return free, nil
+end
+for _, l in pairs(limits) do
+  if redis.call('EXISTS', l.held) == 1 then
+    local free = permits(l)
+    if free > 0 then
+      for _, id in ipairs(redis.call('ZRANGE', l.held, 0, math.min(free, 1000) - 1)) do
+        redis.call('ZREM', l.held, id)
+        local due = redis.call('ZSCORE', KEYS[12], id)
+        redis.call('ZREM', KEYS[12], id)
+        local rec = redis.call('HGET', KEYS[2], id)
+        if rec and due then enqueue(KEYS, id, rec, due) end
+      end
+    end
+  end
+end
 local all_paused, paused_types = false, nil
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
   if p == '*' then all_paused = true else
@@ -246,12 +318,13 @@ for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
     paused_types[p] = true
   end
 end
-local claimed = 0
+local claimed, examined = 0, 0
 local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
-local deadline = fmt(now + tonumber(ARGV[2]) * 1000)
-local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
-while limit > 0 and claimed < limit and not all_paused do
+-- At most 1000 tasks held back per call beyond the limit (a backlog of a limited type moves
+-- over several claims; the head stays due, so the dispatcher claims again at once).
+while limit > 0 and claimed < limit and not all_paused and examined < limit + 1000 do
+  local deadline = now + tonumber(ARGV[2]) * 1000
   local want = limit - claimed
   -- Up to `want` due entries of each level, merged by due - level * aging.
   local found, at, total, more = {}, {}, 0, false
@@ -261,10 +334,6 @@ while limit > 0 and claimed < limit and not all_paused do
     total = total + #found[l] / 2
     if #found[l] == 2 * want then more = true end  -- this level may hold more due entries
   end
-  -- The `want` first entries in merge order; the writes come after, one call per kind
-  -- (a claim's cost is then a few calls plus its entries, not several calls per entry).
-  local ids, scores, removed = {}, {}, {}
-  for l = 1, #levels do removed[l] = {} end
   for _ = 1, want do
     local best, best_key
     for l = 1, #levels do
@@ -275,57 +344,42 @@ while limit > 0 and claimed < limit and not all_paused do
       end
     end
     if not best then break end
-    local id = found[best][at[best]]
-    ids[#ids + 1] = id
-    scores[#scores + 1] = found[best][at[best] + 1]
-    removed[best][#removed[best] + 1] = id
+    local id, score = found[best][at[best]], found[best][at[best] + 1]
     at[best] = at[best] + 2
-  end
-  if #ids == 0 then break end
-  for l = 1, #levels do
-    if #removed[l] > 0 then call_many('ZREM', levels[l][1], removed[l], 1000) end
-  end
-  local recs = hmget(KEYS[2], ids)
-  local take, parked = {}, {}
-  for k = 1, #ids do
-    local id, rec = ids[k], recs[k]
-    local attempts
+    examined = examined + 1
+    redis.call('ZREM', levels[best][1], id)
+    local rec = redis.call('HGET', KEYS[2], id)
+    local attempts, l
     if rec then attempts = header(rec) end
+    if rec and nlim > 0 then l = limits[type_of(rec)] end
     if rec and paused_types and paused_types[type_of(rec)] then
-      parked[#parked + 1] = scores[k]
-      parked[#parked + 1] = id
+      redis.call('ZADD', KEYS[8], score, id)
     elseif rec and not attempts then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
+    elseif l and (l.blocked or permits(l) == 0) then
+      l.blocked = true  -- no permit left in this call
+      redis.call('ZADD', KEYS[12], score, id)
+      redis.call('ZADD', l.held, tonumber(score) - levels[best][2] * aging, id)
+      redis.call('SADD', l.waiting, prefix)
     elseif rec then
-      take[#take + 1] = k
-      recs[k] = with_attempts(rec, attempts + 1)
-    end
-  end
-  if #parked > 0 then call_many('ZADD', KEYS[8], parked, 1000) end
-  local n = #take
-  if n > 0 then
-    local last = redis.call('INCRBY', KEYS[6], n)  -- tokens last - n + 1 .. last, in order
-    local records, leases, tokens = {}, {}, {}
-    for j = 1, n do
-      local k = take[j]
-      local id, token = ids[k], (last - n + j) .. '.' .. ARGV[5]
-      records[#records + 1] = id
-      records[#records + 1] = recs[k]
-      leases[#leases + 1] = deadline
-      leases[#leases + 1] = id
-      tokens[#tokens + 1] = id
-      tokens[#tokens + 1] = token
+      attempts = attempts + 1
+      rec = with_attempts(rec, attempts)
+      local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
+      if l then
+        if l.m > 0 then redis.call('ZADD', l.running, deadline, token) end
+        if l.n > 0 then redis.call('ZADD', l.starts, now, token) end
+      end
+      redis.call('HSET', KEYS[2], id, rec)
+      redis.call('ZADD', KEYS[3], deadline, id)
+      redis.call('HSET', KEYS[4], id, token)
       out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = scores[k]
-      out[#out + 1] = recs[k]
+      out[#out + 1] = tostring(token)
+      out[#out + 1] = score
+      out[#out + 1] = rec
+      claimed = claimed + 1
     end
-    call_many('HSET', KEYS[2], records, 1000)
-    call_many('ZADD', KEYS[3], leases, 1000)
-    call_many('HSET', KEYS[4], tokens, 1000)
-    claimed = claimed + n
   end
   if not more and total <= want then break end  -- every due entry was taken: none left
 end
@@ -333,22 +387,33 @@ local _, head = head_of(KEYS)
 if head and not all_paused then out[2] = fmt(head) end
 local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if lease[2] then out[3] = lease[2] end
+local permit_at
+for _, l in pairs(limits) do
+  if redis.call('EXISTS', l.held) == 1 then
+    local free, at = permits(l)
+    if free > 0 then at = now end  -- moved back but not taken (the limit): claim again
+    if at and (not permit_at or at < permit_at) then permit_at = at end
+  else
+    redis.call('SREM', l.waiting, prefix)
+  end
+end
+if permit_at and not all_paused then out[4] = fmt(permit_at) end
 return out
 )lua";
 
-// KEYS 1..11; ARGV: (id, token, next_due_us|'')... Returns the number acked. A next due
-// time starts the next occurrence: the record's occurrence becomes it.
+// KEYS 1..12, then per limited type: running, waiting; ARGV: L (limited types), their L
+// names, then (id, token, next_due_us|'')... Returns the number acked. A next due time
+// starts the next occurrence: the record's occurrence becomes it. Every token's permit is
+// released, stale or not: its run has ended.
 inline constexpr const char* ack = R"lua(
-local ids = {}
-for i = 1, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
-local held = hmget(KEYS[4], ids)
-local acked, done, finished, seen = 0, {}, {}, {}
-for k = 1, #ids do
-  local i = 3 * k - 2
+local acked = 0
+local nlim = tonumber(ARGV[1])
+for i = 2 + nlim, #ARGV, 3 do
   local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if held[k] == token and not seen[id] then
-    seen[id] = true
-    done[#done + 1] = id
+  for l = 1, nlim do release(KEYS[11 + 2 * l], KEYS[12 + 2 * l], ARGV[1 + l], token) end
+  if redis.call('HGET', KEYS[4], id) == token then
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
@@ -358,23 +423,21 @@ for k = 1, #ids do
         end
       end
     else
-      finished[#finished + 1] = id
+      redis.call('HDEL', KEYS[2], id)
     end
     acked = acked + 1
   end
 end
-if #done > 0 then
-  call_many('ZREM', KEYS[3], done, 1000)
-  call_many('HDEL', KEYS[4], done, 1000)
-end
-if #finished > 0 then call_many('HDEL', KEYS[2], finished, 1000) end
 return acked
 )lua";
 
-// KEYS 1..11; ARGV: id, token, error, retry_us|'' (empty: dead-letter), dead_max_count,
-// dead_max_age_us. Returns 1, or 0 for a stale token.
+// KEYS 1..12, then per limited type: running, waiting; ARGV: id, token, error, retry_us|''
+// (empty: dead-letter), dead_max_count, dead_max_age_us, L, the L limited types. Returns 1,
+// or 0 for a stale token. The token's permit is released, stale or not.
 inline constexpr const char* nack = R"lua(
 local id, token = ARGV[1], ARGV[2]
+local nlim = tonumber(ARGV[7]) or 0
+for l = 1, nlim do release(KEYS[11 + 2 * l], KEYS[12 + 2 * l], ARGV[7 + l], token) end
 if redis.call('HGET', KEYS[4], id) ~= token then return 0 end
 local now = now_us()
 redis.call('ZREM', KEYS[3], id)
@@ -392,13 +455,17 @@ dead_letter(KEYS, id, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: lease_ms, (id, token)... Returns '1' (renewed) or '0' (not held) per lease.
+// KEYS 1..12, then per limited type: running, waiting; ARGV: lease_ms, L (limited types),
+// then (id, token)... Returns '1' (renewed) or '0' (not held) per lease. A renewed lease's
+// concurrency permit gets the same deadline.
 inline constexpr const char* extend = R"lua(
 local deadline = now_us() + tonumber(ARGV[1]) * 1000
+local nlim = tonumber(ARGV[2])
 local held = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
     redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[i])
+    for l = 1, nlim do redis.call('ZADD', KEYS[11 + 2 * l], 'XX', deadline, ARGV[i + 1]) end
     held[#held + 1] = '1'
   else
     held[#held + 1] = '0'
@@ -407,9 +474,10 @@ end
 return held
 )lua";
 
-// KEYS 1..11; ARGV: id. Returns 1 when the task existed.
+// KEYS 1..12; ARGV: id. Returns 1 when the task existed.
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
+unhold(KEYS, id)
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
 redis.call('ZREM', KEYS[3], id)
@@ -418,11 +486,11 @@ redis.call('ZREM', KEYS[5], id)
 return redis.call('HDEL', KEYS[2], id)
 )lua";
 
-// KEYS 1..11; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
+// KEYS 1..12; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
 // moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 then
+if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 and not unhold(KEYS, id) then
   return 0
 end
 local rec = redis.call('HGET', KEYS[2], id)
@@ -432,13 +500,13 @@ wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
+// KEYS 1..12; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
 inline constexpr const char* pause = R"lua(
 redis.call('SADD', KEYS[9], ARGV[1])
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
+// KEYS 1..12; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
 // parked tasks of that type back to the due set (their due times unchanged) and wakes the
 // dispatchers. Returns the number moved back.
 inline constexpr const char* resume = R"lua(
@@ -462,7 +530,7 @@ if head then redis.call('SPUBLISH', KEYS[7], fmt(head)) end
 return moved
 )lua";
 
-// KEYS 1..11; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
+// KEYS 1..12; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
 inline constexpr const char* replay = R"lua(
 local id = ARGV[1]
 if redis.call('ZREM', KEYS[5], id) == 0 then return 0 end
@@ -475,7 +543,7 @@ wake_if_head(KEYS, id, now)
 return 1
 )lua";
 
-// KEYS 1..11; ARGV: id|'' (empty: every dead task). Returns the number deleted.
+// KEYS 1..12; ARGV: id|'' (empty: every dead task). Returns the number deleted.
 inline constexpr const char* purge = R"lua(
 local ids
 if ARGV[1] ~= '' then

@@ -110,7 +110,7 @@ struct redis_store::impl {
       const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
                       tag + "seq", tag + "wake", tag + "parked", tag + "paused", tag + "due:high",
-                      tag + "due:low"});
+                      tag + "due:low", tag + "held"});
       channel_to_shard.emplace(tag + "wake", s);
     }
   }
@@ -162,10 +162,69 @@ struct redis_store::impl {
     opened = true;
   }
 
+  // The keys of `type`'s limit (redis_scripts.hpp): running, starts, waiting.
+  std::string limit_key(const std::string& type, const char* which) const {
+    return "{" + options.name_space + ":limit:" + type + "}:" + which;
+  }
+
+  // set_limits(): the limited types and what the scripts get for them.
+  void set_limits(type_limits given) {
+    limits.clear();
+    claim_limit_keys.clear();
+    claim_limit_args.clear();
+    release_limit_keys.clear();
+    limit_types.clear();
+    for (auto& [type, limit] : given) {
+      if (!limit.limited()) {
+        continue;
+      }
+      if (conn.is_cluster()) {
+        throw std::invalid_argument(
+            "redis_store: limits (type '" + type +
+            "': scheduler.types.<type>.rate / concurrency) need a standalone Redis server; a "
+            "Redis Cluster cannot take the permit in the claim's script (see docs/scheduler.md, "
+            "Limits)");
+      }
+      if (type.empty() || type.find('\n') != std::string::npos) {
+        throw std::invalid_argument("redis_store: '" + type + "' is not a task type");
+      }
+      if (limit.concurrency && *limit.concurrency == 0) {
+        throw std::invalid_argument("redis_store: type '" + type + "': concurrency must be >= 1");
+      }
+      if (limit.rate && (limit.rate->starts == 0 || limit.rate->per.count() <= 0)) {
+        throw std::invalid_argument("redis_store: type '" + type + "': rate must be N/DURATION");
+      }
+      for (const char* which : {"running", "starts", "waiting"}) {
+        claim_limit_keys.push_back(limit_key(type, which));
+      }
+      release_limit_keys.push_back(limit_key(type, "running"));
+      release_limit_keys.push_back(limit_key(type, "waiting"));
+      limit_types.push_back(type);
+      claim_limit_args.push_back(type);
+      claim_limit_args.push_back(std::to_string(limit.rate ? limit.rate->starts : 0));
+      claim_limit_args.push_back(std::to_string(
+          limit.rate ? std::chrono::duration_cast<micros>(limit.rate->per).count() : 0));
+      claim_limit_args.push_back(std::to_string(limit.concurrency ? *limit.concurrency : 0));
+      limits.emplace(type, limit);
+    }
+  }
+
+  // A shard's keys followed by `extra` (the limits' keys).
+  std::vector<std::string> keys_with(unsigned shard, const std::vector<std::string>& extra) const {
+    auto out = keys[shard];
+    out.insert(out.end(), extra.begin(), extra.end());
+    return out;
+  }
+
   redis::client& conn;
   redis::client_config subscriber;
   redis_store_options options;
   std::vector<std::vector<std::string>> keys;
+  type_limits limits;
+  std::vector<std::string> claim_limit_keys;    // per type: running, starts, waiting
+  std::vector<std::string> claim_limit_args;    // per type: type, starts, window_us, concurrency
+  std::vector<std::string> release_limit_keys;  // per type: running, waiting
+  std::vector<std::string> limit_types;
   std::unordered_map<std::string, unsigned> channel_to_shard;
   bool opened = false;
 
@@ -189,6 +248,17 @@ struct redis_store::impl {
                                 redis::request::config cfg = {}) {
     redis::response<T> resp;
     co_await s.exec(conn, keys[shard], std::move(args), resp, cfg);
+    co_return value_or_throw(std::get<0>(resp), what);
+  }
+
+  // run_script on a shard's keys followed by the limits' `extra` keys.
+  template <class T>
+  asio::awaitable<T> run_limited(const redis::script& s, unsigned shard,
+                                 const std::vector<std::string>& extra,
+                                 std::vector<std::string> args, const char* what,
+                                 redis::request::config cfg = {}) {
+    redis::response<T> resp;
+    co_await s.exec(conn, keys_with(shard, extra), std::move(args), resp, cfg);
     co_return value_or_throw(std::get<0>(resp), what);
   }
 
@@ -376,9 +446,10 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   req.push("ZSCORE", k[7], id);
   req.push("ZSCORE", k[9], id);   // due:high
   req.push("ZSCORE", k[10], id);  // due:low
+  req.push("ZSCORE", k[11], id);  // held back by a limit
   redis::response<std::optional<std::string>, std::optional<double>, std::optional<double>,
                   std::optional<double>, std::optional<double>, std::optional<double>,
-                  std::optional<double>>
+                  std::optional<double>, std::optional<double>>
       resp;
   co_await impl_->conn.exec(req, resp);
   const auto& record = value_or_throw(std::get<0>(resp), "get");
@@ -391,9 +462,9 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   auto waiting = value_or_throw(std::get<1>(resp), "get");
   for (const auto& level :
        {value_or_throw(std::get<5>(resp), "get"), value_or_throw(std::get<6>(resp), "get"),
-        value_or_throw(std::get<4>(resp), "get")}) {
+        value_or_throw(std::get<4>(resp), "get"), value_or_throw(std::get<7>(resp), "get")}) {
     if (!waiting) {
-      waiting = level;  // another priority's due set, or set aside by a pause
+      waiting = level;  // another priority's due set, set aside by a pause or held back
     }
   }
   if (waiting) {
@@ -559,12 +630,13 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
 
 asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::size_t limit) {
   co_await impl_->open();
-  // Each shard's due sets (one per priority) and its parked set (due tasks of a paused type)
-  // are sources of the merge, all reading records from the shard's tasks hash.
+  // Each shard's due sets (one per priority), its parked set (due tasks of a paused type)
+  // and its held set (due tasks waiting for a permit) are sources of the merge, all reading
+  // records from the shard's tasks hash.
   std::vector<std::vector<std::string>> sources;
   for (const auto& k : impl_->keys) {
     for (const std::size_t set :
-         {std::size_t{0}, std::size_t{7}, std::size_t{9}, std::size_t{10}}) {
+         {std::size_t{0}, std::size_t{7}, std::size_t{9}, std::size_t{10}, std::size_t{11}}) {
       sources.push_back(k);
       sources.back()[0] = k[set];
     }
@@ -605,8 +677,9 @@ asio::awaitable<store_stats> redis_store::stats() {
     req.push("ZCOUNT", k[9], "-inf", now_text);
     req.push("ZCARD", k[10]);  // due:low
     req.push("ZCOUNT", k[10], "-inf", now_text);
+    req.push("ZCARD", k[11]);  // held back by a limit (due)
     redis::response<long long, long long, long long, long long, long long, long long, long long,
-                    long long, long long>
+                    long long, long long, long long>
         resp;
     co_await impl_->conn.exec(req, resp);
     total.scheduled += static_cast<std::uint64_t>(value_or_throw(std::get<0>(resp), "stats"));
@@ -620,6 +693,10 @@ asio::awaitable<store_stats> redis_store::stats() {
                                                   value_or_throw(std::get<7>(resp), "stats"));
     total.due_now += static_cast<std::uint64_t>(value_or_throw(std::get<6>(resp), "stats") +
                                                 value_or_throw(std::get<8>(resp), "stats"));
+    const auto held = static_cast<std::uint64_t>(value_or_throw(std::get<9>(resp), "stats"));
+    total.scheduled += held;
+    total.due_now += held;
+    total.held += held;
   }
   co_return total;
 }
@@ -634,10 +711,12 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
       claim_nonce(),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.priority_aging).count()),
-      std::to_string(impl_->options.claim_ahead.count())};
-  const auto reply = co_await impl_->run_script<std::vector<std::string>>(
-      impl_->claim_script, shard, std::move(args), "claim");
-  if (reply.size() < 3 || (reply.size() - 3) % 4 != 0) {
+      std::to_string(impl_->options.claim_ahead.count()),
+      std::to_string(impl_->limit_types.size())};
+  args.insert(args.end(), impl_->claim_limit_args.begin(), impl_->claim_limit_args.end());
+  const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
+      impl_->claim_script, shard, impl_->claim_limit_keys, std::move(args), "claim");
+  if (reply.size() < 4 || (reply.size() - 4) % 4 != 0) {
     throw std::runtime_error("redis_store claim: malformed reply of " +
                              std::to_string(reply.size()) + " elements");
   }
@@ -645,9 +724,11 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   out.store_now = *parse_time(reply[0]);
   out.next_due = parse_time(reply[1]);
   out.next_lease_expiry = parse_time(reply[2]);
-  for (std::size_t i = 3; i < reply.size(); i += 4) {
+  out.permit_at = parse_time(reply[3]);
+  for (std::size_t i = 4; i < reply.size(); i += 4) {
     claimed_task c;
     c.shard = shard;
+    c.claimed_at = out.store_now;
     c.work.id = reply[i];
     c.token = reply[i + 1];
     c.work.due = *parse_time(reply[i + 2]);
@@ -671,8 +752,9 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
     co_return 0;
   }
   co_await impl_->open();
-  std::vector<std::string> args;
-  args.reserve(done.size() * 3);
+  std::vector<std::string> args{std::to_string(impl_->limit_types.size())};
+  args.insert(args.end(), impl_->limit_types.begin(), impl_->limit_types.end());
+  args.reserve(args.size() + done.size() * 3);
   for (auto& c : done) {
     args.push_back(std::move(c.id));
     args.push_back(std::move(c.token));
@@ -682,6 +764,15 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
   // on a store it cannot reach (the tasks run again when their leases expire).
   redis::request::config unwaiting;
   unwaiting.fail_if_not_connected = true;
+  if (!impl_->limit_types.empty()) {
+    if (impl_->options.wait_replicas > 0) {
+      co_return static_cast<std::size_t>(co_await impl_->run_durable_on<long long>(
+          impl_->ack_script, impl_->keys_with(shard, impl_->release_limit_keys), std::move(args),
+          "ack"));
+    }
+    co_return static_cast<std::size_t>(co_await impl_->run_limited<long long>(
+        impl_->ack_script, shard, impl_->release_limit_keys, std::move(args), "ack", unwaiting));
+  }
   co_return static_cast<std::size_t>(co_await impl_->run_durable<long long>(
       impl_->ack_script, shard, std::move(args), "ack", unwaiting));
 }
@@ -694,13 +785,16 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
       detail::one_line(failed.error),
       failed.retry_in ? std::to_string(failed.retry_in->count()) : std::string(),
       std::to_string(impl_->options.dead_max_count),
-      std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count())};
+      std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
+      std::to_string(impl_->limit_types.size())};
+  args.insert(args.end(), impl_->limit_types.begin(), impl_->limit_types.end());
   // Never waits for a connection (as ack): the dispatcher retries, and a stopping one gives
   // up on a store it cannot reach.
   redis::request::config unwaiting;
   unwaiting.fail_if_not_connected = true;
-  co_return co_await impl_->run_script<long long>(impl_->nack_script, shard, std::move(args),
-                                                  "nack", unwaiting) == 1;
+  co_return co_await impl_->run_limited<long long>(impl_->nack_script, shard,
+                                                   impl_->release_limit_keys, std::move(args),
+                                                   "nack", unwaiting) == 1;
 }
 
 asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
@@ -712,13 +806,14 @@ asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
   }
   co_await impl_->open();
   const auto count = leases.size();
-  std::vector<std::string> args{std::to_string(lease.count())};
+  std::vector<std::string> args{std::to_string(lease.count()),
+                                std::to_string(impl_->limit_types.size())};
   for (auto& l : leases) {
     args.push_back(std::move(l.id));
     args.push_back(std::move(l.token));
   }
-  const auto reply = co_await impl_->run_script<std::vector<std::string>>(
-      impl_->extend_script, shard, std::move(args), "extend");
+  const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
+      impl_->extend_script, shard, impl_->release_limit_keys, std::move(args), "extend");
   if (reply.size() != count) {
     throw std::runtime_error("redis_store extend: " + std::to_string(reply.size()) +
                              " answers for " + std::to_string(count) + " leases");
@@ -839,6 +934,43 @@ asio::awaitable<std::size_t> redis_store::purge(std::string id) {
         co_await impl_->run_script<long long>(impl_->purge_script, s, std::move(args), "purge"));
   }
   co_return removed;
+}
+
+void redis_store::set_limits(type_limits limits) {
+  impl_->set_limits(std::move(limits));
+}
+
+asio::awaitable<std::vector<limit_state>> redis_store::limit_states() {
+  co_await impl_->open();
+  std::vector<limit_state> out;
+  const auto now_us = now().time_since_epoch().count();
+  for (const auto& [type, limit] : impl_->limits) {
+    limit_state st;
+    st.type = type;
+    st.limit = limit;
+    const auto window =
+        limit.rate ? std::chrono::duration_cast<micros>(limit.rate->per).count() : 0;
+    redis::request req;
+    req.push("ZCOUNT", impl_->limit_key(type, "running"), "(" + std::to_string(now_us), "+inf");
+    req.push("ZCOUNT", impl_->limit_key(type, "starts"), "(" + std::to_string(now_us - window),
+             "+inf");
+    redis::response<long long, long long> counts;
+    co_await impl_->conn.exec(req, counts);
+    st.running = static_cast<std::uint64_t>(value_or_throw(std::get<0>(counts), "limit_states"));
+    if (limit.rate) {
+      st.recent_starts =
+          static_cast<std::uint64_t>(value_or_throw(std::get<1>(counts), "limit_states"));
+    }
+    for (unsigned s = 0; s < shards(); ++s) {
+      redis::request card;
+      card.push("ZCARD", impl_->keys[s][11] + ":" + type);
+      redis::response<long long> held;
+      co_await impl_->conn.exec(card, held);
+      st.held += static_cast<std::uint64_t>(value_or_throw(std::get<0>(held), "limit_states"));
+    }
+    out.push_back(std::move(st));
+  }
+  co_return out;
 }
 
 asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard)> on_wake) {

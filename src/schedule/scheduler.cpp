@@ -33,7 +33,11 @@ std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
     throw std::invalid_argument(
         "scheduler: the redis provider needs a Redis connection and its configuration");
   }
-  return std::make_unique<redis_store>(*commands, std::move(*subscriber), options.redis);
+  auto redis = std::make_unique<redis_store>(*commands, std::move(*subscriber), options.redis);
+  if (auto limits = limits_of(options.dispatch.types); !limits.empty()) {
+    redis->set_limits(std::move(limits));  // refused on a cluster: fail at construction
+  }
+  return redis;
 }
 
 std::unique_ptr<sink> make_sink(const asio::any_io_executor& executor,
@@ -79,7 +83,8 @@ type_policy read_type_policy(const std::string& type, const json::value& value,
     throw config_error(where, "key '" + where + "' must be an object");
   }
   static const std::vector<std::string> known{"max_attempts",     "retry_initial", "retry_max",
-                                              "retry_multiplier", "retry_jitter",  "run_timeout"};
+                                              "retry_multiplier", "retry_jitter",  "run_timeout",
+                                              "concurrency",      "rate"};
   for (const auto& entry : value.get_object()) {
     const std::string key(entry.key());
     if (std::find(known.begin(), known.end(), key) == known.end()) {
@@ -102,6 +107,20 @@ type_policy read_type_policy(const std::string& type, const json::value& value,
   }
   if (entry.contains("run_timeout")) {
     p.run_timeout = entry.get<std::chrono::milliseconds>("run_timeout");
+  }
+  if (entry.contains("concurrency")) {
+    p.concurrency = entry.get<unsigned>("concurrency");
+    if (*p.concurrency == 0) {
+      throw config_error(where + ".concurrency",
+                         "key '" + where + ".concurrency' must be at least 1");
+    }
+  }
+  if (entry.contains("rate")) {
+    try {
+      p.rate = parse_rate(entry.get<std::string>("rate"), "key '" + where + ".rate'");
+    } catch (const std::invalid_argument& e) {
+      throw config_error(where + ".rate", e.what());
+    }
   }
   if (entry.contains("retry_initial") || entry.contains("retry_max") ||
       entry.contains("retry_multiplier") || entry.contains("retry_jitter")) {

@@ -7,6 +7,7 @@
 #include <corvo/core/task_group.hpp>
 #include <corvo/schedule/store.hpp>
 #include <exception>
+#include <stdexcept>
 
 namespace corvo::schedule {
 
@@ -120,6 +121,18 @@ asio::awaitable<void> store::schedule_many(std::vector<task> tasks, std::size_t 
     failed.push_back(std::move(f.id));
   }
   throw schedule_many_error(std::move(failed), first);
+}
+
+void store::set_limits(type_limits limits) {
+  for (const auto& [type, limit] : limits) {
+    if (limit.limited()) {
+      throw std::invalid_argument("this store cannot enforce limits (type '" + type + "')");
+    }
+  }
+}
+
+asio::awaitable<std::vector<limit_state>> store::limit_states() {
+  co_return std::vector<limit_state>{};
 }
 
 }  // namespace corvo::schedule

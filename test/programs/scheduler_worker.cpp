@@ -4,7 +4,7 @@
 //
 // Journal (--journal PATH, appended with one write(2) per line, so a line written before
 // a SIGKILL is kept by the kernel):
-//   S <pid> <task id> <occurrence µs> <now µs>   the handler started a run
+//   S <pid> <task id> <occurrence µs> <now µs> <claimed µs> <type> <attempts>   a run started
 //   F <pid> <task id> <occurrence µs> <now µs>   the handler finished it (the ack follows)
 //   H <pid> <task id> <occurrence µs> <now µs>   the run is held (--hold-file) and never ends
 // task::occurrence tells the occurrences of a recurring task apart (for a one-off task it is
@@ -12,9 +12,18 @@
 // (for lateness). With --abort-task ID, the run of task ID calls std::abort() right after
 // its S line. With --hold-file PATH, a run that starts while PATH exists never finishes (it
 // waits until the process is stopped or killed), so a test can kill it with runs cut short.
+// S lines also carry the store's time of the claim (claimed_task::claimed_at: the start a
+// rate limit counts), the task type and its attempts (this try included). --type T
+// (repeatable) adds task types the recording handler takes; --limit TYPE:RATE:CONCURRENCY
+// (repeatable; "mail:20/1s:3", "mail::3", "mail:20/1s:") sets global limits
+// (scheduler.types.<type>.rate / concurrency). With --count-running KEY each run of type T,
+// before its delay, increments the Redis counter KEY:T and raises KEY:T:max to it when
+// higher (one script), and decrements KEY:T after the delay: KEY:T:max is then the most
+// runs of T in progress at once across every worker.
 //
 // Standard output: `ready <pid>` once the dispatcher is about to run, and on a graceful stop
-// `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=… connects=…`
+// `stats claimed=… succeeded=… retried=… dead_lettered=… stale=… store_errors=… connects=…
+// claims=…`
 // (connects: successful connections of the standalone client, reconnections included; 0 on
 // a cluster).
 // Exit code: 0 after a graceful stop, 1 on failure, 2 on bad arguments.
@@ -58,8 +67,27 @@ struct worker_options {
   std::string abort_task;
   std::string hold_file;
   std::chrono::milliseconds request_timeout{-1};  // < 0: the Redis client's default
+  std::vector<std::string> types;
+  std::vector<std::string> limits;
+  std::string count_running;
   dispatcher_options dispatch;
 };
+
+// "TYPE:RATE:CONCURRENCY" into options.types.
+void add_limit(dispatcher_options& options, const std::string& text) {
+  const auto a = text.find(':');
+  const auto b = a == std::string::npos ? a : text.find(':', a + 1);
+  if (b == std::string::npos || a == 0) {
+    throw std::invalid_argument("--limit " + text + ": not TYPE:RATE:CONCURRENCY");
+  }
+  auto& policy = options.types[text.substr(0, a)];
+  if (const auto rate = text.substr(a + 1, b - a - 1); !rate.empty()) {
+    policy.rate = parse_rate(rate, "--limit");
+  }
+  if (const auto conc = text.substr(b + 1); !conc.empty()) {
+    policy.concurrency = static_cast<std::uint32_t>(std::stoul(conc));
+  }
+}
 
 // Appends lines to the journal file; each line is one write(2) on an O_APPEND descriptor.
 class journal {
@@ -74,13 +102,13 @@ class journal {
   journal(const journal&) = delete;
   journal& operator=(const journal&) = delete;
 
-  void write(char event, const task& t) {
+  void write(char event, const task& t, std::string extra = {}) {
     const std::string line = std::string(1, event) + ' ' + std::to_string(pid_) + ' ' + t.id + ' ' +
                              std::to_string(t.occurrence.time_since_epoch().count()) + ' ' +
                              std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
                                                 std::chrono::system_clock::now().time_since_epoch())
                                                 .count()) +
-                             '\n';
+                             extra + '\n';
     if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
       throw std::system_error(errno, std::generic_category(), "journal write failed");
     }
@@ -96,12 +124,36 @@ struct recorder {
   std::chrono::milliseconds delay;
   const std::string* abort_task;
   const std::string* hold_file;
+  redis::client* commands;
+  const std::string* count_running;  // empty: no counting
   asio::awaitable<void> operator()(const claimed_task& t) const;
 };
 
+// Runs in progress across every worker: KEYS[1] the count, KEYS[2] the most at once.
+constexpr const char* count_up =
+    "local n = redis.call('INCR', KEYS[1]) "
+    "if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end "
+    "return n";
+
+asio::awaitable<void> count_runs(redis::client& commands, const std::string& key, bool up) {
+  redis::request req;
+  if (up) {
+    req.push("EVAL", count_up, 2, key, key + ":max");
+  } else {
+    req.push("DECR", key);
+  }
+  redis::response<long long> resp;
+  co_await commands.exec(req, resp);
+  if (!std::get<0>(resp)) {
+    throw std::runtime_error("--count-running: " + std::get<0>(resp).error().message);
+  }
+}
+
 asio::awaitable<void> record_run(recorder r, const claimed_task& t) {
   journal& out = *r.out;
-  out.write('S', t.work);
+  const std::string extra = ' ' + std::to_string(t.claimed_at.time_since_epoch().count()) + ' ' +
+                            t.work.type + ' ' + std::to_string(t.work.attempts);
+  out.write('S', t.work, extra);
   if (t.work.id == *r.abort_task) {
     std::abort();  // a poison task: takes the whole process (and its other runs) down
   }
@@ -110,8 +162,16 @@ asio::awaitable<void> record_run(recorder r, const claimed_task& t) {
     co_await corvo::sleep_for(std::chrono::hours(24));  // held: ends only by cancellation
   }
   const auto delay = r.delay;
+  const bool counting = !r.count_running->empty();
+  const std::string counter = *r.count_running + ":" + t.work.type;
+  if (counting) {
+    co_await count_runs(*r.commands, counter, true);
+  }
   if (delay.count() > 0) {
     co_await corvo::sleep_for(delay);
+  }
+  if (counting) {
+    co_await count_runs(*r.commands, counter, false);
   }
   out.write('F', t.work);
 }
@@ -129,7 +189,7 @@ void print_stats(const dispatcher_stats& s, redis::client& client) {
   std::cout << "stats claimed=" << s.claimed << " succeeded=" << s.succeeded
             << " retried=" << s.retried << " dead_lettered=" << s.dead_lettered
             << " stale=" << s.stale << " store_errors=" << s.store_errors
-            << " connects=" << connects << std::endl;
+            << " connects=" << connects << " claims=" << s.claims << std::endl;
 }
 
 asio::awaitable<void> work(worker_options o) {
@@ -148,7 +208,13 @@ asio::awaitable<void> work(worker_options o) {
 
   journal runs(o.journal_path);
   handler_registry handlers;
-  handlers.on_task("record", recorder{&runs, o.handler_delay, &o.abort_task, &o.hold_file});
+  const recorder record{&runs,        o.handler_delay, &o.abort_task,
+                        &o.hold_file, &commands,       &o.count_running};
+  handlers.on_task("record", record);
+  for (const auto& type : o.types) {
+    handlers.on_task(type, record);
+  }
+
   direct_sink sink(handlers);
   redis_store store(commands, config, {.name_space = o.name_space, .shards = o.shards});
   dispatcher dispatch(store, sink, o.dispatch);
@@ -192,6 +258,9 @@ int main(int argc, char** argv) {
       ("drain-timeout", po::value(&drain_ms)->default_value(5000), "drain on stop, ms")
       ("abort-task", po::value(&o.abort_task), "a task id whose run calls std::abort()")
       ("hold-file", po::value(&o.hold_file), "while this file exists, new runs never finish")
+      ("type", po::value(&o.types)->composing(), "another task type to record (repeat)")
+      ("limit", po::value(&o.limits)->composing(), "TYPE:RATE:CONCURRENCY (repeat)")
+      ("count-running", po::value(&o.count_running), "Redis key counting runs in progress")
       ("request-timeout", po::value(&request_timeout_ms)->default_value(-1),
        "Redis reply deadline in ms (redis.request_timeout; -1: the default)")
       ("log-level", po::value(&log_level)->default_value("warning"), "corvo log level");
@@ -214,6 +283,9 @@ int main(int argc, char** argv) {
     corvo::log::options logging;
     logging.min_severity = *severity;
     corvo::log::init(logging);
+    for (const auto& limit : o.limits) {
+      add_limit(o.dispatch, limit);
+    }
   } catch (const std::exception& e) {
     std::cerr << "scheduler_worker: " << e.what() << "\n" << options << "\n";
     return 2;

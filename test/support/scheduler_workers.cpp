@@ -99,10 +99,10 @@ std::optional<scheduler_worker_stats> scheduler_worker::stats() const {
   }
   scheduler_worker_stats s;
   const std::map<std::string, std::uint64_t*> fields{
-      {"claimed", &s.claimed},  {"succeeded", &s.succeeded},
-      {"retried", &s.retried},  {"dead_lettered", &s.dead_lettered},
-      {"stale", &s.stale},      {"store_errors", &s.store_errors},
-      {"connects", &s.connects}};
+      {"claimed", &s.claimed},   {"succeeded", &s.succeeded},
+      {"retried", &s.retried},   {"dead_lettered", &s.dead_lettered},
+      {"stale", &s.stale},       {"store_errors", &s.store_errors},
+      {"connects", &s.connects}, {"claims", &s.claims}};
   std::istringstream words(*line);
   for (std::string word; words >> word;) {
     const auto eq = word.find('=');
@@ -174,6 +174,17 @@ std::vector<std::string> scheduler_worker_config::arguments() const {
   add("--handler-delay", handler_delay.count());
   if (request_timeout) {
     add("--request-timeout", request_timeout->count());
+  }
+  for (const auto& [option, values] :
+       {std::pair{"--type", &types}, std::pair{"--limit", &limits}}) {
+    for (const auto& v : *values) {
+      args.push_back(option);
+      args.push_back(v);
+    }
+  }
+  if (!count_running.empty()) {
+    args.push_back("--count-running");
+    args.push_back(count_running);
   }
   return args;
 }

@@ -31,6 +31,7 @@ struct scheduler_worker_stats {
   std::uint64_t stale = 0;
   std::uint64_t store_errors = 0;
   std::uint64_t connects = 0;  ///< standalone client connections (1 + reconnections)
+  std::uint64_t claims = 0;    ///< claim calls
 };
 
 /// One scheduler_worker process. Killed (SIGKILL) with the object if still running.
@@ -93,6 +94,13 @@ struct scheduler_worker_config {
   std::optional<std::chrono::milliseconds> request_timeout;
   /// Give each worker a hold file (scheduler_worker::hold_new_runs).
   bool holdable = false;
+  /// More task types the recording handler takes (`--type`; "record" always).
+  std::vector<std::string> types;
+  /// Global limits, `TYPE:RATE:CONCURRENCY` each (`--limit`; an empty part: none).
+  std::vector<std::string> limits;
+  /// `--count-running KEY`: the handler counts its runs of type T in progress in KEY:T and
+  /// keeps the most at once in KEY:T:max (Redis keys).
+  std::string count_running;
 
   static scheduler_worker_config standalone(const std::string& url);
   static scheduler_worker_config cluster(const std::vector<std::string>& seeds);

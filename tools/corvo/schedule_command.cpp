@@ -54,6 +54,7 @@ constexpr const char* schedule_usage = R"(usage:
   corvo schedule pause [--type TYPE]     (the whole namespace, or one task type)
   corvo schedule resume [--type TYPE]
   corvo schedule paused
+  corvo schedule limits --config APP.json   (rate and concurrency limits per type, and their state)
   corvo schedule export [--page N] [--quiet] > tasks.jsonl   (every task, dead ones included)
   corvo schedule import tasks.jsonl [--keep-going] [--window N] [--quiet]   (an upsert)
   corvo dead list [--offset N] [--limit N]
@@ -369,11 +370,12 @@ asio::awaitable<int> show_stats(redis_store& s, bool as_json) {
     std::cout << json::serialize(json::object{{"scheduled", st.scheduled},
                                               {"due_now", st.due_now},
                                               {"in_flight", st.in_flight},
-                                              {"dead", st.dead}})
+                                              {"dead", st.dead},
+                                              {"held", st.held}})
               << "\n";
   } else {
     std::cout << "scheduled " << st.scheduled << "  due now " << st.due_now << "  in flight "
-              << st.in_flight << "  dead " << st.dead << "\n";
+              << st.in_flight << "  dead " << st.dead << "  held by limits " << st.held << "\n";
   }
   co_return 0;
 }
@@ -482,6 +484,62 @@ int show_paused_command(const std::vector<std::string>& args) {
   return with_store(c, [&c](redis_store& s) { return show_paused(s, c.json_output); });
 }
 
+asio::awaitable<int> show_limits(redis_store& s, type_limits limits, bool as_json) {
+  s.set_limits(std::move(limits));
+  const auto states = co_await s.limit_states();
+  json::array out;
+  for (const auto& st : states) {
+    json::object o;
+    o["type"] = st.type;
+    if (st.limit.concurrency) {
+      o["concurrency"] = *st.limit.concurrency;
+    }
+    if (st.limit.rate) {
+      o["rate"] = to_string(*st.limit.rate);
+    }
+    o["running"] = st.running;
+    o["recent_starts"] = st.recent_starts;
+    o["held"] = st.held;
+    if (!as_json) {
+      std::cout << st.type;
+      if (st.limit.concurrency) {
+        std::cout << "  running " << st.running << " of " << *st.limit.concurrency;
+      }
+      if (st.limit.rate) {
+        std::cout << "  started " << st.recent_starts << " of " << to_string(*st.limit.rate);
+      }
+      std::cout << "  held " << st.held << "\n";
+    }
+    out.push_back(std::move(o));
+  }
+  if (as_json) {
+    std::cout << json::serialize(out) << "\n";
+  } else if (states.empty()) {
+    std::cout << "no limits configured (scheduler.types.<type>.rate / concurrency)\n";
+  }
+  co_return 0;
+}
+
+// `corvo schedule limits`: the limits come from the application's configuration.
+int limits_command(const std::vector<std::string>& args) {
+  store_flags c;
+  po::options_description options("options");
+  corvo::tool::add_store_flags(options, c);
+  if (help_requested(args, "corvo schedule limits --config APP.json", options)) {
+    return 0;
+  }
+  parse_arguments(args, options);
+  if (c.config_file.empty()) {
+    throw std::invalid_argument(
+        "corvo schedule limits needs --config (the limits are scheduler.types.<type>.rate / "
+        "concurrency in the application's configuration)");
+  }
+  const auto app = scheduler_options::from(corvo::config::from_file(c.config_file));
+  auto limits = limits_of(app.dispatch.types);
+  return with_store(c,
+                    [limits, &c](redis_store& s) { return show_limits(s, limits, c.json_output); });
+}
+
 bool wants_help(const std::vector<std::string>& args) {
   return args.empty() || args[0] == "--help" || args[0] == "-h";
 }
@@ -504,6 +562,8 @@ int run_schedule(const std::vector<std::string>& args) {
     return pausing(rest(args), verb == "pause");
   if (verb == "paused")
     return show_paused_command(rest(args));
+  if (verb == "limits")
+    return limits_command(rest(args));
   if (verb == "export")
     return corvo::tool::schedule_export(rest(args));
   if (verb == "import")

@@ -5,8 +5,9 @@
 // hang (its Redis master stopped) holds up only itself; with several shards one claim
 // reserves at most half of the free slots (at least 1), so hung claims cannot take them all.
 //
-// One claim loop per shard sleeps until exactly the shard's next due time (or lease expiry)
-// as reported by the store, mapped from the store's clock onto the steady clock; it wakes
+// One claim loop per shard sleeps until exactly the shard's next due time (or lease expiry,
+// or the time a permit frees for tasks a limit holds back: claim_result::permit_at) as
+// reported by the store, mapped from the store's clock onto the steady clock; it wakes
 // early when a task lands ahead of the head (watch_wakes: any process; wake(): this one),
 // and never sleeps longer than max_sleep (a safety net, not a poll). While a shard has a
 // backlog it claims batch after batch. Claimed tasks run in one task_group bounded by
@@ -54,7 +55,14 @@ struct type_policy {
   /// Applied when the task is scheduled (scheduler::schedule and the like), to a task whose
   /// max_attempts is 0.
   std::optional<std::uint32_t> max_attempts;
+  /// Global limits of the type across every process (limits.hpp): runs at once (>= 1) and
+  /// starts per window. run() hands them to the store (store::set_limits).
+  std::optional<std::uint32_t> concurrency;
+  std::optional<rate_limit> rate;
 };
+
+/// The limits of `types` (the types with a concurrency or a rate).
+type_limits limits_of(const std::map<std::string, type_policy, std::less<>>& types);
 
 struct dispatcher_options {
   std::size_t max_in_flight = 64;

@@ -70,6 +70,13 @@ class memory_store final : public store {
   asio::awaitable<void> resume(std::string type) override;
   asio::awaitable<pause_state> paused() override;
 
+  /// Limits in this process (the store is one process's): as redis_store's, with the
+  /// store's clock. Setting a type's limit again unchanged keeps its permits (each
+  /// dispatcher of the store sets them); a changed limit starts afresh. A held task keeps
+  /// its place when limits change.
+  void set_limits(type_limits limits) override;
+  asio::awaitable<std::vector<limit_state>> limit_states() override;
+
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;
   asio::awaitable<std::size_t> purge(std::string id) override;

@@ -102,6 +102,17 @@ class redis_store final : public store {
   asio::awaitable<bool> replay(std::string id) override;
   asio::awaitable<std::size_t> purge(std::string id) override;
 
+  /// Limits (limits.hpp) on a standalone server: the claim script takes the permit with the
+  /// task, atomically. Keys per limited type: `{<name_space>:limit:<type>}:running`,
+  /// `:starts`, `:waiting`. Throws std::invalid_argument on a Redis Cluster (a permit key and
+  /// a shard's keys are in different slots; see docs/scheduler.md, Limits), for a
+  /// concurrency of 0 or a rate of 0 starts.
+  void set_limits(type_limits limits) override;
+  /// Counts read at the client's clock: running = permits whose deadline is ahead, recent
+  /// starts = starts within the last window, held = every shard's held set of the type.
+  asio::awaitable<std::vector<limit_state>> limit_states() override;
+
+  /// Also wakes a shard when a permit its held tasks wait for is released.
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;
 
   // Backup and restore (`corvo schedule export|import`).
@@ -120,7 +131,7 @@ class redis_store final : public store {
   asio::awaitable<void> restore(task t);
 
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,
-  /// wake channel, parked, paused, due:high, due:low; `due` holds the normal-priority
+  /// wake channel, parked, paused, due:high, due:low, held; `due` holds the normal-priority
   /// tasks). For tools and tests.
   std::vector<std::string> keys_of(unsigned shard) const;
 

@@ -19,6 +19,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <corvo/schedule/limits.hpp>
 #include <corvo/schedule/task.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +38,9 @@ struct claimed_task {
   task work;  ///< attempts already counts this try
   std::string token;
   unsigned shard = 0;
+  /// The store's clock when it was claimed (the Redis server's TIME): a rate limit counts
+  /// the start at this time.
+  time_point claimed_at{};
 };
 
 struct claim_result {
@@ -47,6 +51,11 @@ struct claim_result {
   std::optional<time_point> next_due;
   /// Earliest lease deadline in the shard (an expired lease makes its task claimable).
   std::optional<time_point> next_lease_expiry;
+  /// Set when the shard holds tasks back for want of a permit (limits.hpp): the earliest
+  /// time one of their types may get a permit again (a rate window slides past its oldest
+  /// start, the earliest concurrency permit's lease deadline). A released concurrency
+  /// permit wakes the shard sooner (watch_wakes).
+  std::optional<time_point> permit_at;
 };
 
 /// A finished run. `next_due` set: a recurring task is rescheduled at that time instead of
@@ -76,6 +85,8 @@ struct store_stats {
   std::uint64_t due_now = 0;    ///< of those, due at the store's now
   std::uint64_t in_flight = 0;  ///< claimed, lease not yet released
   std::uint64_t dead = 0;       ///< in the dead-letter set
+  /// Of `scheduled` (and `due_now`): due tasks held back by a limit (limits.hpp).
+  std::uint64_t held = 0;
 };
 
 /// What is paused in a namespace (store::paused).
@@ -208,8 +219,18 @@ class store {
   /// Deletes one dead task, or all of them when `id` is empty; returns how many.
   virtual asio::awaitable<std::size_t> purge(std::string id) = 0;
 
-  /// Calls `on_wake(shard)` whenever a task lands ahead of a shard's head (from any
-  /// process), until cancelled. Runs on the caller's executor.
+  /// Sets the global rate and concurrency limits per task type (limits.hpp) that claim()
+  /// enforces from now on; every process of a namespace must set the same. Types without a
+  /// limit are skipped (an empty map: no limits, the default). The dispatcher calls it from
+  /// run() with its options' type policies. Default: throws std::invalid_argument when a
+  /// type is limited (a store that cannot enforce limits).
+  virtual void set_limits(type_limits limits);
+  /// The limits set and what each holds now, by type. Default: none.
+  virtual asio::awaitable<std::vector<limit_state>> limit_states();
+
+  /// Calls `on_wake(shard)` whenever a task lands ahead of a shard's head or a permit a
+  /// shard waits for is released (from any process), until cancelled. Runs on the caller's
+  /// executor.
   virtual asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) = 0;
 };
 
