@@ -6,8 +6,11 @@
 #include <corvo/core/log.hpp>
 #include <corvo/core/trace.hpp>
 #include <corvo/schedule/detail/record.hpp>
+#include <corvo/schedule/memory_store.hpp>
 #include <sstream>
 #include <stdexcept>
+
+#include "support/run_coroutine.hpp"
 
 namespace trace = corvo::trace;
 namespace json = boost::json;
@@ -112,6 +115,48 @@ BOOST_AUTO_TEST_CASE(the_task_record_carries_a_traceparent_and_old_records_decod
 
   t.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
   BOOST_CHECK_THROW(detail::encode_record(t), std::invalid_argument);
+}
+
+namespace {
+
+// Schedules `good` and `bad`; returns both as read back (bad: refused, so none) and the
+// refusal's text.
+boost::asio::awaitable<std::pair<std::optional<task>, std::optional<task>>> schedule_both(
+    memory_store& store, task good_task, task bad_task, std::string& refusal) {
+  co_await store.schedule(good_task);
+  try {
+    co_await store.schedule(bad_task);
+  } catch (const std::invalid_argument& e) {
+    refusal = e.what();
+  }
+  auto a = co_await store.get("a");
+  auto b = co_await store.get("b");
+  co_return std::pair{std::move(a), std::move(b)};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_memory_store_keeps_a_traceparent_and_refuses_an_invalid_one) {
+  boost::asio::io_context ctx;
+  memory_store store(ctx.get_executor());
+  task t;
+  t.id = "a";
+  t.type = "mail";
+  t.payload = json::object{};
+  t.due = now() + std::chrono::hours(1);
+  t.traceparent = std::string(good);
+  task bad = t;
+  bad.id = "b";
+  bad.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0";
+  std::string refusal;
+  const auto back = corvo::test::run(ctx, schedule_both(store, t, bad, refusal));
+  BOOST_TEST_REQUIRE(back.first.has_value());
+  BOOST_TEST(back.first->traceparent == good);
+  BOOST_TEST(!back.second.has_value());
+  BOOST_TEST(refusal ==
+             "task 'b': invalid traceparent "
+             "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0': expected "
+             "version-traceid-parentid-flags (2-32-16-2 hex digits)");
 }
 
 BOOST_AUTO_TEST_CASE(traced_records_carry_the_traceparent_attribute) {
