@@ -1,4 +1,5 @@
 #include <corvo/core/log.hpp>
+#include <corvo/core/trace.hpp>
 
 #include <boost/core/null_deleter.hpp>
 #include <boost/json/serialize.hpp>
@@ -31,6 +32,7 @@ using logger_type = bl::sources::severity_channel_logger_mt<severity, std::strin
 BOOST_LOG_ATTRIBUTE_KEYWORD(severity_attr, "Severity", severity)
 BOOST_LOG_ATTRIBUTE_KEYWORD(channel_attr, "Channel", std::string)
 BOOST_LOG_ATTRIBUTE_KEYWORD(timestamp_attr, "Timestamp", std::string)
+BOOST_LOG_ATTRIBUTE_KEYWORD(traceparent_attr, "TraceParent", std::string)
 
 std::atomic<int> min_level{static_cast<int>(severity::info)};
 
@@ -75,12 +77,20 @@ class logging_state {
       const auto channel = rec[channel_attr].get();
       const auto ts = rec[timestamp_attr].get();
       const auto message = rec[bl::expressions::smessage].get();
+      const auto trace = rec[traceparent_attr];
       if (format == output_format::json) {
         out << R"({"ts":")" << ts << R"(","level":")" << to_string(level) << R"(","channel":)"
             << boost::json::serialize(boost::json::string(channel)) << R"(,"msg":)"
-            << boost::json::serialize(boost::json::string(message)) << '}';
+            << boost::json::serialize(boost::json::string(message));
+        if (trace) {
+          out << R"(,"traceparent":)" << boost::json::serialize(boost::json::string(trace.get()));
+        }
+        out << '}';
       } else {
         out << ts << ' ' << to_string(level) << " [" << channel << "] " << message;
+        if (trace) {
+          out << " trace=" << trace.get();
+        }
       }
     });
     bl::core::get()->add_sink(sink_);
@@ -147,6 +157,11 @@ bool enabled(severity s) noexcept {
 }
 
 void write(severity s, std::string_view channel, std::string_view message) {
+  write_traced(s, channel, {}, message);
+}
+
+void write_traced(severity s, std::string_view channel, std::string_view traceparent,
+                  std::string_view message) {
   if (!enabled(s)) {
     return;
   }
@@ -155,6 +170,10 @@ void write(severity s, std::string_view channel, std::string_view message) {
   if (rec) {
     rec.attribute_values().insert("Timestamp",
                                   bl::attributes::make_attribute_value(utc_timestamp()));
+    if (!traceparent.empty()) {
+      rec.attribute_values().insert("TraceParent",
+                                    bl::attributes::make_attribute_value(std::string(traceparent)));
+    }
     bl::record_ostream stream(rec);
     stream << message;
     stream.flush();

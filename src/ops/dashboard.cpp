@@ -87,6 +87,40 @@ const std::string& required_id(const call& c) {
   return id;
 }
 
+// Depth, processing, dead and consumers of every queue shown.
+asio::awaitable<json::array> queues_json(dashboard::impl* board) {
+  json::array queues;
+  for (const auto& q : board->queues) {
+    auto info = co_await queue::inspect(*q.redis, q.name);
+    json::object o;
+    o["name"] = q.name;
+    o["depth"] = info.depth;
+    o["dead"] = info.dead;
+    std::size_t processing = 0;
+    json::array consumers;
+    for (const auto& ci : info.consumers) {
+      processing += ci.processing;
+      json::object co;
+      co["id"] = ci.id;
+      co["processing"] = ci.processing;
+      co["alive"] = ci.alive;
+      co["heartbeat_ttl_ms"] = ci.heartbeat_ttl_ms;
+      consumers.push_back(std::move(co));
+    }
+    o["processing"] = processing;
+    o["consumers"] = std::move(consumers);
+    queues.push_back(std::move(o));
+  }
+  co_return queues;
+}
+
+asio::awaitable<response> list_queues(dashboard::impl* board, const call& c) {
+  json::object out;
+  auto queues = co_await queues_json(board);
+  out["queues"] = std::move(queues);
+  co_return json_response(c, out);
+}
+
 asio::awaitable<response> overview(dashboard::impl* board, const call& c) {
   json::object out;
   json::array namespaces;
@@ -115,28 +149,7 @@ asio::awaitable<response> overview(dashboard::impl* board, const call& c) {
     namespaces.push_back(std::move(n));
   }
   out["namespaces"] = std::move(namespaces);
-  json::array queues;
-  for (const auto& q : board->queues) {
-    auto info = co_await queue::inspect(*q.redis, q.name);
-    json::object o;
-    o["name"] = q.name;
-    o["depth"] = info.depth;
-    o["dead"] = info.dead;
-    std::size_t processing = 0;
-    json::array consumers;
-    for (const auto& ci : info.consumers) {
-      processing += ci.processing;
-      json::object co;
-      co["id"] = ci.id;
-      co["processing"] = ci.processing;
-      co["alive"] = ci.alive;
-      co["heartbeat_ttl_ms"] = ci.heartbeat_ttl_ms;
-      consumers.push_back(std::move(co));
-    }
-    o["processing"] = processing;
-    o["consumers"] = std::move(consumers);
-    queues.push_back(std::move(o));
-  }
+  auto queues = co_await queues_json(board);
   out["queues"] = std::move(queues);
   json::array streams;
   for (const auto& s : board->streams) {
@@ -321,6 +334,8 @@ void dashboard::install(router& routes) {
   routes.post("/api/pause", [b](const call& c) { return pause_or_resume(b, c, true); });
   routes.post("/api/resume", [b](const call& c) { return pause_or_resume(b, c, false); });
   install_stream_routes(routes, *b);
+  routes.get("/api/queues", [b](const call& c) { return list_queues(b, c); });
+  install_queue_routes(routes, *b);
 }
 
 }  // namespace corvo::ops

@@ -401,16 +401,20 @@ async function viewStreamDead(main, args) {
           const r = await post('/api/stream/dead/replay', {stream, id: d.id});
           setStatus(d.id + ': ' + r.status); render();
         }}, 'Replay'))))),
-    page.malformed.length ? el('h2', {}, 'Malformed') : null,
-    page.malformed.length ? table(['Id', 'Problem', 'Fields'], page.malformed.map((m) =>
-      el('tr', {}, el('td', {}, m.id), el('td', {}, m.problem), el('td', {}, fields(m.fields))))) : null);
+    ...(page.malformed.length ? [el('h2', {}, 'Malformed'),
+      table(['Id', 'Problem', 'Fields'], page.malformed.map((m) =>
+        el('tr', {}, el('td', {}, m.id), el('td', {}, m.problem),
+          el('td', {}, fields(m.fields)))))] : []));
 }
 
 function queuesTable(queues) {
   if (!queues.length) return el('p', {}, 'No queues.');
   return table(['Queue', 'Depth', 'Processing', 'Dead', 'Consumers'],
     queues.map((q) => el('tr', {'data-queue': q.name},
-      el('td', {}, q.name), numCell(q.depth), numCell(q.processing), numCell(q.dead),
+      el('td', {}, q.name), numCell(q.depth, {'data-field': 'depth'}),
+      numCell(q.processing, {'data-field': 'processing'}),
+      el('td', {class: 'num', 'data-field': 'dead'}, q.dead ? el('a',
+        {href: '#queue-dead?' + new URLSearchParams({queue: q.name})}, String(q.dead)) : '0'),
       el('td', {}, q.consumers.map((c) =>
         el('div', {}, c.id + ': ' + c.processing + (c.alive ? '' : ' (heartbeat expired)')))))),
     {id: 'queues'});
@@ -421,6 +425,32 @@ async function viewQueues(main) {
   main.replaceChildren(el('h2', {}, 'Queues'), queuesTable(o.queues));
 }
 
+async function viewQueueDead(main, args) {
+  const queue = args.get('queue');
+  const page = await api('/api/queue/dead?' + new URLSearchParams({queue, limit: 100}));
+  const act = (path, id, done) => async () => {
+    const r = await post(path, {queue, id});
+    setStatus(done(r)); render();
+  };
+  main.replaceChildren(
+    el('h2', {}, 'Dead letters of queue ' + queue),
+    el('p', {id: 'queue-dead-actions'},
+      el('button', {class: 'replay-all', onclick: act('/api/queue/dead/replay', '*',
+        (r) => 'replayed ' + r.replayed)}, 'Replay all'), ' ',
+      el('button', {class: 'purge-all', onclick: act('/api/queue/dead/purge', '*',
+        (r) => 'purged ' + r.purged)}, 'Purge all')),
+    table(['Item', 'Attempts', 'Reason', 'Consumer', 'Body', ''],
+      page.entries.map((d) => el('tr', {'data-item': d.id},
+        el('td', {}, d.id), numCell(d.attempts), el('td', {}, d.reason), el('td', {}, d.consumer),
+        el('td', {}, el('pre', {class: 'payload'}, d.body)),
+        el('td', {},
+          el('button', {class: 'replay', onclick: act('/api/queue/dead/replay', d.id,
+            (r) => 'replayed ' + r.replayed)}, 'Replay'),
+          el('button', {class: 'purge', onclick: act('/api/queue/dead/purge', d.id,
+            (r) => 'purged ' + r.purged)}, 'Purge')))),
+      {id: 'queue-dead-table'}));
+}
+
 async function viewHealth(main) {
   const o = await api('/api/overview');
   main.replaceChildren(el('h2', {}, 'Health'), healthTable(o.health));
@@ -428,7 +458,8 @@ async function viewHealth(main) {
 
 const views = {
   overview: viewOverview, schedule: viewSchedule, task: viewTask, dead: viewDead,
-  streams: viewStreams, 'stream-dead': viewStreamDead, queues: viewQueues, health: viewHealth,
+  streams: viewStreams, 'stream-dead': viewStreamDead, queues: viewQueues,
+  'queue-dead': viewQueueDead, health: viewHealth,
 };
 
 // One render at a time; a navigation during a render renders again after it (never lost).

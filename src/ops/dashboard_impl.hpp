@@ -55,4 +55,7 @@ response json_response(const call& c, const boost::json::value& body);
 /// The routes of the stream views (dashboard_streams.cpp).
 void install_stream_routes(router& routes, dashboard::impl& board);
 
+/// The routes of the queue dead-letter views (dashboard_queues.cpp).
+void install_queue_routes(router& routes, dashboard::impl& board);
+
 }  // namespace corvo::ops

@@ -595,11 +595,24 @@ struct fetch_completion {
 
 asio::awaitable<void> consumer_engine::wait_for_fetch_or_cancel() {
   while (!fetch_done) {
+    if (abandoned) {
+      throw boost::system::system_error(asio::error::operation_aborted);
+    }
     co_await wait(*fetch_finished);
     const auto state = co_await asio::this_coro::cancellation_state;
     if (state.cancelled() != asio::cancellation_type::none) {
       throw boost::system::system_error(asio::error::operation_aborted);
     }
+  }
+}
+
+void consumer_engine::abandon() {
+  if (!running) {
+    return;
+  }
+  abandoned = true;
+  if (fetch_finished) {
+    fetch_finished->cancel();
   }
 }
 
@@ -626,6 +639,7 @@ asio::awaitable<void> consumer_engine::run() {
     throw std::logic_error("queue consumer: run() is already running");
   }
   running = true;
+  abandoned = false;
   stopping = false;
   finishing = false;
   fetch_done = false;

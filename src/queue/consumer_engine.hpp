@@ -24,7 +24,15 @@ enum class delivery { at_most_once, reliable };
 struct consumer_engine {
   consumer_engine(redis::client& redis, queue_options options, handler_type handler, delivery kind);
 
+  // The blocking client goes first: its pending pop's completion handler is bound to a
+  // cancellation slot of fetch_signal (see run()), which must still exist when it is cleared.
+  ~consumer_engine() { blocking.reset(); }
+
   asio::awaitable<void> run();
+
+  // The owner (reliable_queue, work_queue) is being destroyed during run(): stops the run as
+  // a cancellation would (the run keeps this object alive until it ends).
+  void abandon();
 
   // One item being handled. Its handler runs in a coroutine bound to `signal`, so a stop can
   // cancel this run alone.
@@ -53,6 +61,7 @@ struct consumer_engine {
   bool delayed_added = false;  // an item was delayed since the promoter last looked
   bool fetch_done = false;
   bool fetch_sleeping = false;  // the fetch loop waits out a Redis failure: nothing in flight
+  bool abandoned = false;       // the owner was destroyed during run(): stop
   asio::steady_timer* ack_sleep = nullptr;  // the acker's retry delay, cut when finishing
   std::exception_ptr fetch_failure;
   std::optional<asio::any_io_executor> executor;

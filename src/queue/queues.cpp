@@ -6,13 +6,16 @@
 namespace corvo::queue {
 
 work_queue::work_queue(redis::client& redis, queue_options options, handler_type handler)
-    : engine_(std::make_unique<detail::consumer_engine>(
+    : engine_(std::make_shared<detail::consumer_engine>(
           redis, std::move(options), std::move(handler), detail::delivery::at_most_once)) {}
 
-work_queue::~work_queue() = default;
+work_queue::~work_queue() {
+  engine_->abandon();
+}
 
 asio::awaitable<void> work_queue::run() {
-  co_await engine_->run();
+  auto engine = engine_;  // outlives this object when it is destroyed during the run
+  co_await engine->run();
 }
 
 const queue_stats& work_queue::stats() const noexcept {
@@ -24,13 +27,16 @@ const queue_options& work_queue::options() const noexcept {
 }
 
 reliable_queue::reliable_queue(redis::client& redis, queue_options options, handler_type handler)
-    : engine_(std::make_unique<detail::consumer_engine>(
+    : engine_(std::make_shared<detail::consumer_engine>(
           redis, std::move(options), std::move(handler), detail::delivery::reliable)) {}
 
-reliable_queue::~reliable_queue() = default;
+reliable_queue::~reliable_queue() {
+  engine_->abandon();
+}
 
 asio::awaitable<void> reliable_queue::run() {
-  co_await engine_->run();
+  auto engine = engine_;  // outlives this object when it is destroyed during the run
+  co_await engine->run();
 }
 
 const std::string& reliable_queue::consumer() const noexcept {

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <corvo/core/exception.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/redis/error.hpp>
@@ -437,13 +438,14 @@ struct dispatcher::impl {
     }
     if (dead) {
       ++stats.dead_lettered;
-      CORVO_LOG(warning, "scheduler")
+      CORVO_LOG_TRACED(warning, "scheduler", t.work.traceparent)
           << "task " << t.work.id << " (" << t.work.type << ") dead-lettered after "
           << t.work.attempts << " attempt(s): " << reason;
     } else {
       ++stats.retried;
-      CORVO_LOG(info, "scheduler") << "task " << t.work.id << " (" << t.work.type << ") attempt "
-                                   << t.work.attempts << " failed, will retry: " << reason;
+      CORVO_LOG_TRACED(info, "scheduler", t.work.traceparent)
+          << "task " << t.work.id << " (" << t.work.type << ") attempt " << t.work.attempts
+          << " failed, will retry: " << reason;
     }
   }
 

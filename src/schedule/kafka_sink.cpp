@@ -1,6 +1,7 @@
 #include <corvo/core/log.hpp>
 #include <corvo/kafka/error.hpp>
 #include <corvo/kafka/statistics.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/schedule/kafka_sink.hpp>
 #include <corvo/schedule/task_message.hpp>
 
@@ -91,9 +92,13 @@ kafka_sink::~kafka_sink() = default;
 
 asio::awaitable<void> kafka_sink::deliver(const claimed_task& t) {
   const auto value = encode_task_message(t, now());
+  std::vector<kafka::header> headers;
+  if (!t.work.traceparent.empty()) {
+    headers.push_back(kafka::header{std::string(trace::traceparent_name), t.work.traceparent});
+  }
   kafka::outgoing_message message{
       .topic = impl_->options.topic, .key = std::string_view(t.work.id), .value = value,
-      .headers = {}};
+      .headers = std::move(headers)};
   boost::system::error_code ec;
   co_await impl_->producer.async_send(std::move(message),
                                       asio::redirect_error(asio::use_awaitable, ec));

@@ -1,5 +1,6 @@
 #include <corvo/core/error.hpp>
 #include <corvo/core/timeout.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/kafka/error.hpp>
 #include <corvo/schedule/kafka_worker.hpp>
 
@@ -38,6 +39,12 @@ struct kafka_worker::impl {
       observer(decoded);
     }
     t.work = std::move(decoded.work);
+    // The trace context travels as a record header; an invalid one is ignored (W3C: the
+    // receiver starts without a parent rather than failing the work).
+    if (const auto tp = m.header(trace::traceparent_name);
+        tp && trace::is_valid_traceparent(*tp)) {
+      t.work.traceparent = std::string(*tp);
+    }
     t.token = std::to_string(m.partition()) + ":" + std::to_string(m.offset());
     bool permanent = false;
     std::string reason;

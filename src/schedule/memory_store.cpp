@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/shard.hpp>
 #include <cstdint>
@@ -284,6 +285,7 @@ struct memory_store::impl {
     if (t.type.find('\n') != std::string::npos) {
       throw std::invalid_argument("task '" + t.id + "': the type contains a newline");
     }
+    trace::check_traceparent(t.traceparent, "task '" + t.id + "'");
   }
 
   /// What schedule() resets: a new task starts with no attempts and no error.

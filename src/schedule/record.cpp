@@ -2,6 +2,7 @@
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <chrono>
+#include <corvo/core/trace.hpp>
 #include <corvo/schedule/detail/record.hpp>
 #include <cstdint>
 #include <stdexcept>
@@ -74,6 +75,7 @@ std::string encode_record(const task& t) {
   if (t.type.find('\n') != std::string::npos) {
     throw std::invalid_argument("task '" + t.id + "': the type contains a newline");
   }
+  trace::check_traceparent(t.traceparent, "task '" + t.id + "'");
   std::string out;
   out += std::to_string(t.attempts);
   out += '\n';
@@ -95,6 +97,10 @@ std::string encode_record(const task& t) {
     out += number_text(t.retry->multiplier);
     out += ':';
     out += number_text(t.retry->jitter);
+  }
+  if (!t.traceparent.empty()) {
+    out += " t";
+    out += t.traceparent;
   }
   out += '\n';
   out += t.type;
@@ -127,6 +133,7 @@ void decode_record(std::string_view record, task& t) {
   t.timeout.reset();
   t.priority = priority::normal;
   t.retry.reset();
+  t.traceparent.clear();
   while (space != std::string_view::npos) {
     options.remove_prefix(space + 1);
     space = options.find(' ');
@@ -137,6 +144,8 @@ void decode_record(std::string_view record, task& t) {
       t.priority = priority::low;
     } else if (field.starts_with('r')) {
       t.retry = parse_retry(field.substr(1));
+    } else if (field.starts_with('t')) {
+      t.traceparent = std::string(field.substr(1));
     } else {
       t.timeout = std::chrono::milliseconds(parse_count(field, "run timeout"));
     }

@@ -9,6 +9,7 @@
 #include <boost/system/system_error.hpp>
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/redis/error.hpp>
 #include <corvo/stream/dead_letter.hpp>
 #include <corvo/stream/typed_handlers.hpp>
@@ -410,7 +411,8 @@ asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
       co_await dead_letter(s, e, reason);
       co_return false;
     }
-    CORVO_LOG(debug, channel) << "entry " << e.id << " of " << s.key << " failed (delivery "
+    CORVO_LOG_TRACED(debug, channel, e.traceparent())
+        << "entry " << e.id << " of " << s.key << " failed (delivery "
                               << e.deliveries << "): " << reason << "; retrying later";
     const auto delay = retry_delay(e.deliveries);
     if (!co_await retry_sleep(delay)) {

@@ -6,6 +6,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
+#include <corvo/core/trace.hpp>
 #include <cstring>
 #include <map>
 
@@ -264,8 +265,9 @@ asio::awaitable<void> consumer::impl::dead_letter(stream_state& s, const entry& 
     if (r.has_value()) {
       if (*r == 1) {
         ++stats.dead_lettered;
-        CORVO_LOG(warning, channel) << "entry " << e.id << " of " << s.key << " dead-lettered to "
-                                    << s.dead_letters << ": " << reason;
+        CORVO_LOG_TRACED(warning, channel, e.traceparent())
+            << "entry " << e.id << " of " << s.key << " dead-lettered to " << s.dead_letters
+            << ": " << reason;
       }
       co_return;
     }

@@ -88,10 +88,22 @@ std::vector<std::string> producer::typed_fields(std::string_view type, std::stri
     fields.emplace_back(key);
   }
   for (const auto& [name, value] : extra) {
+    if (name == trace::traceparent_name) {
+      trace::check_traceparent(value, "stream event");
+    }
     fields.push_back(name);
     fields.push_back(value);
   }
   return fields;
+}
+
+void producer::add_traceparent(std::vector<std::string>& fields, std::string_view traceparent) {
+  if (traceparent.empty()) {
+    return;
+  }
+  trace::check_traceparent(traceparent, "stream event");
+  fields.emplace_back(trace::traceparent_name);
+  fields.emplace_back(traceparent);
 }
 
 }  // namespace corvo::stream

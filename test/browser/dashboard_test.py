@@ -6,12 +6,19 @@ workload; replaying a dead task from the page moves it back to due; pausing and 
 the namespace and a task type from the page reach the store; a payload holding
 <script> and <b> elements is shown as text (no script runs, no element is created); with a
 token the page asks for it, refuses a wrong one and shows the data with the right one.
+With a redis-server (the demo's --redis-url): the stream view shows the stream's length,
+group, pending and lag and its dead letter (an <img onerror> in its fields shown as text);
+replaying it from the page puts it back in the stream (Redis: length 6, dead-letter stream
+empty; the page: lag 1); the queue view shows the dead count, and its dead letters are
+replayed (Redis: the item back in the queue) and purged (Redis: none left) from the page.
 
 Usage: dashboard_test.py OPS_DEMO [--screenshots DIR]
 """
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +70,41 @@ class Demo:
         self.process.terminate()
         self.process.wait(timeout=20)
         os.unlink(self.log.name)
+
+
+class Redis:
+    """A throwaway redis-server on a free port (no persistence), queried with redis-cli."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix='dashboard_redis')
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            self.port = s.getsockname()[1]
+        self.process = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+             '--appendonly', 'no', '--dir', self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if self.cli('PING') == 'PONG':
+                    return
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError('redis-server did not start')
+
+    def url(self):
+        return 'redis://127.0.0.1:%d' % self.port
+
+    def cli(self, *args):
+        return subprocess.run(['redis-cli', '-p', str(self.port), *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait(timeout=20)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def browser():
@@ -214,12 +256,120 @@ def test_token(driver):
         demo.stop()
 
 
+def test_streams_and_queues(driver):
+    redis = Redis()
+    demo = None
+    try:
+        demo = Demo('--redis-url', redis.url())
+        stream, dead_stream = '{demo}:orders', '{demo}:orders:dlq'
+        check(redis.cli('XLEN', stream) == '5', 'stream length in Redis is not 5')
+        check(redis.cli('XLEN', dead_stream) == '1', 'stream dead letters in Redis: not 1')
+
+        def settle(condition):
+            WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+                condition)
+
+        # The previous page (another demo, stopped) may have logged errors: start clean.
+        driver.get('about:blank')
+        driver.get_log('browser')
+
+        # ---- the stream view: length, group, pending, lag, dead letters ----
+        driver.get(demo.url + '/#streams')
+        wait_loaded(driver, 'streams')
+        main = driver.find_element(By.ID, 'main').text
+        check(stream + ' (5 entries)' in main, 'stream length not shown: ' + main)
+        group = driver.find_element(By.CSS_SELECTOR, 'tr[data-group="billing"]').text
+        check(group.startswith('billing 0 0 '), 'group row (pending 0, lag 0): ' + group)
+        check('worker-1 (0, ' in group, 'consumer not shown: ' + group)
+        check('Dead letters in %s: 1 ' % dead_stream in main, 'dead letters not shown: ' + main)
+        shot(driver, 'dashboard-streams.png')
+
+        # ---- its dead letters: escaped fields, replay from the page ----
+        driver.find_element(By.LINK_TEXT, 'show').click()
+        wait_loaded(driver, 'stream-dead')
+        rows = driver.find_elements(By.CSS_SELECTOR, 'tr[data-dead]')
+        check(len(rows) == 1, '%d stream dead letters shown, not 1' % len(rows))
+        row = rows[0].text
+        check('billing' in row and 'payment refused for' in row, 'dead letter row: ' + row)
+        check('<img src=x onerror="window.__corvo_xss=2">' in row, 'fields not shown as text: ' + row)
+        check(len(driver.find_elements(By.CSS_SELECTOR, '#main img')) == 0, 'the fields made an img')
+        check('null' not in driver.find_element(By.ID, 'main').text.replace(row, ''),
+              'stray text on the page: ' + driver.find_element(By.ID, 'main').text)
+        check(driver.execute_script('return window.__corvo_xss') is None, 'the fields ran a script')
+        shot(driver, 'dashboard-stream-dead-letters.png')
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-dead] button.replay').click()
+        settle(lambda d: len(d.find_elements(By.CSS_SELECTOR, 'tr[data-dead]')) == 0)
+        settle(lambda d: 'replayed' in d.find_element(By.ID, 'status').text)
+        check(redis.cli('XLEN', stream) == '6', 'stream length after replay is not 6')
+        check(redis.cli('XLEN', dead_stream) == '0', 'the dead letter is still in Redis')
+        last = redis.cli('XREVRANGE', stream, '+', '-', 'COUNT', '1')
+        check('order.poison' in last, 'the replayed entry is not the last one: ' + last)
+        driver.get(demo.url + '/#streams')
+        driver.refresh()
+        wait_loaded(driver, 'streams')
+        group = driver.find_element(By.CSS_SELECTOR, 'tr[data-group="billing"]').text
+        check(group.startswith('billing 0 1 '), 'group after replay (pending 0, lag 1): ' + group)
+        check(stream + ' (6 entries)' in driver.find_element(By.ID, 'main').text,
+              'length after replay not shown')
+
+        # ---- the queue view and its dead letters: replay one, purge the other ----
+        driver.get(demo.url + '/#queues')
+        wait_loaded(driver, 'queues')
+
+        def queue_cell(field):
+            return driver.find_element(
+                By.CSS_SELECTOR, 'tr[data-queue="jobs"] td[data-field="%s"]' % field).text
+
+        check(queue_cell('depth') == '0', 'queue depth is %s, not 0' % queue_cell('depth'))
+        check(queue_cell('processing') == '0', 'processing is not 0')
+        check(queue_cell('dead') == '2', 'queue dead is %s, not 2' % queue_cell('dead'))
+        shot(driver, 'dashboard-queues.png')
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="jobs"] td[data-field="dead"] a').click()
+        wait_loaded(driver, 'queue-dead')
+        rows = driver.find_elements(By.CSS_SELECTOR, '#queue-dead-table tr[data-item]')
+        bodies = sorted(r.find_element(By.CSS_SELECTOR, 'pre.payload').text for r in rows)
+        check(bodies == ['poison-a', 'poison-b'], 'queue dead letters shown: %s' % bodies)
+        check(all('cannot handle poison' in r.text for r in rows), 'reasons not shown')
+        shot(driver, 'dashboard-queue-dead-letters.png')
+        ids = {r.find_element(By.CSS_SELECTOR, 'pre.payload').text: r.get_attribute('data-item')
+               for r in rows}
+        driver.find_element(
+            By.CSS_SELECTOR, 'tr[data-item="%s"] button.replay' % ids['poison-a']).click()
+        settle(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#queue-dead-table tr[data-item]')) == 1)
+        settle(lambda d: d.find_element(By.ID, 'status').text == 'replayed 1')
+        check(redis.cli('LLEN', 'jobs') == '1', 'the replayed item is not in the queue')
+        check(redis.cli('LINDEX', 'jobs', '0').endswith('poison-a'), 'another item is in the queue')
+        check(redis.cli('LLEN', '{jobs}:dead') == '1', 'dead letters in Redis after replay: not 1')
+        driver.find_element(
+            By.CSS_SELECTOR, 'tr[data-item="%s"] button.purge' % ids['poison-b']).click()
+        settle(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#queue-dead-table tr[data-item]')) == 0)
+        settle(lambda d: d.find_element(By.ID, 'status').text == 'purged 1')
+        check(redis.cli('LLEN', '{jobs}:dead') == '0', 'the purged dead letter is still in Redis')
+        check(redis.cli('LLEN', 'jobs') == '1', 'the purge touched the queue')
+        driver.get(demo.url + '/#queues')
+        driver.refresh()
+        wait_loaded(driver, 'queues')
+        check(queue_cell('depth') == '1' and queue_cell('dead') == '0',
+              'queue after replay and purge: depth %s, dead %s' % (queue_cell('depth'),
+                                                                   queue_cell('dead')))
+        errors = console_errors(driver)
+        check(errors == [], 'console errors: %s' % errors)
+    finally:
+        if demo:
+            demo.stop()
+        redis.stop()
+
+
 def main():
     started = time.time()
     driver = browser()
     try:
         test_open_endpoint(driver)
         test_token(driver)
+        if shutil.which('redis-server') and shutil.which('redis-cli'):
+            test_streams_and_queues(driver)
+        else:
+            check(False, 'redis-server and redis-cli are needed for the stream and queue views')
     finally:
         driver.quit()
     print('dashboard_test: %d failure(s) in %.1f s' % (len(failures), time.time() - started))

@@ -49,12 +49,34 @@ namespace queue = corvo::queue;
 namespace redis = corvo::redis;
 namespace stream = corvo::stream;
 using corvo::test::background_consumer;
-using corvo::test::background_run;
 using corvo::test::eventually;
 using corvo::test::order;
 using namespace std::chrono_literals;
 
 namespace {
+
+// A queue's run() in the background. Its cancellation signal and outcome are shared with the
+// run's completion handler, so they outlive this object when a failed assertion leaves the
+// test body early (the queue, destroyed then, stops its run; the signal must still exist when
+// the run's operations clear their cancellation slots).
+class queue_runner {
+ public:
+  void start(asio::io_context& ctx, queue::reliable_queue& q) {
+    auto s = state_;
+    asio::co_spawn(ctx, q.run(),
+                   asio::bind_cancellation_slot(s->signal.slot(),
+                                                [s](std::exception_ptr) { s->done = true; }));
+  }
+  void stop() { state_->signal.emit(asio::cancellation_type::terminal); }
+  bool done() const { return state_->done; }
+
+ private:
+  struct state {
+    asio::cancellation_signal signal;
+    bool done = false;
+  };
+  std::shared_ptr<state> state_ = std::make_shared<state>();
+};
 
 const std::string stream_key = "{shop}:events";
 const std::string stream_param = "%7Bshop%7D%3Aevents";  // stream_key in a URL
@@ -214,7 +236,7 @@ asio::awaitable<void> streams_and_queues(fixture& f) {
   ops::watch_queue(f.metrics, f.client, "idle");
   f.board.add_queue(f.client, "jobs");
   f.board.add_queue(f.client, "idle");
-  background_run queue_run;
+  queue_runner queue_run;
   queue_run.start(f.ctx, q);
 
   BOOST_TEST_REQUIRE(co_await eventually(
@@ -227,7 +249,7 @@ asio::awaitable<void> streams_and_queues(fixture& f) {
       [&] { return q.stats().dead_lettered == 1 && q.stats().succeeded == 10; }, 30s));
   running->stop();
   queue_run.stop();
-  BOOST_TEST_REQUIRE(co_await eventually([&] { return running->done() && queue_run.done; }, 20s));
+  BOOST_TEST_REQUIRE(co_await eventually([&] { return running->done() && queue_run.done(); }, 20s));
 
   co_await f.metrics.collect();
   const auto text = f.metrics.render();

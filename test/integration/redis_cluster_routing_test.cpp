@@ -284,7 +284,8 @@ asio::awaitable<void> same_code(redis::client& client, std::vector<std::string>&
 
 // 2, 3 and 4 GETs to keys of the three masters: each master's node counters grow by exactly
 // that many, the client's totals by 9, with no error and no redirection (provided no
-// topology refresh ran meanwhile: the client refreshes every minute, or on a MOVED).
+// topology refresh ran meanwhile: the client refreshes every minute, or on a MOVED). Then
+// 1, 2 and 3 failing requests: each master's error counter is exactly that.
 asio::awaitable<void> count_per_node(redis::client& client, corvo::ops::registry& metrics) {
   auto& cluster = *client.cluster();
   co_await wait_for_topology(cluster);
@@ -336,6 +337,42 @@ asio::awaitable<void> count_per_node(redis::client& client, corvo::ops::registry
     sum_of_nodes += static_cast<double>(st.requests);
   }
   BOOST_TEST(sum_of_nodes == total);
+
+  // Failed requests are counted on the node that failed them: 1, 2 and 3 BLPOPs sent to the
+  // three masters through the shared (non-blocking) node connections each fail there with
+  // blocking_on_shared_connection; they are errors, not requests.
+  std::map<std::string, int> failed;
+  int errors = 1;
+  for (const auto& [address, key] : key_of_node) {
+    for (int i = 0; i < errors; ++i) {
+      redis::request pop;
+      pop.push("BLPOP", key, 1);
+      boost::system::error_code ec;
+      try {
+        co_await client.exec(pop);
+      } catch (const boost::system::system_error& e) {
+        ec = e.code();
+      }
+      BOOST_TEST((ec == redis::error::blocking_on_shared_connection), address << ": " << ec.message());
+    }
+    failed[address] = errors++;
+  }
+  metrics.render();
+  BOOST_TEST_REQUIRE(cluster.stats().refreshes == refreshes);
+  for (const auto& [address, key] : key_of_node) {
+    BOOST_TEST(node_value("corvo_redis_node_request_errors_total", address) == failed[address],
+               address);
+    BOOST_TEST(
+        node_value("corvo_redis_node_requests_total", address) == before[address] + sent[address],
+        address);
+  }
+  BOOST_TEST(metrics.value("corvo_redis_request_errors_total", client_label) == 6);
+  BOOST_TEST(metrics.value("corvo_redis_requests_total", client_label) == total);
+  std::uint64_t errors_of_nodes = 0;
+  for (const auto& [address, st] : cluster.node_stats()) {
+    errors_of_nodes += st.request_errors;
+  }
+  BOOST_TEST(errors_of_nodes == 6u);
 }
 
 }  // namespace

@@ -1,18 +1,24 @@
 // Three dispatcher processes on a Redis Cluster (3 masters, 3 replicas): the shards of the
 // namespace spread over the masters' slots, every store call touches one slot, and 20,000
-// tasks run exactly once when nobody dies.
+// tasks run exactly once when nobody dies. A backup exported from a standalone server
+// restores into the cluster (docs/backup.md, "Restoring into a Redis Cluster"). Both cases
+// share one cluster (creating one takes seconds); they use their own namespaces.
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "support/child_process.hpp"
 #include "support/corvo_program.hpp"
 #include "support/redis_cluster.hpp"
+#include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/scheduler_workers.hpp"
+#include "support/temp_dir.hpp"
 
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
@@ -34,15 +40,31 @@ asio::awaitable<void> schedule_and_drain(store& tasks, scheduler_workers& worker
                                        "20,000 tasks on three processes and a cluster");
 }
 
-// `corvo <words> --cluster <seed> --namespace mp --shards 16 --json` (the program is built
-// next to the tests: <build>/tools/corvo).
-boost::json::value corvo_on_cluster(const corvo::test::redis_cluster& cluster,
-                                    std::vector<std::string> words) {
+corvo::test::redis_cluster& shared_cluster() {
+  static corvo::test::redis_cluster cluster;
+  return cluster;
+}
+
+// `corvo <words> <target…> --namespace NS --shards N [--json]` (the program is built next to
+// the tests: <build>/tools/corvo).
+corvo::test::command_result corvo_cli(std::vector<std::string> words,
+                                      std::vector<std::string> target, const std::string& ns,
+                                      unsigned shards, bool json = true) {
   std::vector<std::string> argv{corvo::test::corvo_program().string()};
   argv.insert(argv.end(), words.begin(), words.end());
-  argv.insert(argv.end(), {"--cluster", cluster.seed_urls().front(), "--namespace", "mp",
-                           "--shards", std::to_string(shard_count), "--json"});
-  const auto r = corvo::test::run_command(argv, std::chrono::seconds(30));
+  argv.insert(argv.end(), target.begin(), target.end());
+  argv.insert(argv.end(), {"--namespace", ns, "--shards", std::to_string(shards)});
+  if (json) {
+    argv.push_back("--json");
+  }
+  return corvo::test::run_command(argv, std::chrono::seconds(60));
+}
+
+// `corvo <words> --cluster <seed> --namespace mp --shards 16 --json`.
+boost::json::value corvo_on_cluster(const corvo::test::redis_cluster& cluster,
+                                    std::vector<std::string> words) {
+  const auto r =
+      corvo_cli(std::move(words), {"--cluster", cluster.seed_urls().front()}, "mp", shard_count);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, "corvo failed: " << r.err);
   return boost::json::parse(r.out);
 }
@@ -50,7 +72,7 @@ boost::json::value corvo_on_cluster(const corvo::test::redis_cluster& cluster,
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(three_processes_on_a_cluster_run_every_task_exactly_once) {
-  corvo::test::redis_cluster cluster;
+  auto& cluster = shared_cluster();
   // The shards are spread over every master (so the test exercises routing, not one node).
   std::set<std::size_t> owners;
   for (unsigned s = 0; s < shard_count; ++s) {
@@ -106,4 +128,140 @@ BOOST_AUTO_TEST_CASE(three_processes_on_a_cluster_run_every_task_exactly_once) {
   BOOST_TEST(stats.at("scheduled").to_number<long long>() == 1);
   BOOST_TEST(stats.at("in_flight").to_number<long long>() == 0);
   BOOST_TEST(stats.at("dead").to_number<long long>() == 0);
+}
+
+namespace {
+
+constexpr std::size_t backup_count = 3000;
+
+// The source namespace on a standalone server: `backup_count` waiting tasks (every tenth
+// recurring, every seventh with a run timeout and a trace context, every 11th of high
+// priority), then "dead-1" dead-lettered and "retry-1" failed once and waiting for its retry
+// (attempt 1, an error, due moved, occurrence kept).
+asio::awaitable<void> fill_source(redis_store& s) {
+  const auto base = now() + 1h;
+  std::vector<task> tasks;
+  for (std::size_t i = 0; i < backup_count; ++i) {
+    task t;
+    t.id = "b-" + std::to_string(i);
+    t.type = i % 2 == 0 ? "email" : "report";
+    t.payload = boost::json::object{{"n", i}, {"text", "<b>\"x\"</b>\n\u00e9"}};
+    t.due = base + std::chrono::milliseconds(i);
+    t.max_attempts = static_cast<std::uint32_t>(1 + i % 4);
+    if (i % 10 == 0) {
+      t.repeat = interval{90s};
+    }
+    if (i % 7 == 0) {
+      t.timeout = 1500ms;
+      t.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    }
+    if (i % 11 == 0) {
+      t.priority = priority::high;
+    }
+    tasks.push_back(std::move(t));
+  }
+  co_await s.schedule_many(std::move(tasks));
+  for (const char* id : {"dead-1", "retry-1"}) {
+    task t;
+    t.id = id;
+    t.type = "charge";
+    t.payload = boost::json::string(id);
+    t.due = now() - 1s;
+    t.max_attempts = 3;
+    co_await s.schedule(t);
+  }
+  std::size_t failed = 0;
+  for (unsigned shard = 0; shard < s.shards(); ++shard) {
+    auto claimed = co_await s.claim(shard, 10, 60s);
+    for (auto& c : claimed.tasks) {
+      failure f{c.work.id, c.token, "boom " + c.work.id, std::nullopt};
+      if (c.work.id == "retry-1") {
+        f.retry_in = std::chrono::microseconds(2h);
+      }
+      BOOST_REQUIRE(co_await s.nack(shard, f));
+      ++failed;
+    }
+  }
+  BOOST_REQUIRE_EQUAL(failed, 2u);
+}
+
+std::vector<std::string> sorted_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+}  // namespace
+
+// A namespace exported from a standalone server (4 shards) is imported into the cluster under
+// another name with 16 shards, as docs/backup.md describes: exported again from the cluster,
+// every line is the same byte for byte (recurrences, timeouts, priorities, trace contexts, the
+// dead and the retried task included), and the tasks sit on all three masters.
+BOOST_AUTO_TEST_CASE(a_backup_restores_into_the_cluster_losslessly) {
+  auto& cluster = shared_cluster();
+  corvo::test::redis_server source;
+  corvo::test::temp_dir dir("cluster_restore");
+  {
+    asio::io_context ctx;
+    const auto url = redis::client_config::from_url(source.url());
+    redis::client conn(ctx.get_executor(), url);
+    redis_store tasks(conn, url, {.name_space = "src", .shards = 4});
+    asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+    corvo::test::run(ctx, fill_source(tasks), [&] { conn.cancel(); });
+  }
+  const auto exported =
+      corvo_cli({"schedule", "export", "--quiet"}, {"--redis", source.url()}, "src", 4, false);
+  BOOST_REQUIRE_MESSAGE(exported.exit_code == 0, exported.err);
+  const auto lines = sorted_lines(exported.out);
+  BOOST_REQUIRE_EQUAL(lines.size(), backup_count + 2);
+  const auto file = dir.path() / "tasks.jsonl";
+  std::ofstream(file) << exported.out;
+
+  const std::vector<std::string> on_cluster{"--cluster", cluster.seed_urls().front(), "--cluster",
+                                            cluster.seed_urls().back()};
+  const auto imported =
+      corvo_cli({"schedule", "import", file.string()}, on_cluster, "restored", 16, false);
+  BOOST_REQUIRE_MESSAGE(imported.exit_code == 0, imported.err);
+  BOOST_TEST(
+      imported.err.find(std::to_string(backup_count + 2) + " tasks imported") != std::string::npos,
+      imported.err);
+
+  const auto again =
+      corvo_cli({"schedule", "export", "--quiet"}, on_cluster, "restored", 16, false);
+  BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  const auto restored = sorted_lines(again.out);
+  BOOST_TEST_REQUIRE(restored.size() == lines.size());
+  std::size_t differing = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (restored[i] != lines[i] && differing++ < 3) {
+      BOOST_ERROR("line " << i << " differs:\n  " << lines[i] << "\n  " << restored[i]);
+    }
+  }
+  BOOST_TEST(differing == 0u);
+
+  const auto stats = corvo_cli({"stats"}, on_cluster, "restored", 16);
+  BOOST_REQUIRE_MESSAGE(stats.exit_code == 0, stats.err);
+  const auto counts = boost::json::parse(stats.out).as_object();
+  BOOST_TEST(counts.at("scheduled").to_number<long long>() == (long long)backup_count + 1);
+  BOOST_TEST(counts.at("dead").to_number<long long>() == 1);
+  BOOST_TEST(counts.at("in_flight").to_number<long long>() == 0);
+
+  // Every master holds some of the restored task records, and together they hold all.
+  std::map<std::size_t, long long> records_by_master;
+  for (unsigned s = 0; s < 16; ++s) {
+    const auto key = "{restored:" + std::to_string(s) + "}:tasks";
+    const auto owner = cluster.node_for_slot(cluster.key_slot(key));
+    records_by_master[owner] += std::stoll(cluster.node(owner).cli("HLEN", key));
+  }
+  BOOST_TEST(records_by_master.size() == 3u);
+  long long total = 0;
+  for (const auto& [node, n] : records_by_master) {
+    BOOST_TEST(n > 0, "master " << node << " holds no task");
+    total += n;
+  }
+  BOOST_TEST(total == (long long)backup_count + 2);
 }

@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <fstream>
@@ -136,6 +137,9 @@ json::object export_line(const task& t) {
   if (!t.last_error.empty()) {
     o["last_error"] = t.last_error;
   }
+  if (!t.traceparent.empty()) {
+    o["traceparent"] = t.traceparent;
+  }
   o["payload"] = t.payload;
   return o;
 }
@@ -186,6 +190,9 @@ task import_line(std::string_view line) {
       t.repeat = schedule::parse_recurrence(text_of(v, key));
     } else if (key == "last_error") {
       t.last_error = text_of(v, key);
+    } else if (key == "traceparent") {
+      t.traceparent = text_of(v, key);
+      corvo::trace::check_traceparent(t.traceparent, "\"traceparent\"");
     } else if (key == "payload") {
       t.payload = v;
     } else {

@@ -30,6 +30,9 @@
 //   GET  /api/stream/dead?stream&after dead letters of a stream
 //   POST /api/stream/dead/replay stream, id
 //   GET  /api/queues                   depth, consumers, processing, dead
+//   GET  /api/queue/dead?queue&offset&limit   dead letters of a queue, newest first
+//   POST /api/queue/dead/replay queue, id     back into the queue (id "*": all of them)
+//   POST /api/queue/dead/purge  queue, id     deleted (id "*": all of them)
 // Every value that comes from Redis goes to the page as JSON data and is put into the page
 // as text (textContent), never as markup: a payload "<script>…" shows as those characters.
 // An unknown namespace or stream, or a missing parameter, is a 400; an unknown task a 404.

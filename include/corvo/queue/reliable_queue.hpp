@@ -65,6 +65,9 @@ class reliable_queue {
   /// dedicated client is made from it for BLMOVE). An empty options.consumer gets
   /// queue_options::generated_consumer_id().
   reliable_queue(redis::client& redis, queue_options options, handler_type handler);
+  /// Destroying it while run() is active stops that run as a cancellation would: the run
+  /// ends in the background (this object's state is kept until it has) and completes with
+  /// operation_aborted; `redis` must outlive it.
   ~reliable_queue();
   reliable_queue(const reliable_queue&) = delete;
   reliable_queue& operator=(const reliable_queue&) = delete;
@@ -80,7 +83,8 @@ class reliable_queue {
   const reap_result& reaped() const noexcept;
 
  private:
-  std::unique_ptr<detail::consumer_engine> engine_;
+  // Shared with an active run(), which keeps it alive until it ends.
+  std::shared_ptr<detail::consumer_engine> engine_;
 };
 
 }  // namespace corvo::queue

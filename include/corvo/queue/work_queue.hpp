@@ -42,6 +42,9 @@ class work_queue {
   /// Consumes queue `options.name` through `redis` (which must outlive this object; it is
   /// used for non-blocking commands, and a dedicated client is made from it for BRPOP).
   work_queue(redis::client& redis, queue_options options, handler_type handler);
+  /// Destroying it while run() is active stops that run as a cancellation would: the run
+  /// ends in the background (this object's state is kept until it has) and completes with
+  /// operation_aborted; `redis` must outlive it.
   ~work_queue();
   work_queue(const work_queue&) = delete;
   work_queue& operator=(const work_queue&) = delete;
@@ -53,7 +56,8 @@ class work_queue {
   const queue_options& options() const noexcept;
 
  private:
-  std::unique_ptr<detail::consumer_engine> engine_;
+  // Shared with an active run(), which keeps it alive until it ends.
+  std::shared_ptr<detail::consumer_engine> engine_;
 };
 
 }  // namespace corvo::queue

@@ -93,6 +93,11 @@ struct task {
   /// Claim order among due tasks (normal costs nothing: such a task's record and keys are
   /// as before priorities existed).
   schedule::priority priority = priority::normal;
+  /// W3C trace context of whoever scheduled the task (core/trace.hpp), or empty: none (no
+  /// byte more in the record). Carried to every run of the task (the Kafka sink sends it as
+  /// the header "traceparent"); handlers read it here and log it with CORVO_LOG_TRACED.
+  /// Scheduling a task with an invalid one throws std::invalid_argument.
+  std::string traceparent;
 
   // Maintained by the scheduler, read by get()/browse():
   /// Tries started so far (a claim counts, including one whose worker died).

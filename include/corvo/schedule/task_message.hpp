@@ -11,7 +11,9 @@
 // `due`, `occurrence` and `published` are microseconds since the Unix epoch (UTC); `attempt`
 // counts this run (1 for the first). "timeout_ms" (the task's own run timeout) is present only
 // when the task has one; the kafka_worker cancels a handler run past it (else past its own
-// `run_timeout`). Other members are ignored, so newer publishers can add some.
+// `run_timeout`). Other members are ignored, so newer publishers can add some. The task's
+// trace context is not in the value: the Kafka sink sends it as the record header
+// "traceparent" (only when the task has one) and the kafka_worker reads it from there.
 
 #include <corvo/schedule/store.hpp>
 

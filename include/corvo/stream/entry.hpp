@@ -9,6 +9,8 @@
 //   …      optional headers (e.g. "traceparent"), each one more field
 // in that order. Raw entries are any field/value pairs (producer::append_fields).
 
+#include <corvo/core/trace.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -38,6 +40,9 @@ struct event {
   /// Empty: no `key` field.
   std::string key;
   headers extra;
+  /// W3C trace context (core/trace.hpp) stored as the field "traceparent" after the
+  /// headers; empty: none. append() throws std::invalid_argument for an invalid one.
+  std::string traceparent;
 };
 
 /// One stream entry as delivered to a consumer.
@@ -59,6 +64,13 @@ struct entry {
       }
     }
     return std::nullopt;
+  }
+
+  /// The entry's W3C trace context (its "traceparent" field), or empty when it has none or
+  /// the field is not a valid traceparent. Log it with CORVO_LOG_TRACED.
+  std::string_view traceparent() const noexcept {
+    const auto tp = field(trace::traceparent_name);
+    return tp && trace::is_valid_traceparent(*tp) ? *tp : std::string_view();
   }
 };
 

@@ -72,12 +72,15 @@ class producer {
   explicit producer(redis::client& redis, producer_options options = {});
 
   /// Appends the typed event `ev` to `stream` as the fields type, data (JSON), key (when
-  /// not empty) and the headers; returns the new entry's id. Throws system_error when the
-  /// client fails (see the file comment) and whatever boost::json::value_from throws.
+  /// not empty), the headers and traceparent (when not empty); returns the new entry's id.
+  /// Throws std::invalid_argument for an invalid traceparent (before anything is sent),
+  /// system_error when the client fails (see the file comment) and whatever
+  /// boost::json::value_from throws.
   template <class T>
   asio::awaitable<std::string> append(std::string stream, const event<T>& ev) {
     std::vector<std::string> fields = typed_fields(
         ev.type, boost::json::serialize(boost::json::value_from(ev.data)), ev.key, ev.extra);
+    add_traceparent(fields, ev.traceparent);
     std::string id = co_await append_fields(std::move(stream), std::move(fields));
     co_return id;
   }
@@ -94,7 +97,12 @@ class producer {
   void push_xadd(redis::request& req, std::string_view stream,
                  const std::vector<std::string>& fields) const;
 
-  /// The fields of a typed event (type, data, key, headers), as append() stores them.
+  /// Appends the field "traceparent" with `traceparent` to `fields` (nothing when it is
+  /// empty). Throws std::invalid_argument when it is not a valid W3C traceparent.
+  static void add_traceparent(std::vector<std::string>& fields, std::string_view traceparent);
+
+  /// The fields of a typed event (type, data, key, headers), as append() stores them. A
+  /// header named "traceparent" must be a valid one (else std::invalid_argument).
   static std::vector<std::string> typed_fields(std::string_view type, std::string data,
                                                std::string_view key, const headers& extra);
 

@@ -1,13 +1,14 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>\n<max_attempts>[ <timeout ms>][ p<priority>][ r<initial ms>:<max ms>:<multiplier>:<jitter>]\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
+//   <attempts>\n<max_attempts>[ <timeout ms>][ p<priority>][ r<initial ms>:<max ms>:<multiplier>:<jitter>][ t<traceparent>]\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
 //
 // The run timeout rides on the max_attempts line (after a space, only when set), so records
 // written before it existed still decode, and the scripts read max_attempts as the line's
 // leading number. A priority other than normal rides there too, as ` p1` (high) or ` p-1`
 // (low): a normal task's record is unchanged (no byte more per task); so does a task's own
-// retry backoff (` r1000:60000:2:1`), only when it has one. The payload JSON never
+// retry backoff (` r1000:60000:2:1`), only when it has one, and its W3C trace context
+// (` t00-<trace id>-<parent id>-<flags>`, no space in it), only when it has one. The payload JSON never
 // contains a raw newline (Boost.JSON escapes them), so a record of the older layout without
 // the occurrence line (5 header lines) is recognised by its newline count and decodes with no
 // occurrence (the caller uses the due time).
@@ -26,7 +27,7 @@
 namespace corvo::schedule::detail {
 
 /// Encodes the stored fields of `t`. Throws std::invalid_argument for a type containing a
-/// newline or an empty type.
+/// newline, an empty type or an invalid traceparent.
 std::string encode_record(const task& t);
 
 /// Decodes a record into `t` (all fields but id, due and state; `occurrence` stays as it
