@@ -1,4 +1,5 @@
 #include <boost/json/parse.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/pubsub/message.hpp>
 #include <corvo/redis/resp3/node.hpp>
 
@@ -31,6 +32,26 @@ boost::json::value message::json() const {
 
 namespace {
 
+constexpr std::string_view trace_marker = "\x1etraceparent=";
+constexpr std::size_t traceparent_size = 55;
+
+// Moves a traceparent put in front of the payload by with_traceparent() into `m`. A payload
+// that only looks like it (no valid traceparent, no newline after it) is left as it is.
+void take_traceparent(message& m) {
+  const std::string_view p = m.payload;
+  const std::size_t header = trace_marker.size() + traceparent_size + 1;
+  if (p.size() < header || p.substr(0, trace_marker.size()) != trace_marker ||
+      p[header - 1] != '\n') {
+    return;
+  }
+  const auto tp = p.substr(trace_marker.size(), traceparent_size);
+  if (!trace::is_valid_traceparent(tp)) {
+    return;
+  }
+  m.traceparent.assign(tp);
+  m.payload.erase(0, header);
+}
+
 // Shared by both overloads: `take` copies or moves one node's value.
 template <class Push, class Take>
 std::optional<message> decode_push(Push& push, Take take) {
@@ -60,10 +81,24 @@ std::optional<message> decode_push(Push& push, Take take) {
   } else {
     return std::nullopt;
   }
+  if (!out.payload.empty() && out.payload.front() == trace_marker.front()) {
+    take_traceparent(out);
+  }
   return out;
 }
 
 }  // namespace
+
+std::string with_traceparent(std::string_view traceparent, std::string payload) {
+  if (traceparent.empty()) {
+    return payload;
+  }
+  trace::check_traceparent(traceparent, "pubsub message");
+  std::string out;
+  out.reserve(trace_marker.size() + traceparent.size() + 1 + payload.size());
+  out.append(trace_marker).append(traceparent).append(1, '\n').append(payload);
+  return out;
+}
 
 std::optional<message> message_from_push(const redis::generic_response& push) {
   return decode_push(push, [](const std::string& value) { return value; });

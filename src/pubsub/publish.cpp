@@ -1,3 +1,4 @@
+#include <corvo/pubsub/message.hpp>
 #include <corvo/pubsub/publish.hpp>
 #include <corvo/redis/cluster/slot.hpp>
 
@@ -56,6 +57,18 @@ asio::awaitable<std::int64_t> publish(redis::client& client, std::string channel
 asio::awaitable<std::int64_t> spublish(redis::client& client, std::string channel,
                                        std::string payload) {
   co_return co_await publish_with(client, "SPUBLISH", std::move(channel), std::move(payload));
+}
+
+asio::awaitable<std::int64_t> publish(redis::client& client, std::string channel,
+                                      std::string payload, std::string traceparent) {
+  std::string traced = with_traceparent(traceparent, std::move(payload));
+  co_return co_await publish_with(client, "PUBLISH", std::move(channel), std::move(traced));
+}
+
+asio::awaitable<std::int64_t> spublish(redis::client& client, std::string channel,
+                                       std::string payload, std::string traceparent) {
+  std::string traced = with_traceparent(traceparent, std::move(payload));
+  co_return co_await publish_with(client, "SPUBLISH", std::move(channel), std::move(traced));
 }
 
 asio::awaitable<std::map<std::string, std::int64_t>> numsub(redis::client& client,

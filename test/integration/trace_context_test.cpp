@@ -1,7 +1,9 @@
 // W3C trace context end to end (core/trace.hpp): a traceparent given to schedule() reaches
 // the task's handler through the Redis task record, directly and through the Kafka sink (as
 // the record header "traceparent"); one given to a stream append() reaches the consumer's
-// handler through the entry's field; both appear in the log records the handlers write with
+// handler through the entry's field; one given to pub/sub publish() / spublish() reaches the
+// subscriber's message::traceparent in front of the payload; all appear in the log records the
+// handlers write with
 // CORVO_LOG_TRACED, and in the framework's own records of a failed run. Invalid ones are
 // refused before anything is stored.
 #include <boost/json/parse.hpp>
@@ -11,6 +13,8 @@
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/trace.hpp>
 #include <corvo/kafka/embedded_cluster.hpp>
+#include <corvo/pubsub/publish.hpp>
+#include <corvo/pubsub/subscriber.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/scheduler.hpp>
 #include <corvo/stream/consumer.hpp>
@@ -352,4 +356,71 @@ BOOST_AUTO_TEST_CASE(a_traceparent_given_to_append_reaches_the_stream_handler_an
   const auto o2 = find(records, "orders", "booking o2");
   BOOST_TEST_REQUIRE(o2.size() == 1u);
   BOOST_TEST(trace_of(o2[0]) == "(none)");
+}
+
+namespace {
+
+// Publishes "p1" with trace_a (PUBLISH) and "s1" with trace_b (SPUBLISH), "p2" without, and
+// tries an invalid one; the receive loop logs each message with its trace, as a handler
+// would.
+asio::awaitable<void> pubsub_runs(redis::client& publisher, corvo::pubsub::subscriber& sub,
+                                  seen_runs& seen, std::string& refusal) {
+  std::vector<std::string> channels{"orders"};
+  std::vector<std::string> shards{"{s}orders"};
+  co_await sub.subscribe(channels);
+  co_await sub.ssubscribe(shards);
+  co_await corvo::pubsub::publish(publisher, "orders", "p1", trace_a);
+  co_await corvo::pubsub::spublish(publisher, "{s}orders", "s1", trace_b);
+  co_await corvo::pubsub::publish(publisher, "orders", "p2");
+  try {
+    co_await corvo::pubsub::publish(publisher, "orders", "bad",
+                                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7");
+  } catch (const std::invalid_argument& e) {
+    refusal = e.what();
+  }
+  co_await corvo::pubsub::publish(publisher, "orders", "last");
+  for (;;) {
+    auto m = co_await sub.receive();
+    seen.traces[m.payload].push_back(m.traceparent);
+    CORVO_LOG_TRACED(info, "orders", m.traceparent) << "notified " << m.payload;
+    if (m.payload == "last") {
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_traceparent_given_to_publish_reaches_the_subscriber_and_its_logs) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  const auto cfg = redis::client_config::from_url(server.url());
+  redis::client publisher(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, publisher.run(), [](std::exception_ptr) {});
+  corvo::pubsub::subscriber sub(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, sub.run(), [](std::exception_ptr) {});
+  seen_runs seen;
+  std::string refusal;
+  captured_log log;
+  corvo::test::run(ctx, pubsub_runs(publisher, sub, seen, refusal), [&] {
+    publisher.cancel();
+    sub.cancel();
+  });
+  const auto records = log.records();
+
+  using traces = std::vector<std::string>;
+  BOOST_TEST(seen.traces["p1"] == traces{trace_a}, boost::test_tools::per_element());
+  BOOST_TEST(seen.traces["s1"] == traces{trace_b}, boost::test_tools::per_element());
+  BOOST_TEST(seen.traces["p2"] == traces{""}, boost::test_tools::per_element());
+  BOOST_TEST(seen.traces.size() == 4u);  // p1, s1, p2, last: the refused one was not sent
+  BOOST_TEST(refusal.find("pubsub message: invalid traceparent") == 0u);
+  const auto p1 = find(records, "orders", "notified p1");
+  BOOST_TEST_REQUIRE(p1.size() == 1u);
+  BOOST_TEST(trace_of(p1[0]) == trace_a);
+  const auto s1 = find(records, "orders", "notified s1");
+  BOOST_TEST_REQUIRE(s1.size() == 1u);
+  BOOST_TEST(trace_of(s1[0]) == trace_b);
+  const auto p2 = find(records, "orders", "notified p2");
+  BOOST_TEST_REQUIRE(p2.size() == 1u);
+  BOOST_TEST(trace_of(p2[0]) == "(none)");
 }

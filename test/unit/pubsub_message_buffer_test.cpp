@@ -143,6 +143,40 @@ BOOST_AUTO_TEST_CASE(message_pushes_decode_and_other_pushes_do_not) {
   BOOST_TEST(!pubsub::message_from_push({}));
 }
 
+// A traceparent put in front by the publisher comes out in message::traceparent, the payload
+// exactly as published; a payload that only starts like one is left alone.
+BOOST_AUTO_TEST_CASE(a_traceparent_in_front_of_the_payload_is_taken_out) {
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string traced = pubsub::with_traceparent(tp, R"({"id":7})");
+  BOOST_TEST(traced == "\x1etraceparent=" + tp + "\n" + R"({"id":7})");
+  BOOST_TEST(pubsub::with_traceparent("", "plain") == "plain");
+  BOOST_CHECK_EXCEPTION(pubsub::with_traceparent("00-not-a-trace", "x"), std::invalid_argument,
+                        [](const std::invalid_argument& e) {
+                          return std::string(e.what()).find("invalid traceparent") !=
+                                 std::string::npos;
+                        });
+  for (const char* kind : {"message", "smessage"}) {
+    auto m = pubsub::message_from_push(push_of({kind, "orders", traced}));
+    BOOST_TEST_REQUIRE(m.has_value());
+    BOOST_TEST(m->traceparent == tp);
+    BOOST_TEST(m->payload == R"({"id":7})");
+    BOOST_TEST(m->as<boost::json::value>().at("id").as_int64() == 7);
+  }
+  auto p = pubsub::message_from_push(push_of({"pmessage", "o*", "orders", traced}));
+  BOOST_TEST_REQUIRE(p.has_value());
+  BOOST_TEST(p->traceparent == tp);
+  BOOST_TEST(p->payload == R"({"id":7})");
+  // Look-alikes stay payload: an invalid trace, no newline after it, too short.
+  const std::string bad_tp = "\x1etraceparent=" + std::string(55, 'x') + "\nrest";
+  const std::string no_newline = "\x1etraceparent=" + tp + "rest";
+  for (const std::string& odd : {bad_tp, no_newline, std::string("\x1etraceparent=")}) {
+    auto m = pubsub::message_from_push(push_of({"message", "orders", odd}));
+    BOOST_TEST_REQUIRE(m.has_value());
+    BOOST_TEST(m->traceparent.empty());
+    BOOST_TEST(m->payload == odd);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(typed_payloads_decode_and_bad_ones_name_the_channel) {
   pubsub::message m;
   m.channel = "orders";

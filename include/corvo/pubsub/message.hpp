@@ -6,6 +6,12 @@
 // (SSUBSCRIBE: `smessage`). The payload is kept as the bytes the publisher sent; json()
 // and as<T>() decode it through Boost.JSON when the publisher sent JSON (pubsub::publish
 // with a typed value does).
+//
+// Trace context: a publisher may attach a W3C traceparent (publish(..., traceparent)). It
+// travels in front of the payload as "\x1etraceparent=<55 characters>\n" (the ASCII record
+// separator makes it unlike any text or JSON payload); a subscriber strips it into
+// message::traceparent and hands out the payload as published. Only messages published with
+// a trace carry it; other subscribers (redis-cli, other clients) see it as part of the bytes.
 
 #include <boost/json/value.hpp>
 #include <boost/json/value_to.hpp>
@@ -15,6 +21,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 namespace corvo::pubsub {
@@ -46,6 +53,8 @@ struct message {
   /// The subscribed pattern that matched `channel` (message_kind::pattern only).
   std::string pattern;
   std::string payload;
+  /// The W3C trace context the publisher attached (see the top), or empty.
+  std::string traceparent;
   /// When the subscriber read it from the connection (for the lag: now - received_at).
   std::chrono::steady_clock::time_point received_at{};
 
@@ -65,6 +74,11 @@ struct message {
     }
   }
 };
+
+/// `payload` with `traceparent` in front in the form described at the top; `payload`
+/// unchanged when `traceparent` is empty. Throws std::invalid_argument for an invalid
+/// traceparent (core/trace.hpp).
+std::string with_traceparent(std::string_view traceparent, std::string payload);
 
 /// The message a `message`, `pmessage` or `smessage` push carries; nothing for any other
 /// push (subscription confirmations, invalidations) or a push with the wrong shape.

@@ -5,6 +5,7 @@
 //   order_event e{7, "paid"};
 //   co_await pubsub::publish_json(redis, "orders", e);               // Boost.JSON value_from
 //   co_await pubsub::spublish(redis, "{shop}:orders", payload);     // shard channel
+//   co_await pubsub::publish(redis, "orders", payload, traceparent); // with a W3C trace
 //
 // Order: in a cluster, PUBLISH is sent to the master of the channel's slot (as SPUBLISH
 // is): the other nodes' subscribers get it over that master's cluster bus links, so the
@@ -24,6 +25,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace corvo::pubsub {
@@ -38,6 +40,16 @@ asio::awaitable<std::int64_t> publish(redis::client& client, std::string channel
 /// SPUBLISH `payload` on shard channel `channel` (routed to its slot's master).
 asio::awaitable<std::int64_t> spublish(redis::client& client, std::string channel,
                                        std::string payload);
+
+/// PUBLISH with a W3C trace context: subscribers get `payload` as it is and the trace in
+/// message::traceparent (message.hpp describes how it travels). An empty traceparent
+/// publishes `payload` alone; an invalid one throws std::invalid_argument before anything
+/// is sent.
+asio::awaitable<std::int64_t> publish(redis::client& client, std::string channel,
+                                      std::string payload, std::string traceparent);
+/// SPUBLISH with a W3C trace context (as publish above).
+asio::awaitable<std::int64_t> spublish(redis::client& client, std::string channel,
+                                       std::string payload, std::string traceparent);
 
 /// PUBLISH `value` serialized as JSON through boost::json::value_from.
 template <class T>
