@@ -2,14 +2,15 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json/serialize.hpp>
+#include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
+#include <corvo/core/notifier.hpp>
 #include <corvo/core/task_group.hpp>
 #include <deque>
 #include <set>
@@ -92,28 +93,6 @@ namespace {
 
 constexpr std::string_view room_prefix = "room.";
 
-// A flag coroutines wait for: a timer that never expires, cancelled to wake the waiters.
-struct gate {
-  explicit gate(asio::any_io_executor ex) : timer(ex) {}
-  asio::steady_timer timer;
-  bool open = false;
-
-  void set() {
-    open = true;
-    timer.cancel();
-  }
-  void wake() { timer.cancel(); }
-  asio::awaitable<void> wait_once() {
-    timer.expires_at(asio::steady_timer::time_point::max());
-    // The error code says nothing more: expired never happens, cancel() means "look again".
-    [[maybe_unused]] auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    auto state = co_await asio::this_coro::cancellation_state;
-    if (state.cancelled() != asio::cancellation_type::none) {
-      throw boost::system::system_error(asio::error::operation_aborted);
-    }
-  }
-};
-
 bool valid_room_name(std::string_view name) {
   if (name.empty() || name.size() > 64) {
     return false;
@@ -137,7 +116,7 @@ struct session {
   websocket::stream<beast::tcp_stream> ws;
   std::string room;  // empty until joined
   std::deque<std::shared_ptr<const std::string>> outbox;
-  gate wake;
+  corvo::notifier wake;  // a frame was queued, or the session closed
   bool closed = false;
 
   void close() {
@@ -145,15 +124,15 @@ struct session {
       closed = true;
       boost::system::error_code ignored;
       beast::get_lowest_layer(ws).socket().close(ignored);
-      wake.wake();
+      wake.notify_all();
     }
   }
 };
 
+// A room's subscription holds for the subscriber that confirmed it (channel and shard modes).
 struct room_state {
-  explicit room_state(asio::any_io_executor ex) : subscribed(ex) {}
   std::vector<std::shared_ptr<session>> sessions;
-  gate subscribed;
+  bool subscribed = false;
   bool subscribing = false;
 };
 
@@ -162,9 +141,10 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
        pubsub::subscriber_options sub_options)
       : executor(ex),
         options(std::move(o)),
-        subscriber(ex, std::move(redis), sub_options),
+        redis_config(std::move(redis)),
+        subscriber_options(sub_options),
         acceptor(ex),
-        pattern_subscribed(ex) {
+        subscription_changed(ex) {
     const tcp::endpoint at(asio::ip::make_address(options.listen_address), options.port);
     acceptor.open(at.protocol());
     acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -174,73 +154,207 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
 
   asio::any_io_executor executor;
   fanout_options options;
-  pubsub::subscriber subscriber;
+  corvo::redis::client_config redis_config;
+  pubsub::subscriber_options subscriber_options;
   tcp::acceptor acceptor;
-  gate pattern_subscribed;
+  // The running subscriber (null while none runs) and its run number: a subscription
+  // confirmed by an earlier subscriber counts for nothing.
+  std::shared_ptr<pubsub::subscriber> active;
+  std::uint64_t generation = 0;
+  bool pattern_subscribed = false;
+  corvo::notifier subscription_changed;  // active, a room or the pattern changed state
   std::map<std::string, room_state> rooms;
   std::set<std::shared_ptr<session>> sessions;
   fanout_stats counters;
+  pubsub::subscriber_stats finished_subscribers;  // summed over the subscribers that ended
+  const corvo::health::supervision* supervision = nullptr;  // add_to()'s component
 
   // ---- subscriptions ---------------------------------------------------------------------
 
-  asio::awaitable<void> subscribe_pattern() {
-    std::vector<std::string> patterns{std::string(room_prefix) + "*"};
-    co_await subscriber.psubscribe(patterns);
-    pattern_subscribed.set();
+  std::vector<std::string> room_channels() const {
+    std::vector<std::string> channels;
+    for (const auto& [name, room] : rooms) {
+      channels.push_back(std::string(room_prefix) + name);
+    }
+    return channels;
   }
 
-  // Returns once the room's messages reach this server.
-  asio::awaitable<void> ensure_subscribed(const std::string& name) {
+  // What a new subscriber subscribes before it routes: the pattern, or every room so far.
+  asio::awaitable<void> subscribe_all(pubsub::subscriber& sub, std::uint64_t run) {
     if (options.subscription == subscription_mode::pattern) {
-      while (!pattern_subscribed.open) {
-        co_await pattern_subscribed.wait_once();
-      }
+      std::vector<std::string> patterns{std::string(room_prefix) + "*"};
+      co_await sub.psubscribe(patterns);
+      pattern_subscribed = true;
+      subscription_changed.notify_all();
       co_return;
     }
-    auto& room = rooms.try_emplace(name, executor).first->second;
-    while (!room.subscribed.open) {
-      if (room.subscribing) {
-        co_await room.subscribed.wait_once();
+    std::vector<std::string> names;
+    for (auto& [name, room] : rooms) {
+      if (!room.subscribing) {  // a join subscribing it already
+        room.subscribing = true;
+        names.push_back(name);
+      }
+    }
+    if (names.empty()) {
+      co_return;
+    }
+    std::vector<std::string> channels;
+    for (const auto& name : names) {
+      channels.push_back(std::string(room_prefix) + name);
+    }
+    std::exception_ptr failed;
+    try {
+      if (options.subscription == subscription_mode::channel) {
+        co_await sub.subscribe(channels);
+      } else {
+        co_await sub.ssubscribe(channels);
+      }
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    if (run == generation) {  // else the stop reset the rooms already
+      for (const auto& name : names) {
+        auto& room = rooms.at(name);
+        room.subscribing = false;
+        room.subscribed = !failed;
+      }
+      subscription_changed.notify_all();
+    }
+    if (failed) {
+      std::rethrow_exception(failed);
+    }
+  }
+
+  // Returns once the room's messages reach this server (its subscription is confirmed by the
+  // running subscriber); waits while no subscriber runs.
+  asio::awaitable<void> ensure_subscribed(const std::string& name) {
+    auto& room = rooms.try_emplace(name).first->second;
+    for (;;) {
+      if (options.subscription == subscription_mode::pattern) {
+        if (active && pattern_subscribed) {
+          co_return;
+        }
+        co_await subscription_changed.wait();
+        continue;
+      }
+      if (active && room.subscribed) {
+        co_return;
+      }
+      if (!active || room.subscribing) {
+        co_await subscription_changed.wait();
         continue;
       }
       room.subscribing = true;
+      const auto run = generation;
+      const auto sub = active;  // held: the stop may drop `active` meanwhile
       std::vector<std::string> channels{std::string(room_prefix) + name};
+      std::exception_ptr failed;
       try {
         if (options.subscription == subscription_mode::channel) {
-          co_await subscriber.subscribe(channels);
+          co_await sub->subscribe(channels);
         } else {
-          co_await subscriber.ssubscribe(channels);
+          co_await sub->ssubscribe(channels);
         }
       } catch (...) {
-        room.subscribing = false;
-        room.subscribed.wake();  // another waiter takes over
-        throw;
+        failed = std::current_exception();
       }
-      room.subscribed.set();
+      if (run != generation) {
+        continue;  // that subscriber stopped meanwhile: wait for the next one
+      }
+      room.subscribing = false;
+      room.subscribed = !failed;
+      subscription_changed.notify_all();
+      if (failed) {
+        std::rethrow_exception(failed);
+      }
     }
+  }
+
+  void attach(std::shared_ptr<pubsub::subscriber> sub) {
+    active = std::move(sub);
+    ++generation;
+    ++counters.subscriber_runs;
+    subscription_changed.notify_all();
+  }
+
+  // The subscriber stopped: no room is subscribed any more, joins wait for the next one.
+  void detach() {
+    const auto ended = active->stats();
+    auto& sum = finished_subscribers;
+    sum.received += ended.received;
+    sum.delivered += ended.delivered;
+    sum.dropped += ended.dropped;
+    sum.resubscriptions += ended.resubscriptions;
+    sum.refused += ended.refused;
+    active.reset();
+    ++generation;
+    pattern_subscribed = false;
+    for (auto& [name, room] : rooms) {
+      room.subscribed = false;
+      room.subscribing = false;
+    }
+    subscription_changed.notify_all();
+  }
+
+  static asio::awaitable<void> run_subscriber(std::shared_ptr<impl> self) {
+    if (self->active) {
+      throw std::logic_error("live_fanout: a subscriber runs already");
+    }
+    auto ex = co_await asio::this_coro::executor;
+    auto sub =
+        std::make_shared<pubsub::subscriber>(ex, self->redis_config, self->subscriber_options);
+    corvo::task_group connection(ex);
+    co_await connection.spawn(sub->run());
+    self->attach(sub);
+    const auto run = self->generation;
+    std::exception_ptr ended_by;
+    try {
+      co_await self->subscribe_all(*sub, run);
+      for (;;) {
+        pubsub::message m = co_await sub->receive();
+        self->route(std::move(m));
+      }
+    } catch (...) {
+      ended_by = std::current_exception();
+    }
+    self->detach();
+    sub->cancel();
+    co_await asio::this_coro::reset_cancellation_state();
+    // What the subscriber had received still goes out; then it says it stopped.
+    try {
+      for (;;) {
+        pubsub::message m = co_await sub->receive();
+        self->route(std::move(m));
+      }
+    } catch (const std::exception& e) {
+      CORVO_LOG(debug, "live_fanout") << "subscriber drained: " << e.what();
+    }
+    try {
+      co_await connection.join();
+    } catch (const std::exception& e) {
+      CORVO_LOG(debug, "live_fanout") << "subscriber connection ended: " << e.what();
+    }
+    std::rethrow_exception(ended_by);
   }
 
   // ---- routing ---------------------------------------------------------------------------
 
-  asio::awaitable<void> route() {
-    for (;;) {
-      pubsub::message m = co_await subscriber.receive();
-      ++counters.routed;
-      std::string_view channel = m.channel;
-      if (channel.substr(0, room_prefix.size()) != room_prefix) {
-        ++counters.unroutable;
-        continue;
-      }
-      const auto it = rooms.find(std::string(channel.substr(room_prefix.size())));
-      if (it == rooms.end() || it->second.sessions.empty()) {
-        ++counters.unroutable;
-        continue;
-      }
-      // One copy of the payload, shared by every client's outbox.
-      const auto frame = std::make_shared<const std::string>(std::move(m.payload));
-      for (const auto& s : it->second.sessions) {
-        enqueue(*s, frame);
-      }
+  void route(pubsub::message m) {
+    ++counters.routed;
+    std::string_view channel = m.channel;
+    if (channel.substr(0, room_prefix.size()) != room_prefix) {
+      ++counters.unroutable;
+      return;
+    }
+    const auto it = rooms.find(std::string(channel.substr(room_prefix.size())));
+    if (it == rooms.end() || it->second.sessions.empty()) {
+      ++counters.unroutable;
+      return;
+    }
+    // One copy of the payload, shared by every client's outbox.
+    const auto frame = std::make_shared<const std::string>(std::move(m.payload));
+    for (const auto& s : it->second.sessions) {
+      enqueue(*s, frame);
     }
   }
 
@@ -260,7 +374,7 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
     }
     s.outbox.push_back(frame);
     ++counters.queued;
-    s.wake.wake();
+    s.wake.notify_all();
   }
 
   // ---- clients ---------------------------------------------------------------------------
@@ -304,9 +418,8 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
       co_return;
     }
     const std::string prefix = "/rooms/";
-    const std::string name = target.substr(0, prefix.size()) == prefix
-                                 ? target.substr(prefix.size())
-                                 : std::string();
+    const std::string name =
+        target.substr(0, prefix.size()) == prefix ? target.substr(prefix.size()) : std::string();
     if (!valid_room_name(name)) {
       http::response<http::string_body> refusal{http::status::not_found, request.version()};
       refusal.body() = "join /rooms/NAME (NAME: letters, digits, - and _)\n";
@@ -314,10 +427,17 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
       co_await http::async_write(s->ws.next_layer(), refusal, asio::use_awaitable);
       co_return;
     }
-    co_await ensure_subscribed(name);
+    ++counters.joining;
+    try {
+      co_await ensure_subscribed(name);
+    } catch (...) {
+      --counters.joining;
+      throw;
+    }
+    --counters.joining;
     // In the room before the joined frame: whatever arrives from now on is queued behind it.
     s->room = name;
-    rooms.try_emplace(name, executor).first->second.sessions.push_back(s);
+    rooms.try_emplace(name).first->second.sessions.push_back(s);
     ++counters.joined;
     co_await s->ws.async_accept(request, asio::use_awaitable);
     s->ws.text(true);
@@ -340,7 +460,7 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<void> write_frames(std::shared_ptr<session> s) {
     for (;;) {
       while (s->outbox.empty() && !s->closed) {
-        co_await s->wake.wait_once();
+        co_await s->wake.wait();
       }
       if (s->closed) {
         co_return;
@@ -376,11 +496,11 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
   // ---- shutdown --------------------------------------------------------------------------
 
   // A child that waits until the group is cancelled, then closes what would not notice a
-  // cancellation by itself: the listener, the client sockets and the subscriber.
+  // cancellation by itself: the listener and the client sockets.
   asio::awaitable<void> close_on_cancel() {
-    gate never(executor);
+    corvo::notifier never(executor);
     try {
-      co_await never.wait_once();
+      co_await never.wait();
     } catch (...) {
     }
     boost::system::error_code ignored;
@@ -388,7 +508,6 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
     for (const auto& s : sessions) {
       s->close();
     }
-    subscriber.cancel();
   }
 
   fanout_stats stats() const {
@@ -399,7 +518,12 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
       out.clients += room.sessions.size();
       out.rooms += room.sessions.empty() ? 0 : 1;
     }
-    out.subscriber = subscriber.stats();
+    out.subscriber = active ? active->stats() : pubsub::subscriber_stats{};
+    out.subscriber.received += finished_subscribers.received;
+    out.subscriber.delivered += finished_subscribers.delivered;
+    out.subscriber.dropped += finished_subscribers.dropped;
+    out.subscriber.resubscriptions += finished_subscribers.resubscriptions;
+    out.subscriber.refused += finished_subscribers.refused;
     return out;
   }
 
@@ -414,6 +538,7 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
                         {"slow_policy", to_string(options.policy)},
                         {"client_queue", options.client_queue},
                         {"clients", s.clients},
+                        {"joining", s.joining},
                         {"rooms", s.rooms},
                         {"joined", s.joined},
                         {"routed", s.routed},
@@ -422,7 +547,15 @@ struct fanout_server::impl : std::enable_shared_from_this<impl> {
                         {"written", s.written},
                         {"dropped", s.dropped},
                         {"slow_disconnects", s.slow_disconnects},
+                        {"subscriber_runs", s.subscriber_runs},
                         {"subscriber", sub}};
+    if (supervision != nullptr) {
+      out["supervision"] = {{"state", std::string(corvo::health::to_string(supervision->state()))},
+                            {"starts", supervision->stats().starts},
+                            {"stops", supervision->stats().stops},
+                            {"failures", supervision->stats().failures},
+                            {"stop_overruns", supervision->stats().stop_overruns}};
+    }
     return json::serialize(out);
   }
 };
@@ -438,7 +571,9 @@ std::uint16_t fanout_server::port() const noexcept {
   return impl_->acceptor.local_endpoint(ec).port();
 }
 
-const fanout_options& fanout_server::options() const noexcept { return impl_->options; }
+const fanout_options& fanout_server::options() const noexcept {
+  return impl_->options;
+}
 
 namespace {
 asio::awaitable<void> logged(const char* what, asio::awaitable<void> body) {
@@ -454,22 +589,39 @@ asio::awaitable<void> logged(const char* what, asio::awaitable<void> body) {
 }
 }  // namespace
 
-asio::awaitable<void> fanout_server::run() {
+asio::awaitable<void> fanout_server::serve_clients() {
   auto self = impl_;
   auto ex = co_await asio::this_coro::executor;
   corvo::task_group tasks(ex);
-  co_await tasks.spawn(logged("subscriber", self->subscriber.run()));
   co_await tasks.spawn(self->close_on_cancel());
-  if (self->options.subscription == subscription_mode::pattern) {
-    co_await tasks.spawn(logged("pattern subscription", self->subscribe_pattern()));
-  }
-  co_await tasks.spawn(logged("router", self->route()));
   co_await tasks.spawn(logged("listener", self->accept(tasks)));
   co_await tasks.join();
 }
 
-fanout_stats fanout_server::stats() const { return impl_->stats(); }
+asio::awaitable<void> fanout_server::run_subscriber() {
+  co_await impl::run_subscriber(impl_);
+}
 
-std::string fanout_server::stats_json() const { return impl_->stats_json(); }
+asio::awaitable<void> fanout_server::run() {
+  auto ex = co_await asio::this_coro::executor;
+  corvo::task_group tasks(ex);
+  co_await tasks.spawn(logged("websocket", serve_clients()));
+  co_await tasks.spawn(logged("subscriber", run_subscriber()));
+  co_await tasks.join();
+}
+
+void fanout_server::add_to(corvo::health::app& app, corvo::health::dependency redis) {
+  app.add_service("websocket", [this] { return serve_clients(); });
+  app.add_component({"subscriber", [this] { return run_subscriber(); }}, {redis});
+  impl_->supervision = &app.supervision_of("subscriber");
+}
+
+fanout_stats fanout_server::stats() const {
+  return impl_->stats();
+}
+
+std::string fanout_server::stats_json() const {
+  return impl_->stats_json();
+}
 
 }  // namespace live_fanout

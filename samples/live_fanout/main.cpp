@@ -9,6 +9,11 @@
 //   live_fanout --redis redis://127.0.0.1:6379 [--listen 127.0.0.1:8080]   # serve
 //   live_fanout --redis URL --demo [--clients 50] [--rooms 5] [--messages 200]
 //
+// The program is a corvo::health::app: the WebSocket listener and the Redis client run from
+// start to shutdown; the subscriber is a component under the Redis dependency (PING probe):
+// when Redis fails it is stopped (the clients stay connected), when Redis answers again a new
+// subscriber subscribes the rooms and the fan-out resumes. SIGINT/SIGTERM drain everything.
+//
 // --demo runs the server and its own clients in this process: the clients join their rooms,
 // every room gets --messages messages, and the program checks that each client received
 // exactly its room's messages in publish order; then a client that stops reading shows the
@@ -17,8 +22,9 @@
 //
 // Configuration: the built-in JSON (--print-config) or --config FILE, CORVO_* environment
 // overrides; keys: redis.*, live_fanout.{listen,subscription,client_queue,slow_policy},
-// pubsub.* (the subscriber's buffer).
+// pubsub.* (the subscriber's buffer), health.* (probes, stop and restart: corvo/health/app.hpp).
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
@@ -27,6 +33,8 @@
 #include <corvo/core/log.hpp>
 #include <corvo/core/runtime.hpp>
 #include <corvo/core/task_group.hpp>
+#include <corvo/health/app.hpp>
+#include <corvo/health/probes.hpp>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -40,6 +48,7 @@
 namespace asio = boost::asio;
 namespace json = boost::json;
 namespace po = boost::program_options;
+namespace health = corvo::health;
 using namespace std::chrono_literals;
 
 namespace live_fanout {
@@ -69,18 +78,18 @@ std::string default_config(const settings& s) {
                         {"subscription", s.subscription},
                         {"client_queue", s.client_queue},
                         {"slow_policy", s.slow_policy}}},
-                      {"pubsub", {{"buffer", {{"max_messages", 100000}}}}}};
+                      {"pubsub", {{"buffer", {{"max_messages", 100000}}}}},
+                      {"health", {{"probe_interval", "200ms"}, {"probe_timeout", "500ms"}}}};
   return json::serialize(cfg);
 }
 
 // ---- serving --------------------------------------------------------------------------------
 
-asio::awaitable<void> serve(fanout_server& server) {
+void print_banner(const fanout_server& server) {
   std::cout << "live_fanout: ws://" << server.options().listen_address << ':' << server.port()
             << "/rooms/NAME  (stats: http://" << server.options().listen_address << ':'
             << server.port() << "/stats; subscription: " << to_string(server.options().subscription)
             << ")" << std::endl;
-  co_await server.run();
 }
 
 // ---- the demo ---------------------------------------------------------------------------------
@@ -211,25 +220,48 @@ asio::awaitable<int> demo(fanout_server& server, corvo::redis::client& redis, se
   co_return 0;
 }
 
-asio::awaitable<void> run_demo(fanout_server& server, corvo::redis::client& redis, settings s,
-                               std::optional<int>& verdict) {
-  auto ex = co_await asio::this_coro::executor;
-  corvo::task_group background(ex);
-  co_await background.spawn(server.run());
-  co_await background.spawn(redis.run());
+// The demo on the app's loop: its verdict, then the app's shutdown.
+asio::awaitable<void> run_demo(health::app& app, fanout_server& server, corvo::redis::client& redis,
+                               settings s, std::optional<int>& verdict) {
   try {
     verdict = co_await demo(server, redis, s);
   } catch (const std::exception& e) {
     std::cout << "FAILED: " << e.what() << std::endl;
     verdict = 1;
   }
-  redis.cancel();
-  background.cancel();
-  try {
-    co_await background.join();
-  } catch (const std::exception& e) {
-    CORVO_LOG(debug, "live_fanout") << "stopped: " << e.what();
+  app.request_stop();
+}
+
+int run_program(const settings& s) {
+  auto cfg = s.config_file.empty() ? corvo::config::from_string(default_config(s), "built-in")
+                                   : corvo::config::from_file(s.config_file);
+  cfg.apply_environment();
+  const auto redis_config = corvo::redis::client_config::from(cfg);
+  const auto fanout = fanout_options::from(cfg);
+  const auto subscriber = corvo::pubsub::subscriber_options::from(cfg);
+
+  health::app app(health::app_options::from(cfg));
+  // The app's client: the health probe's (and the demo's publisher); the subscriber has a
+  // connection of its own.
+  corvo::redis::client redis(app.get_executor(), redis_config);
+  fanout_server server(app.get_executor(), redis_config, fanout, subscriber);
+  app.add_service("redis", [&redis] { return redis.run(); });
+  const auto redis_up = app.add_dependency("redis", health::redis_ping_probe(redis));
+  server.add_to(app, redis_up);
+  print_banner(server);
+
+  std::optional<int> verdict;
+  if (s.demo) {
+    asio::co_spawn(app.get_executor(), run_demo(app, server, redis, s, verdict),
+                   [&app, &verdict](std::exception_ptr e) {
+                     if (e) {  // run_demo catches what the demo throws: this is unexpected
+                       verdict = 1;
+                       app.request_stop();
+                     }
+                   });
   }
+  const auto result = app.run();
+  return corvo::samples::exit_code("live_fanout", result, verdict, s.demo);
 }
 
 }  // namespace live_fanout
@@ -278,22 +310,5 @@ int main(int argc, char** argv) {
     std::cerr << "live_fanout: --clients must be a positive multiple of --rooms\n";
     return 2;
   }
-  return corvo::samples::guarded_main("live_fanout", [&] {
-    auto cfg = s.config_file.empty() ? corvo::config::from_string(default_config(s), "built-in")
-                                     : corvo::config::from_file(s.config_file);
-    cfg.apply_environment();
-    const auto redis_config = corvo::redis::client_config::from(cfg);
-    const auto fanout = fanout_options::from(cfg);
-    const auto subscriber = corvo::pubsub::subscriber_options::from(cfg);
-
-    corvo::runtime rt;
-    fanout_server server(rt.get_executor(), redis_config, fanout, subscriber);
-    if (!s.demo) {
-      return corvo::samples::exit_code("live_fanout", rt.run(serve(server)), std::nullopt, false);
-    }
-    corvo::redis::client publisher(rt.get_executor(), redis_config);
-    std::optional<int> verdict;
-    const auto result = rt.run(run_demo(server, publisher, s, verdict));
-    return corvo::samples::exit_code("live_fanout", result, verdict, true);
-  });
+  return corvo::samples::guarded_main("live_fanout", [&] { return run_program(s); });
 }

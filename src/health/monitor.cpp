@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <corvo/core/exception.hpp>
 #include <corvo/core/log.hpp>
+#include <corvo/core/notifier.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
 #include <corvo/health/monitor.hpp>
@@ -17,7 +18,8 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-std::unique_ptr<asio::steady_timer> make_notifier(const asio::any_io_executor& ex) {
+// The pause between two probes: a timed wait, cut short by cancel() (a reported failure).
+std::unique_ptr<asio::steady_timer> make_pause(const asio::any_io_executor& ex) {
   auto t = std::make_unique<asio::steady_timer>(ex);
   t->expires_at(steady::time_point::max());
   return t;
@@ -78,12 +80,12 @@ struct monitor::impl {
     steady::time_point failure_reported{};
   };
 
-  explicit impl(asio::any_io_executor ex) : executor(ex), changed(make_notifier(ex)) {}
+  explicit impl(asio::any_io_executor ex) : executor(ex), changed(ex) {}
 
   asio::any_io_executor executor;
   std::vector<std::unique_ptr<entry>> entries;
   std::uint64_t version = 0;
-  std::unique_ptr<asio::steady_timer> changed;
+  corvo::notifier changed;  // every transition: wakes wait_changed()
   std::vector<transition_observer> observers;
   task_group* probers = nullptr;  // while run() is active
   bool running = false;
@@ -111,7 +113,7 @@ struct monitor::impl {
                                 << to_string(next) << (detail.empty() ? "" : " (" + detail + ")");
     }
     ++version;
-    changed->cancel();
+    changed.notify_all();
     const dependency d(&self, index);
     for (const auto& observer : observers) {
       observer(d, previous, next, detail);
@@ -242,7 +244,7 @@ dependency monitor::add(std::string name, probe_fn probe, probe_options options)
   e->name = std::move(name);
   e->probe = std::move(probe);
   e->options = options;
-  e->pause = make_notifier(impl_->executor);
+  e->pause = make_pause(impl_->executor);
   impl_->entries.push_back(std::move(e));
   const dependency d(this, impl_->entries.size() - 1);
   if (impl_->probers != nullptr && impl_->entries.back()->probe) {
@@ -385,12 +387,7 @@ asio::awaitable<std::uint64_t> monitor::wait_changed(std::uint64_t seen) {
   // Keep the state alive across the wait even if the monitor goes away meanwhile.
   const auto self = impl_;
   while (self->version == seen) {
-    co_await wait_on(*self->changed);
-    const auto cancellation = co_await asio::this_coro::cancellation_state;
-    if (cancelled(cancellation)) {
-      throw boost::system::system_error(asio::error::operation_aborted,
-                                        "health::monitor::wait_changed");
-    }
+    co_await self->changed.wait();  // cancellation: throws operation_aborted
   }
   co_return self->version;
 }
