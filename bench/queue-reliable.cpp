@@ -73,24 +73,6 @@ asio::awaitable<void> fill(redis::client& client, std::size_t items, std::size_t
   co_await group.join();
 }
 
-// CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat.
-double process_cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) {
-    return 0;
-  }
-  std::istringstream fields(text.substr(close + 2));
-  std::string skip;
-  for (int i = 3; i < 14; ++i) {
-    fields >> skip;
-  }
-  double utime = 0, stime = 0;
-  fields >> utime >> stime;
-  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
 struct consumers_state {
   std::vector<std::unique_ptr<queue::reliable_queue>> queues;
   std::vector<std::unique_ptr<asio::cancellation_signal>> stops;
@@ -102,8 +84,8 @@ asio::awaitable<void> measure(redis::client& client, consumers_state& state, std
                               double& server_cpu, double& client_cpu) {
   auto ex = co_await asio::this_coro::executor;
   co_await fill(client, items, body_size);  // not timed
-  server_cpu = -process_cpu_seconds(server);
-  client_cpu = -process_cpu_seconds(::getpid());
+  server_cpu = -corvo::bench::process_cpu_seconds(server);
+  client_cpu = -corvo::bench::process_cpu_seconds(::getpid());
   const auto start = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < state.queues.size(); ++i) {
     ++state.running;
@@ -122,8 +104,8 @@ asio::awaitable<void> measure(redis::client& client, consumers_state& state, std
     co_await corvo::sleep_for(std::chrono::milliseconds(1));
   }
   seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  server_cpu += process_cpu_seconds(server);
-  client_cpu += process_cpu_seconds(::getpid());
+  server_cpu += corvo::bench::process_cpu_seconds(server);
+  client_cpu += corvo::bench::process_cpu_seconds(::getpid());
   for (auto& s : state.stops) {
     s->emit(asio::cancellation_type::terminal);
   }

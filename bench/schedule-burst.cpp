@@ -6,10 +6,10 @@
 // Schedules `tasks` tasks due in the past (not timed), then starts one dispatcher and times
 // until every task has been acknowledged in the store. Target (issue 15): ≥ 200,000 tasks/s.
 // Where the time goes, over the timed part only: `server_cpu_s` (redis-server's user + system
-// CPU, from INFO cpu), `client_cpu_s` (this process, getrusage), `scripts` (EVALSHA calls:
+// CPU, from INFO cpu), `client_cpu_s` (this process, /proc), `scripts` (EVALSHA calls:
 // claims + ack batches) and `claims`.
 
-#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/program_options.hpp>
@@ -47,14 +47,6 @@ asio::awaitable<void> schedule_range(store& tasks, std::size_t from, std::size_t
   }
 }
 
-// CPU seconds of this process so far.
-double own_cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 // A number field of an INFO reply ("name:value" or "name:calls=value,..."), 0 when absent.
 double info_number(const std::string& info, const std::string& field) {
   const auto at = info.find(field);
@@ -67,7 +59,7 @@ struct usage {
 
 usage measure(corvo::test::redis_server* server) {
   usage u;
-  u.client_cpu = own_cpu_seconds();
+  u.client_cpu = corvo::bench::process_cpu_seconds(::getpid());
   if (server != nullptr) {
     const std::string cpu = server->cli("INFO", "cpu");
     u.server_cpu = info_number(cpu, "used_cpu_user:") + info_number(cpu, "used_cpu_sys:");

@@ -10,11 +10,11 @@
 // until each has made its first claim, resumes the namespace and times until no task is
 // left (scheduled + in flight = 0). One JSON line per process count: `per_s`, each master's
 // CPU seconds over the timed part (`server_cpu_s`, from INFO cpu), the workers' CPU
-// (`client_cpu_s`, their getrusage) and claims. The machine running it has 2 cores for the
+// (`client_cpu_s`, from /proc) and claims. The machine running it has 2 cores for the
 // three masters, their replicas and the dispatchers: read the CPU columns to see what limits
 // it, not a scaling curve.
 
-#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -50,13 +50,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string name_space = "scale";
-
-double own_cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 asio::awaitable<void> noop_run() {
   co_return;
@@ -119,7 +112,7 @@ int run_worker(const worker_settings& w) {
     }
     if (ready && d.stats().claimed > 0) {
       claims_before = d.stats().claims - 1;
-      cpu_before = own_cpu_seconds();
+      cpu_before = corvo::bench::process_cpu_seconds(::getpid());
       return;
     }
     poll.expires_after(1ms);
@@ -131,8 +124,8 @@ int run_worker(const worker_settings& w) {
   };
   watch();
   ctx.run();
-  std::cout << "stats " << d.stats().claims - claims_before << " " << own_cpu_seconds() - cpu_before
-            << std::endl;
+  std::cout << "stats " << d.stats().claims - claims_before << " "
+            << corvo::bench::process_cpu_seconds(::getpid()) - cpu_before << std::endl;
   return 0;
 }
 

@@ -2,13 +2,17 @@
 // Shared by the bench programs: one JSON line per result (DESIGN §8), latency percentiles,
 // and running redis-benchmark as the baseline.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -18,6 +22,24 @@
 #include "support/child_process.hpp"
 
 namespace corvo::bench {
+
+/// CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat.
+inline double process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) {
+    return 0;
+  }
+  std::istringstream fields(text.substr(close + 2));
+  std::string skip;
+  for (int i = 3; i < 14; ++i) {
+    fields >> skip;
+  }
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 /// Prints `fields` as one JSON line on stdout.
 inline void emit(const boost::json::object& fields) {
