@@ -47,12 +47,6 @@ asio::awaitable<void> schedule_range(store& tasks, std::size_t from, std::size_t
   }
 }
 
-// A number field of an INFO reply ("name:value" or "name:calls=value,..."), 0 when absent.
-double info_number(const std::string& info, const std::string& field) {
-  const auto at = info.find(field);
-  return at == std::string::npos ? 0.0 : std::stod(info.substr(at + field.size()));
-}
-
 struct usage {
   double server_cpu = 0, client_cpu = 0, scripts = 0;
 };
@@ -62,8 +56,10 @@ usage measure(corvo::test::redis_server* server) {
   u.client_cpu = corvo::bench::process_cpu_seconds(::getpid());
   if (server != nullptr) {
     const std::string cpu = server->cli("INFO", "cpu");
-    u.server_cpu = info_number(cpu, "used_cpu_user:") + info_number(cpu, "used_cpu_sys:");
-    u.scripts = info_number(server->cli("INFO", "commandstats"), "cmdstat_evalsha:calls=");
+    u.server_cpu = corvo::bench::info_number(cpu, "used_cpu_user:") +
+                   corvo::bench::info_number(cpu, "used_cpu_sys:");
+    u.scripts =
+        corvo::bench::info_number(server->cli("INFO", "commandstats"), "cmdstat_evalsha:calls=");
   }
   return u;
 }

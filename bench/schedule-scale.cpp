@@ -138,11 +138,8 @@ std::string read_file(const std::filesystem::path& p) {
 
 double master_cpu(corvo::test::redis_server& node) {
   const std::string info = node.cli("INFO", "cpu");
-  const auto field = [&](const std::string& name) {
-    const auto at = info.find(name);
-    return at == std::string::npos ? 0.0 : std::stod(info.substr(at + name.size()));
-  };
-  return field("used_cpu_user:") + field("used_cpu_sys:");
+  return corvo::bench::info_number(info, "used_cpu_user:") +
+         corvo::bench::info_number(info, "used_cpu_sys:");
 }
 
 asio::awaitable<void> schedule_all(store& tasks, std::size_t count) {
@@ -158,9 +155,10 @@ asio::awaitable<void> schedule_all(store& tasks, std::size_t count) {
   co_await tasks.schedule_many(std::move(batch));
 }
 
-asio::awaitable<bool> all_done(store& tasks) {
+// Sets `done` when no task is left (scheduled + in flight = 0).
+asio::awaitable<void> check_done(store& tasks, bool& done) {
   const auto s = co_await tasks.stats();
-  co_return s.scheduled == 0 && s.in_flight == 0;
+  done = s.scheduled == 0 && s.in_flight == 0;
 }
 
 // One round: `processes` dispatchers on `count` tasks.
@@ -226,8 +224,7 @@ void run_round(corvo::test::redis_cluster& cluster, const worker_settings& w,
   await(tasks.resume(""));
   for (;;) {
     bool done = false;
-    const auto check = [&]() -> asio::awaitable<void> { done = co_await all_done(tasks); };
-    await(check());
+    await(check_done(tasks, done));
     if (done) {
       break;
     }

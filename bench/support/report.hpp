@@ -41,6 +41,13 @@ inline double process_cpu_seconds(pid_t pid) {
   return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+/// A number field of an INFO reply ("name:value", or "name:calls=value,..." when `field`
+/// includes "calls="), 0 when absent.
+inline double info_number(const std::string& info, const std::string& field) {
+  const auto at = info.find(field);
+  return at == std::string::npos ? 0.0 : std::stod(info.substr(at + field.size()));
+}
+
 /// Prints `fields` as one JSON line on stdout.
 inline void emit(const boost::json::object& fields) {
   std::printf("%s\n", boost::json::serialize(fields).c_str());

@@ -431,25 +431,26 @@ BOOST_AUTO_TEST_CASE(disconnect_stops_the_subscriber_with_buffer_overflow) {
 
 namespace {
 
-// Publishes messages "stall-N:" + 64 KiB on "feed" from a client of its own io_context (the
-// caller's loop is blocked meanwhile) until PUBLISH reports no receiver: the server has cut
-// the subscriber. Returns how many messages reached it (a receiver count of 1).
+// Publishes messages "stall-N:" + 64 KiB on "feed" until PUBLISH reports no receiver: the
+// server has cut the subscriber. Returns how many messages reached it (a receiver count of 1).
+asio::awaitable<int> publish_until_no_receiver(redis::client& flood) {
+  const std::string padding(64 * 1024, 'x');
+  for (int i = 0; i < 100'000; ++i) {
+    std::string payload = "stall-" + std::to_string(i) + ":" + padding;
+    const auto receivers = co_await pubsub::publish(flood, "feed", std::move(payload));
+    if (receivers == 0) {
+      co_return i;
+    }
+  }
+  co_return -1;
+}
+
+// The same from a client of its own io_context, so the caller's loop stays blocked meanwhile.
 int flood_until_cut(const std::string& url) {
   asio::io_context flood_ctx;
   redis::client flood(flood_ctx.get_executor(), redis::client_config::from_url(url));
   asio::co_spawn(flood_ctx, flood.run(), log_end{});
-  const auto loop = [&]() -> asio::awaitable<int> {
-    const std::string padding(64 * 1024, 'x');
-    for (int i = 0; i < 100'000; ++i) {
-      std::string payload = "stall-" + std::to_string(i) + ":" + padding;
-      const auto receivers = co_await pubsub::publish(flood, "feed", std::move(payload));
-      if (receivers == 0) {
-        co_return i;
-      }
-    }
-    co_return -1;
-  };
-  return corvo::test::run(flood_ctx, loop(), [&] { flood.cancel(); });
+  return corvo::test::run(flood_ctx, publish_until_no_receiver(flood), [&] { flood.cancel(); });
 }
 
 }  // namespace

@@ -93,6 +93,23 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
   BOOST_CHECK_THROW(
       scheduler_options::from(corvo::config::from_string(R"({"scheduler":{"shards":0}})")),
       corvo::config_error);
+  // scheduler.redis.claim_ahead_us: 500 by default, 0..100000, anything else named.
+  BOOST_TEST(o.redis.claim_ahead.count() == 500);
+  const auto ahead = [](const std::string& value) {
+    return scheduler_options::from(corvo::config::from_string(
+        R"({"redis": {"url": "redis://h:1"}, "scheduler": {"provider": "redis", )"
+        R"("redis": {"claim_ahead_us": )" +
+        value + "}}}"));
+  };
+  BOOST_TEST(ahead("0").redis.claim_ahead.count() == 0);
+  BOOST_TEST(ahead("100000").redis.claim_ahead.count() == 100'000);
+  BOOST_CHECK_EXCEPTION(ahead("100001"), corvo::config_error, [](const corvo::config_error& e) {
+    return e.key() == "scheduler.redis.claim_ahead_us" &&
+           std::string(e.what()).find("at most 100000") != std::string::npos;
+  });
+  BOOST_CHECK_EXCEPTION(ahead("-1"), corvo::config_error, [](const corvo::config_error& e) {
+    return e.key() == "scheduler.redis.claim_ahead_us";
+  });
 }
 
 BOOST_AUTO_TEST_CASE(kafka_sink_options_from_configuration) {
