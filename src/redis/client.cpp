@@ -134,6 +134,14 @@ asio::awaitable<std::size_t> client::exec(const request& req, any_adapter resp, 
   co_return co_await standalone_->exec(req, resp);
 }
 
+void client::set_push_sink(connection::push_sink sink) {
+  if (cluster_) {
+    cluster_->set_push_sink(std::move(sink));
+  } else {
+    standalone_->set_push_sink(std::move(sink));
+  }
+}
+
 asio::awaitable<generic_response> client::receive() {
   if (cluster_) {
     co_return co_await cluster_->receive();

@@ -219,6 +219,7 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
   std::size_t tasks_running = 0;
   asio::steady_timer tasks_done;
   push_channel pushes;
+  connection::push_sink sink;  // when set, node pushes go here instead of `pushes`
   cluster_stats stats;
 
   // ---- background tasks --------------------------------------------------------------
@@ -274,8 +275,20 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
     cfg.host = node.host;
     cfg.port = node.port;
     auto conn = std::make_shared<connection>(executor, std::move(cfg));
+    if (sink) {
+      // The node connection's reader runs inside run_connection, whose completion holds this
+      // impl: `this` outlives every call of the sink.
+      conn->set_push_sink([this, address, subscriber](generic_response&& push) {
+        if (subscriber) {
+          on_subscriber_push(address, push);
+        }
+        sink(std::move(push));
+      });
+    }
     spawn(run_connection(conn), "redis cluster node connection");
-    spawn(forward_pushes(shared_from_this(), conn, address, subscriber), "redis push forwarder");
+    if (!sink) {
+      spawn(forward_pushes(shared_from_this(), conn, address, subscriber), "redis push forwarder");
+    }
     return conn;
   }
 
@@ -1243,6 +1256,10 @@ asio::awaitable<void> cluster_client::ssubscribe(std::vector<std::string> channe
 asio::awaitable<void> cluster_client::sunsubscribe(std::vector<std::string> channels) {
   auto self = impl_;
   co_await self->remove_shard_channels(std::move(channels));
+}
+
+void cluster_client::set_push_sink(connection::push_sink sink) {
+  impl_->sink = std::move(sink);
 }
 
 asio::awaitable<generic_response> cluster_client::receive() {

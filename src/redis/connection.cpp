@@ -106,6 +106,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   asio::steady_timer retry_timer;
   asio::steady_timer watchdog;  // the reply deadline of the request at the head
   push_channel pushes;
+  push_sink sink;  // when set, pushes go here instead of `pushes`
   resp3::framer framer;
 
   state current = state::idle;
@@ -440,6 +441,10 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         }
         confirm_subscription(nodes);
         track_subscription(nodes);
+        if (sink) {
+          sink(std::move(nodes));
+          continue;
+        }
         // Straight to a waiting receiver or into the buffer without suspending the reader
         // (async_send would cost a round trip through the scheduler per push); wait for
         // room only when the buffer is full.
@@ -894,6 +899,10 @@ std::chrono::steady_clock::duration connection::reply_wait() const noexcept {
 
 void connection::start_exec(const request& req, any_adapter resp, exec_handler handler) {
   impl_->start_exec(req, resp, std::move(handler));
+}
+
+void connection::set_push_sink(push_sink sink) {
+  impl_->sink = std::move(sink);
 }
 
 void connection::start_receive(push_handler handler, bool same_executor) {

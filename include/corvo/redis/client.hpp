@@ -96,6 +96,10 @@ class client {
   /// The next push (pub/sub message, subscription confirmation, smessage, ...).
   asio::awaitable<generic_response> receive();
 
+  /// Pushes go to `sink`, synchronously, instead of receive(); set it before run(). See
+  /// connection::set_push_sink and cluster_client::set_push_sink.
+  void set_push_sink(connection::push_sink sink);
+
   /// A client of the same kind whose connections have the dedicated role, for blocking
   /// commands; run() it like this one. In a cluster it starts from this client's topology
   /// and connects to a master on its first request there, so a consumer blocking on one

@@ -63,6 +63,7 @@
 #include <corvo/redis/response.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace corvo::redis {
@@ -116,6 +117,8 @@ class connection {
   /// Completion of receive: the error, and the push as nodes (the first is the push itself).
   using push_handler =
       asio::any_completion_handler<void(boost::system::error_code, generic_response)>;
+  /// Takes every push synchronously instead of receive(): see set_push_sink.
+  using push_sink = std::function<void(generic_response&&)>;
 
   connection(executor_type executor, config cfg);
   /// Cancels run() and fails the requests still waiting (connection_closed).
@@ -171,6 +174,13 @@ class connection {
   }
 
   asio::awaitable<generic_response> receive() { return async_receive(asio::use_awaitable); }
+
+  /// Hands every push (the first node is the push itself) to `sink` right inside the
+  /// connection's reader, on its executor, instead of queueing it for receive(): no channel
+  /// and no scheduler hop per push, for a consumer that buffers pushes itself
+  /// (pubsub::subscriber). Set it before run(). The sink must not block; an exception it
+  /// throws ends run() like a read error would. While a sink is set, receive() gets nothing.
+  void set_push_sink(push_sink sink);
 
   struct impl;
 

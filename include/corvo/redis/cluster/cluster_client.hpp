@@ -160,6 +160,12 @@ class cluster_client {
   /// (terminal): throws operation_aborted, no push lost.
   asio::awaitable<generic_response> receive();
 
+  /// Hands the pushes of every node connection (ordinary and subscriber connections) to
+  /// `sink` synchronously, instead of receive(): connection::set_push_sink. The client's own
+  /// handling of a push (an unsolicited sunsubscribe after a slot moved) comes first. Set it
+  /// before run().
+  void set_push_sink(connection::push_sink sink);
+
   /// A new client for blocking commands (BLPOP, XREADGROUP BLOCK, ...): same options with
   /// dedicated-role connections opened lazily, seeded with this client's topology. Run it
   /// like this one; each key's requests go to their slot's master on its own connection.
