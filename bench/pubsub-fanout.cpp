@@ -105,8 +105,10 @@ struct workload {
   double rate = 1000;
 };
 
+// cpu_s: this process's CPU time (user + system) over the whole run, connecting included;
+// the server is another process and not counted.
 corvo::bench::metrics report(const char* impl, const workload& w, std::vector<std::int64_t>& nanos,
-                             clock_type::duration elapsed, std::uint64_t dropped) {
+                             clock_type::duration elapsed, std::uint64_t dropped, double cpu_s) {
   const std::size_t delivered = nanos.size();
   const double seconds = std::chrono::duration<double>(elapsed).count();
   const double per_s = seconds > 0 ? static_cast<double>(delivered) / seconds : 0.0;
@@ -124,15 +126,20 @@ corvo::bench::metrics report(const char* impl, const workload& w, std::vector<st
                       {"max_ms", s.max_ms},
                       {"per_s", per_s},
                       {"dropped", dropped},
-                      {"lost", expected - delivered - dropped}});
+                      {"lost", expected - delivered - dropped},
+                      {"client_cpu_s", cpu_s},
+                      {"client_cpu_us_per_delivery",
+                       delivered > 0 ? cpu_s * 1e6 / static_cast<double>(delivered) : 0.0}});
   return {{"p50_ms", s.p50_ms},
           {"p99_ms", s.p99_ms},
           {"max_ms", s.max_ms},
           {"per_s", per_s},
+          {"cpu_us", delivered > 0 ? cpu_s * 1e6 / static_cast<double>(delivered) : 0.0},
           {"lost", static_cast<double>(expected - delivered - dropped)}};
 }
 
 corvo::bench::metrics run_corvo(const corvo::test::redis_server& server, const workload& w) {
+  const double cpu_start = corvo::bench::process_cpu_seconds(::getpid());
   asio::io_context ctx(1);
   const auto cfg = redis::client_config::from_url(server.url());
   redis::client publisher(ctx.get_executor(), cfg);
@@ -155,12 +162,15 @@ corvo::bench::metrics run_corvo(const corvo::test::redis_server& server, const w
   if (failed) {
     std::rethrow_exception(failed);
   }
-  return report("corvo", w, state.nanos, state.last_delivery - state.first_publish, state.dropped);
+  return report("corvo", w, state.nanos, state.last_delivery - state.first_publish, state.dropped,
+                corvo::bench::process_cpu_seconds(::getpid()) - cpu_start);
 }
 
 corvo::bench::metrics run_raw(const corvo::test::redis_server& server, const workload& w) {
+  const double cpu_start = corvo::bench::process_cpu_seconds(::getpid());
   auto r = corvo::bench::raw::run_fanout(server.port(), w.subscribers, w.messages, w.bytes, w.rate);
-  return report("raw", w, r.nanos, r.last_delivery - r.first_publish, 0);
+  return report("raw", w, r.nanos, r.last_delivery - r.first_publish, 0,
+                corvo::bench::process_cpu_seconds(::getpid()) - cpu_start);
 }
 
 }  // namespace
@@ -216,6 +226,8 @@ int main(int argc, char** argv) {
                              results.at("raw"), "p50_ms");
     corvo::bench::emit_ratio("pubsub-fanout", "p99_ms", results.at("corvo"), "p99_ms",
                              results.at("raw"), "p99_ms");
+    corvo::bench::emit_ratio("pubsub-fanout", "cpu_us", results.at("corvo"), "cpu_us",
+                             results.at("raw"), "cpu_us");
   }
   return lost == 0 ? 0 : 1;
 }

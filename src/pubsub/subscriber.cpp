@@ -89,7 +89,12 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
         options(o),
         client(std::make_unique<redis::client>(ex, std::move(redis))),
         buffer(o.buffer, o.overflow),
-        pin_slot(next_pin_slot()) {}
+        pin_slot(next_pin_slot()) {
+    // Pushes come straight from the connection's reader: no channel and no coroutine of ours
+    // between the socket and the buffer. The reader runs only inside client->run(), which
+    // runs only inside run(), which holds this impl.
+    client->set_push_sink([this](redis::generic_response&& push) { on_push(std::move(push)); });
+  }
 
   executor_type executor;
   subscriber_options options;
@@ -223,26 +228,13 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  static asio::awaitable<void> read_pushes(std::shared_ptr<impl> self) {
-    while (!self->stopping) {
-      redis::generic_response push;
-      try {
-        push = co_await self->client->receive();
-      } catch (const system_error&) {
-        if (self->stopping) {
-          break;
-        }
-        throw;
-      }
-      self->on_push(std::move(push));
-    }
+  // The client's run() ends when stop() cancels it; a subscriber stopped by the overflow
+  // policy `disconnect` then fails run() (and so cancels the topology watcher).
+  static asio::awaitable<void> run_client(std::shared_ptr<impl> self) {
+    co_await self->client->run();
     if (self->failure) {
       throw system_error(self->failure);
     }
-  }
-
-  static asio::awaitable<void> run_client(std::shared_ptr<impl> self) {
-    co_await self->client->run();
   }
 
   // ---- cluster: channels and patterns pinned to one master --------------------------------
@@ -330,8 +322,6 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
     corvo::task_group group(executor);
     auto client_task = run_client(self);
     co_await group.spawn(std::move(client_task));
-    auto reader = read_pushes(self);
-    co_await group.spawn(std::move(reader));
     if (client->is_cluster()) {
       auto watcher = watch_topology(self);
       co_await group.spawn(std::move(watcher));
@@ -428,20 +418,20 @@ struct subscriber::impl : std::enable_shared_from_this<impl> {
 
   // ---- receiving ---------------------------------------------------------------------------
 
-  asio::awaitable<message> receive() {
-    auto self = shared_from_this();
+  // One coroutine frame per receive (subscriber::receive is not a coroutine itself).
+  static asio::awaitable<message> receive(std::shared_ptr<impl> self) {
     for (;;) {
-      if (auto m = buffer.pop()) {
-        ++counters.delivered;
+      if (auto m = self->buffer.pop()) {
+        ++self->counters.delivered;
         co_return std::move(*m);
       }
-      if (failure) {
-        throw system_error(failure);
+      if (self->failure) {
+        throw system_error(self->failure);
       }
-      if (stopping) {
+      if (self->stopping) {
         throw system_error(error::subscriber_stopped);
       }
-      co_await async_wait_for_message(asio::as_tuple(asio::use_awaitable));
+      co_await self->async_wait_for_message(asio::as_tuple(asio::use_awaitable));
       const auto state = co_await asio::this_coro::cancellation_state;
       if (state.cancelled() != asio::cancellation_type::none) {
         throw system_error(asio::error::operation_aborted);
@@ -513,8 +503,7 @@ asio::awaitable<void> subscriber::sunsubscribe(std::vector<std::string> shard_ch
 }
 
 asio::awaitable<message> subscriber::receive() {
-  auto self = impl_;
-  co_return co_await self->receive();
+  return impl::receive(impl_);
 }
 
 subscriber_stats subscriber::stats() const {
