@@ -8,9 +8,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <corvo/core/exception.hpp>
-#include <corvo/core/trace.hpp>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/redis/error.hpp>
 #include <corvo/schedule/dispatcher.hpp>
 #include <map>
@@ -61,6 +61,9 @@ struct dispatcher::impl {
     // The store's clock at the last claim, and ours then: the store's now, estimated.
     time_point store_now{};
     steady::time_point claimed_at{};
+    // A claim's round trip, smoothed (7/8 old + 1/8 new): how long before a due time the
+    // next claim is sent when the store claims ahead.
+    steady::duration claim_rtt{};
     std::unique_ptr<asio::steady_timer> acks_pending;  // notifier: acks to send
     std::map<std::string, std::shared_ptr<run_state>>
         runs;  // by task id: a re-claim of the same id here replaces the older run
@@ -209,6 +212,9 @@ struct dispatcher::impl {
       }
       store_delays.reset();
       const auto claimed_at = steady::now();
+      const auto rtt = claimed_at - sent_at;
+      state.claim_rtt =
+          state.claim_rtt == steady::duration::zero() ? rtt : (state.claim_rtt * 7 + rtt) / 8;
       state.store_now = claimed.store_now;
       state.claimed_at = claimed_at;
       ++stats.claims;
@@ -229,9 +235,19 @@ struct dispatcher::impl {
       }
       // Sleep until the store's next due time (or lease expiry, or when a permit frees for
       // tasks a limit holds back), translated from the store's clock to ours, capped by
-      // max_sleep.
+      // max_sleep. A store that claims ahead is asked that much earlier: twice the claim's
+      // round trip, at most half its window. The task then waits for its due time here, so
+      // the round trip is not added to its start, and the claim still takes what falls due
+      // within the other half of the window.
       auto deadline = claimed_at + options.max_sleep;
-      for (const auto& next : {claimed.next_due, claimed.next_lease_expiry, claimed.permit_at}) {
+      const auto lead = std::min(std::chrono::duration_cast<steady::duration>(claimed.ahead / 2),
+                                 state.claim_rtt * 2);
+      const std::optional<time_point> claimable =
+          claimed.next_due
+              ? std::optional<time_point>(
+                    *claimed.next_due - std::chrono::duration_cast<std::chrono::microseconds>(lead))
+              : std::nullopt;
+      for (const auto& next : {claimable, claimed.next_lease_expiry, claimed.permit_at}) {
         if (next) {
           const auto wait_for =
               std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);

@@ -723,6 +723,7 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   claim_result out;
   out.store_now = *parse_time(reply[0]);
   out.next_due = parse_time(reply[1]);
+  out.ahead = impl_->options.claim_ahead;
   out.next_lease_expiry = parse_time(reply[2]);
   out.permit_at = parse_time(reply[3]);
   for (std::size_t i = 4; i < reply.size(); i += 4) {

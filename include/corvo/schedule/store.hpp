@@ -49,6 +49,11 @@ struct claim_result {
   time_point store_now{};
   /// Earliest due time left in the shard after this claim.
   std::optional<time_point> next_due;
+  /// How far ahead of store_now this claim took tasks (redis_store_options::claim_ahead;
+  /// zero for a store that claims only what is due). A task due at next_due is claimable
+  /// that much before it: the dispatcher claims a little earlier (twice the claim's round
+  /// trip, at most half the window) and starts it at its due time.
+  std::chrono::microseconds ahead{0};
   /// Earliest lease deadline in the shard (an expired lease makes its task claimable).
   std::optional<time_point> next_lease_expiry;
   /// Set when the shard holds tasks back for want of a permit (limits.hpp): the earliest
