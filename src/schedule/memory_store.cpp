@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "memory_events.hpp"
 #include "permit_book.hpp"
 
 // Mirrors the Lua scripts of redis_store (src/schedule/redis_scripts.hpp) operation by
@@ -152,7 +153,10 @@ task snapshot(const entry& e) {
 
 struct memory_store::impl {
   impl(asio::any_io_executor ex, unsigned shard_count, dead_letter_limits caps)
-      : executor(std::move(ex)), limits(caps), shards(shard_count) {
+      : executor(std::move(ex)),
+        limits(caps),
+        shards(shard_count),
+        events(executor, std::max(shard_count, 1u)) {
     if (shard_count == 0) {
       throw std::invalid_argument("memory_store: shards must be at least 1");
     }
@@ -170,6 +174,28 @@ struct memory_store::impl {
   std::set<std::string> paused_types;
   /// set_limits(): the permits of each limited type.
   std::map<std::string, detail::permit_book, std::less<>> permits;
+  /// set_events(): the task events.
+  detail::memory_event_log events;
+
+  /// Records an event of `w` (when events are on) at the store's clock.
+  void event(unsigned shard, event_kind kind, const task& w, std::string reason = {},
+             std::optional<time_point> due = std::nullopt) {
+    if (!events.enabled()) {
+      return;
+    }
+    task_event e;
+    e.kind = kind;
+    e.task_id = w.id;
+    e.type = w.type;
+    if (kind != event_kind::scheduled && kind != event_kind::cancelled) {
+      e.attempt = w.attempts;
+    }
+    e.due = due;
+    e.at = clock();
+    e.reason = std::move(reason);
+    e.shard = shard;
+    events.record(std::move(e));
+  }
 
   shard_state& shard_at(unsigned shard) {
     if (shard >= shards.size()) {
@@ -315,6 +341,7 @@ struct memory_store::impl {
     const auto due = t.due;
     it->second.work = std::move(t);
     make_due(shard, it->first, it->second, due);
+    event(shard, event_kind::scheduled, it->second.work, {}, due);
     return true;
   }
 
@@ -344,6 +371,7 @@ struct memory_store::impl {
         const auto due = t.due;
         it->second.work = std::move(t);
         make_due(shard, it->first, it->second, due);
+        event(shard, event_kind::scheduled, it->second.work, "replaced", due);
         return dedup_outcome::replaced;
       }
       s.window_ends.erase({s.windows.at(t.id), t.id});
@@ -479,6 +507,7 @@ struct memory_store::impl {
     }
     auto& s = shards[shard];
     detach(s, id, *e);
+    event(shard, event_kind::cancelled, e->work);
     s.tasks.erase(id);
     return true;
   }
@@ -493,6 +522,7 @@ struct memory_store::impl {
     detach(shards[shard], id, *e);
     e->work.occurrence = due;  // the moved run is the occurrence at its new time
     make_due(shard, id, *e, due);
+    event(shard, event_kind::scheduled, e->work, "rescheduled", due);
     return true;
   }
 
@@ -530,9 +560,11 @@ struct memory_store::impl {
       detach(s, id, e);
       e.work.last_error = lease_expired_reason(e.work.last_error);
       if (e.work.attempts >= e.work.max_attempts) {
-        make_dead(s, id, e, now);
+        event(shard, event_kind::dead, e.work, e.work.last_error);
+        make_dead(s, id, e, now);  // may drop the record (the caps)
       } else {
         make_due(shard, id, e, now);
+        event(shard, event_kind::failed, e.work, e.work.last_error);
       }
     }
     const auto deadline = now + std::chrono::duration_cast<std::chrono::microseconds>(lease);
@@ -593,6 +625,7 @@ struct memory_store::impl {
       claimed.token = e.token;
       claimed.shard = shard;
       claimed.claimed_at = now;
+      event(shard, event_kind::started, e.work);
       out.tasks.push_back(std::move(claimed));
     }
     if (const auto* head = head_of(s); head != nullptr && !paused_all) {  // paused: no wake
@@ -615,11 +648,13 @@ struct memory_store::impl {
       }
       ++acked;
       detach(s, c.id, *e);
+      event(shard, event_kind::succeeded, e->work);
       if (c.next_due) {
         e->work.attempts = 0;
         e->work.last_error.clear();
         e->work.occurrence = *c.next_due;  // the next occurrence starts
         make_due(shard, c.id, *e, *c.next_due);
+        event(shard, event_kind::scheduled, e->work, "next occurrence", *c.next_due);
       } else {
         s.tasks.erase(c.id);
       }
@@ -639,8 +674,10 @@ struct memory_store::impl {
     e->work.last_error = one_line(std::move(failed.error));
     if (failed.retry_in) {
       make_due(shard, failed.id, *e, now + *failed.retry_in);
+      event(shard, event_kind::failed, e->work, e->work.last_error);
     } else {
-      make_dead(s, failed.id, *e, now);
+      event(shard, event_kind::dead, e->work, e->work.last_error);
+      make_dead(s, failed.id, *e, now);  // may drop the record (the caps)
     }
     return true;
   }
@@ -778,7 +815,9 @@ struct memory_store::impl {
     }
     detach(shards[shard], id, *e);
     e->work.attempts = 0;  // the last error stays, as the reason it had died
-    make_due(shard, id, *e, clock());
+    const auto now = clock();
+    make_due(shard, id, *e, now);
+    event(shard, event_kind::scheduled, e->work, "replayed", now);
     return true;
   }
 
@@ -824,6 +863,14 @@ void memory_store::set_clock(std::function<time_point()> clock) {
 
 void memory_store::set_priority_aging(std::chrono::milliseconds aging) {
   impl_->aging = aging;
+}
+
+void memory_store::set_events(events_options options) {
+  impl_->events.configure(std::move(options));
+}
+
+asio::awaitable<std::unique_ptr<event_reader>> memory_store::events(event_query query) {
+  co_return impl_->events.reader(std::move(query));
 }
 
 unsigned memory_store::shards() const noexcept {

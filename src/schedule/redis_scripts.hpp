@@ -11,12 +11,16 @@
 // priority high and low; `due` holds the normal ones, so a namespace that uses no priority
 // has the keys it had before them), 12 held (due tasks a claim held back for want of a
 // permit of their type's limit, by due time; the same by type in `<held>:<type>`, by the
-// claim's order).
+// claim's order), 13 events (the shard's event stream, written only when events are on).
+// Task events (events.hpp, redis_store_options::events): the scripts that change a task take
+// one more ARGV, 'MAX_LEN SOURCE' (events on: XADD to KEYS[13] with MAXLEN ~ MAX_LEN) or '0'
+// (off: nothing written). Entry fields: k kind, i task id, y type, t time (µs, the server's),
+// a attempt, d due (µs), r reason, w source (the writing process).
 // Limits (limits.hpp; standalone Redis only, redis_store::set_limits): a limited type's keys
 // are `{ns:limit:<type>}:running` (concurrency permits: token -> lease deadline),
 // `:starts` (the rate log: token -> start time) and `:waiting` (the key prefixes `{ns:s}:`
 // of the shards that hold tasks of the type back). claim, ack, nack and extend get them
-// after the 12 shard keys, and the limited types in ARGV, only when limits are set: a
+// after the 13 shard keys, and the limited types in ARGV, only when limits are set: a
 // namespace without limits runs the scripts as before.
 // Record layout: see include/corvo/schedule/detail/record.hpp.
 
@@ -156,6 +160,31 @@ local function release(running, waiting, type, token)
     redis.call('SREM', waiting, p)
   end
 end
+-- Task events: events_on(ARGV[n]) reads the script's events argument ('0': off); emit()
+-- appends one event to KEYS[13] (nothing when off). ev_now: the event time, read once.
+local ev_max, ev_source, ev_now
+local function events_on(arg, now)
+  if not arg or arg == '0' or arg == '' then return end
+  ev_max, ev_source = string.match(arg, '^(%d+) (.*)$')
+  ev_now = now
+end
+local function emit(kind, id, rec, attempt, reason, due)
+  if not ev_max then return end
+  if not ev_now then ev_now = now_us() end
+  local a = {'XADD', KEYS[13], 'MAXLEN', '~', ev_max, '*', 'k', kind, 'i', id,
+    'y', (rec and type_of(rec)) or '', 't', fmt(ev_now)}
+  if attempt then a[#a + 1] = 'a'; a[#a + 1] = string.format('%d', attempt) end
+  if reason and reason ~= '' then a[#a + 1] = 'r'; a[#a + 1] = reason end
+  if due then a[#a + 1] = 'd'; a[#a + 1] = fmt(due) end
+  a[#a + 1] = 'w'
+  a[#a + 1] = ev_source
+  redis.call(unpack(a))
+end
+-- The attempts of a record (0 when its header does not parse).
+local function attempts_of(rec)
+  local attempts = rec and header(rec)
+  return attempts or 0
+end
 -- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
 local function wake_if_head(keys, id, due)
   local head, score = head_of(keys)
@@ -165,11 +194,13 @@ local function wake_if_head(keys, id, due)
 end
 )lua";
 
-// KEYS 1..12; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
-// whatever its state). Returns 1 when scheduled, 0 when an existing task was kept.
+// KEYS 1..13; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
+// whatever its state), events. Returns 1 when scheduled, 0 when an existing task was kept.
 inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
+events_on(ARGV[5])
+emit('scheduled', id, ARGV[3], nil, nil, due)
 unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
@@ -182,9 +213,9 @@ wake_if_head(KEYS, id, due)
 return 1
 )lua";
 
-// KEYS 1..12; ARGV: id, record, dead_max_count, dead_max_age_us. Writes a dead task back as
-// exported (redis_store::restore): the record as given, in the dead-letter set at the
-// server's now (the dead-letter caps apply), out of every other set (every priority's).
+// KEYS 1..13; ARGV: id, record, dead_max_count, dead_max_age_us (no event). Writes a dead task back
+// as exported (redis_store::restore): the record as given, in the dead-letter set at the server's
+// now (the dead-letter caps apply), out of every other set (every priority's).
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
 unhold(KEYS, id)
@@ -197,22 +228,25 @@ dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 )lua";
 
-// KEYS 1..12, 13 the id's deduplication window (a key that expires with the window); ARGV: id,
-// due_us, record, window_ms, mode ('replace' | 'drop'). Returns 'scheduled' (as schedule;
+// KEYS 1..13, 14 the id's deduplication window (a key that expires with the window); ARGV: id,
+// due_us, record, window_ms, mode ('replace' | 'drop'), events. Returns 'scheduled' (as schedule;
 // a new window opens), 'replaced' (window open, the waiting task took the new record and
 // due time) or 'dropped' (window open, mode drop). See store::schedule_deduplicated.
 inline constexpr const char* schedule_dedup = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[13]) == 1 then
+events_on(ARGV[6])
+if redis.call('EXISTS', KEYS[14]) == 1 then
   if ARGV[5] == 'drop' then return 'dropped' end
   if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 or unhold(KEYS, id) then
     redis.call('HSET', KEYS[2], id, ARGV[3])
     enqueue(KEYS, id, ARGV[3], due)
     wake_if_head(KEYS, id, due)
+    emit('scheduled', id, ARGV[3], nil, 'replaced', due)
     return 'replaced'
   end
 end
-redis.call('SET', KEYS[13], '1', 'PX', ARGV[4])
+emit('scheduled', id, ARGV[3], nil, nil, due)
+redis.call('SET', KEYS[14], '1', 'PX', ARGV[4])
 unhold(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('ZREM', KEYS[8], id)
@@ -225,14 +259,15 @@ wake_if_head(KEYS, id, due)
 return 'scheduled'
 )lua";
 
-// KEYS 1..12; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
+// KEYS 1..13; ARGV: limit, lease_ms, dead_max_count, dead_max_age_us, nonce (random, new
 // for every call: a token is the shard's counter and the nonce, so a counter rolled back by a
 // failover or a restart from an older snapshot never hands out a token again), aging_us (the
 // priority boost per level: due tasks are taken in the order of due - level * aging, ties to
 // the higher level; see task.hpp `priority`), ahead_us (also take tasks due up to now +
 // ahead_us: redis_store_options::claim_ahead; the dispatcher starts them at their due time).
 // ARGV[8]: the number L of limited types, then per type: type, starts per window (0: no
-// rate), window_us, concurrency (0: none); KEYS 13.. per type: running, starts, waiting.
+// rate), window_us, concurrency (0: none), then events; KEYS 14.. per type: running, starts,
+// waiting.
 // Returns {now, next_due|'', next_lease|'', permit_at|'', id1, token1, due1, record1, ...}.
 // A due task of a limited type with no permit free moves to the held sets (attempts and
 // record untouched); at the start of a claim, as many held tasks of each type as it has
@@ -246,6 +281,7 @@ return 'scheduled'
 inline constexpr const char* claim = R"lua(
 local now = now_us()
 local dead_max_count, dead_max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
+events_on(ARGV[9 + 4 * (tonumber(ARGV[8]) or 0)], now)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
@@ -254,11 +290,14 @@ for _, id in ipairs(expired) do
   local attempts, max
   if rec then attempts, max = header(rec) end
   if attempts then
-    redis.call('HSET', KEYS[2], id, with_error(rec, expiry_error(rec)))
+    local reason = expiry_error(rec)
+    redis.call('HSET', KEYS[2], id, with_error(rec, reason))
     if attempts >= max then
+      emit('dead', id, rec, attempts, reason)
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
     else
       enqueue(KEYS, id, rec, now)
+      emit('failed', id, rec, attempts, reason)
     end
   elseif rec then
     redis.call('ZADD', KEYS[1], now, id)
@@ -271,7 +310,7 @@ local limit = tonumber(ARGV[1])
 local prefix = shard_prefix(KEYS)
 local limits, nlim = {}, tonumber(ARGV[8]) or 0
 for i = 1, nlim do
-  local a, k = 8 + (i - 1) * 4, 12 + (i - 1) * 3
+  local a, k = 8 + (i - 1) * 4, 13 + (i - 1) * 3
   limits[ARGV[a + 1]] = {held = held_key(KEYS, ARGV[a + 1]), n = tonumber(ARGV[a + 2]),
     per = tonumber(ARGV[a + 3]), m = tonumber(ARGV[a + 4]), running = KEYS[k + 1],
     starts = KEYS[k + 2], waiting = KEYS[k + 3]}
@@ -357,6 +396,7 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     elseif rec and not attempts then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
+      emit('dead', id, nil, 0, 'malformed task record (its header does not parse)')
       dead_letter(KEYS, id, now, dead_max_count, dead_max_age)
     elseif l and (l.blocked or permits(l) == 0) then
       l.blocked = true  -- no permit left in this call
@@ -374,6 +414,7 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
       redis.call('HSET', KEYS[2], id, rec)
       redis.call('ZADD', KEYS[3], deadline, id)
       redis.call('HSET', KEYS[4], id, token)
+      emit('started', id, rec, attempts)
       out[#out + 1] = id
       out[#out + 1] = tostring(token)
       out[#out + 1] = score
@@ -401,28 +442,35 @@ if permit_at and not all_paused then out[4] = fmt(permit_at) end
 return out
 )lua";
 
-// KEYS 1..12, then per limited type: running, waiting; ARGV: L (limited types), their L
-// names, then (id, token, next_due_us|'')... Returns the number acked. A next due time
+// KEYS 1..13, then per limited type: running, waiting; ARGV: L (limited types), their L
+// names, events, then (id, token, next_due_us|'')... Returns the number acked. A next due time
 // starts the next occurrence: the record's occurrence becomes it. Every token's permit is
 // released, stale or not: its run has ended.
 inline constexpr const char* ack = R"lua(
 local acked = 0
 local nlim = tonumber(ARGV[1])
-for i = 2 + nlim, #ARGV, 3 do
+events_on(ARGV[2 + nlim])
+for i = 3 + nlim, #ARGV, 3 do
   local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  for l = 1, nlim do release(KEYS[11 + 2 * l], KEYS[12 + 2 * l], ARGV[1 + l], token) end
+  for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[1 + l], token) end
   if redis.call('HGET', KEYS[4], id) == token then
     redis.call('ZREM', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
+        emit('succeeded', id, rec, attempts_of(rec))
         redis.call('HSET', KEYS[2], id, with_occurrence(with_error(with_attempts(rec, 0), ''), nxt))
         if redis.call('ZADD', due_key(KEYS, rec), 'NX', nxt, id) == 1 then
           wake_if_head(KEYS, id, tonumber(nxt))
         end
+        emit('scheduled', id, rec, nil, 'next occurrence', tonumber(nxt))
       end
     else
+      if ev_max then
+        local rec = redis.call('HGET', KEYS[2], id)
+        emit('succeeded', id, rec, attempts_of(rec))
+      end
       redis.call('HDEL', KEYS[2], id)
     end
     acked = acked + 1
@@ -431,15 +479,17 @@ end
 return acked
 )lua";
 
-// KEYS 1..12, then per limited type: running, waiting; ARGV: id, token, error, retry_us|''
-// (empty: dead-letter), dead_max_count, dead_max_age_us, L, the L limited types. Returns 1,
+// KEYS 1..13, then per limited type: running, waiting; ARGV: id, token, error, retry_us|''
+// (empty: dead-letter), dead_max_count, dead_max_age_us, L, the L limited types, events.
+// Returns 1,
 // or 0 for a stale token. The token's permit is released, stale or not.
 inline constexpr const char* nack = R"lua(
 local id, token = ARGV[1], ARGV[2]
 local nlim = tonumber(ARGV[7]) or 0
-for l = 1, nlim do release(KEYS[11 + 2 * l], KEYS[12 + 2 * l], ARGV[7 + l], token) end
+for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[7 + l], token) end
 if redis.call('HGET', KEYS[4], id) ~= token then return 0 end
 local now = now_us()
+events_on(ARGV[8 + nlim], now)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 local rec = redis.call('HGET', KEYS[2], id)
@@ -449,13 +499,15 @@ if ARGV[4] ~= '' then
   local due = now + tonumber(ARGV[4])
   enqueue(KEYS, id, rec, due)
   wake_if_head(KEYS, id, due)
+  emit('failed', id, rec, attempts_of(rec), ARGV[3])
   return 1
 end
+emit('dead', id, rec, attempts_of(rec), ARGV[3])
 dead_letter(KEYS, id, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1
 )lua";
 
-// KEYS 1..12, then per limited type: running, waiting; ARGV: lease_ms, L (limited types),
+// KEYS 1..13, then per limited type: running, waiting; ARGV: lease_ms, L (limited types),
 // then (id, token)... Returns '1' (renewed) or '0' (not held) per lease. A renewed lease's
 // concurrency permit gets the same deadline.
 inline constexpr const char* extend = R"lua(
@@ -465,7 +517,7 @@ local held = {}
 for i = 3, #ARGV, 2 do
   if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
     redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[i])
-    for l = 1, nlim do redis.call('ZADD', KEYS[11 + 2 * l], 'XX', deadline, ARGV[i + 1]) end
+    for l = 1, nlim do redis.call('ZADD', KEYS[12 + 2 * l], 'XX', deadline, ARGV[i + 1]) end
     held[#held + 1] = '1'
   else
     held[#held + 1] = '0'
@@ -474,9 +526,14 @@ end
 return held
 )lua";
 
-// KEYS 1..12; ARGV: id. Returns 1 when the task existed.
+// KEYS 1..13; ARGV: id, events. Returns 1 when the task existed.
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
+events_on(ARGV[2])
+if ev_max then
+  local rec = redis.call('HGET', KEYS[2], id)
+  if rec then emit('cancelled', id, rec) end
+end
 unhold(KEYS, id)
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
@@ -486,8 +543,8 @@ redis.call('ZREM', KEYS[5], id)
 return redis.call('HDEL', KEYS[2], id)
 )lua";
 
-// KEYS 1..12; ARGV: id, due_us. Returns 1 when a waiting task was moved (its occurrence
-// moves with it).
+// KEYS 1..13; ARGV: id, due_us, events. Returns 1 when a waiting task was moved (its
+// occurrence moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 and not unhold(KEYS, id) then
@@ -497,16 +554,18 @@ local rec = redis.call('HGET', KEYS[2], id)
 if rec then redis.call('HSET', KEYS[2], id, with_occurrence(rec, ARGV[2])) end
 enqueue(KEYS, id, rec, due)
 wake_if_head(KEYS, id, due)
+events_on(ARGV[3])
+emit('scheduled', id, rec, nil, 'rescheduled', due)
 return 1
 )lua";
 
-// KEYS 1..12; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
+// KEYS 1..13; ARGV: what ('*': the namespace, or a task type). Pauses it on this shard.
 inline constexpr const char* pause = R"lua(
 redis.call('SADD', KEYS[9], ARGV[1])
 return 1
 )lua";
 
-// KEYS 1..12; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
+// KEYS 1..13; ARGV: what ('*' or a task type). Lifts the pause on this shard, moves the
 // parked tasks of that type back to the due set (their due times unchanged) and wakes the
 // dispatchers. Returns the number moved back.
 inline constexpr const char* resume = R"lua(
@@ -530,7 +589,8 @@ if head then redis.call('SPUBLISH', KEYS[7], fmt(head)) end
 return moved
 )lua";
 
-// KEYS 1..12; ARGV: id. Returns 1 when a dead task went back to due (attempts reset).
+// KEYS 1..13; ARGV: id, events. Returns 1 when a dead task went back to due (attempts
+// reset).
 inline constexpr const char* replay = R"lua(
 local id = ARGV[1]
 if redis.call('ZREM', KEYS[5], id) == 0 then return 0 end
@@ -540,10 +600,12 @@ local now = now_us()
 redis.call('HSET', KEYS[2], id, with_attempts(rec, 0))
 enqueue(KEYS, id, rec, now)
 wake_if_head(KEYS, id, now)
+events_on(ARGV[2], now)
+emit('scheduled', id, rec, nil, 'replayed', now)
 return 1
 )lua";
 
-// KEYS 1..12; ARGV: id|'' (empty: every dead task). Returns the number deleted.
+// KEYS 1..13; ARGV: id|'' (empty: every dead task). Returns the number deleted.
 inline constexpr const char* purge = R"lua(
 local ids
 if ARGV[1] ~= '' then

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/this_coro.hpp>
 #include <cmath>
@@ -15,6 +17,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "redis_events.hpp"
 #include "redis_scripts.hpp"
 
 namespace corvo::schedule {
@@ -67,6 +70,15 @@ std::string claim_nonce() {
   return text;
 }
 
+// `<host>:<pid>`: the default source of this process's events.
+std::string this_process() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) {
+    host[0] = '\0';
+  }
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
 asio::awaitable<void> run_client(redis::client& conn) {
   co_await conn.run();
 }
@@ -100,6 +112,15 @@ struct redis_store::impl {
           "redis_store: wait_timeout must be positive when wait_replicas is set (WAIT 0 "
           "would block forever)");
     }
+    if (options.events.enabled) {
+      if (options.events.max_len == 0) {
+        throw std::invalid_argument("redis_store: events.max_len must be at least 1");
+      }
+      if (options.events.source.empty()) {
+        options.events.source = this_process();
+      }
+      events_arg = std::to_string(options.events.max_len) + " " + options.events.source;
+    }
     if (options.shards > 0) {
       make_keys();
     }
@@ -110,7 +131,7 @@ struct redis_store::impl {
       const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
                       tag + "seq", tag + "wake", tag + "parked", tag + "paused", tag + "due:high",
-                      tag + "due:low", tag + "held"});
+                      tag + "due:low", tag + "held", tag + "events"});
       channel_to_shard.emplace(tag + "wake", s);
     }
   }
@@ -227,6 +248,8 @@ struct redis_store::impl {
   std::vector<std::string> limit_types;
   std::unordered_map<std::string, unsigned> channel_to_shard;
   bool opened = false;
+  /// The scripts' events argument (redis_scripts.hpp): 'MAX_LEN SOURCE', or '0' when off.
+  std::string events_arg = "0";
 
   redis::script schedule_script = make_script(lua::schedule);
   redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
@@ -363,8 +386,23 @@ unsigned redis_store::shard_of(std::string_view id) const noexcept {
   return impl_->shard_for(id);
 }
 
+std::string redis_store::events_key(unsigned shard) const {
+  return impl_->keys.at(shard).at(12);
+}
+
+asio::awaitable<std::unique_ptr<event_reader>> redis_store::events(event_query query) {
+  co_await impl_->open();
+  std::vector<std::string> streams;
+  for (const auto& k : impl_->keys) {
+    streams.push_back(k.at(12));
+  }
+  co_return co_await detail::make_redis_event_reader(impl_->conn, std::move(streams),
+                                                     std::move(query));
+}
+
 std::vector<std::string> redis_store::keys_of(unsigned shard) const {
-  return impl_->keys.at(shard);
+  const auto& k = impl_->keys.at(shard);
+  return {k.begin(), k.begin() + 12};  // the events stream is events_key()
 }
 
 std::string redis_store::shard_count_key() const {
@@ -398,7 +436,7 @@ asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   t.last_error.clear();
   t.occurrence = t.due;
   std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
-                                if_absent ? "1" : "0"};
+                                if_absent ? "1" : "0", impl_->events_arg};
   const auto scheduled = co_await impl_->run_durable<long long>(
       impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
   co_return scheduled == 1;
@@ -424,9 +462,12 @@ asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_
   const auto shard = impl_->shard_for(t.id);
   auto keys = impl_->keys[shard];
   keys.push_back(impl_->window_key(shard, t.id));
-  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
+  std::vector<std::string> args{t.id,
+                                micros_text(t.due),
+                                detail::encode_record(t),
                                 std::to_string(options.window.count()),
-                                options.mode == dedup_mode::drop ? "drop" : "replace"};
+                                options.mode == dedup_mode::drop ? "drop" : "replace",
+                                impl_->events_arg};
   const auto outcome = co_await impl_->run_durable_on<std::string>(
       impl_->schedule_dedup_script, std::move(keys), std::move(args), "schedule_deduplicated");
   if (outcome == "replaced") {
@@ -648,7 +689,7 @@ asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::
 asio::awaitable<bool> redis_store::cancel(std::string id) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
-  std::vector<std::string> args{std::move(id)};
+  std::vector<std::string> args{std::move(id), impl_->events_arg};
   co_return co_await impl_->run_durable<long long>(impl_->cancel_script, shard, std::move(args),
                                                    "cancel") == 1;
 }
@@ -656,7 +697,7 @@ asio::awaitable<bool> redis_store::cancel(std::string id) {
 asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
-  std::vector<std::string> args{std::move(id), micros_text(due)};
+  std::vector<std::string> args{std::move(id), micros_text(due), impl_->events_arg};
   co_return co_await impl_->run_script<long long>(impl_->reschedule_script, shard, std::move(args),
                                                   "reschedule") == 1;
 }
@@ -714,6 +755,7 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
       std::to_string(impl_->options.claim_ahead.count()),
       std::to_string(impl_->limit_types.size())};
   args.insert(args.end(), impl_->claim_limit_args.begin(), impl_->claim_limit_args.end());
+  args.push_back(impl_->events_arg);
   const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
       impl_->claim_script, shard, impl_->claim_limit_keys, std::move(args), "claim");
   if (reply.size() < 4 || (reply.size() - 4) % 4 != 0) {
@@ -755,6 +797,7 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
   co_await impl_->open();
   std::vector<std::string> args{std::to_string(impl_->limit_types.size())};
   args.insert(args.end(), impl_->limit_types.begin(), impl_->limit_types.end());
+  args.push_back(impl_->events_arg);
   args.reserve(args.size() + done.size() * 3);
   for (auto& c : done) {
     args.push_back(std::move(c.id));
@@ -789,6 +832,7 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
       std::to_string(impl_->limit_types.size())};
   args.insert(args.end(), impl_->limit_types.begin(), impl_->limit_types.end());
+  args.push_back(impl_->events_arg);
   // Never waits for a connection (as ack): the dispatcher retries, and a stopping one gives
   // up on a store it cannot reach.
   redis::request::config unwaiting;
@@ -911,14 +955,15 @@ asio::awaitable<void> redis_store::restore(task t) {
   }
   // Scheduled, or in flight when exported (its run may not have finished): waiting again.
   const time_point due = t.due != time_point{} ? t.due : t.occurrence;
-  std::vector<std::string> args{t.id, micros_text(due), detail::encode_record(t), "0"};
+  std::vector<std::string> args{t.id, micros_text(due), detail::encode_record(t), "0",
+                                impl_->events_arg};
   co_await impl_->run_durable<long long>(impl_->schedule_script, shard, std::move(args), "restore");
 }
 
 asio::awaitable<bool> redis_store::replay(std::string id) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
-  std::vector<std::string> args{std::move(id)};
+  std::vector<std::string> args{std::move(id), impl_->events_arg};
   co_return co_await impl_->run_script<long long>(impl_->replay_script, shard, std::move(args),
                                                   "replay") == 1;
 }

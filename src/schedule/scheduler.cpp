@@ -27,13 +27,16 @@ std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
     }
     auto memory = std::make_unique<memory_store>(executor, options.memory_shards);
     memory->set_priority_aging(options.redis.priority_aging);  // the same rule as Redis
+    memory->set_events(options.events);
     return memory;
   }
   if (commands == nullptr || !subscriber) {
     throw std::invalid_argument(
         "scheduler: the redis provider needs a Redis connection and its configuration");
   }
-  auto redis = std::make_unique<redis_store>(*commands, std::move(*subscriber), options.redis);
+  auto redis_options = options.redis;
+  redis_options.events = options.events;
+  auto redis = std::make_unique<redis_store>(*commands, std::move(*subscriber), redis_options);
   if (auto limits = limits_of(options.dispatch.types); !limits.empty()) {
     redis->set_limits(std::move(limits));  // refused on a cluster: fail at construction
   }
@@ -214,6 +217,18 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
     const std::string type(entry.key());
     d.types.emplace(type, read_type_policy(type, entry.value(), d.retry_backoff));
   }
+
+  const auto events_section = section.section("events");
+  o.events.enabled = events_section.get_or<bool>("enabled", o.events.enabled);
+  const auto max_len = events_section.get_or<std::uint64_t>("max_len", o.events.max_len);
+  if (max_len == 0 || max_len > 100'000'000) {
+    throw config_error("scheduler.events.max_len",
+                       "key 'scheduler.events.max_len' must be between 1 and 100000000 (events "
+                       "kept per shard), got " +
+                           std::to_string(max_len));
+  }
+  o.events.max_len = static_cast<std::size_t>(max_len);
+  o.redis.events = o.events;
 
   const auto kafka_section = section.section("kafka");
   auto& ks = o.kafka_sink;
@@ -535,6 +550,10 @@ asio::awaitable<bool> scheduler::replay(std::string id) {
 
 asio::awaitable<std::size_t> scheduler::purge(std::string id) {
   co_return co_await store_->purge(std::move(id));
+}
+
+asio::awaitable<std::unique_ptr<event_reader>> scheduler::events(event_query query) {
+  co_return co_await store_->events(std::move(query));
 }
 
 }  // namespace corvo::schedule

@@ -177,6 +177,7 @@ BOOST_AUTO_TEST_CASE(unknown_scheduler_keys_are_refused) {
         "max_in_flight": 256, "claim_batch": 256, "lease": "30s", "max_sleep": "1s",
         "drain_timeout": "10s", "retry_initial": "1s", "retry_max": "5m", "priority_aging": "10s",
         "types": {"email.send": {"max_attempts": 8, "retry_initial": "2s"}},
+        "events": {"enabled": false, "max_len": 10000},
         "kafka": {"topic": "t", "consume": true, "max_attempts": 5,
                   "dead_letter_topic": "{topic}.dlq", "health_interval": "500ms"}},
       "kafka": {"bootstrap.servers": "b:9092"}})"));

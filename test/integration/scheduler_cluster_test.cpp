@@ -1,14 +1,16 @@
 // Three dispatcher processes on a Redis Cluster (3 masters, 3 replicas): the shards of the
 // namespace spread over the masters' slots, every store call touches one slot, and 20,000
 // tasks run exactly once when nobody dies. A backup exported from a standalone server
-// restores into the cluster (docs/backup.md, "Restoring into a Redis Cluster"). Both cases
-// share one cluster (creating one takes seconds); they use their own namespaces.
+// restores into the cluster (docs/backup.md, "Restoring into a Redis Cluster"). Task events
+// are read from the shards' streams on every master. The cases share one cluster (creating
+// one takes seconds); they use their own namespaces.
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -264,4 +266,84 @@ BOOST_AUTO_TEST_CASE(a_backup_restores_into_the_cluster_losslessly) {
     total += n;
   }
   BOOST_TEST(total == (long long)backup_count + 2);
+}
+
+namespace {
+
+// 48 tasks over the 16 shards of namespace `ev`, each claimed and acked; a reader started
+// before gets exactly scheduled, started/1, succeeded/1 of each, in that order.
+asio::awaitable<void> events_on_cluster(redis_store& tasks) {
+  event_query from_now;
+  auto reader = co_await tasks.events(from_now);
+  constexpr std::size_t n = 48;
+  for (std::size_t i = 0; i < n; ++i) {
+    task t;
+    t.id = "ev-" + std::to_string(i);
+    t.type = "mail";
+    t.payload = static_cast<int>(i);
+    t.due = now();
+    co_await tasks.schedule(std::move(t));
+  }
+  std::size_t claimed = 0;
+  for (unsigned s = 0; s < tasks.shards(); ++s) {
+    auto c = co_await tasks.claim(s, 100, 10s);
+    std::vector<completion> done;
+    for (const auto& t : c.tasks) {
+      completion x;
+      x.id = t.work.id;
+      x.token = t.token;
+      done.push_back(std::move(x));
+    }
+    claimed += c.tasks.size();
+    if (!done.empty()) {
+      co_await tasks.ack(s, std::move(done));
+    }
+  }
+  BOOST_TEST(claimed == n);
+  std::vector<task_event> seen;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (seen.size() < 3 * n && std::chrono::steady_clock::now() < deadline) {
+    auto got = co_await reader->read(1000, 500ms);
+    seen.insert(seen.end(), got.begin(), got.end());
+  }
+  BOOST_TEST(seen.size() == 3 * n);
+  std::map<std::string, std::vector<std::string>> lives;
+  for (const auto& e : seen) {
+    BOOST_TEST(e.shard == tasks.shard_of(e.task_id));
+    lives[e.task_id].push_back(std::string(to_string(e.kind)) + "/" + std::to_string(e.attempt));
+  }
+  BOOST_TEST(lives.size() == n);
+  const std::vector<std::string> expected{"scheduled/0", "started/1", "succeeded/1"};
+  for (const auto& [id, life] : lives) {
+    BOOST_TEST(life == expected, id);
+  }
+}
+
+}  // namespace
+
+// Task events on a cluster: each shard's stream is in its shard's slot (so on all three
+// masters), written by the shard's scripts; a reader (one connection per shard) gets every
+// task's events in order.
+BOOST_AUTO_TEST_CASE(task_events_on_a_cluster) {
+  auto& cluster = shared_cluster();
+  asio::io_context ctx;
+  const auto cfg = redis::client_config::from_cluster_seeds(cluster.seed_urls());
+  redis::client conn(ctx.get_executor(), cfg);
+  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  redis_store_options o;
+  o.name_space = "ev";
+  o.shards = shard_count;
+  o.events.enabled = true;
+  o.events.max_len = 1000;
+  redis_store tasks(conn, cfg, o);
+  corvo::test::run(ctx, events_on_cluster(tasks), [&] { conn.cancel(); });
+  std::set<std::size_t> owners;
+  for (unsigned s = 0; s < shard_count; ++s) {
+    const auto key = tasks.events_key(s);
+    const auto owner = cluster.node_for_slot(cluster.key_slot(key));
+    if (cluster.node(owner).cli("EXISTS", key) == "1") {
+      owners.insert(owner);
+    }
+  }
+  BOOST_TEST(owners.size() == 3u);
 }

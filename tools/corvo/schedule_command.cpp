@@ -23,6 +23,7 @@
 #include "cli.hpp"
 #include "command.hpp"
 #include "schedule_backup.hpp"
+#include "schedule_events.hpp"
 #include "store_target.hpp"
 #include "time_text.hpp"
 
@@ -55,6 +56,8 @@ constexpr const char* schedule_usage = R"(usage:
   corvo schedule resume [--type TYPE]
   corvo schedule paused
   corvo schedule limits --config APP.json   (rate and concurrency limits per type, and their state)
+  corvo schedule events [--follow] [--task ID] [--type TYPE] [--kind KIND]... [--from start|now|POS]
+                        (task events: scheduler.events.enabled; --json: one object per line)
   corvo schedule export [--page N] [--quiet] > tasks.jsonl   (every task, dead ones included)
   corvo schedule import tasks.jsonl [--keep-going] [--window N] [--quiet]   (an upsert)
   corvo dead list [--offset N] [--limit N]
@@ -564,6 +567,8 @@ int run_schedule(const std::vector<std::string>& args) {
     return show_paused_command(rest(args));
   if (verb == "limits")
     return limits_command(rest(args));
+  if (verb == "events")
+    return corvo::tool::schedule_events(rest(args));
   if (verb == "export")
     return corvo::tool::schedule_export(rest(args));
   if (verb == "import")

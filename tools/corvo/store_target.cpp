@@ -128,6 +128,7 @@ store_target resolve_target(const store_flags& flags) {
     target.redis = redis::client_config::from(app);
     target.name_space = options.redis.name_space;
     target.shards = options.redis.shards;
+    target.events = options.events;
     if (flags.shards != 0 && flags.shards != options.redis.shards &&
         (flags.name_space.empty() || flags.name_space == options.redis.name_space)) {
       throw std::invalid_argument(
@@ -224,6 +225,7 @@ asio::awaitable<schedule::redis_store_options> store_options(redis::client& clie
                                                              const store_target& target) {
   schedule::redis_store_options options;
   options.name_space = target.name_space;
+  options.events = target.events;
   if (target.shards) {
     options.shards = *target.shards;
     co_return options;

@@ -42,6 +42,9 @@ struct store_target {
   /// in Redis is used, or the command fails asking for one of the two.
   std::optional<unsigned> shards;
   std::chrono::milliseconds connect_timeout{3000};
+  /// --config's scheduler.events: the CLI's own changes (add, cancel, replay, import) write
+  /// task events when the application's do.
+  schedule::events_options events;
 };
 
 /// Reads --config (with CORVO_* overrides) and applies the flags. Throws config_error for a

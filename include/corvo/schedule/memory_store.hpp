@@ -41,6 +41,11 @@ class memory_store final : public store {
   void set_clock(std::function<time_point()> clock);
   /// The priority rule's step (redis_store_options::priority_aging; default 10 s).
   void set_priority_aging(std::chrono::milliseconds aging);
+  /// Task events (events.hpp), off by default: on, each change appends its event to the
+  /// shard's in-process buffer, which keeps the last `max_len` (exactly). Throws
+  /// std::invalid_argument for a max_len of 0. Changing it keeps the events held (trimmed to
+  /// the new cap on the next event).
+  void set_events(events_options options);
 
   unsigned shards() const noexcept override;
   /// schedule::shard_of(id, shards()): the function redis_store uses.
@@ -76,6 +81,11 @@ class memory_store final : public store {
   /// its place when limits change.
   void set_limits(type_limits limits) override;
   asio::awaitable<std::vector<limit_state>> limit_states() override;
+
+  /// Readers wait on the store's executor (no polling) and are woken by each new event.
+  /// A position is each shard's sequence number; a reader whose next event was trimmed goes
+  /// on at the oldest held.
+  asio::awaitable<std::unique_ptr<event_reader>> events(event_query query) override;
 
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;

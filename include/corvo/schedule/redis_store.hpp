@@ -42,6 +42,11 @@ struct redis_store_options {
   /// 0: only tasks already due. A task cancelled within this window before its due time may
   /// still run (as one cancelled while in flight). Config: `scheduler.redis.claim_ahead_us`.
   std::chrono::microseconds claim_ahead{500};
+  /// Task events (events.hpp; `scheduler.events.*`): off by default. On: every script that
+  /// changes a task appends its event to the shard's stream `{<name_space>:<shard>}:events`
+  /// (XADD MAXLEN ~ max_len) in the same script, so the event is written if and only if the
+  /// change is. Off: the scripts write no stream (one more ARGV, '0').
+  events_options events{};
 };
 
 class redis_store final : public store {
@@ -111,6 +116,17 @@ class redis_store final : public store {
   /// Counts read at the client's clock: running = permits whose deadline is ahead, recent
   /// starts = starts within the last window, held = every shard's held set of the type.
   asio::awaitable<std::vector<limit_state>> limit_states() override;
+
+  /// Standalone: one dedicated connection, one `XREAD BLOCK` over every shard's stream.
+  /// Cluster: one dedicated connection per shard (each blocks on its shard's stream, on the
+  /// master of its slot); a read merges what the shards returned by event time.
+  /// events_from_now is resolved here (one round trip: each stream's last entry id), so
+  /// nothing written after this call returns is missed. A reader past the entries a stream
+  /// has trimmed (MAXLEN) goes on at the oldest entry still there (the events between are
+  /// lost to it).
+  asio::awaitable<std::unique_ptr<event_reader>> events(event_query query) override;
+  /// `{<name_space>:<shard>}:events`: the shard's event stream.
+  std::string events_key(unsigned shard) const;
 
   /// Also wakes a shard when a permit its held tasks wait for is released.
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;

@@ -22,7 +22,8 @@
 // scheduler.priority_aging (redis_store_options::priority_aging, both stores),
 // scheduler.types (per task type: max_attempts, retry_initial, retry_max, retry_multiplier,
 // retry_jitter, run_timeout; dispatcher.hpp type_policy; unknown keys refused),
-// scheduler.redis.wait_replicas and scheduler.redis.wait_timeout (redis_store_options);
+// scheduler.redis.wait_replicas and scheduler.redis.wait_timeout (redis_store_options),
+// scheduler.events.enabled and scheduler.events.max_len (events.hpp; both stores);
 // with the Kafka sink: scheduler.kafka.topic (default "corvo.tasks"),
 // scheduler.kafka.consume (default true: this process also runs the consumer group),
 // scheduler.kafka.health_interval, scheduler.kafka.max_attempts (handler attempts before
@@ -59,6 +60,9 @@ struct scheduler_options {
   redis_store_options redis{};
   unsigned memory_shards = 4;
   dispatcher_options dispatch{};
+  /// Task events, for either store (`scheduler.events.enabled`, `.max_len`); redis.events is
+  /// set from it.
+  events_options events{};
   /// The Kafka sink's settings and librdkafka properties (used with sink_kind::kafka).
   kafka_sink_options kafka_sink{};
   kafka::client_config kafka{};
@@ -165,6 +169,10 @@ class scheduler {
   asio::awaitable<pause_state> paused();
   asio::awaitable<bool> replay(std::string id);
   asio::awaitable<std::size_t> purge(std::string id);
+  /// A reader of the namespace's task events (store::events; events.hpp). Works whether or
+  /// not this scheduler writes them (`scheduler.events.enabled`). Pass a named query (no
+  /// default argument: an aggregate temporary inside co_await is destroyed twice by GCC 12).
+  asio::awaitable<std::unique_ptr<event_reader>> events(event_query query);
 
  private:
   struct sink_slot;  // the dispatcher's sink: forwards to the current run's sink

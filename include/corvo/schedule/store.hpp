@@ -19,11 +19,13 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <corvo/schedule/events.hpp>
 #include <corvo/schedule/limits.hpp>
 #include <corvo/schedule/task.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -232,6 +234,12 @@ class store {
   virtual void set_limits(type_limits limits);
   /// The limits set and what each holds now, by type. Default: none.
   virtual asio::awaitable<std::vector<limit_state>> limit_states();
+
+  /// A reader of the namespace's task events (events.hpp), from `query.from` on, filtered by
+  /// the query. Reading works whether or not this store writes events
+  /// (events_options::enabled). Throws std::invalid_argument for a position of another
+  /// shard count or form. Default: throws std::logic_error (a store without events).
+  virtual asio::awaitable<std::unique_ptr<event_reader>> events(event_query query);
 
   /// Calls `on_wake(shard)` whenever a task lands ahead of a shard's head or a permit a
   /// shard waits for is released (from any process), until cancelled. Runs on the caller's
