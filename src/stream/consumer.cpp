@@ -412,8 +412,8 @@ asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
       co_return false;
     }
     CORVO_LOG_TRACED(debug, channel, e.traceparent())
-        << "entry " << e.id << " of " << s.key << " failed (delivery "
-                              << e.deliveries << "): " << reason << "; retrying later";
+        << "entry " << e.id << " of " << s.key << " failed (delivery " << e.deliveries
+        << "): " << reason << "; retrying later";
     const auto delay = retry_delay(e.deliveries);
     if (!co_await retry_sleep(delay)) {
       co_return false;  // stopping: stays pending
@@ -429,8 +429,9 @@ asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
 
 // Acknowledgements never wait for a connection (fail_if_not_connected): while Redis is
 // unreachable they are retried with backoff, and a stopping consumer whose connection is
-// down gives up at once instead of waiting out its drain for a server it cannot reach (the
-// entries stay pending and run again after the restart, as after any failure).
+// down, or whose cluster answers CLUSTERDOWN (cluster_state:fail), gives up at once instead
+// of waiting out its drain for a server that cannot take them (the entries stay pending and
+// run again after the restart, as after any failure).
 asio::awaitable<void> consumer::impl::acker(stream_state& s) {
   backoff errors(options.redis_retry);
   redis::request::config unwaiting;
@@ -477,7 +478,7 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
                       std::make_move_iterator(batch.end()));
         throw;  // cut at the stop deadline: run() reports what is left
       }
-      unreachable = redis::is_not_connected(e);
+      unreachable = redis::is_unreachable(e);
       problem = describe(e);
     }
     ++stats.redis_errors;
