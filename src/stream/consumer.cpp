@@ -507,6 +507,7 @@ asio::awaitable<void> consumer::impl::run(handler h) {
   auto ex = co_await asio::this_coro::executor;
   handle = std::move(h);
   running = true;
+  abandoned = false;
   stopping = false;
   finishing = false;
   held_count = 0;
@@ -540,10 +541,15 @@ asio::awaitable<void> consumer::impl::run(handler h) {
       co_await loops.spawn(reader(*s));
       co_await loops.spawn(claimer(*s));
     }
+    loops_now = &loops;
+    if (abandoned) {
+      loops.cancel();
+    }
     co_await loops.join();
   } catch (...) {
     ended_by = std::current_exception();
   }
+  loops_now = nullptr;
   // Stopping: the readers and claimers have ended (join waits for them even when
   // cancelled). Let the handlers in flight finish, then acknowledge them.
   co_await asio::this_coro::reset_cancellation_state();
@@ -591,8 +597,18 @@ asio::awaitable<void> consumer::impl::run(handler h) {
 
 // ---- public --------------------------------------------------------------------------------
 
+void consumer::impl::abandon() {
+  if (!running) {
+    return;
+  }
+  abandoned = true;
+  if (loops_now != nullptr) {
+    loops_now->cancel();  // then the run stops as after a cancellation
+  }
+}
+
 consumer::consumer(redis::client& redis, consumer_options options)
-    : impl_(std::make_unique<impl>(redis, std::move(options))) {
+    : impl_(std::make_shared<impl>(redis, std::move(options))) {
   const auto& o = impl_->options;
   if (o.group.empty() || o.streams.empty()) {
     throw std::invalid_argument("stream::consumer: a group and at least one stream are needed");
@@ -605,10 +621,13 @@ consumer::consumer(redis::client& redis, consumer_options options)
   }
 }
 
-consumer::~consumer() = default;
+consumer::~consumer() {
+  impl_->abandon();
+}
 
 asio::awaitable<void> consumer::run(handler h) {
-  co_await impl_->run(std::move(h));
+  auto state = impl_;  // outlives this object when it is destroyed during the run
+  co_await state->run(std::move(h));
 }
 
 void consumer::on_start(start_observer observer) {
