@@ -494,7 +494,10 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           discovery.reset();
           continue;
         }
-        if (map.empty() && !stopping) {
+        if (stopping) {
+          break;  // cancel() came during the refresh: no pause (its wake-up is spent)
+        }
+        if (map.empty()) {
           const auto delay = discovery.next();
           CORVO_LOG(warning, "redis.cluster")
               << "no seed node answered CLUSTER SLOTS; retrying in " << delay.count() << " ms";
