@@ -452,6 +452,20 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
   // A stopping consumer does not retry an XACK answered CLUSTERDOWN until its drain
   // deadline (drain_timeout 300 ms): the survivor's acknowledgement is given up at once
   // (the entry stays pending and runs again after the recovery).
+  const auto stopped_since_kill = [&](const std::string& key) {
+    for (const auto& [began, took] : p.life("stream " + key).stop_log)
+      if (began > killed_at)
+        return true;
+    return false;
+  };
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        for (const auto& key : l.options.stream_keys)
+          if (!stopped_since_kill(key))
+            return false;
+        return true;
+      },
+      30s));
   for (const auto& key : l.options.stream_keys) {
     for (const auto& [began, took] : p.life("stream " + key).stop_log) {
       if (began > killed_at) {
