@@ -358,6 +358,38 @@ BOOST_AUTO_TEST_CASE(redis_hung_by_sigstop_and_resumed) {
   watched_port = 0;
 }
 
+// A hung Redis with work in flight and the default drain_timeout (10 s): acks written to
+// the hung server are not answered, and a stop would wait them out up to drain_timeout. With
+// the clients' reply deadline (request_timeout) below stop_timeout, they fail by it, the
+// connection is re-established (its handshake with the hung server does not complete: not
+// connected) and each stopping component gives its last acks up: every stop ends within the
+// budget, without overrun, and nothing is lost after SIGCONT.
+BOOST_AUTO_TEST_CASE(redis_hung_with_work_in_flight_and_a_request_timeout) {
+  corvo::test::redis_server server;
+  auto o = process_options(server);
+  o.drain_timeout = 10s;
+  o.request_timeout = 400ms;
+  failover_process p(o);
+  wait_for_steady_state(p);
+  const auto times_before = p.times();
+  p.hold_handlers(true);
+  for (const std::string kind : {"task", "entry", "item"}) {
+    const std::uint64_t needed = kind == "task" ? 2 : 1;
+    BOOST_TEST_REQUIRE(wait_until([&] { return p.held(kind) >= needed; }, 20s), kind);
+  }
+  const auto stopped_at = steady::now();
+  const auto started_at_stop = p.started();
+  BOOST_TEST_REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  std::cout << "SIGSTOP with work in flight, drain_timeout 10 s, request_timeout 400 ms:\n";
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.none_running(); }, 30s));
+  check_stops(p, stopped_at, o, times_before);
+  p.hold_handlers(false);
+  const auto started_at_cont = p.started();
+  BOOST_TEST_REQUIRE(::kill(server.pid(), SIGCONT) == 0);
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.all_running(); }, 20s));
+  check_nothing_lost(p, started_at_stop, started_at_cont);
+}
+
 // Atomically (one script): the stream is set aside and its key holds a string, so XINFO
 // STREAM fails with WRONGTYPE. (A deleted stream would not stay missing: the producer's next
 // append recreates it within 20 ms.)
