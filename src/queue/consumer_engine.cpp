@@ -439,7 +439,7 @@ asio::awaitable<bool> consumer_engine::flush_acks(bool& unreachable) {
     std::rethrow_exception(failed);
   }
   ++stats.redis_errors;
-  unreachable = redis::is_not_connected(failed);
+  unreachable = redis::is_unreachable(failed);
   CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": ack of " << acks.size()
                               << " item(s) failed: " << corvo::describe(failed) << "; retrying";
   co_return false;
@@ -461,7 +461,7 @@ asio::awaitable<void> consumer_engine::acker() {
       delays.reset();
       continue;
     }
-    // Stopping with Redis unreachable (connection down): not waited for.
+    // Stopping with Redis unreachable (connection down, or CLUSTERDOWN): not waited for.
     if (finishing && (unreachable || ++failures_while_finishing >= 3)) {
       CORVO_LOG(error, "queue") << "queue " << keys.queue() << ": could not acknowledge "
                                 << acks.size()
