@@ -607,10 +607,10 @@ asio::awaitable<void> consumer_engine::wait_for_fetch_or_cancel() {
 }
 
 void consumer_engine::abandon() {
+  abandoned = true;  // never reset: the queue object is gone, no run can follow
   if (!running) {
     return;
   }
-  abandoned = true;
   if (fetch_finished) {
     fetch_finished->cancel();
   }
@@ -638,8 +638,11 @@ asio::awaitable<void> consumer_engine::run() {
   if (running) {
     throw std::logic_error("queue consumer: run() is already running");
   }
+  if (abandoned) {
+    // The queue object was destroyed before this run began.
+    throw boost::system::system_error(asio::error::operation_aborted);
+  }
   running = true;
-  abandoned = false;
   stopping = false;
   finishing = false;
   fetch_done = false;

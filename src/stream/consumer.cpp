@@ -504,10 +504,13 @@ asio::awaitable<void> consumer::impl::run(handler h) {
   if (running) {
     throw std::logic_error("stream::consumer::run() is already running");
   }
+  if (abandoned) {
+    // The consumer object was destroyed before this run began.
+    throw boost::system::system_error(asio::error::operation_aborted);
+  }
   auto ex = co_await asio::this_coro::executor;
   handle = std::move(h);
   running = true;
-  abandoned = false;
   stopping = false;
   finishing = false;
   held_count = 0;
@@ -598,11 +601,8 @@ asio::awaitable<void> consumer::impl::run(handler h) {
 // ---- public --------------------------------------------------------------------------------
 
 void consumer::impl::abandon() {
-  if (!running) {
-    return;
-  }
-  abandoned = true;
-  if (loops_now != nullptr) {
+  abandoned = true;  // never reset: the consumer object is gone, no run can follow
+  if (running && loops_now != nullptr) {
     loops_now->cancel();  // then the run stops as after a cancellation
   }
 }
@@ -626,8 +626,11 @@ consumer::~consumer() {
 }
 
 asio::awaitable<void> consumer::run(handler h) {
-  auto state = impl_;  // outlives this object when it is destroyed during the run
-  co_await state->run(std::move(h));
+  // The state is taken now, when run() is called, not when the coroutine first resumes:
+  // it outlives this object when it is destroyed before or during the run.
+  return [](std::shared_ptr<impl> state, handler h) -> asio::awaitable<void> {
+    co_await state->run(std::move(h));
+  }(impl_, std::move(h));
 }
 
 void consumer::on_start(start_observer observer) {

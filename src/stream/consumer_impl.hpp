@@ -107,7 +107,7 @@ struct consumer::impl {
   std::unique_ptr<notifier> slot_freed;  // a held entry finished
   std::size_t held_count = 0;
   bool running = false;
-  bool abandoned = false;           // the consumer object was destroyed during run(): stop
+  bool abandoned = false;           // the consumer object was destroyed: stop, run no more
   task_group* loops_now = nullptr;  // run()'s readers and claimers while they run
   bool stopping = false;            // no new retries; sleeping ones given up
   bool finishing = false;           // ackers end once their queue is empty

@@ -136,4 +136,27 @@ BOOST_AUTO_TEST_CASE(a_consumer_destroyed_with_a_handler_in_flight_drains_it) {
   BOOST_TEST(out.pending == 0u);      // and its entry was acknowledged
 }
 
+// run() called (co_spawned), then the consumer destroyed before the run began: the run
+// ends at once with operation_aborted, touching nothing freed.
+BOOST_AUTO_TEST_CASE(a_consumer_destroyed_before_its_run_began_ends_that_run) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
+  asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
+  auto end = std::make_shared<run_end>();
+  {
+    stream::consumer c(client, options("late"));
+    start(ctx, c, end);
+  }  // destroyed before the io_context ran anything
+  corvo::test::run(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return end->done; }, 20s));
+      }(),
+      [&] { client.cancel(); });
+  BOOST_TEST(end->done);
+  BOOST_TEST(corvo::is_operation_aborted(end->ended));
+  BOOST_TEST(end->handled == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
