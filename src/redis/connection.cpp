@@ -106,7 +106,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   asio::steady_timer retry_timer;
   asio::steady_timer watchdog;  // the reply deadline of the request at the head
   push_channel pushes;
-  push_sink sink;  // when set, pushes go here instead of `pushes`
+  push_sink sink;               // when set, pushes go here instead of `pushes`
+  generic_response push_nodes;  // the push being read
   resp3::framer framer;
 
   state current = state::idle;
@@ -432,7 +433,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       const auto message = co_await read_message();
       if (message.is_push()) {
         ++stats.pushes;
-        generic_response nodes;
+        generic_response& nodes = push_nodes;  // reused: no allocation of the vector per push
+        nodes.clear();
         error_code ec;
         adapt(message.data, nodes, ec);
         consume(message.size());
