@@ -1,13 +1,14 @@
 // Burst throughput: tasks already due, claim → handler → ack, direct sink.
 //
 //   scripts/bench schedule-burst [--tasks 100000] [--max-in-flight 512] [--batch 512]
-//                                [--provider redis|memory]
+//                                [--provider redis|memory] [--events]
 //
 // Schedules `tasks` tasks due in the past (not timed), then starts one dispatcher and times
 // until every task has been acknowledged in the store. Target (issue 15): ≥ 200,000 tasks/s.
 // Where the time goes, over the timed part only: `server_cpu_s` (redis-server's user + system
 // CPU, from INFO cpu), `client_cpu_s` (this process, /proc), `scripts` (EVALSHA calls:
-// claims + ack batches) and `claims`.
+// claims + ack batches) and `claims`. `--events`: the store writes task events
+// (`scheduler.events.enabled`, docs/scheduler.md "Task events"), to measure their cost.
 
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/schedule/dispatcher.hpp>
+#include <corvo/schedule/memory_store.hpp>
 #include <iostream>
 
 #include "support/report.hpp"
@@ -99,12 +101,14 @@ asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, doub
 int main(int argc, char** argv) {
   std::size_t tasks = 100'000, max_in_flight = 512, batch = 512;
   std::string provider = "redis";
+  bool events = false;
   po::options_description options("schedule-burst");
   options.add_options()("help", "this text")("tasks", po::value(&tasks)->default_value(100'000),
                                              "tasks")(
       "max-in-flight", po::value(&max_in_flight)->default_value(512), "dispatcher parallelism")(
       "batch", po::value(&batch)->default_value(512), "claim batch")(
-      "provider", po::value(&provider)->default_value("redis"), "redis or memory");
+      "provider", po::value(&provider)->default_value("redis"), "redis or memory")(
+      "events", po::bool_switch(&events), "write task events (scheduler.events.enabled)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
   po::notify(vm);
@@ -115,11 +119,17 @@ int main(int argc, char** argv) {
   corvo::log::init({.min_severity = corvo::log::severity::warning});
 
   asio::io_context ctx(1);
-  auto setup = corvo::bench::schedule_setup::open(ctx, provider, {.name_space = "burst"});
+  redis_store_options store_options;
+  store_options.name_space = "burst";
+  store_options.events.enabled = events;
+  auto setup = corvo::bench::schedule_setup::open(ctx, provider, store_options);
   if (!setup) {
     return 2;
   }
   auto& tasks_store = setup->store();
+  if (auto* memory = dynamic_cast<memory_store*>(&tasks_store); memory != nullptr) {
+    memory->set_events(store_options.events);
+  }
   handler_registry handlers;
   handlers.on_task("bench", noop_handler{});
   direct_sink sink(handlers);
@@ -135,6 +145,7 @@ int main(int argc, char** argv) {
   corvo::bench::emit({{"bench", "schedule-burst"},
                       {"impl", "corvo"},
                       {"provider", provider},
+                      {"events", events},
                       {"n", tasks},
                       {"per_s", static_cast<double>(tasks) / seconds},
                       {"seconds", seconds},
