@@ -110,6 +110,7 @@ std::string default_config(const settings& s) {
         {"write_batch", 2000},
         {"topic", "coupon-requests"},
         {"partitions_in_flight", 16},
+        {"handlers_per_partition", 256},
         {"redis_queue",
          {{"name", "coupon-requests"},
           {"consumer", "coupon-processor"},
@@ -154,6 +155,7 @@ class coupon_service {
     // Read every key now: unknown ones are refused before anything starts.
     queue_options_ = corvo::queue::queue_options::from(cfg, "coupon_issue.redis_queue");
     partitions_in_flight_ = cfg.get<std::size_t>("coupon_issue.partitions_in_flight");
+    handlers_per_partition_ = cfg.get<std::size_t>("coupon_issue.handlers_per_partition");
     const auto coupons = parse_coupons(cfg.get<std::string>("coupon_issue.coupons"));
     const auto send_batch = cfg.get<std::size_t>("coupon_issue.send_batch");
     const auto write_batch = cfg.get<std::size_t>("coupon_issue.write_batch");
@@ -253,6 +255,9 @@ class coupon_service {
     kafka::consumer_options options;
     options.topics = {topic_};
     options.max_partitions_in_flight = partitions_in_flight_;
+    // Pipelined: a handler decides at once and then waits for the group commit, so one
+    // partition's requests share a commit instead of paying one each.
+    options.max_in_flight_per_partition = handlers_per_partition_;
     options.dead_letter_topic = "{topic}.dlq";
     options.shutdown_timeout = 800ms;
     options.close_timeout = 2s;
@@ -387,6 +392,7 @@ class coupon_service {
   std::string topic_;
   corvo::queue::queue_options queue_options_;
   std::size_t partitions_in_flight_ = 16;
+  std::size_t handlers_per_partition_ = 256;
   std::unique_ptr<request_sender> sender_;
   std::unique_ptr<access_events::http_server> http_;
   std::unique_ptr<processor> processor_;

@@ -14,12 +14,14 @@
 //
 // Processing: handle() decides the request at once, before anything is awaited: the
 // reliable queue starts its handlers in the order it took the items, the Kafka consumer
-// handles a partition's messages one after the other, so decisions follow arrival order
-// per coupon. Then handle() waits until its decision is committed; only then is the item
-// acknowledged (Redis) or its offset stored (Kafka). A processor killed at any point loses
-// nothing and issues nothing twice: undecided requests are delivered again; decided ones are
-// delivered again too when the kill came between the commit and the acknowledgement, and the
-// issuer recognises them by request id (state reloaded from the database at start).
+// starts a partition's handlers in offset order (pipelined: each runs up to its first
+// suspension before the next starts, see kafka::consumer_options::
+// max_in_flight_per_partition), so decisions follow arrival order per coupon. Then handle()
+// waits until its decision is committed (many requests of a partition share one commit);
+// only then is the item acknowledged (Redis) or its offset stored (Kafka). A processor killed at
+// any point loses nothing and issues nothing twice: undecided requests are delivered again; decided
+// ones are delivered again too when the kill came between the commit and the acknowledgement, and
+// the issuer recognises them by request id (state reloaded from the database at start).
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

@@ -21,6 +21,7 @@
 #include <corvo/kafka/producer.hpp>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,10 +55,15 @@ struct partition_state {
   bool worker_running = false;
   bool revoking = false;     // revoked: nothing more is dispatched
   bool lost = false;         // lost: nothing is stored any more
-  bool backing_off = false;  // the worker sleeps before retrying a failed message
-  // The worker waits for the delivery report of a dead-letter send; a cancellation does not
+  unsigned backing_off = 0;  // handlers sleeping before retrying a failed message
+  // Handlers waiting for the delivery report of a dead-letter send; a cancellation does not
   // abandon it (see dead_letter), and revocation and shutdown wait for it.
-  bool dead_lettering = false;
+  unsigned dead_lettering = 0;
+  // Pipelined handling (max_in_flight_per_partition > 1): the handlers running now, each
+  // with its cancellation signal; `handler_done` is notified when one ends.
+  std::size_t handlers_running = 0;
+  std::list<asio::cancellation_signal> handler_cancels;
+  detail::condition handler_done;
 };
 using partition_ptr = std::shared_ptr<partition_state>;
 
@@ -183,6 +189,23 @@ struct consumer::impl : std::enable_shared_from_this<consumer::impl> {
   // Handles the queued messages of one partition in order. After `fair_share` messages it
   // gives its slot to a waiting partition and goes to the back of the line.
   static asio::awaitable<void> partition_worker(std::shared_ptr<impl> self, partition_ptr ps);
+
+  // The worker of a partition whose handlers are pipelined (max_in_flight_per_partition >
+  // 1): starts handlers in offset order up to the bound; when cancelled, cancels them all;
+  // returns once none runs.
+  static asio::awaitable<void> pipelined_worker(std::shared_ptr<impl> self, partition_ptr ps);
+
+  // One pipelined handler: owns its message.
+  static asio::awaitable<bool> process_owned(std::shared_ptr<impl> self, partition_ptr ps,
+                                             fetched_message fetched);
+
+  struct pipelined_done {
+    std::shared_ptr<impl> self;
+    partition_ptr ps;
+    std::list<asio::cancellation_signal>::iterator signal;
+    std::uint64_t ticket;
+    void operator()(std::exception_ptr e, bool finished) const;
+  };
 
   // Runs the handler for one message with retries, then dead-letters it. True when the
   // message is done with (handled or dead-lettered); false when cancelled.

@@ -241,6 +241,22 @@ struct producer::impl : std::enable_shared_from_this<producer::impl> {
     if (rkt == nullptr) {
       return rd_kafka_last_error();
     }
+    const void* key_data = key ? key->data() : nullptr;
+    const std::size_t key_size = key ? key->size() : 0;
+    void* value_data = const_cast<char*>(value.data());
+    const std::size_t value_size = value.size();
+    if (headers.empty()) {
+      // The common case through rd_kafka_produce, which takes its arguments directly:
+      // rd_kafka_producev's argument list parsing cost ~55 instructions per message more
+      // (callgrind), a tenth of what corvo added to a send. F_COPY: librdkafka copies key
+      // and value, so the caller's views may go away.
+      if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, value_data, value_size, key_data,
+                           key_size, &op) != 0) {
+        return rd_kafka_last_error();
+      }
+      op.in_librdkafka = true;
+      return RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
     rd_kafka_headers_t* native_headers = nullptr;
     if (!headers.empty()) {
       native_headers = rd_kafka_headers_new(headers.size());
@@ -251,10 +267,6 @@ struct producer::impl : std::enable_shared_from_this<producer::impl> {
       }
     }
     // (librdkafka's V_ macros cast their arguments unparenthesized: pass plain variables.)
-    const void* key_data = key ? key->data() : nullptr;
-    const std::size_t key_size = key ? key->size() : 0;
-    void* value_data = const_cast<char*>(value.data());
-    const std::size_t value_size = value.size();
     // F_COPY: librdkafka copies key and value, so the caller's views may go away.
     const auto err = rd_kafka_producev(
         rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),

@@ -439,7 +439,7 @@ asio::awaitable<bool> consumer_engine::flush_acks(bool& unreachable) {
     std::rethrow_exception(failed);
   }
   ++stats.redis_errors;
-  unreachable = redis::is_not_connected(failed);
+  unreachable = redis::is_unreachable(failed);
   CORVO_LOG(warning, "queue") << "queue " << keys.queue() << ": ack of " << acks.size()
                               << " item(s) failed: " << corvo::describe(failed) << "; retrying";
   co_return false;
@@ -461,7 +461,7 @@ asio::awaitable<void> consumer_engine::acker() {
       delays.reset();
       continue;
     }
-    // Stopping with Redis unreachable (connection down): not waited for.
+    // Stopping with Redis unreachable (connection down, or CLUSTERDOWN): not waited for.
     if (finishing && (unreachable || ++failures_while_finishing >= 3)) {
       CORVO_LOG(error, "queue") << "queue " << keys.queue() << ": could not acknowledge "
                                 << acks.size()
@@ -607,10 +607,10 @@ asio::awaitable<void> consumer_engine::wait_for_fetch_or_cancel() {
 }
 
 void consumer_engine::abandon() {
+  abandoned = true;  // never reset: the queue object is gone, no run can follow
   if (!running) {
     return;
   }
-  abandoned = true;
   if (fetch_finished) {
     fetch_finished->cancel();
   }
@@ -638,8 +638,11 @@ asio::awaitable<void> consumer_engine::run() {
   if (running) {
     throw std::logic_error("queue consumer: run() is already running");
   }
+  if (abandoned) {
+    // The queue object was destroyed before this run began.
+    throw boost::system::system_error(asio::error::operation_aborted);
+  }
   running = true;
-  abandoned = false;
   stopping = false;
   finishing = false;
   fetch_done = false;

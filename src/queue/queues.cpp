@@ -5,6 +5,14 @@
 
 namespace corvo::queue {
 
+namespace {
+// The engine is taken when run() is called, not when the coroutine first resumes: it
+// outlives the queue object when that is destroyed before or during the run.
+asio::awaitable<void> run_engine(std::shared_ptr<detail::consumer_engine> engine) {
+  co_await engine->run();
+}
+}  // namespace
+
 work_queue::work_queue(redis::client& redis, queue_options options, handler_type handler)
     : engine_(std::make_shared<detail::consumer_engine>(
           redis, std::move(options), std::move(handler), detail::delivery::at_most_once)) {}
@@ -14,8 +22,7 @@ work_queue::~work_queue() {
 }
 
 asio::awaitable<void> work_queue::run() {
-  auto engine = engine_;  // outlives this object when it is destroyed during the run
-  co_await engine->run();
+  return run_engine(engine_);
 }
 
 const queue_stats& work_queue::stats() const noexcept {
@@ -35,8 +42,7 @@ reliable_queue::~reliable_queue() {
 }
 
 asio::awaitable<void> reliable_queue::run() {
-  auto engine = engine_;  // outlives this object when it is destroyed during the run
-  co_await engine->run();
+  return run_engine(engine_);
 }
 
 const std::string& reliable_queue::consumer() const noexcept {

@@ -507,7 +507,10 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           discovery.reset();
           continue;
         }
-        if (map.empty() && !stopping) {
+        if (stopping) {
+          break;  // cancel() came during the refresh: no pause (its wake-up is spent)
+        }
+        if (map.empty()) {
           const auto delay = discovery.next();
           CORVO_LOG(warning, "redis.cluster")
               << "no seed node answered CLUSTER SLOTS; retrying in " << delay.count() << " ms";
@@ -723,9 +726,11 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           if (stopping) {
             fail(error::connection_closed, "redis cluster");
           }
-          if (clock_type::now() >= deadline) {
+          if (clock_type::now() >= deadline || req.get_config().fail_if_not_connected) {
             // As documented for cluster_down: an unserved slot is an outage of that slot,
-            // whether the server said CLUSTERDOWN or the topology has no owner for it.
+            // whether the server said CLUSTERDOWN or the topology has no owner for it. A
+            // request that must not wait for a server (fail_if_not_connected) does not wait
+            // for a new owner either.
             fail(error::cluster_down,
                  "redis cluster: no node serves slot " + std::to_string(slot.value_or(0)));
           }
@@ -814,6 +819,13 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           ask_target = redirect_target(*target, node->node);
           asked.push_back(c);
         } else {
+          if (kind == cluster_error_kind::cluster_down && req.get_config().fail_if_not_connected) {
+            // The node is connected but cannot serve the slot (cluster_state:fail): a request
+            // that must not wait for a server does not wait for the cluster to recover.
+            // Nothing was executed.
+            fail(error::cluster_down,
+                 "redis cluster node " + node->address + ": " + std::string(root.value));
+          }
           ++stats.retries;
           need_pause = true;
           last_error = root.value;

@@ -107,4 +107,17 @@ bool is_not_connected(const std::exception_ptr& e) noexcept {
   }
 }
 
+bool is_unreachable(const std::exception_ptr& e) noexcept {
+  if (!e) {
+    return false;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& x) {
+    return x.code() == error::not_connected || x.code() == error::cluster_down;
+  } catch (...) {
+    return false;
+  }
+}
+
 }  // namespace corvo::redis

@@ -34,6 +34,11 @@ void script::push_to(request& req, const std::vector<std::string>& keys,
 
 void script::push_load_to(request& req) const { req.push("SCRIPT", "LOAD", source_); }
 
+void script::push_eval_to(request& req, const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args) const {
+  req.push("EVAL", source_, keys.size(), keys, args);
+}
+
 void script::loaded_sha1_matches(const result<std::string>& loaded) const {
   if (!loaded.has_value()) {
     throw boost::system::system_error(loaded.error().code,

@@ -482,7 +482,7 @@ struct dispatcher::impl {
         failed = std::current_exception();
       }
       ++stats.store_errors;
-      if (stopping || !redis::is_not_connected(failed)) {
+      if (stopping || !redis::is_unreachable(failed)) {
         CORVO_LOG(warning, "scheduler")
             << "task " << f.id << ": could not record the failure (" << corvo::describe(failed)
             << "); it runs again when its lease expires";
@@ -495,7 +495,8 @@ struct dispatcher::impl {
   // ---- acknowledging ------------------------------------------------------------------------
 
   // Sends the pending acks of shard `s` in one batch; a failed batch is kept for the next try
-  // (`unreachable` set when the store refused it because its connection is down).
+  // (`unreachable` set when the store refused it because its connection is down, or its
+  // cluster cannot serve the shard now: CLUSTERDOWN).
   asio::awaitable<bool> flush_acks(unsigned s, bool& unreachable) {
     auto& shard = shards[s];
     auto batch = std::exchange(shard.acks, {});
@@ -516,7 +517,7 @@ struct dispatcher::impl {
       std::rethrow_exception(failed);
     }
     ++stats.store_errors;
-    unreachable = redis::is_not_connected(failed);
+    unreachable = redis::is_unreachable(failed);
     CORVO_LOG(warning, "scheduler") << "ack of " << count << " task(s) on shard " << s
                                     << " failed: " << corvo::describe(failed) << "; retrying";
     co_return false;

@@ -412,8 +412,8 @@ asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
       co_return false;
     }
     CORVO_LOG_TRACED(debug, channel, e.traceparent())
-        << "entry " << e.id << " of " << s.key << " failed (delivery "
-                              << e.deliveries << "): " << reason << "; retrying later";
+        << "entry " << e.id << " of " << s.key << " failed (delivery " << e.deliveries
+        << "): " << reason << "; retrying later";
     const auto delay = retry_delay(e.deliveries);
     if (!co_await retry_sleep(delay)) {
       co_return false;  // stopping: stays pending
@@ -429,8 +429,9 @@ asio::awaitable<bool> consumer::impl::process(stream_state& s, entry& e,
 
 // Acknowledgements never wait for a connection (fail_if_not_connected): while Redis is
 // unreachable they are retried with backoff, and a stopping consumer whose connection is
-// down gives up at once instead of waiting out its drain for a server it cannot reach (the
-// entries stay pending and run again after the restart, as after any failure).
+// down, or whose cluster answers CLUSTERDOWN (cluster_state:fail), gives up at once instead
+// of waiting out its drain for a server that cannot take them (the entries stay pending and
+// run again after the restart, as after any failure).
 asio::awaitable<void> consumer::impl::acker(stream_state& s) {
   backoff errors(options.redis_retry);
   redis::request::config unwaiting;
@@ -477,7 +478,7 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
                       std::make_move_iterator(batch.end()));
         throw;  // cut at the stop deadline: run() reports what is left
       }
-      unreachable = redis::is_not_connected(e);
+      unreachable = redis::is_unreachable(e);
       problem = describe(e);
     }
     ++stats.redis_errors;
@@ -502,6 +503,10 @@ asio::awaitable<void> consumer::impl::acker(stream_state& s) {
 asio::awaitable<void> consumer::impl::run(handler h) {
   if (running) {
     throw std::logic_error("stream::consumer::run() is already running");
+  }
+  if (abandoned) {
+    // The consumer object was destroyed before this run began.
+    throw boost::system::system_error(asio::error::operation_aborted);
   }
   auto ex = co_await asio::this_coro::executor;
   handle = std::move(h);
@@ -539,10 +544,15 @@ asio::awaitable<void> consumer::impl::run(handler h) {
       co_await loops.spawn(reader(*s));
       co_await loops.spawn(claimer(*s));
     }
+    loops_now = &loops;
+    if (abandoned) {
+      loops.cancel();
+    }
     co_await loops.join();
   } catch (...) {
     ended_by = std::current_exception();
   }
+  loops_now = nullptr;
   // Stopping: the readers and claimers have ended (join waits for them even when
   // cancelled). Let the handlers in flight finish, then acknowledge them.
   co_await asio::this_coro::reset_cancellation_state();
@@ -590,8 +600,15 @@ asio::awaitable<void> consumer::impl::run(handler h) {
 
 // ---- public --------------------------------------------------------------------------------
 
+void consumer::impl::abandon() {
+  abandoned = true;  // never reset: the consumer object is gone, no run can follow
+  if (running && loops_now != nullptr) {
+    loops_now->cancel();  // then the run stops as after a cancellation
+  }
+}
+
 consumer::consumer(redis::client& redis, consumer_options options)
-    : impl_(std::make_unique<impl>(redis, std::move(options))) {
+    : impl_(std::make_shared<impl>(redis, std::move(options))) {
   const auto& o = impl_->options;
   if (o.group.empty() || o.streams.empty()) {
     throw std::invalid_argument("stream::consumer: a group and at least one stream are needed");
@@ -604,10 +621,16 @@ consumer::consumer(redis::client& redis, consumer_options options)
   }
 }
 
-consumer::~consumer() = default;
+consumer::~consumer() {
+  impl_->abandon();
+}
 
 asio::awaitable<void> consumer::run(handler h) {
-  co_await impl_->run(std::move(h));
+  // The state is taken now, when run() is called, not when the coroutine first resumes:
+  // it outlives this object when it is destroyed before or during the run.
+  return [](std::shared_ptr<impl> state, handler h) -> asio::awaitable<void> {
+    co_await state->run(std::move(h));
+  }(impl_, std::move(h));
 }
 
 void consumer::on_start(start_observer observer) {

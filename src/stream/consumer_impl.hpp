@@ -107,13 +107,18 @@ struct consumer::impl {
   std::unique_ptr<notifier> slot_freed;  // a held entry finished
   std::size_t held_count = 0;
   bool running = false;
-  bool stopping = false;   // no new retries; sleeping ones given up
-  bool finishing = false;  // ackers end once their queue is empty
+  bool abandoned = false;           // the consumer object was destroyed: stop, run no more
+  task_group* loops_now = nullptr;  // run()'s readers and claimers while they run
+  bool stopping = false;            // no new retries; sleeping ones given up
+  bool finishing = false;           // ackers end once their queue is empty
   std::set<asio::steady_timer*> retry_timers;
   std::mt19937_64 random{std::random_device{}()};
 
   // consumer.cpp
   asio::awaitable<void> run(handler h);
+  // The consumer object is being destroyed during run(): stops the run as a cancellation
+  // would (the run keeps this object alive until it ends).
+  void abandon();
   asio::awaitable<void> reader(stream_state& s);
   asio::awaitable<void> acker(stream_state& s);
   asio::awaitable<void> wait_for_free_slot();

@@ -431,6 +431,13 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
 
   hang_one_master(cluster, p, l, l.masters[2]);
 
+  // The survivor's stream consumer holds one entry until its stop begins: that entry's XACK
+  // then goes to the survivor while it answers CLUSTERDOWN.
+  const auto survivor_stream = l.streams.at(l.masters[2]);
+  p.hold_next_entry(survivor_stream);
+  BOOST_TEST_REQUIRE(wait_until([&] { return !p.stream(survivor_stream).held.empty(); }, 10s));
+  const auto held = p.stream(survivor_stream).held;
+
   // Two of three masters down: no quorum, no failover; the survivor says cluster_state:fail.
   const auto killed_at = steady::now();
   cluster.kill_node(l.masters[0]);
@@ -442,6 +449,31 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
             << " ms (cluster: " << p.cluster_detail() << ")\n";
   BOOST_TEST((p.cluster_state() == health::status::down));
   BOOST_TEST(p.cluster_detail().find("cluster_state:fail") != std::string::npos);
+  // A stopping consumer does not retry an XACK answered CLUSTERDOWN until its drain
+  // deadline (drain_timeout 300 ms): the survivor's acknowledgement is given up at once
+  // (the entry stays pending and runs again after the recovery).
+  const auto stopped_since_kill = [&](const std::string& key) {
+    for (const auto& [began, took] : p.life("stream " + key).stop_log)
+      if (began > killed_at)
+        return true;
+    return false;
+  };
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        for (const auto& key : l.options.stream_keys)
+          if (!stopped_since_kill(key))
+            return false;
+        return true;
+      },
+      30s));
+  for (const auto& key : l.options.stream_keys) {
+    for (const auto& [began, took] : p.life("stream " + key).stop_log) {
+      if (began > killed_at) {
+        std::cout << "  stream " << key << " took " << took.count() << " ms to stop\n";
+        BOOST_TEST(took.count() < 300, key);
+      }
+    }
+  }
 
   const auto restarted_at = steady::now();
   cluster.restart_node(l.masters[0]);
@@ -473,6 +505,8 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
       },
       30s));
   check_nothing_lost(cluster, p, l.options.stream_keys, {}, {});
+  // The held entry's acknowledgement was given up: it ran again after the recovery.
+  BOOST_TEST(p.stream(survivor_stream).runs.at(held) == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -31,6 +31,7 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <iostream>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -105,9 +106,11 @@ corvo::test::failover_process_options process_options(const corvo::test::redis_s
 const std::vector<std::string> components{"heartbeat", "queue", "scheduler", "stream",
                                           "subscriber"};
 
-// Every component stopped within the budget after `failed_at`, without overrun.
+// Every component stopped within the budget after `failed_at`, without overrun since
+// `before` (the times before the failure).
 void check_stops(failover_process& p, steady::time_point failed_at,
-                 const corvo::test::failover_process_options& o) {
+                 const corvo::test::failover_process_options& o,
+                 const std::map<std::string, corvo::test::component_times>& before) {
   const auto budget = o.probe_interval + o.probe_timeout + o.stop_timeout;
   const auto times = p.times();
   BOOST_TEST_REQUIRE(times.size() == components.size());
@@ -117,27 +120,50 @@ void check_stops(failover_process& p, steady::time_point failed_at,
               << budget.count() << " ms, asserted " << 2 * budget.count() << " ms)\n";
     BOOST_TEST((t.stopped > failed_at), name);
     BOOST_TEST(ms(took) <= 2 * budget.count(), name);
-    BOOST_TEST(t.overruns == 0u, name);
+    BOOST_TEST(t.overruns == before.at(name).overruns, name);
   }
 }
 
-// Messages published now reach the subscriber: `n` published, each counted by the server
-// for one receiver, and each received.
+bool same_life(const corvo::test::component_times& a, const corvo::test::component_times& b) {
+  return a.starts == b.starts && a.stops == b.stops;
+}
+
+// Messages published while the subscriber stays subscribed reach it: `n` published, each
+// counted by the server for one receiver, and each received. Pub/sub is at most once: what
+// is published while the subscriber restarts is lost by design, and under load a probe
+// answered after its timeout can take `redis` down for a moment and restart it. So a round
+// during which the subscriber restarted is published again (up to 5 rounds); the round
+// that counts is one with the same subscriber from before its first publish to the end.
 void check_messages_arrive(failover_process& p, int n) {
-  const auto sent = p.publish(n);
-  for (const auto& [payload, receivers] : sent) {
-    BOOST_TEST(receivers == 1, payload);
+  for (int round = 1;; ++round) {
+    BOOST_TEST_REQUIRE(wait_until(
+        [&] { return p.times().at("subscriber").running && p.subscribers() == 1; }, 20s));
+    const auto before = p.times().at("subscriber");
+    const auto sent = p.publish(n);
+    const auto all_received = [&] {
+      const auto got = p.received();
+      for (const auto& [payload, receivers] : sent) {
+        if (!got.contains(payload))
+          return false;
+      }
+      return true;
+    };
+    // Until every message arrived, or the subscriber restarted (then some never will).
+    wait_until([&] { return all_received() || !same_life(p.times().at("subscriber"), before); },
+               20s);
+    const bool restarted = !same_life(p.times().at("subscriber"), before);
+    if (restarted && round < 5) {
+      std::cout << "  the subscriber restarted during publishing round " << round
+                << " (a dependency flap under load): publishing again\n";
+      continue;
+    }
+    BOOST_TEST(!restarted);
+    for (const auto& [payload, receivers] : sent) {
+      BOOST_TEST(receivers == 1, payload);
+    }
+    BOOST_TEST(all_received());
+    return;
   }
-  BOOST_TEST(wait_until(
-      [&] {
-        const auto got = p.received();
-        for (const auto& [payload, receivers] : sent) {
-          if (!got.contains(payload))
-            return false;
-        }
-        return true;
-      },
-      20s));
 }
 
 void check_recovery(failover_process& p, steady::time_point answers_at,
@@ -193,11 +219,32 @@ std::uint64_t total_starts(failover_process& p) {
 }
 
 // All five running, each kind of work handled, the subscriber receiving.
+// Every component runs, handles work and has stayed running for 3 probes of `redis` in a
+// row. (Under load the first probes of a fresh process can answer late and restart
+// components once: the counts a case asserts start after that.)
 void wait_for_steady_state(failover_process& p) {
   BOOST_TEST_REQUIRE(wait_until([&] { return p.all_running(); }, 20s));
   for (const std::string kind : {"task", "entry", "item"}) {
     BOOST_TEST_REQUIRE(wait_until([&] { return p.handled(kind).size() >= 10; }, 20s), kind);
   }
+  const auto unchanged = [](const std::map<std::string, corvo::test::component_times>& a,
+                            const std::map<std::string, corvo::test::component_times>& b) {
+    for (const auto& [name, t] : a) {
+      if (!t.running || !b.at(name).running || !same_life(t, b.at(name)))
+        return false;
+    }
+    return true;
+  };
+  bool steady = false;
+  for (int window = 0; window < 10 && !steady; ++window) {
+    BOOST_TEST_REQUIRE(wait_until([&] { return p.all_running(); }, 20s));
+    const auto before = p.times();
+    const auto probes = p.dependency("redis").stats.probes;
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return p.dependency("redis").stats.probes >= probes + 3; }, 20s));
+    steady = unchanged(before, p.times());
+  }
+  BOOST_TEST_REQUIRE(steady);
   BOOST_TEST_REQUIRE(wait_until([&] { return p.subscribers() == 1; }, 20s));
   check_messages_arrive(p, 5);
 }
@@ -233,6 +280,7 @@ BOOST_AUTO_TEST_CASE(redis_killed_and_restarted_with_aof) {
   failover_process p(o);
   wait_for_steady_state(p);
   const auto starts_before = total_starts(p);
+  const auto times_before = p.times();
   // Two tasks, an entry and an item in flight at the kill, finishing after it (one of the
   // tasks failing): their acks and the task's failure report cannot reach Redis, and the
   // stops must not wait for them.
@@ -249,7 +297,7 @@ BOOST_AUTO_TEST_CASE(redis_killed_and_restarted_with_aof) {
   server.kill();
   std::cout << "kill -9:\n";
   BOOST_TEST_REQUIRE(wait_until([&] { return p.none_running(); }, 20s));
-  check_stops(p, killed_at, o);
+  check_stops(p, killed_at, o, times_before);
   p.hold_handlers(false);
 
   // Two seconds of outage with everything stopped: nothing restarts, nothing spins, and
@@ -285,6 +333,7 @@ BOOST_AUTO_TEST_CASE(redis_hung_by_sigstop_and_resumed) {
   failover_process p(o);
   wait_for_steady_state(p);
   const auto starts_before = total_starts(p);
+  const auto times_before = p.times();
 
   watched_port = server.port();
   connects_to_watched = 0;
@@ -293,7 +342,7 @@ BOOST_AUTO_TEST_CASE(redis_hung_by_sigstop_and_resumed) {
   BOOST_TEST_REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
   std::cout << "SIGSTOP:\n";
   BOOST_TEST_REQUIRE(wait_until([&] { return p.none_running(); }, 20s));
-  check_stops(p, stopped_at, o);
+  check_stops(p, stopped_at, o, times_before);
 
   check_quiet(p, 1500ms);
   // The socket stays open: no connection attempt at all while hung.
@@ -307,6 +356,38 @@ BOOST_AUTO_TEST_CASE(redis_hung_by_sigstop_and_resumed) {
   check_recovery(p, answers_at, starts_before);
   check_nothing_lost(p, started_at_stop, started_at_cont);
   watched_port = 0;
+}
+
+// A hung Redis with work in flight and the default drain_timeout (10 s): acks written to
+// the hung server are not answered, and a stop would wait them out up to drain_timeout. With
+// the clients' reply deadline (request_timeout) below stop_timeout, they fail by it, the
+// connection is re-established (its handshake with the hung server does not complete: not
+// connected) and each stopping component gives its last acks up: every stop ends within the
+// budget, without overrun, and nothing is lost after SIGCONT.
+BOOST_AUTO_TEST_CASE(redis_hung_with_work_in_flight_and_a_request_timeout) {
+  corvo::test::redis_server server;
+  auto o = process_options(server);
+  o.drain_timeout = 10s;
+  o.request_timeout = 400ms;
+  failover_process p(o);
+  wait_for_steady_state(p);
+  const auto times_before = p.times();
+  p.hold_handlers(true);
+  for (const std::string kind : {"task", "entry", "item"}) {
+    const std::uint64_t needed = kind == "task" ? 2 : 1;
+    BOOST_TEST_REQUIRE(wait_until([&] { return p.held(kind) >= needed; }, 20s), kind);
+  }
+  const auto stopped_at = steady::now();
+  const auto started_at_stop = p.started();
+  BOOST_TEST_REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  std::cout << "SIGSTOP with work in flight, drain_timeout 10 s, request_timeout 400 ms:\n";
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.none_running(); }, 30s));
+  check_stops(p, stopped_at, o, times_before);
+  p.hold_handlers(false);
+  const auto started_at_cont = p.started();
+  BOOST_TEST_REQUIRE(::kill(server.pid(), SIGCONT) == 0);
+  BOOST_TEST_REQUIRE(wait_until([&] { return p.all_running(); }, 20s));
+  check_nothing_lost(p, started_at_stop, started_at_cont);
 }
 
 // Atomically (one script): the stream is set aside and its key holds a string, so XINFO
@@ -382,7 +463,7 @@ BOOST_AUTO_TEST_CASE(stream_unreadable_while_redis_is_up) {
     BOOST_TEST(t.running, name);
     BOOST_TEST(t.starts == before.at(name).starts + more, name);
     BOOST_TEST(t.stops == before.at(name).stops + more, name);
-    BOOST_TEST(t.overruns == 0u, name);
+    BOOST_TEST(t.overruns == before.at(name).overruns, name);
   }
 }
 

@@ -145,4 +145,26 @@ BOOST_AUTO_TEST_CASE(a_work_queue_destroyed_while_running_stops_its_run) {
   BOOST_TEST(corvo::is_operation_aborted(end->ended));
 }
 
+// run() called (co_spawned), then the queue destroyed before the run began: the run ends
+// at once with operation_aborted, touching nothing freed.
+BOOST_AUTO_TEST_CASE(a_reliable_queue_destroyed_before_its_run_began_ends_that_run) {
+  corvo::test::redis_server server;
+  asio::io_context ctx;
+  redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
+  asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
+  std::shared_ptr<run_end> end;
+  {
+    queue::reliable_queue q(client, options("late"), handled);
+    end = start(ctx, q);
+  }  // destroyed before the io_context ran anything
+  corvo::test::run(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return end->done; }, 20s));
+      }(),
+      [&] { client.cancel(); });
+  BOOST_TEST(end->done);
+  BOOST_TEST(corvo::is_operation_aborted(end->ended));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -2,8 +2,9 @@
 // is loaded (on NOSCRIPT) on the master of those keys only, so a healthy master's scripts
 // keep working while another master is unreachable. (Loading it on every master would make
 // the call wait for the dead one: the health of one slot owner would stop work on all.)
-// A broadcast (SCRIPT LOAD) runs on the healthy masters and fails at once with
-// not_connected naming the dead one, instead of waiting for it.
+// A keyless script runs on a healthy master (EVAL of its source there on NOSCRIPT, not a
+// SCRIPT LOAD on every master). A broadcast (SCRIPT LOAD) runs on the healthy masters and
+// fails at once with not_connected naming the dead one, instead of waiting for it.
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -33,6 +34,24 @@ asio::awaitable<long long> run_script(redis::client& c, std::string key) {
   std::vector<std::string> args{"3"};
   redis::response<long long> resp;
   co_await corvo::with_timeout(incr_by.exec(c, keys, args, resp), 5s);
+  co_return std::get<0>(resp).value();
+}
+
+// Keyless, and never loaded before the kill.
+const redis::script echo_arg(R"lua(
+  return 'echo:' .. ARGV[1]
+)lua");
+
+// Its reply, or the error's text (bounded by 5 s: a hang fails the test).
+asio::awaitable<std::string> run_keyless(redis::client& c) {
+  std::vector<std::string> keys;
+  std::vector<std::string> args{"x"};
+  redis::response<std::string> resp;
+  try {
+    co_await corvo::with_timeout(echo_arg.exec(c, keys, args, resp), 5s);
+  } catch (const std::exception& e) {
+    co_return std::string("failed: ") + e.what();
+  }
   co_return std::get<0>(resp).value();
 }
 
@@ -75,6 +94,7 @@ BOOST_AUTO_TEST_CASE(a_script_loads_on_its_own_master_while_another_master_is_do
                        redis::client_config::from_cluster_seeds(cluster.seed_urls()));
   asio::co_spawn(ctx, client.run(), [](std::exception_ptr) {});
   std::map<std::string, long long> results;
+  std::vector<std::string> keyless;
   std::pair<boost::system::error_code, std::string> broadcast;
   corvo::test::run(
       ctx,
@@ -91,6 +111,10 @@ BOOST_AUTO_TEST_CASE(a_script_loads_on_its_own_master_while_another_master_is_do
             results[key] = co_await run_script(client, key);
           }
         }
+        // Twice per master: the round robin of keyless requests reaches each healthy one.
+        for (int i = 0; i < 6; ++i) {
+          keyless.push_back(co_await run_keyless(client));
+        }
         broadcast = co_await broadcast_load(client);
       }(),
       [&] { client.cancel(); });
@@ -99,6 +123,10 @@ BOOST_AUTO_TEST_CASE(a_script_loads_on_its_own_master_while_another_master_is_do
       BOOST_TEST(results.at(key) == 3, key);
       BOOST_TEST(cluster.node(node).cli("SCRIPT", "EXISTS", incr_by.sha1()) == "1", key);
     }
+  }
+  BOOST_TEST_REQUIRE(keyless.size() == 6u);
+  for (const auto& reply : keyless) {
+    BOOST_TEST(reply == "echo:x");
   }
   std::cout << "broadcast with a master down: " << broadcast.second << "\n";
   BOOST_TEST((broadcast.first == redis::error::not_connected));

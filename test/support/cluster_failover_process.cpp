@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/notifier.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
 #include <corvo/health/shard_gate.hpp>
@@ -150,11 +151,34 @@ struct cluster_failover_process::impl : std::enable_shared_from_this<impl> {
 
   void build(const std::shared_ptr<impl>& self);
 
+  // Loop thread only: streams whose next entry is held (hold_next_entry), and the wake-up
+  // of held handlers when a component stops.
+  std::set<std::string> hold_armed;
+  std::unique_ptr<notifier> component_stopping;
+
+  bool component_running(const std::string& name) {
+    std::lock_guard lock(mutex);
+    return lives[name].running;
+  }
+
+  // Holds entry `e` until the stream's component leaves `running` (it began to stop).
+  static asio::awaitable<void> hold(std::shared_ptr<impl> self, const stream::entry& e) {
+    {
+      std::lock_guard lock(self->mutex);
+      self->streams[e.stream].held = e.id;
+    }
+    while (self->component_running("stream " + e.stream)) {
+      co_await self->component_stopping->wait();
+    }
+  }
+
   static asio::awaitable<void> consume(std::shared_ptr<impl> self, std::string key) {
     auto handler = [self](const stream::entry& e) -> asio::awaitable<void> {
+      if (self->hold_armed.erase(e.stream) > 0) {
+        co_await hold(self, e);
+      }
       std::lock_guard lock(self->mutex);
       ++self->streams[e.stream].runs[e.id];
-      co_return;
     };
     co_await self->consumers.at(key)->run(handler);
   }
@@ -264,6 +288,7 @@ struct cluster_failover_process::impl : std::enable_shared_from_this<impl> {
 
 void cluster_failover_process::impl::build(const std::shared_ptr<impl>& self) {
   const auto ex = app.get_executor();
+  component_stopping = std::make_unique<notifier>(ex);
   const auto cfg = redis::client_config::from_cluster_seeds(options.seeds);
   client = std::make_unique<redis::client>(ex, cfg);
   appender = client->dedicated();
@@ -333,18 +358,22 @@ void cluster_failover_process::impl::build(const std::shared_ptr<impl>& self) {
       });
   for (auto* s : app.supervisions()) {
     lives[s->name()];
-    s->on_transition([this](const health::supervision& s, health::supervision_state,
+    s->on_transition([this](const health::supervision& s, health::supervision_state from,
                             health::supervision_state to) {
       std::lock_guard lock(mutex);
       auto& l = lives[s.name()];
       l.starts = s.stats().starts;
       l.stops = s.stats().stops;
+      if (from == health::supervision_state::stopping) {
+        l.stop_log.emplace_back(l.stopped, s.stats().last_stop);
+      }
       if (to == health::supervision_state::running) {
         l.running = true;
         l.started = steady::now();
       } else if (l.running) {
         l.running = false;
         l.stopped = steady::now();
+        component_stopping->notify_all();
       }
     });
   }
@@ -439,6 +468,10 @@ void cluster_failover_process::stop_producing() {
          steady::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
+}
+
+void cluster_failover_process::hold_next_entry(const std::string& stream_key) {
+  on_loop(impl_->app, [&] { impl_->hold_armed.insert(stream_key); });
 }
 
 health::status cluster_failover_process::cluster_state() {

@@ -48,6 +48,8 @@ struct component_life {
   std::uint64_t stops = 0;
   steady_time stopped{};
   steady_time started{};
+  /// Each stop: when it began and how long it took (cancellation to the component's end).
+  std::vector<std::pair<steady_time, std::chrono::milliseconds>> stop_log;
 };
 
 /// Down/up transitions of one dependency (in order).
@@ -61,6 +63,7 @@ struct stream_tally {
   std::set<std::string> durable;    ///< ids answered and replicated to the WAIT target
   std::size_t failed_batches = 0;   ///< appends that failed or were not replicated
   std::map<std::string, int> runs;  ///< id -> handler runs
+  std::string held;                 ///< the entry held by hold_next_entry (once it started)
 };
 
 /// The scheduler's production, runs and claim calls.
@@ -94,6 +97,10 @@ class cluster_failover_process {
   void set_replicas(const std::string& stream_key, int replicas);
   /// Stops every producer and waits until their requests have returned.
   void stop_producing();
+  /// The next entry of `stream_key` to start is held by its handler until its component
+  /// ("stream KEY") begins to stop; then the handler succeeds at once, so its XACK is sent
+  /// while the component stops (stream_tally::held names it once it started).
+  void hold_next_entry(const std::string& stream_key);
 
   health::status cluster_state();
   std::string cluster_detail();

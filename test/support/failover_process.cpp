@@ -40,6 +40,9 @@ redis::client_config client_config_of(const failover_process_options& o) {
   auto cfg = redis::client_config::from_url(o.redis_url);
   cfg.server.reconnect_backoff.max = o.reconnect_max;
   cfg.server.reconnect_backoff.jitter = o.reconnect_jitter;
+  if (o.request_timeout.count() > 0) {
+    cfg.server.request_timeout = o.request_timeout;
+  }
   return cfg;
 }
 

@@ -58,6 +58,9 @@ struct failover_process_options {
   /// killed, their stops wait up to this long for acknowledgements that cannot reach it (the
   /// queue adds up to 100 ms for signing off): it is most of the stop time (bench failover).
   std::chrono::milliseconds drain_timeout{100};
+  /// Reply deadline of every Redis client of the process (redis::config::request_timeout;
+  /// 0: the library default, 5 s).
+  std::chrono::milliseconds request_timeout{0};
   /// Time between two rounds of production (one task, one entry, one item per round).
   std::chrono::milliseconds produce_every{20};
 };

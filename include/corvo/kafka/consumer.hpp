@@ -13,9 +13,10 @@
 // after a restart or a rebalance, so handlers should be idempotent.
 //
 // Ordering and parallelism: messages of one partition are handled one after the other, in
-// offset order; different partitions run in parallel, at most `max_partitions_in_flight` at
-// once: partitions beyond that wait in line, and a busy partition gives its slot to the
-// waiting ones after 64 messages and goes to the back of the line, so partitions take turns.
+// offset order (or pipelined: see max_in_flight_per_partition); different partitions run in
+// parallel, at most `max_partitions_in_flight` at once: partitions beyond that wait in line,
+// and a busy partition gives its slot to the waiting ones after 64 messages and goes to the
+// back of the line, so partitions take turns.
 // An offset going back within an assignment (a seek, an offset reset, a truncated log) is
 // followed: the messages from there are handled (again) and the stored offset moves back.
 //
@@ -98,6 +99,18 @@ struct consumer_options {
   std::vector<std::string> topics;
   /// Partitions whose handlers run at once.
   std::size_t max_partitions_in_flight = 16;
+  /// Handlers of one partition that run at once (0 is taken as 1). With 1 (the default) a
+  /// partition's messages are handled strictly one after the other. With N > 1 they are
+  /// pipelined: handlers are started in offset order, each running until its first
+  /// suspension before the next one starts, up to N at once, and may finish in any order;
+  /// the stored offset still never passes an unfinished message (at-least-once holds, see
+  /// detail/offset_tracker.hpp). Made for handlers that take their order-dependent decision
+  /// before they first suspend and then wait for something slow that batches (a group
+  /// commit to a database), so N messages share one wait instead of paying one each.
+  /// Retries then keep no order: a failed message is retried while later ones go on. A
+  /// revocation or stop that cancels the partition's worker (lost assignment, timeout, a
+  /// message waiting to be retried) cancels all of its running handlers.
+  std::size_t max_in_flight_per_partition = 1;
   /// Handler attempts per message before it is dead-lettered (>= 1); 0 retries forever.
   unsigned max_attempts = 5;
   /// Delays between attempts.

@@ -111,7 +111,8 @@ enum class error {
   /// without reaching a node that serves the slot.
   too_many_redirections,
   /// The cluster kept answering CLUSTERDOWN / TRYAGAIN / LOADING (or no node served the
-  /// slot) until `cluster_options::retry_deadline`. Nothing was executed.
+  /// slot) until `cluster_options::retry_deadline`; for a request marked
+  /// fail_if_not_connected, at the first CLUSTERDOWN or unserved slot. Nothing was executed.
   cluster_down,
   /// The request cannot be routed in a cluster (SSUBSCRIBE mixed with other commands, or a
   /// payload that is not a list of commands).
@@ -152,6 +153,12 @@ inline bool is_cluster_error(const boost::system::error_code& ec) noexcept {
 /// Code that must not wait for a server it cannot reach (a stopping consumer's last acks)
 /// marks its requests so and gives up on this.
 bool is_not_connected(const std::exception_ptr& e) noexcept;
+
+/// True when `e` holds a system_error with error::not_connected or error::cluster_down: a
+/// request marked `fail_if_not_connected` was refused because its server cannot be reached
+/// or (on a cluster) cannot serve its slot now. Nothing was executed. Code that must not
+/// wait for Redis gives up on this (while stopping) or retries later.
+bool is_unreachable(const std::exception_ptr& e) noexcept;
 
 }  // namespace corvo::redis
 

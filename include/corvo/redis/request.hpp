@@ -182,7 +182,9 @@ class request {
     /// Safe to execute twice: after a connection loss the connection may write it again
     /// even if it had been written. When false it fails with `error::connection_lost`.
     bool idempotent = false;
-    /// Fail with `error::not_connected` instead of waiting when there is no connection.
+    /// Fail with `error::not_connected` instead of waiting when there is no connection
+    /// (on a cluster also with `error::cluster_down` instead of retrying CLUSTERDOWN or
+    /// waiting for a slot's owner).
     bool fail_if_not_connected = false;
   };
 

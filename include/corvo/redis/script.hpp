@@ -13,9 +13,10 @@
 // restart) gets NOSCRIPT; exec() then sends SCRIPT LOAD and the EVALSHA again, so callers
 // never see NOSCRIPT. On a cluster client the SCRIPT LOAD goes to the master of the first
 // key only (each master loads the script on its own first NOSCRIPT), so a master that is
-// down does not hold up scripts on the others; a script without keys is loaded on every
-// master. Scripts declare every key they touch in KEYS (Redis Cluster routes by
-// them).
+// down does not hold up scripts on the others. A script without keys runs on any connected
+// master (as every keyless request); on NOSCRIPT exec() sends it there as EVAL of its
+// source (which loads it on that master), so a master that is down does not fail it either.
+// Scripts declare every key they touch in KEYS (Redis Cluster routes by them).
 
 #include <boost/asio/awaitable.hpp>
 #include <corvo/redis/cluster/routing.hpp>
@@ -42,6 +43,10 @@ class script {
 
   /// Appends `SCRIPT LOAD source` to `req`.
   void push_load_to(request& req) const;
+
+  /// Appends `EVAL source numkeys keys... args...` to `req`.
+  void push_eval_to(request& req, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args) const;
 
   /// True when a reply slot holds the NOSCRIPT error.
   template <class T>
@@ -73,7 +78,13 @@ class script {
           const auto to_keys = route_hint::for_key(keys.front());
           co_await conn.exec(load, loaded, to_keys);
         } else {
-          co_await conn.exec(load, loaded);
+          // No keys: EVALSHA went to any connected master. EVAL the source there too (it
+          // loads the script on that master) rather than SCRIPT LOAD on every master: a
+          // broadcast fails when a master is down, and a keyless script needs only one.
+          request eval(cfg);
+          push_eval_to(eval, keys, args);
+          co_await conn.exec(eval, resp);
+          co_return;
         }
       } else {
         co_await conn.exec(load, loaded);

@@ -92,6 +92,10 @@ class consumer {
   /// `redis` must outlive the consumer and be running. Throws std::invalid_argument when
   /// the group or the streams are missing or a count is 0.
   consumer(redis::client& redis, consumer_options options);
+  /// Destroying it while run() is active stops that run as a cancellation would (handlers
+  /// in flight get drain_timeout, what finished is acknowledged): the run ends in the
+  /// background (this object's state is kept until it has) and completes with
+  /// operation_aborted; `redis` must outlive that run.
   ~consumer();
   consumer(const consumer&) = delete;
   consumer& operator=(const consumer&) = delete;
@@ -109,7 +113,8 @@ class consumer {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  // Shared with an active run(), which keeps it alive until it ends.
+  std::shared_ptr<impl> impl_;
 };
 
 }  // namespace corvo::stream

@@ -36,7 +36,10 @@
 //   holding MULTI is re-sent whole (the server aborted the transaction).
 // - TRYAGAIN, LOADING, MASTERDOWN, CLUSTERDOWN, READONLY: retried with backoff until
 //   `retry_deadline` after exec() began, then error::cluster_down. A slot without owner
-//   waits for a refresh within the same deadline.
+//   waits for a refresh within the same deadline. A request marked fail_if_not_connected
+//   (one that must not wait for a server: a stopping component's last acks, a probe) fails
+//   at once with error::cluster_down on CLUSTERDOWN or on a slot without owner, as it
+//   fails with error::not_connected when its node's connection is down.
 // None of these replies means the command ran, so these retries are always safe.
 //
 // Node failure follows the standalone rules of `connection` (see connection.hpp): a request
@@ -144,7 +147,8 @@ class cluster_client {
 
   /// Executes `req` on the node that serves its keys (see the file comment) and adapts the
   /// replies into `resp`. Waits for the first topology unless `req` is
-  /// fail_if_not_connected (then error::not_connected). Returns the reply bytes.
+  /// fail_if_not_connected (then error::not_connected; such a request also fails at once
+  /// with error::cluster_down on CLUSTERDOWN or an unserved slot). Returns the reply bytes.
   asio::awaitable<std::size_t> exec(const request& req, any_adapter resp = ignore);
   /// Like exec(req, resp), but routed by `hint` instead of the request's keys.
   asio::awaitable<std::size_t> exec(const request& req, any_adapter resp, route_hint hint);
