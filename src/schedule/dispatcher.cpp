@@ -61,6 +61,17 @@ struct dispatcher::impl {
     // The store's clock at the last claim, and ours then: the store's now, estimated.
     time_point store_now{};
     steady::time_point claimed_at{};
+
+    // A time of the store's clock on ours, estimated from the last claim (the store's
+    // clock then, and ours when the reply arrived: never earlier than the real moment).
+    steady::time_point steady_of(time_point store_time) const {
+      return claimed_at + std::chrono::duration_cast<steady::duration>(store_time - store_now);
+    }
+    // Our now on the store's clock, by the same estimate.
+    time_point store_time_now() const {
+      return store_now +
+             std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - claimed_at);
+    }
     // A claim's round trip, smoothed (7/8 old + 1/8 new): how long before a due time the
     // next claim is sent when the store claims ahead.
     steady::duration claim_rtt{};
@@ -224,10 +235,8 @@ struct dispatcher::impl {
         ++active;
         // A task claimed ahead of its due time (redis_store_options::claim_ahead) starts at
         // it, mapped from the store's clock onto ours like the sleep below.
-        const auto early =
-            std::chrono::duration_cast<steady::duration>(t.work.due - claimed.store_now);
         const auto start_at =
-            early > steady::duration::zero() ? claimed_at + early : steady::time_point{};
+            t.work.due > claimed.store_now ? state.steady_of(t.work.due) : steady::time_point{};
         co_await workers->spawn(run_task(std::move(t), sent_at, start_at));
       }
       if (backlog || state.woken) {
@@ -249,9 +258,7 @@ struct dispatcher::impl {
               : std::nullopt;
       for (const auto& next : {claimable, claimed.next_lease_expiry, claimed.permit_at}) {
         if (next) {
-          const auto wait_for =
-              std::chrono::duration_cast<steady::duration>(*next - claimed.store_now);
-          deadline = std::min(deadline, claimed_at + std::max(wait_for, steady::duration::zero()));
+          deadline = std::min(deadline, std::max(state.steady_of(*next), claimed_at));
         }
       }
       if (deadline <= steady::now()) {
@@ -274,8 +281,7 @@ struct dispatcher::impl {
       return std::nullopt;
     }
     const auto& shard = shards[t.shard];
-    const auto store_now = shard.store_now + std::chrono::duration_cast<std::chrono::microseconds>(
-                                                 steady::now() - shard.claimed_at);
+    const auto store_now = shard.store_time_now();
     try {
       return next_run_after(t.work.repeat, t.work.occurrence, store_now);
     } catch (const std::exception& e) {
