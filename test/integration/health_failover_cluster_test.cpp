@@ -505,8 +505,12 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
       },
       30s));
   check_nothing_lost(cluster, p, l.options.stream_keys, {}, {});
-  // The held entry's acknowledgement was given up: it ran again after the recovery.
-  BOOST_TEST(p.stream(survivor_stream).runs.at(held) == 2);
+  // The held entry's acknowledgement was given up: it ran again after the recovery. Each
+  // start of its consumer re-reads it until one ack succeeds, so it ran at most once per
+  // life of that consumer (a flap under load restarts it once more: 3 runs, 3 starts).
+  const auto held_runs = p.stream(survivor_stream).runs.at(held);
+  BOOST_TEST(held_runs >= 2);
+  BOOST_TEST(static_cast<std::uint64_t>(held_runs) <= p.life("stream " + survivor_stream).starts);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
