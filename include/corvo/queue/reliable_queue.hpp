@@ -67,7 +67,8 @@ class reliable_queue {
   reliable_queue(redis::client& redis, queue_options options, handler_type handler);
   /// Destroying it while run() is active stops that run as a cancellation would: the run
   /// ends in the background (this object's state is kept until it has) and completes with
-  /// operation_aborted; `redis` must outlive it.
+  /// operation_aborted; `redis` must outlive it. A run() called but not begun yet ends at
+  /// once with operation_aborted.
   ~reliable_queue();
   reliable_queue(const reliable_queue&) = delete;
   reliable_queue& operator=(const reliable_queue&) = delete;

@@ -44,7 +44,8 @@ class work_queue {
   work_queue(redis::client& redis, queue_options options, handler_type handler);
   /// Destroying it while run() is active stops that run as a cancellation would: the run
   /// ends in the background (this object's state is kept until it has) and completes with
-  /// operation_aborted; `redis` must outlive it.
+  /// operation_aborted; `redis` must outlive it. A run() called but not begun yet ends at
+  /// once with operation_aborted.
   ~work_queue();
   work_queue(const work_queue&) = delete;
   work_queue& operator=(const work_queue&) = delete;

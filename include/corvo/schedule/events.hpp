@@ -121,7 +121,8 @@ class event_reader {
   event_reader& operator=(const event_reader&) = delete;
 
   /// Up to `max` (>= 1) events matching the query, after those returned before. Waits up to
-  /// `wait` for the first one (zero: return what the store holds now); returns an empty
+  /// `wait` for the first one (zero: return what is there now: on Redis, once this reader has
+  /// waited, what its connections have received so far); returns an empty
   /// vector when none came. Cancellation stops the wait and throws
   /// system_error(operation_aborted). Throws on a store failure (a connection error); the
   /// events not returned are read again by the next call.

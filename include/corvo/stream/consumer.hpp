@@ -95,7 +95,8 @@ class consumer {
   /// Destroying it while run() is active stops that run as a cancellation would (handlers
   /// in flight get drain_timeout, what finished is acknowledged): the run ends in the
   /// background (this object's state is kept until it has) and completes with
-  /// operation_aborted; `redis` must outlive that run.
+  /// operation_aborted; `redis` must outlive that run. A run() called but not begun yet
+  /// ends at once with operation_aborted.
   ~consumer();
   consumer(const consumer&) = delete;
   consumer& operator=(const consumer&) = delete;
