@@ -27,6 +27,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <support/kafka_committed.hpp>
 #include <support/run_coroutine.hpp>
 #include <vector>
 
@@ -96,21 +97,12 @@ std::vector<stored_message> read_topic(const std::string& servers, const std::st
   return out;
 }
 
+// The offset `group` committed for partition 0 of `topic` (a blocking query).
 std::int64_t committed(const std::string& servers, const std::string& group,
                        const std::string& topic) {
-  std::array<char, 512> err{};
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", servers.c_str(), err.data(), err.size());
-  rd_kafka_conf_set(conf, "group.id", group.c_str(), err.data(), err.size());
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err.data(), err.size());
-  BOOST_REQUIRE(rk != nullptr);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, topic.c_str(), 0);
-  BOOST_REQUIRE(rd_kafka_committed(rk, list, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-  const auto offset = list->elems[0].offset;
-  rd_kafka_topic_partition_list_destroy(list);
-  rd_kafka_destroy(rk);
-  return offset;
+  const auto out = corvo::test::committed_offsets(servers, group, topic);
+  BOOST_REQUIRE_EQUAL(out.size(), 1U);
+  return out.begin()->second;
 }
 
 asio::awaitable<bool> wait_for(std::function<bool()> done, std::chrono::seconds limit) {

@@ -3,10 +3,10 @@
 // order), handlers of different partitions run in parallel within the bound, and after
 // the consumer closed the committed offsets are at the end of every partition.
 
-#include <corvo/kafka/consumer.hpp>
-#include <corvo/kafka/embedded_cluster.hpp>
-#include <corvo/kafka/producer.hpp>
+#include <librdkafka/rdkafka.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -14,17 +14,16 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
-#include <librdkafka/rdkafka.h>
-
-#include <support/run_coroutine.hpp>
-
-#include <algorithm>
-#include <array>
 #include <chrono>
+#include <corvo/kafka/consumer.hpp>
+#include <corvo/kafka/embedded_cluster.hpp>
+#include <corvo/kafka/producer.hpp>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <support/kafka_committed.hpp>
+#include <support/run_coroutine.hpp>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -151,23 +150,8 @@ asio::awaitable<void> scenario(kafka::client_config config, std::shared_ptr<obse
 // outside the io_context).
 std::map<std::int32_t, std::int64_t> committed(const std::string& servers, const std::string& group,
                                                const std::string& topic, int partitions) {
-  std::array<char, 512> err{};
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", servers.c_str(), err.data(), err.size());
-  rd_kafka_conf_set(conf, "group.id", group.c_str(), err.data(), err.size());
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err.data(), err.size());
-  BOOST_REQUIRE(rk != nullptr);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
-  }
-  BOOST_REQUIRE(rd_kafka_committed(rk, list, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-  std::map<std::int32_t, std::int64_t> out;
-  for (int i = 0; i < list->cnt; ++i) {
-    out[list->elems[i].partition] = list->elems[i].offset;
-  }
-  rd_kafka_topic_partition_list_destroy(list);
-  rd_kafka_destroy(rk);
+  auto out = corvo::test::committed_offsets(servers, group, topic, partitions);
+  BOOST_REQUIRE_EQUAL(out.size(), static_cast<std::size_t>(partitions));
   return out;
 }
 

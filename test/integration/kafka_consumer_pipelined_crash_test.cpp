@@ -20,6 +20,7 @@
 
 #include "support/child_process.hpp"
 #include "support/eventually.hpp"
+#include "support/kafka_committed.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/temp_dir.hpp"
 
@@ -84,29 +85,6 @@ std::vector<std::int64_t> sorted(std::vector<std::int64_t> v) {
   return v;
 }
 
-// The offsets `group` committed for partitions 0 and 1 of `topic` (a blocking query).
-std::map<std::int32_t, std::int64_t> committed(const std::string& servers, const std::string& group,
-                                               const std::string& topic) {
-  std::array<char, 512> err{};
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", servers.c_str(), err.data(), err.size());
-  rd_kafka_conf_set(conf, "group.id", group.c_str(), err.data(), err.size());
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err.data(), err.size());
-  BOOST_REQUIRE(rk != nullptr);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(2);
-  rd_kafka_topic_partition_list_add(list, topic.c_str(), 0);
-  rd_kafka_topic_partition_list_add(list, topic.c_str(), 1);
-  std::map<std::int32_t, std::int64_t> out;
-  if (rd_kafka_committed(rk, list, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < list->cnt; ++i) {
-      out[list->elems[i].partition] = list->elems[i].offset;
-    }
-  }
-  rd_kafka_topic_partition_list_destroy(list);
-  rd_kafka_destroy(rk);
-  return out;
-}
-
 struct world {
   kafka::embedded_cluster cluster{1};
   corvo::test::temp_dir dir{"kafka-pipelined"};
@@ -124,7 +102,7 @@ struct world {
   }
 
   std::map<std::int32_t, std::int64_t> committed_now() {
-    return committed(cluster.bootstrap_servers(), "pipelined", "orders");
+    return corvo::test::committed_offsets(cluster.bootstrap_servers(), "pipelined", "orders", 2);
   }
 };
 
