@@ -93,8 +93,12 @@ struct settings {
   std::string config_file;
 };
 
+// The health monitor takes Redis down after two failed PINGs in a row (500 ms each), not one:
+// a single slow answer on an overloaded machine does not stop the run, and a dead server
+// is still down within about 1.5 s (a connection loss counts as a failure at once).
 std::string default_config(const settings& s) {
   json::object cfg = {{"redis", {{"url", s.redis_url}}},
+                      {"health", {{"failures_to_down", 2}}},
                       {"scheduler",
                        {{"provider", "redis-kafka"},
                         {"namespace", "notifications"},
