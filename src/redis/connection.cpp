@@ -82,7 +82,6 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   impl(executor_type ex, config c)
       : executor(std::move(ex)),
         cfg(std::move(c)),
-        ssl_context(asio::ssl::context::tls_client),
         resolver(executor),
         write_wakeup(executor),
         retry_timer(executor),
@@ -91,6 +90,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
         framer(cfg.limits) {
     write_wakeup.expires_at(clock_type::time_point::max());
     if (cfg.use_tls) {
+      ssl_context.emplace(asio::ssl::context::tls_client);
       configure_tls();
     }
   }
@@ -99,9 +99,11 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   executor_type executor;
   config cfg;
-  asio::ssl::context ssl_context;
+  // TLS only (cfg.use_tls): a plain connection creates no OpenSSL context or session.
+  std::optional<asio::ssl::context> ssl_context;
   tcp::resolver resolver;
-  std::optional<asio::ssl::stream<tcp::socket>> stream;
+  std::optional<tcp::socket> plain;                   // the connection, without TLS
+  std::optional<asio::ssl::stream<tcp::socket>> tls;  // the connection, with TLS
   asio::steady_timer write_wakeup;
   asio::steady_timer retry_timer;
   asio::steady_timer watchdog;  // the reply deadline of the request at the head
@@ -138,17 +140,32 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   void configure_tls() {
     if (!cfg.tls_ca_file.empty()) {
-      ssl_context.load_verify_file(cfg.tls_ca_file);
+      ssl_context->load_verify_file(cfg.tls_ca_file);
     } else {
-      ssl_context.set_default_verify_paths();
+      ssl_context->set_default_verify_paths();
     }
     if (!cfg.tls_cert_file.empty()) {
-      ssl_context.use_certificate_chain_file(cfg.tls_cert_file);
+      ssl_context->use_certificate_chain_file(cfg.tls_cert_file);
     }
     if (!cfg.tls_key_file.empty()) {
-      ssl_context.use_private_key_file(cfg.tls_key_file, asio::ssl::context::pem);
+      ssl_context->use_private_key_file(cfg.tls_key_file, asio::ssl::context::pem);
     }
-    ssl_context.set_verify_mode(cfg.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+    ssl_context->set_verify_mode(cfg.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+  }
+
+  // The TCP socket of the current (or last) connection; null before the first.
+  tcp::socket* transport() {
+    if (tls) {
+      return &tls->next_layer();
+    }
+    return plain ? &*plain : nullptr;
+  }
+
+  void close_transport() {
+    if (tcp::socket* socket = transport()) {
+      error_code ignored;
+      socket->close(ignored);
+    }
   }
 
   // ---- requests --------------------------------------------------------------------------
@@ -284,9 +301,8 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       read_buffer.resize(std::max(read_buffer.size() * 2, read_end + min_read_space));
     }
     auto space = asio::buffer(read_buffer.data() + read_end, read_buffer.size() - read_end);
-    const std::size_t n =
-        cfg.use_tls ? co_await stream->async_read_some(space, asio::use_awaitable)
-                    : co_await stream->next_layer().async_read_some(space, asio::use_awaitable);
+    const std::size_t n = cfg.use_tls ? co_await tls->async_read_some(space, asio::use_awaitable)
+                                      : co_await plain->async_read_some(space, asio::use_awaitable);
     read_end += n;
     last_read = clock_type::now();
     co_return n;
@@ -488,10 +504,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
       }
       ++stats.writes;
       if (cfg.use_tls) {
-        co_await asio::async_write(*stream, asio::buffer(write_buffer), asio::use_awaitable);
+        co_await asio::async_write(*tls, asio::buffer(write_buffer), asio::use_awaitable);
       } else {
-        co_await asio::async_write(stream->next_layer(), asio::buffer(write_buffer),
-                                   asio::use_awaitable);
+        co_await asio::async_write(*plain, asio::buffer(write_buffer), asio::use_awaitable);
       }
       const auto written_at = clock_type::now();
       for (auto& p : without_replies) {
@@ -596,20 +611,27 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   asio::awaitable<void> connect_and_handshake() {
     auto endpoints = co_await resolver.async_resolve(cfg.host, cfg.port, asio::use_awaitable);
-    stream.emplace(executor, ssl_context);
-    co_await asio::async_connect(stream->next_layer(), endpoints, asio::use_awaitable);
-    stream->next_layer().set_option(tcp::no_delay(true));
+    tcp::socket* socket = nullptr;
+    if (cfg.use_tls) {
+      tls.emplace(executor, *ssl_context);
+      socket = &tls->next_layer();
+    } else {
+      plain.emplace(executor);
+      socket = &*plain;
+    }
+    co_await asio::async_connect(*socket, endpoints, asio::use_awaitable);
+    socket->set_option(tcp::no_delay(true));
     if (cfg.use_tls) {
       const std::string& name = cfg.tls_server_name.empty() ? cfg.host : cfg.tls_server_name;
-      if (!SSL_set_tlsext_host_name(stream->native_handle(), name.c_str())) {
+      if (!SSL_set_tlsext_host_name(tls->native_handle(), name.c_str())) {
         throw boost::system::system_error(
             error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()),
             "redis TLS server name");
       }
       if (cfg.tls_verify) {
-        stream->set_verify_callback(asio::ssl::host_name_verification(name));
+        tls->set_verify_callback(asio::ssl::host_name_verification(name));
       }
-      co_await stream->async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+      co_await tls->async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
     }
 
     // The handshake runs before the reader and writer start, so its replies are read here.
@@ -617,10 +639,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     read_begin = read_end = 0;
     const request hello = make_handshake();
     if (cfg.use_tls) {
-      co_await asio::async_write(*stream, asio::buffer(hello.payload()), asio::use_awaitable);
+      co_await asio::async_write(*tls, asio::buffer(hello.payload()), asio::use_awaitable);
     } else {
-      co_await asio::async_write(stream->next_layer(), asio::buffer(hello.payload()),
-                                 asio::use_awaitable);
+      co_await asio::async_write(*plain, asio::buffer(hello.payload()), asio::use_awaitable);
     }
     for (std::size_t i = 0; i < hello.expected_responses(); ++i) {
       const auto message = co_await read_message();
@@ -669,10 +690,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   // A missed reply deadline (`timed_out`) fails every written request with
   // request_timeout, idempotent or not: each has had its time.
   void on_connection_lost(bool timed_out = false) {
-    error_code ignored;
-    if (stream) {
-      stream->next_layer().close(ignored);
-    }
+    close_transport();
     std::deque<pending_ptr> requeue;
     for (auto& p : in_flight) {
       if (p->done) {
@@ -711,10 +729,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   void stop(error_code reason) {
     current = state::stopped;
     stop_reason = reason;
-    error_code ignored;
-    if (stream) {
-      stream->next_layer().close(ignored);
-    }
+    close_transport();
     for (auto& p : in_flight) {
       // Written: it may have run. Only an idempotent request (or one that was never
       // written) may be taken as "not executed" (the cluster client re-routes those).
@@ -740,10 +755,7 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     retry_timer.cancel();
     write_wakeup.cancel();
     watchdog.cancel();
-    error_code ignored;
-    if (stream) {
-      stream->next_layer().close(ignored);
-    }
+    close_transport();
     if (!run_started) {
       stop(error::connection_closed);
     }
