@@ -22,6 +22,7 @@ std::string_view dashboard_html() noexcept {
     <a href="#overview">Overview</a>
     <a href="#schedule">Schedule</a>
     <a href="#dead">Dead letters</a>
+    <a href="#events">Events</a>
     <a href="#streams">Streams</a>
     <a href="#queues">Queues</a>
     <a href="#health">Health</a>
@@ -71,6 +72,10 @@ button { cursor: pointer; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; background: #fff; padding: 12px; border: 1px solid #dde1e8; }
 dt { font-weight: 600; }
 dd { margin: 0; }
+.kind-succeeded { color: #1e7d32; }
+.kind-failed { color: #b26a00; }
+.kind-dead { color: #b3261e; font-weight: 600; }
+.kind-cancelled { color: #5b6475; }
 )corvo";
   return text;
 }

@@ -49,7 +49,11 @@ async function api(path, options) {
   const res = await fetch(path, Object.assign({}, opts, {headers, credentials: 'omit'}));
   if (res.status === 401) throw new Unauthorized('token required');
   const body = await res.json();
-  if (!res.ok) throw new Error(body.error || res.statusText);
+  if (!res.ok) {
+    const error = new Error(body.error || res.statusText);
+    error.status = res.status;  // 404: no such task; 409: task events are off
+    throw error;
+  }
   return body;
 }
 
@@ -274,7 +278,18 @@ async function viewSchedule(main, args) {
 
 async function viewTask(main, args) {
   const ns = args.get('ns'), id = args.get('id');
-  const t = await api('/api/task?' + new URLSearchParams({ns, id}));
+  // A task that completed or was cancelled is gone from the store; its events remain.
+  const t = await api('/api/task?' + new URLSearchParams({ns, id})).catch((e) => {
+    if (e.status === 404) return null;
+    throw e;
+  });
+  const timeline = await taskTimeline(ns, id);
+  if (!t) {
+    main.replaceChildren(el('h2', {}, 'Task ' + id),
+      el('p', {id: 'task-gone'}, 'No task ' + id + ' in ' + ns + ' now (it completed, was ' +
+        'cancelled or never existed).'), timeline);
+    return;
+  }
   const rows = [['Namespace', ns], ['Id', t.id], ['Type', t.type], ['State', t.state],
     ['Due', fmtTime(t.due_ms)], ['Occurrence', fmtTime(t.occurrence_ms)],
     ['Attempts', t.attempts + ' / ' + t.max_attempts], ['Recurrence', t.recurrence || 'none'],
@@ -290,7 +305,88 @@ async function viewTask(main, args) {
       el('button', {onclick: async () => {
         if (!confirm('Cancel task ' + id + '?')) return;
         await post('/api/task/cancel', {ns, id}); setStatus('cancelled ' + id); go('schedule', {ns});
-      }}, 'Cancel task')));
+      }}, 'Cancel task')),
+    timeline);
+}
+
+// ---- task events --------------------------------------------------------------------------
+
+const eventKinds = ['scheduled', 'started', 'succeeded', 'failed', 'dead', 'cancelled'];
+
+// The message of a 409 (events off), shown in place of the events; other errors go on up.
+function eventsOff(e, id) {
+  if (e.status !== 409) throw e;
+  return el('p', {id, class: 'error'}, e.message);
+}
+
+// A task's events, oldest first (the newest 500), as a timeline.
+async function taskTimeline(ns, id) {
+  const title = el('h2', {}, 'Events');
+  let page;
+  try {
+    page = await api('/api/events?' + new URLSearchParams({ns, task: id, limit: 500}));
+  } catch (e) {
+    return el('section', {}, title, eventsOff(e, 'task-events-off'));
+  }
+  if (!page.events.length) return el('section', {}, title, el('p', {id: 'task-events-none'}, 'No events held for this task.'));
+  return el('section', {}, title,
+    page.more ? el('p', {}, 'The newest 500 of ' + page.matched + ' events.') : null,
+    table(['Time', 'Kind', 'Attempt', 'Due', 'Reason', 'Source'],
+      page.events.slice().reverse().map((e) => el('tr', {'data-kind': e.kind},
+        el('td', {}, fmtTime(e.at_ms)),
+        el('td', {class: 'kind-' + e.kind}, e.kind),
+        numCell(e.attempt || ''),
+        el('td', {}, fmtTime(e.due_ms)),
+        el('td', {'data-field': 'reason'}, e.reason),
+        el('td', {}, e.source))),
+      {id: 'task-events'}));
+}
+
+// The namespace's recent events, newest first, filtered by task id and kind, 50 a page.
+async function viewEvents(main, args) {
+  const names = await namespaceNames();
+  const ns = args.get('ns') || names[0];
+  if (!ns) { main.replaceChildren(el('p', {}, 'No namespaces.')); return; }
+  const task = args.get('task') || '', kind = args.get('kind') || '';
+  const offset = Number(args.get('offset') || 0), limit = 50;
+  const taskInput = el('input', {id: 'events-task', type: 'search', value: task, placeholder: 'task id'});
+  const kindSelect = el('select', {id: 'events-kind'},
+    el('option', {value: ''}, 'every kind'),
+    eventKinds.map((k) => el('option', {value: k, selected: k === kind}, k)));
+  const filters = el('form', {class: 'toolbar', onsubmit: (e) => {
+    e.preventDefault();
+    go('events', {ns, task: taskInput.value, kind: kindSelect.value});
+  }}, namespacePicker(names, ns, 'events'), taskInput, kindSelect,
+    el('button', {type: 'submit', id: 'events-filter'}, 'Filter'));
+  let page;
+  try {
+    page = await api('/api/events?' + new URLSearchParams({ns, task, kinds: kind, offset, limit}));
+  } catch (e) {
+    main.replaceChildren(el('h2', {}, 'Events'), filters, eventsOff(e, 'events-off'));
+    return;
+  }
+  const shown = page.events.length;
+  main.replaceChildren(
+    el('h2', {}, 'Events'),
+    filters,
+    el('p', {id: 'events-summary'}, shown ? 'Events ' + (offset + 1) + '–' + (offset + shown) +
+      ' of ' + page.matched + ', newest first.' : 'No events.'),
+    shown ? table(['Time', 'Kind', 'Task', 'Type', 'Attempt', 'Reason', 'Source', 'Shard'],
+      page.events.map((e) => el('tr', {'data-kind': e.kind, 'data-task': e.task},
+        el('td', {}, fmtTime(e.at_ms)),
+        el('td', {class: 'kind-' + e.kind}, e.kind),
+        el('td', {}, el('a', {href: '#task?' + new URLSearchParams({ns, id: e.task})}, e.task)),
+        el('td', {}, e.type),
+        numCell(e.attempt || ''),
+        el('td', {'data-field': 'reason'}, e.reason),
+        el('td', {}, e.source),
+        numCell(e.shard))),
+      {id: 'events-table'}) : null,
+    el('div', {class: 'toolbar'},
+      offset > 0 ? el('button', {id: 'events-newer', onclick: () =>
+        go('events', {ns, task, kind, offset: Math.max(0, offset - limit)})}, 'Newer') : null,
+      page.more ? el('button', {id: 'events-older', onclick: () =>
+        go('events', {ns, task, kind, offset: offset + limit})}, 'Older') : null));
 }
 
 async function viewDead(main, args) {
@@ -417,7 +513,7 @@ async function viewHealth(main) {
 }
 
 const views = {
-  overview: viewOverview, schedule: viewSchedule, task: viewTask, dead: viewDead,
+  overview: viewOverview, schedule: viewSchedule, task: viewTask, dead: viewDead, events: viewEvents,
   streams: viewStreams, 'stream-dead': viewStreamDead, queues: viewQueues,
   'queue-dead': viewQueueDead, health: viewHealth,
 };
