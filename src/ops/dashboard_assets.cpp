@@ -72,6 +72,7 @@ button { cursor: pointer; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; background: #fff; padding: 12px; border: 1px solid #dde1e8; }
 dt { font-weight: 600; }
 dd { margin: 0; }
+td.nowrap { white-space: nowrap; }
 .kind-succeeded { color: #1e7d32; }
 .kind-failed { color: #b26a00; }
 .kind-dead { color: #b3261e; font-weight: 600; }
