@@ -253,6 +253,14 @@ def event_rows(driver, table):
     return out
 
 
+def open_view(driver, url, view):
+    """Loads `url` afresh and waits for `view`: a mere hash change between two pages of the
+    same view would leave the previous one's data-loaded in place."""
+    driver.get('about:blank')
+    driver.get(url)
+    wait_loaded(driver, view)
+
+
 BAD_1_REASON = 'refused task bad-1: <script>window.__corvo_xss = 3</script>'
 
 
@@ -262,8 +270,7 @@ def test_events(driver):
         driver.get('about:blank')
         driver.get_log('browser')
         # ---- a task's timeline: oldest first ----
-        driver.get(demo.url + '/#task?ns=demo&id=bad-1')
-        wait_loaded(driver, 'task')
+        open_view(driver, demo.url + '/#task?ns=demo&id=bad-1', 'task')
         rows = event_rows(driver, 'task-events')
         check(rows == [('scheduled', '', '', ''), ('started', '', '1', ''),
                        ('dead', '', '1', BAD_1_REASON)], 'bad-1 timeline: %s' % rows)
@@ -273,15 +280,13 @@ def test_events(driver):
         sources = {td.text for td in driver.find_elements(By.CSS_SELECTOR, '#task-events td:last-child')}
         check(sources == {'ops-demo'}, 'event sources: %s' % sources)
         shot(driver, 'dashboard-task-events.png')
-        driver.get(demo.url + '/#task?ns=demo&id=flaky-1')
-        wait_loaded(driver, 'task')
+        open_view(driver, demo.url + '/#task?ns=demo&id=flaky-1', 'task')
         rows = event_rows(driver, 'task-events')
         check(rows == [('scheduled', '', '', ''), ('started', '', '1', ''),
                        ('failed', '', '1', 'not yet'), ('started', '', '2', ''),
                        ('succeeded', '', '2', '')], 'flaky-1 timeline: %s' % rows)
         # gone-1 was cancelled: no task any more, its events remain.
-        driver.get(demo.url + '/#task?ns=demo&id=gone-1')
-        wait_loaded(driver, 'task')
+        open_view(driver, demo.url + '/#task?ns=demo&id=gone-1', 'task')
         check('No task gone-1 in demo now' in driver.find_element(By.ID, 'task-gone').text,
               'gone-1 not reported gone')
         rows = event_rows(driver, 'task-events')
@@ -289,8 +294,7 @@ def test_events(driver):
               'gone-1 timeline: %s' % rows)
 
         # ---- the events view: newest first, 28 events ----
-        driver.get(demo.url + '/#events?ns=demo')
-        wait_loaded(driver, 'events')
+        open_view(driver, demo.url + '/#events?ns=demo', 'events')
         summary = driver.find_element(By.ID, 'events-summary').text
         check(summary == 'Events 1–28 of 28, newest first.', 'summary: ' + summary)
         rows = event_rows(driver, 'events-table')
@@ -357,14 +361,12 @@ def test_events(driver):
     # ---- events off: the page says so ----
     demo = Demo('--events-off')
     try:
-        driver.get(demo.url + '/#events?ns=demo')
-        wait_loaded(driver, 'events')
+        open_view(driver, demo.url + '/#events?ns=demo', 'events')
         off = driver.find_element(By.ID, 'events-off').text
         check(off == "task events are off for namespace 'demo' (scheduler.events.enabled is "
                      "false): nothing is recorded to show", 'events off: ' + off)
         check(len(driver.find_elements(By.ID, 'events-table')) == 0, 'an events table with events off')
-        driver.get(demo.url + '/#task?ns=demo&id=bad-1')
-        wait_loaded(driver, 'task')
+        open_view(driver, demo.url + '/#task?ns=demo&id=bad-1', 'task')
         check('task events are off' in driver.find_element(By.ID, 'task-events-off').text,
               'the task view does not say events are off')
         check('refused task bad-1' in driver.find_element(By.ID, 'task-detail').text,
