@@ -13,6 +13,7 @@
 #include <corvo/redis/cluster/cluster_client.hpp>
 #include <corvo/redis/connection.hpp>
 #include <corvo/schedule/dispatcher.hpp>
+#include <corvo/schedule/event_counts.hpp>
 #include <corvo/schedule/scheduler.hpp>
 #include <corvo/schedule/store.hpp>
 #include <corvo/stream/consumer.hpp>
@@ -326,6 +327,21 @@ void watch_scheduler(registry& metrics, schedule::dispatcher& dispatch, schedule
   store_gauges g{state("scheduled"), state("due"), state("in_flight"), state("dead")};
   schedule::store* store = &tasks;
   metrics.add_async_collector([store, g] { return collect_store(store, g); });
+
+  // Task events this process's store wrote, every kind (zero while events are off).
+  std::array<counter*, 6> events{};
+  for (std::size_t k = 0; k < events.size(); ++k) {
+    const auto kind = static_cast<schedule::event_kind>(k);
+    events[k] = &metrics.counter("corvo_schedule_events_total",
+                                 "Task events written by this process's store, per kind",
+                                 {{"namespace", ns}, {"kind", std::string(to_string(kind))}});
+  }
+  metrics.add_collector([store, events] {
+    const auto written = schedule::events_written(*store);
+    for (std::size_t k = 0; k < events.size(); ++k) {
+      events[k]->set_total(as_double(written.by_kind[k]));
+    }
+  });
 
   registry* reg = &metrics;
   dispatch.on_start([reg, ns](const schedule::claimed_task& t) {

@@ -4,6 +4,7 @@
 #include <corvo/queue/admin.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/dispatcher.hpp>
+#include <corvo/schedule/scheduler.hpp>
 #include <corvo/schedule/store.hpp>
 
 #include "dashboard_impl.hpp"
@@ -46,11 +47,21 @@ response json_response(const call& c, const json::value& body) {
   return make_response(c.req, http::status::ok, json::serialize(body), "application/json");
 }
 
-namespace {
-
 double epoch_ms(schedule::time_point t) {
   return static_cast<double>(t.time_since_epoch().count()) / 1000.0;
 }
+
+namespace_view& find_namespace(dashboard::impl& board, const call& c) {
+  const std::string& ns = c.param("ns");
+  for (auto& v : board.namespaces) {
+    if (v->name == ns) {
+      return *v;
+    }
+  }
+  throw bad_request("unknown namespace '" + ns + "'");
+}
+
+namespace {
 
 json::object task_json(const schedule::task& t, bool with_payload) {
   json::object o;
@@ -67,16 +78,6 @@ json::object task_json(const schedule::task& t, bool with_payload) {
     o["payload"] = json::serialize(t.payload);  // shown as text by the page
   }
   return o;
-}
-
-namespace_view& find_namespace(dashboard::impl& board, const call& c) {
-  const std::string& ns = c.param("ns");
-  for (auto& v : board.namespaces) {
-    if (v->name == ns) {
-      return *v;
-    }
-  }
-  throw bad_request("unknown namespace '" + ns + "'");
 }
 
 const std::string& required_id(const call& c) {
@@ -140,6 +141,7 @@ asio::awaitable<response> overview(dashboard::impl* board, const call& c) {
       paused_types.emplace_back(t);
     }
     n["paused_types"] = std::move(paused_types);
+    n["events_enabled"] = v->events;
     if (v->dispatch != nullptr) {
       const auto& d = v->dispatch->stats();
       n["runs_total"] = d.succeeded + d.retried + d.dead_lettered;
@@ -282,11 +284,12 @@ dashboard::dashboard() : impl_(std::make_unique<impl>()) {}
 dashboard::~dashboard() = default;
 
 void dashboard::add_namespace(std::string name, schedule::store& tasks,
-                              schedule::dispatcher* dispatch) {
+                              schedule::dispatcher* dispatch, namespace_options options) {
   auto v = std::make_unique<namespace_view>();
   v->name = std::move(name);
   v->tasks = &tasks;
   v->dispatch = dispatch;
+  v->events = options.events;
   if (dispatch != nullptr) {
     lateness_window* window = &v->lateness;
     dispatch->on_start([window](const schedule::claimed_task& t) {
@@ -295,6 +298,12 @@ void dashboard::add_namespace(std::string name, schedule::store& tasks,
     });
   }
   impl_->namespaces.push_back(std::move(v));
+}
+
+void dashboard::add_namespace(std::string name, schedule::scheduler& sched) {
+  namespace_options options;
+  options.events = sched.options().events.enabled;
+  add_namespace(std::move(name), sched.tasks(), &sched.dispatcher(), options);
 }
 
 void dashboard::add_stream(stream::admin& admin, std::string stream,
@@ -333,6 +342,7 @@ void dashboard::install(router& routes) {
   routes.post("/api/task/cancel", [b](const call& c) { return cancel_task(b, c); });
   routes.post("/api/pause", [b](const call& c) { return pause_or_resume(b, c, true); });
   routes.post("/api/resume", [b](const call& c) { return pause_or_resume(b, c, false); });
+  install_event_routes(routes, *b);
   install_stream_routes(routes, *b);
   routes.get("/api/queues", [b](const call& c) { return list_queues(b, c); });
   install_queue_routes(routes, *b);

@@ -1,9 +1,10 @@
 #pragma once
-// Internals of ops::dashboard shared by dashboard.cpp and dashboard_streams.cpp.
+// Internals of ops::dashboard shared by dashboard.cpp and the dashboard_*.cpp route files.
 
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <corvo/ops/dashboard.hpp>
+#include <corvo/schedule/task.hpp>
 #include <deque>
 #include <memory>
 #include <string>
@@ -28,6 +29,8 @@ struct namespace_view {
   std::string name;
   schedule::store* tasks = nullptr;
   schedule::dispatcher* dispatch = nullptr;
+  /// namespace_options::events: the namespace's processes write task events.
+  bool events = false;
   lateness_window lateness;
 };
 
@@ -51,6 +54,15 @@ struct dashboard::impl {
 
 /// A 200 application/json response.
 response json_response(const call& c, const boost::json::value& body);
+
+/// The namespace of the parameter `ns`; bad_request naming it when the dashboard has none.
+namespace_view& find_namespace(dashboard::impl& board, const call& c);
+
+/// Milliseconds since the epoch (with the microseconds as a fraction), as the page reads times.
+double epoch_ms(schedule::time_point t);
+
+/// GET /api/events (dashboard_events.cpp).
+void install_event_routes(router& routes, dashboard::impl& board);
 
 /// The routes of the stream views (dashboard_streams.cpp).
 void install_stream_routes(router& routes, dashboard::impl& board);

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "event_tally.hpp"
 #include "memory_events.hpp"
 #include "permit_book.hpp"
 
@@ -152,11 +153,12 @@ task snapshot(const entry& e) {
 }  // namespace
 
 struct memory_store::impl {
-  impl(asio::any_io_executor ex, unsigned shard_count, dead_letter_limits caps)
+  impl(const store& owner, asio::any_io_executor ex, unsigned shard_count, dead_letter_limits caps)
       : executor(std::move(ex)),
         limits(caps),
         shards(shard_count),
-        events(executor, std::max(shard_count, 1u)) {
+        events(executor, std::max(shard_count, 1u)),
+        tally(owner) {
     if (shard_count == 0) {
       throw std::invalid_argument("memory_store: shards must be at least 1");
     }
@@ -176,6 +178,8 @@ struct memory_store::impl {
   std::map<std::string, detail::permit_book, std::less<>> permits;
   /// set_events(): the task events.
   detail::memory_event_log events;
+  /// The events written, by kind (event_counts.hpp).
+  detail::event_tally tally;
 
   /// Records an event of `w` (when events are on) at the store's clock.
   void event(unsigned shard, event_kind kind, const task& w, std::string reason = {},
@@ -195,6 +199,7 @@ struct memory_store::impl {
     e.reason = std::move(reason);
     e.shard = shard;
     events.record(std::move(e));
+    tally.add(kind);
   }
 
   shard_state& shard_at(unsigned shard) {
@@ -845,7 +850,7 @@ struct memory_store::impl {
 
 memory_store::memory_store(asio::any_io_executor executor, unsigned shards,
                            dead_letter_limits limits)
-    : impl_(std::make_unique<impl>(std::move(executor), shards, limits)) {}
+    : impl_(std::make_unique<impl>(*this, std::move(executor), shards, limits)) {}
 
 memory_store::~memory_store() = default;
 

@@ -161,8 +161,16 @@ local function release(running, waiting, type, token)
   end
 end
 -- Task events: events_on(ARGV[n]) reads the script's events argument ('0': off); emit()
--- appends one event to KEYS[13] (nothing when off). ev_now: the event time, read once.
+-- appends one event to KEYS[13] (nothing when off) and counts it in ev_n; ev_tally() is that
+-- count for the caller's metric (event_counts.hpp). ev_now: the event time, read once.
 local ev_max, ev_source, ev_now
+local ev_index = {scheduled = 1, started = 2, succeeded = 3, failed = 4, dead = 5, cancelled = 6}
+local ev_n = {0, 0, 0, 0, 0, 0}
+-- The events this call wrote, by kind in event_kind's order ('' when events are off).
+local function ev_tally()
+  if not ev_max then return '' end
+  return table.concat(ev_n, ' ')
+end
 local function events_on(arg, now)
   if not arg or arg == '0' or arg == '' then return end
   ev_max, ev_source = string.match(arg, '^(%d+) (.*)$')
@@ -179,6 +187,7 @@ local function emit(kind, id, rec, attempt, reason, due)
   a[#a + 1] = 'w'
   a[#a + 1] = ev_source
   redis.call(unpack(a))
+  ev_n[ev_index[kind]] = ev_n[ev_index[kind]] + 1
 end
 -- The attempts of a record (0 when its header does not parse).
 local function attempts_of(rec)
@@ -268,7 +277,8 @@ return 'scheduled'
 // ARGV[8]: the number L of limited types, then per type: type, starts per window (0: no
 // rate), window_us, concurrency (0: none), then events; KEYS 14.. per type: running, starts,
 // waiting.
-// Returns {now, next_due|'', next_lease|'', permit_at|'', id1, token1, due1, record1, ...}.
+// Returns {now, next_due|'', next_lease|'', permit_at|'', events written (ev_tally), id1, token1,
+// due1, record1, ...}.
 // A due task of a limited type with no permit free moves to the held sets (attempts and
 // record untouched); at the start of a claim, as many held tasks of each type as it has
 // permits free go back to their due set (by the claim's order); permit_at: the earliest
@@ -303,7 +313,7 @@ for _, id in ipairs(expired) do
     redis.call('ZADD', KEYS[1], now, id)
   end
 end
-local out = {fmt(now), '', '', ''}
+local out = {fmt(now), '', '', '', ''}
 -- Numbers passed to redis.call are formatted with 14 digits by Lua: pass exact strings.
 local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
 local limit = tonumber(ARGV[1])
@@ -439,11 +449,13 @@ for _, l in pairs(limits) do
   end
 end
 if permit_at and not all_paused then out[4] = fmt(permit_at) end
+out[5] = ev_tally()
 return out
 )lua";
 
 // KEYS 1..13, then per limited type: running, waiting; ARGV: L (limited types), their L
-// names, events, then (id, token, next_due_us|'')... Returns the number acked. A next due time
+// names, events, then (id, token, next_due_us|'')... Returns {the number acked, the events
+// written (ev_tally)}. A next due time
 // starts the next occurrence: the record's occurrence becomes it. Every token's permit is
 // released, stale or not: its run has ended.
 inline constexpr const char* ack = R"lua(
@@ -476,35 +488,35 @@ for i = 3 + nlim, #ARGV, 3 do
     acked = acked + 1
   end
 end
-return acked
+return {tostring(acked), ev_tally()}
 )lua";
 
 // KEYS 1..13, then per limited type: running, waiting; ARGV: id, token, error, retry_us|''
 // (empty: dead-letter), dead_max_count, dead_max_age_us, L, the L limited types, events.
-// Returns 1,
-// or 0 for a stale token. The token's permit is released, stale or not.
+// Returns {'1', the events written (ev_tally)}, or {'0', ''} for a stale token. The token's
+// permit is released, stale or not.
 inline constexpr const char* nack = R"lua(
 local id, token = ARGV[1], ARGV[2]
 local nlim = tonumber(ARGV[7]) or 0
 for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[7 + l], token) end
-if redis.call('HGET', KEYS[4], id) ~= token then return 0 end
+if redis.call('HGET', KEYS[4], id) ~= token then return {'0', ''} end
 local now = now_us()
 events_on(ARGV[8 + nlim], now)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 local rec = redis.call('HGET', KEYS[2], id)
-if not rec then return 1 end
+if not rec then return {'1', ev_tally()} end
 redis.call('HSET', KEYS[2], id, with_error(rec, ARGV[3]))
 if ARGV[4] ~= '' then
   local due = now + tonumber(ARGV[4])
   enqueue(KEYS, id, rec, due)
   wake_if_head(KEYS, id, due)
   emit('failed', id, rec, attempts_of(rec), ARGV[3])
-  return 1
+  return {'1', ev_tally()}
 end
 emit('dead', id, rec, attempts_of(rec), ARGV[3])
 dead_letter(KEYS, id, now, tonumber(ARGV[5]), tonumber(ARGV[6]))
-return 1
+return {'1', ev_tally()}
 )lua";
 
 // KEYS 1..13, then per limited type: running, waiting; ARGV: lease_ms, L (limited types),

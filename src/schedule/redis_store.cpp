@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/this_coro.hpp>
+#include <charconv>
 #include <cmath>
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
@@ -17,6 +18,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "event_tally.hpp"
 #include "redis_events.hpp"
 #include "redis_scripts.hpp"
 
@@ -105,8 +107,8 @@ const T& value_or_throw(const redis::result<T>& r, const char* what) {
 }  // namespace
 
 struct redis_store::impl {
-  impl(redis::client& c, redis::client_config sub, redis_store_options opts)
-      : conn(c), subscriber(std::move(sub)), options(std::move(opts)) {
+  impl(const store& owner, redis::client& c, redis::client_config sub, redis_store_options opts)
+      : conn(c), subscriber(std::move(sub)), options(std::move(opts)), tally(owner) {
     if (options.wait_replicas > 0 && options.wait_timeout <= std::chrono::milliseconds::zero()) {
       throw std::invalid_argument(
           "redis_store: wait_timeout must be positive when wait_replicas is set (WAIT 0 "
@@ -250,6 +252,34 @@ struct redis_store::impl {
   bool opened = false;
   /// The scripts' events argument (redis_scripts.hpp): 'MAX_LEN SOURCE', or '0' when off.
   std::string events_arg = "0";
+  /// The events the scripts wrote, by kind (event_counts.hpp).
+  detail::event_tally tally;
+
+  /// Counts `n` events of `kind` when events are on (a script that returns only its outcome
+  /// wrote exactly that many).
+  void count_events(event_kind kind, std::uint64_t n = 1) noexcept {
+    if (options.events.enabled && n > 0) {
+      tally.add(kind, n);
+    }
+  }
+  /// A {outcome, events written} reply (ack, nack): counts the events, returns the outcome.
+  long long count_outcome(const std::vector<std::string>& reply, const char* what) {
+    long long outcome = 0;
+    if (reply.size() != 2 ||
+        std::from_chars(reply[0].data(), reply[0].data() + reply[0].size(), outcome).ec !=
+            std::errc{}) {
+      throw std::runtime_error(std::string("redis_store ") + what + ": malformed reply");
+    }
+    count_reported(reply[1], what);
+    return outcome;
+  }
+  /// Counts what a script reported it wrote (ev_tally in redis_scripts.hpp).
+  void count_reported(const std::string& reported, const char* what) {
+    if (!tally.add_reported(reported)) {
+      throw std::runtime_error(std::string("redis_store ") + what + ": malformed event counts '" +
+                               reported + "'");
+    }
+  }
 
   redis::script schedule_script = make_script(lua::schedule);
   redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
@@ -370,7 +400,7 @@ struct redis_store::impl {
 
 redis_store::redis_store(redis::client& commands, redis::client_config subscriber,
                          redis_store_options options)
-    : impl_(std::make_unique<impl>(commands, std::move(subscriber), std::move(options))) {}
+    : impl_(std::make_unique<impl>(*this, commands, std::move(subscriber), std::move(options))) {}
 
 redis_store::~redis_store() = default;
 
@@ -439,6 +469,9 @@ asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
                                 if_absent ? "1" : "0", impl_->events_arg};
   const auto scheduled = co_await impl_->run_durable<long long>(
       impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
+  if (scheduled == 1) {
+    impl_->count_events(event_kind::scheduled);
+  }
   co_return scheduled == 1;
 }
 
@@ -470,6 +503,9 @@ asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_
                                 impl_->events_arg};
   const auto outcome = co_await impl_->run_durable_on<std::string>(
       impl_->schedule_dedup_script, std::move(keys), std::move(args), "schedule_deduplicated");
+  if (outcome != "dropped") {
+    impl_->count_events(event_kind::scheduled);
+  }
   if (outcome == "replaced") {
     co_return dedup_outcome::replaced;
   }
@@ -690,16 +726,24 @@ asio::awaitable<bool> redis_store::cancel(std::string id) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id), impl_->events_arg};
-  co_return co_await impl_->run_durable<long long>(impl_->cancel_script, shard, std::move(args),
-                                                   "cancel") == 1;
+  const bool cancelled = co_await impl_->run_durable<long long>(impl_->cancel_script, shard,
+                                                                std::move(args), "cancel") == 1;
+  if (cancelled) {
+    impl_->count_events(event_kind::cancelled);
+  }
+  co_return cancelled;
 }
 
 asio::awaitable<bool> redis_store::reschedule(std::string id, time_point due) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id), micros_text(due), impl_->events_arg};
-  co_return co_await impl_->run_script<long long>(impl_->reschedule_script, shard, std::move(args),
-                                                  "reschedule") == 1;
+  const bool moved = co_await impl_->run_script<long long>(impl_->reschedule_script, shard,
+                                                           std::move(args), "reschedule") == 1;
+  if (moved) {
+    impl_->count_events(event_kind::scheduled);
+  }
+  co_return moved;
 }
 
 asio::awaitable<store_stats> redis_store::stats() {
@@ -758,7 +802,7 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   args.push_back(impl_->events_arg);
   const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
       impl_->claim_script, shard, impl_->claim_limit_keys, std::move(args), "claim");
-  if (reply.size() < 4 || (reply.size() - 4) % 4 != 0) {
+  if (reply.size() < 5 || (reply.size() - 5) % 4 != 0) {
     throw std::runtime_error("redis_store claim: malformed reply of " +
                              std::to_string(reply.size()) + " elements");
   }
@@ -768,7 +812,8 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   out.ahead = impl_->options.claim_ahead;
   out.next_lease_expiry = parse_time(reply[2]);
   out.permit_at = parse_time(reply[3]);
-  for (std::size_t i = 4; i < reply.size(); i += 4) {
+  impl_->count_reported(reply[4], "claim");
+  for (std::size_t i = 5; i < reply.size(); i += 4) {
     claimed_task c;
     c.shard = shard;
     c.claimed_at = out.store_now;
@@ -808,17 +853,22 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
   // on a store it cannot reach (the tasks run again when their leases expire).
   redis::request::config unwaiting;
   unwaiting.fail_if_not_connected = true;
+  using reply_type = std::vector<std::string>;  // {acked, events written}
+  reply_type reply;
   if (!impl_->limit_types.empty()) {
     if (impl_->options.wait_replicas > 0) {
-      co_return static_cast<std::size_t>(co_await impl_->run_durable_on<long long>(
+      reply = co_await impl_->run_durable_on<reply_type>(
           impl_->ack_script, impl_->keys_with(shard, impl_->release_limit_keys), std::move(args),
-          "ack"));
+          "ack");
+    } else {
+      reply = co_await impl_->run_limited<reply_type>(
+          impl_->ack_script, shard, impl_->release_limit_keys, std::move(args), "ack", unwaiting);
     }
-    co_return static_cast<std::size_t>(co_await impl_->run_limited<long long>(
-        impl_->ack_script, shard, impl_->release_limit_keys, std::move(args), "ack", unwaiting));
+  } else {
+    reply = co_await impl_->run_durable<reply_type>(impl_->ack_script, shard, std::move(args),
+                                                    "ack", unwaiting);
   }
-  co_return static_cast<std::size_t>(co_await impl_->run_durable<long long>(
-      impl_->ack_script, shard, std::move(args), "ack", unwaiting));
+  co_return static_cast<std::size_t>(impl_->count_outcome(reply, "ack"));
 }
 
 asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
@@ -837,9 +887,9 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
   // up on a store it cannot reach.
   redis::request::config unwaiting;
   unwaiting.fail_if_not_connected = true;
-  co_return co_await impl_->run_limited<long long>(impl_->nack_script, shard,
-                                                   impl_->release_limit_keys, std::move(args),
-                                                   "nack", unwaiting) == 1;
+  const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
+      impl_->nack_script, shard, impl_->release_limit_keys, std::move(args), "nack", unwaiting);
+  co_return impl_->count_outcome(reply, "nack") == 1;
 }
 
 asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
@@ -958,14 +1008,19 @@ asio::awaitable<void> redis_store::restore(task t) {
   std::vector<std::string> args{t.id, micros_text(due), detail::encode_record(t), "0",
                                 impl_->events_arg};
   co_await impl_->run_durable<long long>(impl_->schedule_script, shard, std::move(args), "restore");
+  impl_->count_events(event_kind::scheduled);
 }
 
 asio::awaitable<bool> redis_store::replay(std::string id) {
   co_await impl_->open();
   const auto shard = impl_->shard_for(id);
   std::vector<std::string> args{std::move(id), impl_->events_arg};
-  co_return co_await impl_->run_script<long long>(impl_->replay_script, shard, std::move(args),
-                                                  "replay") == 1;
+  const bool replayed = co_await impl_->run_script<long long>(impl_->replay_script, shard,
+                                                              std::move(args), "replay") == 1;
+  if (replayed) {
+    impl_->count_events(event_kind::scheduled);
+  }
+  co_return replayed;
 }
 
 asio::awaitable<std::size_t> redis_store::purge(std::string id) {

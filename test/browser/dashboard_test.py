@@ -11,6 +11,12 @@ group, pending and lag and its dead letter (an <img onerror> in its fields shown
 replaying it from the page puts it back in the stream (Redis: length 6, dead-letter stream
 empty; the page: lag 1); the queue view shows the dead count, and its dead letters are
 replayed (Redis: the item back in the queue) and purged (Redis: none left) from the page.
+Task events (the demo writes them): a task's detail shows its timeline (bad-1: scheduled,
+started, dead with its reason; flaky-1: its failed first try and its second; gone-1, cancelled
+and gone from the store, still has its timeline); the Events view lists the demo's 28 events
+newest first and filters them by kind and by task id with exact rows; a failure reason
+holding <script> is shown as text (no script runs); with --events-off the page says events are
+off instead of showing an empty history.
 
 Usage: dashboard_test.py OPS_DEMO [--screenshots DIR]
 """
@@ -29,7 +35,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 DEMO = sys.argv[1]
 SHOTS = sys.argv[sys.argv.index('--screenshots') + 1] if '--screenshots' in sys.argv else None
@@ -234,6 +240,141 @@ def test_open_endpoint(driver):
         demo.stop()
 
 
+def event_rows(driver, table):
+    """(kind, task or '', attempt, reason) of each row of an events table, in page order."""
+    out = []
+    for row in driver.find_elements(By.CSS_SELECTOR, '#%s tbody tr' % table):
+        cells = row.find_elements(By.TAG_NAME, 'td')
+        reason = row.find_element(By.CSS_SELECTOR, 'td[data-field="reason"]').text
+        if table == 'events-table':  # Time, Kind, Task, Type, Attempt, Reason, Source, Shard
+            out.append((cells[1].text, cells[2].text, cells[4].text, reason))
+        else:  # Time, Kind, Attempt, Due, Reason, Source
+            out.append((cells[1].text, '', cells[2].text, reason))
+    return out
+
+
+def open_view(driver, url, view):
+    """Loads `url` afresh and waits for `view`: a mere hash change between two pages of the
+    same view would leave the previous one's data-loaded in place."""
+    driver.get('about:blank')
+    driver.get(url)
+    wait_loaded(driver, view)
+
+
+BAD_1_REASON = 'refused task bad-1: <script>window.__corvo_xss = 3</script>'
+
+
+def test_events(driver):
+    demo = Demo()
+    try:
+        driver.get('about:blank')
+        driver.get_log('browser')
+        # ---- a task's timeline: oldest first ----
+        open_view(driver, demo.url + '/#task?ns=demo&id=bad-1', 'task')
+        rows = event_rows(driver, 'task-events')
+        check(rows == [('scheduled', '', '', ''), ('started', '', '1', ''),
+                       ('dead', '', '1', BAD_1_REASON)], 'bad-1 timeline: %s' % rows)
+        check(driver.execute_script('return window.__corvo_xss') is None, 'the reason ran a script')
+        check(len(driver.find_elements(By.CSS_SELECTOR, '#task-events script')) == 0,
+              'the reason created a script element')
+        sources = {td.text for td in driver.find_elements(By.CSS_SELECTOR, '#task-events td:last-child')}
+        check(sources == {'ops-demo'}, 'event sources: %s' % sources)
+        shot(driver, 'dashboard-task-events.png')
+        open_view(driver, demo.url + '/#task?ns=demo&id=flaky-1', 'task')
+        rows = event_rows(driver, 'task-events')
+        check(rows == [('scheduled', '', '', ''), ('started', '', '1', ''),
+                       ('failed', '', '1', 'not yet'), ('started', '', '2', ''),
+                       ('succeeded', '', '2', '')], 'flaky-1 timeline: %s' % rows)
+        # gone-1 was cancelled: no task any more, its events remain.
+        open_view(driver, demo.url + '/#task?ns=demo&id=gone-1', 'task')
+        check('No task gone-1 in demo now' in driver.find_element(By.ID, 'task-gone').text,
+              'gone-1 not reported gone')
+        rows = event_rows(driver, 'task-events')
+        check(rows == [('scheduled', '', '', ''), ('cancelled', '', '', '')],
+              'gone-1 timeline: %s' % rows)
+
+        # ---- the events view: newest first, 28 events ----
+        open_view(driver, demo.url + '/#events?ns=demo', 'events')
+        summary = driver.find_element(By.ID, 'events-summary').text
+        check(summary == 'Events 1–28 of 28, newest first.', 'summary: ' + summary)
+        rows = event_rows(driver, 'events-table')
+        check(len(rows) == 28, '%d event rows, not 28' % len(rows))
+        expected = sorted(
+            [('scheduled', t, '', '') for t in
+             ('report-hourly', 'report-2', 'report-3', 'ok-1', 'ok-2', 'ok-3', 'ok-4',
+              'flaky-1', 'bad-1', 'bad-2', 'gone-1')] +
+            [('cancelled', 'gone-1', '', '')] +
+            [('started', 'ok-%d' % i, '1', '') for i in range(1, 5)] +
+            [('succeeded', 'ok-%d' % i, '1', '') for i in range(1, 5)] +
+            [('started', 'flaky-1', '1', ''), ('failed', 'flaky-1', '1', 'not yet'),
+             ('started', 'flaky-1', '2', ''), ('succeeded', 'flaky-1', '2', '')] +
+            [('started', 'bad-1', '1', ''), ('dead', 'bad-1', '1', BAD_1_REASON),
+             ('started', 'bad-2', '1', ''), ('dead', 'bad-2', '1', 'refused task bad-2')])
+        check(sorted(rows) == expected, 'events view rows: %s' % rows)
+        # The 12 oldest (the bottom rows) are the schedules and the cancel, written before any
+        # run; the newest row ends a run.
+        check({r[0] for r in rows[-12:]} == {'scheduled', 'cancelled'},
+              'oldest rows: %s' % rows[-12:])
+        check(rows[0][0] in ('succeeded', 'dead'), 'newest row: %s' % (rows[0],))
+        check(driver.execute_script('return window.__corvo_xss') is None, 'a reason ran a script')
+        shot(driver, 'dashboard-events.png')
+
+        # ---- filter by kind, then by task id, from the form ----
+        def settle(condition):
+            WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+                condition)
+
+        Select(driver.find_element(By.ID, 'events-kind')).select_by_value('dead')
+        driver.find_element(By.ID, 'events-filter').click()
+        settle(lambda d: 'kind=dead' in d.current_url and d.execute_script(
+            'return document.body.dataset.loaded') == 'events' and
+            len(event_rows(d, 'events-table')) == 2)
+        rows = event_rows(driver, 'events-table')
+        check(sorted(rows) == [('dead', 'bad-1', '1', BAD_1_REASON),
+                               ('dead', 'bad-2', '1', 'refused task bad-2')],
+              'dead events: %s' % rows)
+        Select(driver.find_element(By.ID, 'events-kind')).select_by_value('')
+        driver.find_element(By.ID, 'events-task').send_keys('flaky-1')
+        driver.find_element(By.ID, 'events-filter').click()
+        settle(lambda d: 'task=flaky-1' in d.current_url and 'kind=dead' not in d.current_url and
+               len(event_rows(d, 'events-table')) == 5)
+        rows = event_rows(driver, 'events-table')
+        check(rows == [('succeeded', 'flaky-1', '2', ''), ('started', 'flaky-1', '2', ''),
+                       ('failed', 'flaky-1', '1', 'not yet'), ('started', 'flaky-1', '1', ''),
+                       ('scheduled', 'flaky-1', '', '')], 'flaky-1 events: %s' % rows)
+        # A task id links to its detail.
+        driver.find_element(By.CSS_SELECTOR, '#events-table tr[data-kind="failed"] a').click()
+        wait_loaded(driver, 'task')
+        # flaky-1 succeeded, so it is gone from the store; its timeline remains.
+        check('No task flaky-1 in demo now' in driver.find_element(By.ID, 'task-gone').text,
+              'the link did not open flaky-1')
+        check(len(event_rows(driver, 'task-events')) == 5, 'flaky-1 timeline after the link')
+        # The views of flaky-1 and gone-1 asked for tasks the store no longer holds: those
+        # 404s (logged by Chromium as failed loads) are expected; nothing else is.
+        gone = re.compile(r'/api/task\?ns=demo&id=(flaky-1|gone-1) - Failed to load resource: '
+                          r'the server responded with a status of 404')
+        errors = [e for e in console_errors(driver) if not gone.search(e['message'])]
+        check(errors == [], 'console errors: %s' % errors)
+    finally:
+        demo.stop()
+
+    # ---- events off: the page says so ----
+    demo = Demo('--events-off')
+    try:
+        open_view(driver, demo.url + '/#events?ns=demo', 'events')
+        off = driver.find_element(By.ID, 'events-off').text
+        check(off == "task events are off for namespace 'demo' (scheduler.events.enabled is "
+                     "false): nothing is recorded to show", 'events off: ' + off)
+        check(len(driver.find_elements(By.ID, 'events-table')) == 0, 'an events table with events off')
+        open_view(driver, demo.url + '/#task?ns=demo&id=bad-1', 'task')
+        check('task events are off' in driver.find_element(By.ID, 'task-events-off').text,
+              'the task view does not say events are off')
+        check('refused task bad-1' in driver.find_element(By.ID, 'task-detail').text,
+              'the task detail is missing with events off')
+    finally:
+        demo.stop()
+
+
 def test_token(driver):
     demo = Demo('--token', 'tok-123')
     try:
@@ -365,6 +506,7 @@ def main():
     driver = browser()
     try:
         test_open_endpoint(driver)
+        test_events(driver)
         test_token(driver)
         if shutil.which('redis-server') and shutil.which('redis-cli'):
             test_streams_and_queues(driver)

@@ -17,6 +17,8 @@
 #include <support/child_process.hpp>
 #include <support/temp_dir.hpp>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -124,10 +126,11 @@ BOOST_AUTO_TEST_CASE(metrics_match_the_workload_and_pass_promtool) {
   BOOST_REQUIRE_EQUAL(res.result_int(), 200);
   BOOST_TEST(res[http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
   const std::string& m = res.body();
-  BOOST_TEST(sample(m, R"(corvo_schedule_claimed_total{namespace="demo"})") == 6);
-  BOOST_TEST(sample(m, R"(corvo_schedule_acked_total{namespace="demo"})") == 4);
+  // 4 ok, flaky-1 twice (fails, then succeeds), 2 fail.
+  BOOST_TEST(sample(m, R"(corvo_schedule_claimed_total{namespace="demo"})") == 8);
+  BOOST_TEST(sample(m, R"(corvo_schedule_acked_total{namespace="demo"})") == 5);
   BOOST_TEST(sample(m, R"(corvo_schedule_dead_lettered_total{namespace="demo"})") == 2);
-  BOOST_TEST(sample(m, R"(corvo_schedule_nacked_total{namespace="demo"})") == 0);
+  BOOST_TEST(sample(m, R"(corvo_schedule_nacked_total{namespace="demo"})") == 1);
   BOOST_TEST(sample(m, R"(corvo_schedule_stale_acks_total{namespace="demo"})") == 0);
   BOOST_TEST(sample(m, R"(corvo_schedule_tasks{namespace="demo",state="scheduled"})") == 3);
   BOOST_TEST(sample(m, R"(corvo_schedule_tasks{namespace="demo",state="due"})") == 0);
@@ -137,10 +140,24 @@ BOOST_AUTO_TEST_CASE(metrics_match_the_workload_and_pass_promtool) {
              4);
   BOOST_TEST(sample(m, R"(corvo_schedule_lateness_seconds_count{namespace="demo",type="fail"})") ==
              2);
-  // Scheduled through the scheduler by the workload: 3 report, 4 ok, 2 fail.
-  BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="report"})") == 3);
+  // Scheduled through the scheduler by the workload: 4 report (gone-1 cancelled), 4 ok,
+  // 1 flaky, 2 fail.
+  BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="report"})") == 4);
   BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="ok"})") == 4);
+  BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="flaky"})") == 1);
   BOOST_TEST(sample(m, R"(corvo_schedule_scheduled_total{namespace="demo",type="fail"})") == 2);
+  // The task events its store wrote: 11 schedules, 8 starts, 5 successes, flaky-1's failure,
+  // 2 dead letters, gone-1's cancel.
+  for (const auto& [kind, count] : std::vector<std::pair<std::string, double>>{{"scheduled", 11},
+                                                                               {"started", 8},
+                                                                               {"succeeded", 5},
+                                                                               {"failed", 1},
+                                                                               {"dead", 2},
+                                                                               {"cancelled", 1}}) {
+    BOOST_TEST(sample(m, R"(corvo_schedule_events_total{kind=")" + kind +
+                             R"(",namespace="demo"})") == count,
+               kind);
+  }
   BOOST_TEST(sample(m, R"(corvo_health_up{dependency="store"})") == 1);
   BOOST_TEST(sample(m, R"(corvo_health_state{dependency="store",state="down"})") == 0);
 

@@ -1,12 +1,17 @@
 // A process with the ops endpoint and a known workload, for the browser test
 // (test/browser/dashboard_test.py) and the screenshots of docs/dashboard.md.
 //
-// Namespace "demo" (memory store): three tasks due in an hour ("report", one of them every
-// hour), four "ok" tasks due now that succeed, and two "fail" tasks that fail permanently and
-// are dead-lettered — "bad-1", whose payload holds a <script> element, and "bad-2". Once the
+// Namespace "demo" (memory store, task events on): three tasks due in an hour ("report", one
+// of them every hour), four "ok" tasks due now that succeed, one "flaky" task ("flaky-1")
+// that fails its first try ("not yet") and succeeds its second, two "fail" tasks that fail
+// permanently and are dead-lettered — "bad-1", whose payload and failure reason hold a
+// <script> element, and "bad-2" — and "gone-1", scheduled and then cancelled. Once the
 // workload has run, the dispatcher is stopped (the store and the endpoint stay), so a task
 // replayed from the page stays due instead of running again: the expected counts are then
-// scheduled 3, due 0, in flight 0, dead 2.
+// scheduled 3, due 0, in flight 0, dead 2. Its 28 task events, in order of writing: the 11
+// schedules (report-hourly, report-2, report-3, ok-1..4, flaky-1, bad-1, bad-2, gone-1), the
+// cancel of gone-1, then the runs (started, then succeeded, failed or dead, per task).
+// With --events-off the store writes no events (the page says so).
 //
 // With --redis-url URL (a redis-server the caller started), also a stream and a queue:
 // stream "{demo}:orders" (group "billing"): four "order.created" entries handled and one
@@ -63,20 +68,35 @@ asio::awaitable<void> succeed(const schedule::claimed_task&) {
 }
 
 asio::awaitable<void> fail(const schedule::claimed_task& t) {
+  if (t.work.id == "bad-1") {
+    throw schedule::permanent_error("refused task bad-1: <script>window.__corvo_xss = 3</script>");
+  }
   throw schedule::permanent_error("refused task " + t.work.id);
+  co_return;
+}
+
+// Fails the first try, succeeds the second.
+asio::awaitable<void> flaky(const schedule::claimed_task& t) {
+  if (t.work.attempts < 2) {
+    throw std::runtime_error("not yet");
+  }
   co_return;
 }
 
 asio::awaitable<void> add(schedule::scheduler& s, std::string id, std::string type,
                           std::string payload, schedule::time_point due,
-                          schedule::recurrence repeat) {
+                          schedule::recurrence repeat, std::uint32_t max_attempts = 1) {
   schedule::task t;
   t.id = std::move(id);
   t.type = std::move(type);
   t.payload = boost::json::parse(payload);
   t.due = due;
-  t.max_attempts = 1;
+  t.max_attempts = max_attempts;
   t.repeat = std::move(repeat);
+  if (max_attempts > 1) {
+    t.retry = schedule::retry_backoff{std::chrono::milliseconds(1), std::chrono::milliseconds(1),
+                                      1.0, 0.0};
+  }
   co_await s.schedule(std::move(t));
 }
 
@@ -86,14 +106,19 @@ asio::awaitable<void> run_workload(schedule::scheduler& s) {
                schedule::interval{std::chrono::hours(1)});
   co_await add(s, "report-2", "report", R"({"kind":"once"})", later + 1s, {});
   co_await add(s, "report-3", "report", R"({"kind":"once"})", later + 2s, {});
+  // Due a moment from now, so that every schedule (and the cancel) is written before the
+  // first run starts: the order of the events is then known.
+  const auto soon = schedule::now() + 200ms;
   for (int i = 1; i <= 4; ++i) {
-    co_await add(s, "ok-" + std::to_string(i), "ok", R"({"n":)" + std::to_string(i) + "}",
-                 schedule::now(), {});
+    co_await add(s, "ok-" + std::to_string(i), "ok", R"({"n":)" + std::to_string(i) + "}", soon,
+                 {});
   }
+  co_await add(s, "flaky-1", "flaky", R"({"n":1})", soon, {}, 2);
   co_await add(s, "bad-1", "fail",
-               R"({"note":"<script>window.__corvo_xss = 1</script><b>bold</b>"})", schedule::now(),
-               {});
-  co_await add(s, "bad-2", "fail", R"({"n":2})", schedule::now(), {});
+               R"({"note":"<script>window.__corvo_xss = 1</script><b>bold</b>"})", soon, {});
+  co_await add(s, "bad-2", "fail", R"({"n":2})", soon, {});
+  co_await add(s, "gone-1", "report", R"({"n":1})", later + 3s, {});
+  co_await s.cancel("gone-1");
 }
 
 const std::string demo_stream = "{demo}:orders";
@@ -205,7 +230,7 @@ asio::awaitable<void> serve(schedule::scheduler& s, ops::server& http,
     co_await dispatch.spawn(s.run());
     co_await run_workload(s);
     asio::steady_timer poll(ex);
-    while (s.dispatch_stats().succeeded < 4 || s.dispatch_stats().dead_lettered < 2) {
+    while (s.dispatch_stats().succeeded < 5 || s.dispatch_stats().dead_lettered < 2) {
       poll.expires_after(10ms);
       co_await poll.async_wait(asio::use_awaitable);
     }
@@ -229,7 +254,8 @@ int main(int argc, char** argv) {
       "rate-limit", po::value<double>()->default_value(100), "requests per second")(
       "rate-burst", po::value<double>()->default_value(200), "burst")(
       "max-request-bytes", po::value<std::size_t>()->default_value(65536), "largest body")(
-      "redis-url", po::value<std::string>()->default_value(""), "stream and queue workload");
+      "redis-url", po::value<std::string>()->default_value(""), "stream and queue workload")(
+      "events-off", "write no task events");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -240,10 +266,13 @@ int main(int argc, char** argv) {
   corvo::runtime rt;
   schedule::scheduler_options options;
   options.memory_shards = 2;
+  options.events.enabled = vm.count("events-off") == 0;
+  options.events.source = "ops-demo";
   schedule::scheduler s(rt.get_executor(), options);
   s.handlers().on_task("ok", succeed);
   s.handlers().on_task("report", succeed);
   s.handlers().on_task("fail", fail);
+  s.handlers().on_task("flaky", flaky);
 
   corvo::health::monitor monitor(rt.get_executor());
   monitor.add("store",
@@ -253,7 +282,7 @@ int main(int argc, char** argv) {
   ops::watch_scheduler(metrics, s, "demo");
   ops::watch_health(metrics, monitor);
   ops::dashboard board;
-  board.add_namespace("demo", s.tasks(), &s.dispatcher());
+  board.add_namespace("demo", s);
   std::unique_ptr<redis_parts> extra;
   if (const auto& url = vm["redis-url"].as<std::string>(); !url.empty()) {
     extra = std::make_unique<redis_parts>(rt.get_executor(), url);

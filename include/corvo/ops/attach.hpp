@@ -5,7 +5,7 @@
 //   auto endpoint = corvo::ops::attach(app, cfg);  // nullptr unless ops.listen is set
 //   if (endpoint) {
 //     corvo::ops::watch_scheduler(endpoint->metrics(), sched, "mail");
-//     endpoint->dashboard().add_namespace("mail", sched.tasks(), &sched.dispatcher());
+//     endpoint->dashboard().add_namespace("mail", sched);  // with its events setting
 //   }
 //   return corvo::exit_code(app.run());
 //

@@ -47,7 +47,9 @@ namespace corvo::ops {
 /// scheduled|due|in_flight|dead} from store::stats() (one query per scrape); and
 /// corvo_schedule_lateness_seconds{namespace,type}, handler start − due time, observed by a
 /// dispatcher start observer; corvo_schedule_scheduled_total{namespace,type}, the tasks
-/// scheduled through `sched` (scheduler::scheduled_by_type()).
+/// scheduled through `sched` (scheduler::scheduled_by_type()); corvo_schedule_events_total
+/// {namespace,kind}, the task events this process's store wrote, every kind (events_written;
+/// zero while `scheduler.events.enabled` is off).
 void watch_scheduler(registry& metrics, schedule::scheduler& sched, std::string ns);
 /// The same from a dispatcher and its store (for code that builds them itself), without
 /// corvo_schedule_scheduled_total.

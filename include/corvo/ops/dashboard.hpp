@@ -3,7 +3,7 @@
 // downloaded) and the JSON API it reads, served by the ops endpoint.
 //
 //   ops::dashboard board;
-//   board.add_namespace("mail", sched.tasks(), &sched.dispatcher());
+//   board.add_namespace("mail", sched);      // its store, dispatcher and events setting
 //   board.add_stream(stream_admin, "orders", "orders:dead");
 //   board.add_queue(redis, "coupons");
 //   board.set_health(app.monitor());
@@ -26,6 +26,10 @@
 //   POST /api/task/cancel   ns, id     removes a task
 //   POST /api/pause         ns[, type] pauses the namespace, or one task type (store::pause)
 //   POST /api/resume        ns[, type] lifts that pause (store::resume)
+//   GET  /api/events?ns&task&type&kinds&offset&limit&after
+//                                      the namespace's task events, newest first (the
+//                                      store's event reader, no waiting); 409 when events
+//                                      are off for the namespace (namespace_options::events)
 //   GET  /api/streams                  streams, groups, consumers, pending, lag
 //   GET  /api/stream/dead?stream&after dead letters of a stream
 //   POST /api/stream/dead/replay stream, id
@@ -52,6 +56,7 @@ class monitor;
 namespace corvo::schedule {
 class store;
 class dispatcher;
+class scheduler;
 }  // namespace corvo::schedule
 namespace corvo::stream {
 class admin;
@@ -67,6 +72,14 @@ std::string_view dashboard_html() noexcept;
 std::string_view dashboard_js() noexcept;
 std::string_view dashboard_css() noexcept;
 
+/// How the dashboard shows a namespace.
+struct namespace_options {
+  /// The namespace's processes write task events (`scheduler.events.enabled`; every process
+  /// of a namespace sets the same, docs/scheduler.md "Task events"). False: the events view
+  /// and GET /api/events say that events are off (409) instead of showing an empty history.
+  bool events = false;
+};
+
 class dashboard {
  public:
   dashboard();
@@ -77,7 +90,10 @@ class dashboard {
   /// Shows namespace `name` of `tasks`. With its dispatcher, the charts also get run totals
   /// and lateness (observed through dispatcher::on_start). Both must outlive the dashboard.
   void add_namespace(std::string name, schedule::store& tasks,
-                     schedule::dispatcher* dispatch = nullptr);
+                     schedule::dispatcher* dispatch = nullptr, namespace_options options = {});
+  /// The same for a scheduler: its store and dispatcher, and namespace_options::events from
+  /// its `scheduler.events.enabled`. The scheduler must outlive the dashboard.
+  void add_namespace(std::string name, schedule::scheduler& sched);
   /// Shows `stream` (its groups and consumers) and, when given, its dead-letter stream.
   void add_stream(stream::admin& admin, std::string stream, std::string dead_letter_stream = {});
   /// Shows a queue (queue::inspect).
