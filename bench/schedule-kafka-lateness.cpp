@@ -3,7 +3,7 @@
 //
 //   scripts/bench schedule-kafka-lateness [--tasks 5000] [--spread-ms 2000]
 //       [--max-in-flight 50] [--partitions 8] [--brokers 1] [--fetch-wait-ms 1]
-//       [--provider redis|memory]
+//       [--linger-ms -1] [--provider redis|memory]
 //
 // Schedules `tasks` tasks due at random times over `spread-ms` (after the consumer group has
 // its partitions), runs a dispatcher with the kafka_sink and a kafka_worker on the same
@@ -42,6 +42,7 @@ struct settings {
   int partitions = 8;
   int brokers = 1;
   int fetch_wait_ms = 1;
+  int linger_ms = -1;  // -1: the sink's default
   std::string provider = "redis";
 };
 
@@ -128,6 +129,8 @@ int main(int argc, char** argv) {
       "brokers", po::value(&o.brokers)->default_value(o.brokers), "embedded Kafka brokers")(
       "fetch-wait-ms", po::value(&o.fetch_wait_ms)->default_value(o.fetch_wait_ms),
       "consumer fetch.wait.max.ms")(
+      "linger-ms", po::value(&o.linger_ms)->default_value(o.linger_ms),
+      "producer linger.ms (-1: the sink's default)")(
       "provider", po::value(&o.provider)->default_value(o.provider), "redis or memory");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
@@ -146,6 +149,9 @@ int main(int argc, char** argv) {
   config.set(kafka::client_role::consumer, "fetch.wait.max.ms", std::to_string(o.fetch_wait_ms));
   config.set(kafka::client_role::consumer, "session.timeout.ms", "6000");
   config.set(kafka::client_role::consumer, "heartbeat.interval.ms", "500");
+  if (o.linger_ms >= 0) {
+    config.set(kafka::client_role::producer, "linger.ms", std::to_string(o.linger_ms));
+  }
 
   asio::io_context ctx(1);
   auto setup = corvo::bench::schedule_setup::open(ctx, o.provider, {.name_space = "bench"});
@@ -174,7 +180,8 @@ int main(int argc, char** argv) {
                         {"provider", o.provider}, {"n", s.n}, {"p50_ms", s.p50_ms},
                         {"p99_ms", s.p99_ms}, {"max_ms", s.max_ms}, {"avg_ms", s.avg_ms},
                         {"max_in_flight", o.max_in_flight}, {"partitions", o.partitions},
-                        {"fetch_wait_ms", o.fetch_wait_ms}, {"early", early}});
+                        {"fetch_wait_ms", o.fetch_wait_ms}, {"linger_ms", o.linger_ms},
+                        {"early", early}});
   }
   return state.handled == o.tasks ? 0 : 1;
 }

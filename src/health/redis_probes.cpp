@@ -6,25 +6,36 @@
 #include <corvo/health/probes.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/redis/cluster/slot.hpp>
+#include <memory>
 #include <set>
 
 namespace corvo::health {
 namespace {
 
-redis::request probe_request() {
+redis::request probe_request(bool wait_for_connection = false) {
   redis::request::config cfg;
-  cfg.fail_if_not_connected = true;
+  cfg.fail_if_not_connected = !wait_for_connection;
   cfg.idempotent = true;
   return redis::request(cfg);
 }
 
+// Until the client has answered a probe once, a probe waits for the client's connection
+// (bounded by the probe timeout, as every probe): the first probe of a starting process is
+// not a failure because the first connect is still under way, which would keep the
+// dependency down, and its components waiting, for a whole probe interval. Once answered, a
+// probe fails at once when the client is not connected: a lost connection is down now, not
+// after the timeout. The flag is shared by the copies of a probe (probe_fn copies it).
+using answered_flag = std::shared_ptr<bool>;
+
 struct ping_probe {
   redis::client* redis;
+  answered_flag answered = std::make_shared<bool>(false);
   asio::awaitable<probe_result> operator()() const {
-    auto req = probe_request();
+    auto req = probe_request(!*answered);
     req.push("PING");
     redis::response<std::string> resp;
     co_await redis->exec(req, resp);
+    *answered = true;  // an answer, an error reply included: the client has connected
     const auto& reply = std::get<0>(resp);
     if (!reply.has_value()) {
       co_return probe_result{status::down, "PING: " + reply.error().message};
@@ -36,12 +47,14 @@ struct ping_probe {
 struct stream_probe {
   redis::client* redis;
   std::vector<std::string> streams;
+  answered_flag answered = std::make_shared<bool>(false);
   asio::awaitable<probe_result> operator()() const {
     for (const auto& stream : streams) {
-      auto req = probe_request();
+      auto req = probe_request(!*answered);
       req.push("XINFO", "STREAM", stream);
       redis::response<redis::ignore_t> resp;
       co_await redis->exec(req, resp);
+      *answered = true;  // an answer, an error reply included: the client has connected
       const auto& reply = std::get<0>(resp);
       if (!reply.has_value()) {
         co_return probe_result{status::down,

@@ -94,7 +94,17 @@ inline void run_scenario(const std::string& database_url) {
   access_events::load_result total;
   json::object after;
   corvo::test::run(context, [&]() -> asio::awaitable<void> {
-    // Phase 1: Redis up.
+    // Phase 1: Redis up, the consumer running (the kill below must find it running, however
+    // fast the load is).
+    for (const auto until = std::chrono::steady_clock::now() + 30s;;) {
+      const auto ready = co_await stats(port);
+      if (ready.at("consumer").at("state").as_string() == "running") {
+        break;
+      }
+      BOOST_REQUIRE_MESSAGE(std::chrono::steady_clock::now() < until,
+                            "the consumer did not start: " << json::serialize(ready));
+      co_await corvo::sleep_for(5ms);
+    }
     auto first = co_await access_events::run_load(port, 4000, 32, 0);
     add(total, first);
     BOOST_TEST_MESSAGE("phase 1: " << first.sent << " requests in " << first.seconds << " s");
