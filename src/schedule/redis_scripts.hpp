@@ -113,6 +113,23 @@ end
 local function due_levels(keys)
   return {{keys[10], 1}, {keys[1], 0}, {keys[11], -1}}
 end
+-- `cmd key args...` in calls of at most 1000 arguments (Lua's unpack has a limit), for the
+-- variadic writes of a batch (pairs stay whole: 1000 is even).
+local function call_chunked(cmd, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+-- HMGET of `key` for the ids, in calls of at most 1000 fields; false for a missing field.
+local function hmget_chunked(key, ids)
+  local out = {}
+  for i = 1, #ids, 1000 do
+    for _, v in ipairs(redis.call('HMGET', key, unpack(ids, i, math.min(i + 999, #ids)))) do
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
 -- Removes `id` from the due sets; true when it was waiting in one.
 local function unqueue(keys, id)
   local removed = false
@@ -383,6 +400,8 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     total = total + #found[l] / 2
     if #found[l] == 2 * want then more = true end  -- this level may hold more due entries
   end
+  -- The picks, in claim order; then each kind of write is one call for all of them.
+  local picks = {}
   for _ = 1, want do
     local best, best_key
     for l = 1, #levels do
@@ -393,11 +412,25 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
       end
     end
     if not best then break end
-    local id, score = found[best][at[best]], found[best][at[best] + 1]
+    picks[#picks + 1] = {found[best][at[best]], found[best][at[best] + 1], best}
     at[best] = at[best] + 2
-    examined = examined + 1
-    redis.call('ZREM', levels[best][1], id)
-    local rec = redis.call('HGET', KEYS[2], id)
+  end
+  if #picks == 0 then break end
+  examined = examined + #picks
+  local by_level, ids = {}, {}
+  for i, p in ipairs(picks) do
+    ids[i] = p[1]
+    by_level[p[3]] = by_level[p[3]] or {}
+    table.insert(by_level[p[3]], p[1])
+  end
+  for l, level_ids in pairs(by_level) do call_chunked('ZREM', levels[l][1], level_ids) end
+  local recs = hmget_chunked(KEYS[2], ids)
+  -- Claimed tasks of types without a limit: their tokens come from one INCRBY after the loop
+  -- (a limited type's claim takes its permits with its token, so it takes its token at once).
+  local batch = {}
+  for i, p in ipairs(picks) do
+    local id, score, best = p[1], p[2], p[3]
+    local rec = recs[i] or nil
     local attempts, l
     if rec then attempts = header(rec) end
     if rec and nlim > 0 then l = limits[type_of(rec)] end
@@ -416,21 +449,42 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     elseif rec then
       attempts = attempts + 1
       rec = with_attempts(rec, attempts)
-      local token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
+      local token = ''
       if l then
+        token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
         if l.m > 0 then redis.call('ZADD', l.running, deadline, token) end
         if l.n > 0 then redis.call('ZADD', l.starts, now, token) end
+        redis.call('HSET', KEYS[2], id, rec)
+        redis.call('ZADD', KEYS[3], deadline, id)
+        redis.call('HSET', KEYS[4], id, token)
+        emit('started', id, rec, attempts)
+      else
+        batch[#batch + 1] = {id, rec, #out + 2, attempts}
       end
-      redis.call('HSET', KEYS[2], id, rec)
-      redis.call('ZADD', KEYS[3], deadline, id)
-      redis.call('HSET', KEYS[4], id, token)
-      emit('started', id, rec, attempts)
       out[#out + 1] = id
-      out[#out + 1] = tostring(token)
+      out[#out + 1] = token
       out[#out + 1] = score
       out[#out + 1] = rec
       claimed = claimed + 1
     end
+  end
+  if #batch > 0 then
+    local first = redis.call('INCRBY', KEYS[6], #batch) - #batch
+    local records, inflight, leases = {}, {}, {}
+    for j, b in ipairs(batch) do
+      local token = tostring(first + j) .. '.' .. ARGV[5]
+      out[b[3]] = token
+      records[#records + 1] = b[1]
+      records[#records + 1] = b[2]
+      inflight[#inflight + 1] = deadline
+      inflight[#inflight + 1] = b[1]
+      leases[#leases + 1] = b[1]
+      leases[#leases + 1] = token
+      emit('started', b[1], b[2], b[4])
+    end
+    call_chunked('HSET', KEYS[2], records)
+    call_chunked('ZADD', KEYS[3], inflight)
+    call_chunked('HSET', KEYS[4], leases)
   end
   if not more and total <= want then break end  -- every due entry was taken: none left
 end
@@ -462,12 +516,21 @@ inline constexpr const char* ack = R"lua(
 local acked = 0
 local nlim = tonumber(ARGV[1])
 events_on(ARGV[2 + nlim])
-for i = 3 + nlim, #ARGV, 3 do
-  local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local first = 3 + nlim
+local ids = {}
+for i = first, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+local leases = hmget_chunked(KEYS[4], ids)
+-- Acked ids leave the in-flight set and the leases in one call each, finished one-off tasks
+-- their records in one more. An id twice in one batch is acked once (the first time its
+-- token matches), as one call after the other would.
+local done, gone, finished = {}, {}, {}
+for n, id in ipairs(ids) do
+  local i = first + (n - 1) * 3
+  local token, nxt = ARGV[i + 1], ARGV[i + 2]
   for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[1 + l], token) end
-  if redis.call('HGET', KEYS[4], id) == token then
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('HDEL', KEYS[4], id)
+  if leases[n] == token and not done[id] then
+    done[id] = true
+    gone[#gone + 1] = id
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
@@ -483,11 +546,16 @@ for i = 3 + nlim, #ARGV, 3 do
         local rec = redis.call('HGET', KEYS[2], id)
         emit('succeeded', id, rec, attempts_of(rec))
       end
-      redis.call('HDEL', KEYS[2], id)
+      finished[#finished + 1] = id
     end
     acked = acked + 1
   end
 end
+if #gone > 0 then
+  call_chunked('ZREM', KEYS[3], gone)
+  call_chunked('HDEL', KEYS[4], gone)
+end
+if #finished > 0 then call_chunked('HDEL', KEYS[2], finished) end
 return {tostring(acked), ev_tally()}
 )lua";
 
