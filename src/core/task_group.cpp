@@ -242,9 +242,26 @@ asio::awaitable<bool> task_group::join_for(std::chrono::steady_clock::duration t
   using namespace asio::experimental::awaitable_operators;
   if (state_->running > 0) {
     asio::steady_timer timer(state_->executor, timeout);
-    auto outcome = co_await (wait_idle() || timer.async_wait(asio::use_awaitable));
-    if (outcome.index() == 1 && state_->running > 0) {
-      co_return false;
+    bool cancelled = false;
+    try {
+      auto outcome = co_await (wait_idle() || timer.async_wait(asio::use_awaitable));
+      if (outcome.index() == 1 && state_->running > 0) {
+        co_return false;
+      }
+    } catch (...) {
+      // Only cancellation ends both waits (the operator then throws multiple_exceptions).
+      cancelled = true;
+    }
+    if (cancelled) {
+      // As join() under cancellation: the children are cancelled and still waited for, then
+      // operation_aborted; the group never goes away with children running.
+      co_await asio::this_coro::reset_cancellation_state();
+      cancel();
+      try {
+        co_await join();
+      } catch (...) {
+      }
+      throw boost::system::system_error(asio::error::operation_aborted, "task_group::join_for");
     }
   }
   co_await join();

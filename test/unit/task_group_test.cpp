@@ -1,15 +1,13 @@
-#include <corvo/core/backoff.hpp>
-#include <corvo/core/task_group.hpp>
-
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <corvo/core/backoff.hpp>
+#include <corvo/core/task_group.hpp>
+#include <stdexcept>
 
 #include "support/run_coroutine.hpp"
-
-#include <chrono>
-#include <stdexcept>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -104,13 +102,21 @@ asio::awaitable<void> spawn_three_waiters_and_a_failure(task_group& group,
   co_await group.join();
 }
 
-asio::awaitable<void> spawn_waiters_and_join(task_group& group, int& cancelled,
-                                             int& cleaned_up) {
+asio::awaitable<void> spawn_waiters_and_join(task_group& group, int& cancelled, int& cleaned_up) {
   for (int i = 0; i < 5; ++i) {
     co_await group.spawn(wait_forever(cancelled));
     co_await group.spawn(wait_then_clean_up(cleaned_up));
   }
   co_await group.join();
+}
+
+asio::awaitable<void> spawn_waiters_and_join_for(task_group& group, int& cancelled,
+                                                 int& cleaned_up) {
+  for (int i = 0; i < 5; ++i) {
+    co_await group.spawn(wait_forever(cancelled));
+    co_await group.spawn(wait_then_clean_up(cleaned_up));
+  }
+  co_await group.join_for(1h);
 }
 
 }  // namespace
@@ -136,12 +142,11 @@ BOOST_AUTO_TEST_CASE(failing_child_cancels_siblings_within_one_loop_turn) {
   std::exception_ptr join_failure;
   bool joined = false;
 
-  asio::co_spawn(
-      ctx, spawn_three_waiters_and_a_failure(group, observed, failed_at, turn),
-      [&](std::exception_ptr e) {
-        join_failure = e;
-        joined = true;
-      });
+  asio::co_spawn(ctx, spawn_three_waiters_and_a_failure(group, observed, failed_at, turn),
+                 [&](std::exception_ptr e) {
+                   join_failure = e;
+                   joined = true;
+                 });
   while (ctx.run_one() > 0) {
     ++turn;
   }
@@ -155,8 +160,9 @@ BOOST_AUTO_TEST_CASE(failing_child_cancels_siblings_within_one_loop_turn) {
   }
   // join() rethrows the failure itself; the siblings' cancellations are not failures.
   BOOST_REQUIRE(join_failure);
-  BOOST_CHECK_EXCEPTION(std::rethrow_exception(join_failure), std::runtime_error,
-                        [](const std::runtime_error& e) { return std::string(e.what()) == "boom"; });
+  BOOST_CHECK_EXCEPTION(
+      std::rethrow_exception(join_failure), std::runtime_error,
+      [](const std::runtime_error& e) { return std::string(e.what()) == "boom"; });
   BOOST_TEST(group.in_flight() == 0u);
 }
 
@@ -190,18 +196,18 @@ BOOST_AUTO_TEST_CASE(cancelled_join_leaves_no_running_child) {
   asio::cancellation_signal stop;
   bool aborted = false;
 
-  asio::co_spawn(
-      ctx, spawn_waiters_and_join(group, cancelled, cleaned_up),
-      asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
-        try {
-          if (e) std::rethrow_exception(e);
-        } catch (const boost::system::system_error& ex) {
-          aborted = is_aborted(ex);
-        }
-        // Every child has finished by the time join() reports the cancellation.
-        BOOST_TEST(group.in_flight() == 0u);
-        BOOST_TEST(cleaned_up == 5);
-      }));
+  asio::co_spawn(ctx, spawn_waiters_and_join(group, cancelled, cleaned_up),
+                 asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+                   try {
+                     if (e)
+                       std::rethrow_exception(e);
+                   } catch (const boost::system::system_error& ex) {
+                     aborted = is_aborted(ex);
+                   }
+                   // Every child has finished by the time join() reports the cancellation.
+                   BOOST_TEST(group.in_flight() == 0u);
+                   BOOST_TEST(cleaned_up == 5);
+                 }));
   asio::steady_timer later(ctx, 2ms);
   later.async_wait([&](auto) { stop.emit(asio::cancellation_type::terminal); });
   ctx.run();
@@ -304,6 +310,40 @@ BOOST_AUTO_TEST_CASE(join_for_times_out_without_touching_children) {
   };
   corvo::test::run(ctx, scenario(group, cleaned_up));
   BOOST_TEST(cleaned_up == 1);
+}
+
+// join_for() under cancellation is join(): the children are cancelled and still waited for,
+// then operation_aborted (not the two waits' multiple_exceptions with children left running).
+BOOST_AUTO_TEST_CASE(cancelled_join_for_leaves_no_running_child) {
+  asio::io_context ctx;
+  task_group group(ctx.get_executor());
+  int cancelled = 0;
+  int cleaned_up = 0;
+  asio::cancellation_signal stop;
+  bool aborted = false;
+  std::size_t running_at_end = 99;
+  int cleaned_up_at_end = -1;
+
+  asio::co_spawn(ctx, spawn_waiters_and_join_for(group, cancelled, cleaned_up),
+                 asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+                   try {
+                     if (e)
+                       std::rethrow_exception(e);
+                   } catch (const boost::system::system_error& ex) {
+                     aborted = is_aborted(ex);
+                   } catch (...) {
+                   }
+                   running_at_end = group.in_flight();
+                   cleaned_up_at_end = cleaned_up;
+                   group.cancel();  // children left running (the bug) end, so run() returns
+                 }));
+  asio::steady_timer later(ctx, 2ms);
+  later.async_wait([&](auto) { stop.emit(asio::cancellation_type::terminal); });
+  ctx.run();
+  BOOST_TEST(aborted);
+  BOOST_TEST(running_at_end == 0u);  // every child finished before join_for reported
+  BOOST_TEST(cleaned_up_at_end == 5);
+  BOOST_TEST(cancelled == 5);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
