@@ -147,7 +147,7 @@ class demo {
         redis_(app.get_executor(), redis::client_config::from(cfg)),
         scheduler_(app.get_executor(), schedule::scheduler_options::from(cfg), &redis_,
                    redis::client_config::from(cfg)),
-        claim_window_(schedule::scheduler_options::from(cfg).redis.claim_ahead + 1ms) {
+        claim_window_(scheduler_.options().redis.claim_ahead + 1ms) {
     scheduler_.handlers().on<send_timeout>("notification.send_timeout",
                                            [this](send_timeout timeout, const schedule::task& t) {
                                              return on_timeout(std::move(timeout), t);

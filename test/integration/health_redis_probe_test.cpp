@@ -13,6 +13,7 @@
 #include <corvo/health/monitor.hpp>
 #include <corvo/health/probes.hpp>
 #include <corvo/redis/client.hpp>
+#include <functional>
 
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
@@ -33,6 +34,15 @@ health::probe_options first_probe_only() {
   return o;
 }
 
+// Cancels what a test started beside it and waits for it (its ending is not under test).
+asio::awaitable<void> stop(corvo::task_group& background) {
+  background.cancel();
+  try {
+    co_await background.join();
+  } catch (const std::exception&) {
+  }
+}
+
 // Starts the client and the monitor together and waits until `dep` has a first result.
 asio::awaitable<health::dependency_report> first_result(redis::client& client,
                                                         health::monitor& monitor,
@@ -46,11 +56,7 @@ asio::awaitable<health::dependency_report> first_result(redis::client& client,
     co_await corvo::sleep_for(1ms);
   }
   auto report = monitor.report(dep);
-  background.cancel();
-  try {
-    co_await background.join();
-  } catch (const std::exception&) {
-  }
+  co_await stop(background);
   co_return report;
 }
 
@@ -58,30 +64,30 @@ asio::awaitable<health::dependency_report> first_result(redis::client& client,
 
 BOOST_AUTO_TEST_SUITE(health_redis_probe)
 
-BOOST_AUTO_TEST_CASE(the_first_ping_probe_waits_for_the_first_connect) {
-  corvo::test::redis_server server;
+// The first probe of `probe` (made for a client of `server`) runs while the client connects
+// for the first time: it must be a success, the only result, and the state up.
+void check_first_probe_is_up(corvo::test::redis_server& server,
+                             const std::function<health::probe_fn(redis::client&)>& make_probe) {
   asio::io_context ctx;
   redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
   health::monitor monitor(ctx.get_executor());
-  const auto dep = monitor.add("redis", health::redis_ping_probe(client), first_probe_only());
+  const auto dep = monitor.add("dependency", make_probe(client), first_probe_only());
   const auto report = corvo::test::run(ctx, first_result(client, monitor, dep));
   BOOST_TEST(report.stats.probes == 1U);
   BOOST_TEST(report.stats.failures == 0U, report.detail);
   BOOST_TEST((report.state == health::status::up));
 }
 
+BOOST_AUTO_TEST_CASE(the_first_ping_probe_waits_for_the_first_connect) {
+  corvo::test::redis_server server;
+  check_first_probe_is_up(server, [](redis::client& c) { return health::redis_ping_probe(c); });
+}
+
 BOOST_AUTO_TEST_CASE(the_first_stream_probe_waits_for_the_first_connect) {
   corvo::test::redis_server server;
   server.cli("XADD", "events", "*", "k", "v");
-  asio::io_context ctx;
-  redis::client client(ctx.get_executor(), redis::client_config::from_url(server.url()));
-  health::monitor monitor(ctx.get_executor());
-  const auto dep = monitor.add("events-readable", health::stream_readable_probe(client, {"events"}),
-                               first_probe_only());
-  const auto report = corvo::test::run(ctx, first_result(client, monitor, dep));
-  BOOST_TEST(report.stats.probes == 1U);
-  BOOST_TEST(report.stats.failures == 0U, report.detail);
-  BOOST_TEST((report.state == health::status::up));
+  check_first_probe_is_up(
+      server, [](redis::client& c) { return health::stream_readable_probe(c, {"events"}); });
 }
 
 // Kills the server once the first probe answered, waits until the client has seen the loss,
@@ -120,11 +126,7 @@ asio::awaitable<std::chrono::steady_clock::duration> probe_after_a_loss(
     co_await corvo::sleep_for(1ms);
   }
   const auto took = std::chrono::steady_clock::now() - reported;
-  background.cancel();
-  try {
-    co_await background.join();
-  } catch (const std::exception&) {
-  }
+  co_await stop(background);
   co_return took;
 }
 

@@ -102,21 +102,19 @@ asio::awaitable<void> spawn_three_waiters_and_a_failure(task_group& group,
   co_await group.join();
 }
 
-asio::awaitable<void> spawn_waiters_and_join(task_group& group, int& cancelled, int& cleaned_up) {
+// Spawns 5 children that wait until cancelled and 5 that clean up after a cancellation, then
+// joins them: join(), or join_for() with a bound far beyond the test.
+asio::awaitable<void> spawn_waiters_and_join(task_group& group, int& cancelled, int& cleaned_up,
+                                             bool bounded = false) {
   for (int i = 0; i < 5; ++i) {
     co_await group.spawn(wait_forever(cancelled));
     co_await group.spawn(wait_then_clean_up(cleaned_up));
   }
-  co_await group.join();
-}
-
-asio::awaitable<void> spawn_waiters_and_join_for(task_group& group, int& cancelled,
-                                                 int& cleaned_up) {
-  for (int i = 0; i < 5; ++i) {
-    co_await group.spawn(wait_forever(cancelled));
-    co_await group.spawn(wait_then_clean_up(cleaned_up));
+  if (bounded) {
+    co_await group.join_for(1h);
+  } else {
+    co_await group.join();
   }
-  co_await group.join_for(1h);
 }
 
 }  // namespace
@@ -324,7 +322,7 @@ BOOST_AUTO_TEST_CASE(cancelled_join_for_leaves_no_running_child) {
   std::size_t running_at_end = 99;
   int cleaned_up_at_end = -1;
 
-  asio::co_spawn(ctx, spawn_waiters_and_join_for(group, cancelled, cleaned_up),
+  asio::co_spawn(ctx, spawn_waiters_and_join(group, cancelled, cleaned_up, true),
                  asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
                    try {
                      if (e)
