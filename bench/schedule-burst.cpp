@@ -1,7 +1,7 @@
 // Burst throughput: tasks already due, claim → handler → ack, direct sink.
 //
 //   scripts/bench schedule-burst [--tasks 100000] [--max-in-flight 512] [--batch 512]
-//                                [--provider redis|memory] [--events]
+//                                [--provider redis|memory] [--events] [--commands]
 //
 // Schedules `tasks` tasks due in the past (not timed), then starts one dispatcher and times
 // until every task has been acknowledged in the store. Target (issue 15): ≥ 200,000 tasks/s.
@@ -9,6 +9,9 @@
 // CPU, from INFO cpu), `client_cpu_s` (this process, /proc), `scripts` (EVALSHA calls:
 // claims + ack batches) and `claims`. `--events`: the store writes task events
 // (`scheduler.events.enabled`, docs/scheduler.md "Task events"), to measure their cost.
+// `--commands` (Redis): one more JSON line per command the server ran in the timed part, from
+// INFO commandstats (reset when the clock starts): `calls`, `usec` and both per task. Redis
+// counts the commands a script calls as well, so `evalsha`'s time includes theirs.
 
 #include <unistd.h>
 
@@ -66,8 +69,33 @@ usage measure(corvo::test::redis_server* server) {
   return u;
 }
 
+// One line per command of INFO commandstats: "cmdstat_zadd:calls=N,usec=U,...".
+void emit_commands(const std::string& stats, std::size_t tasks) {
+  std::size_t at = 0;
+  while ((at = stats.find("cmdstat_", at)) != std::string::npos) {
+    const auto colon = stats.find(':', at);
+    const auto end = stats.find('\n', at);
+    if (colon == std::string::npos || colon > end) {
+      break;
+    }
+    const std::string name = stats.substr(at + 8, colon - at - 8);
+    const std::string line = stats.substr(colon, end - colon);
+    const double calls = corvo::bench::info_number(line, ":calls=");
+    const double usec = corvo::bench::info_number(line, ",usec=");
+    if (name != "info" && name != "config") {
+      corvo::bench::emit({{"bench", "schedule-burst-commands"},
+                          {"cmd", name},
+                          {"calls", calls},
+                          {"usec", usec},
+                          {"calls_per_task", calls / static_cast<double>(tasks)},
+                          {"usec_per_task", usec / static_cast<double>(tasks)}});
+    }
+    at = end;
+  }
+}
+
 asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, double& seconds,
-                            corvo::test::redis_server* server, usage& used) {
+                            corvo::test::redis_server* server, usage& used, bool commands) {
   auto ex = co_await asio::this_coro::executor;
   {
     corvo::task_group writers(ex);  // 64 concurrent writers: pipelined set-up
@@ -79,6 +107,9 @@ asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, doub
     co_await writers.join();
   }
   corvo::task_group group(ex);
+  if (commands && server != nullptr) {
+    server->cli("CONFIG", "RESETSTAT");
+  }
   const usage before = measure(server);
   const auto start = std::chrono::steady_clock::now();
   co_await group.spawn(d.run());
@@ -89,6 +120,9 @@ asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, doub
   const usage after = measure(server);
   used = {after.server_cpu - before.server_cpu, after.client_cpu - before.client_cpu,
           after.scripts - before.scripts};
+  if (commands && server != nullptr) {
+    emit_commands(server->cli("INFO", "commandstats"), count);
+  }
   group.cancel();
   try {
     co_await group.join();
@@ -101,14 +135,16 @@ asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, doub
 int main(int argc, char** argv) {
   std::size_t tasks = 100'000, max_in_flight = 512, batch = 512;
   std::string provider = "redis";
-  bool events = false;
+  bool events = false, commands = false;
   po::options_description options("schedule-burst");
   options.add_options()("help", "this text")("tasks", po::value(&tasks)->default_value(100'000),
                                              "tasks")(
       "max-in-flight", po::value(&max_in_flight)->default_value(512), "dispatcher parallelism")(
       "batch", po::value(&batch)->default_value(512), "claim batch")(
       "provider", po::value(&provider)->default_value("redis"), "redis or memory")(
-      "events", po::bool_switch(&events), "write task events (scheduler.events.enabled)");
+      "events", po::bool_switch(&events), "write task events (scheduler.events.enabled)")(
+      "commands", po::bool_switch(&commands),
+      "also print the server's time per command (INFO commandstats)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
   po::notify(vm);
@@ -139,7 +175,7 @@ int main(int argc, char** argv) {
   dispatcher d(tasks_store, sink, dopts);
   double seconds = 0;
   usage used;
-  asio::co_spawn(ctx, drive(tasks_store, d, tasks, seconds, setup->server(), used),
+  asio::co_spawn(ctx, drive(tasks_store, d, tasks, seconds, setup->server(), used, commands),
                  setup->on_done());
   ctx.run();
   corvo::bench::emit({{"bench", "schedule-burst"},

@@ -59,13 +59,11 @@ local function with_occurrence(rec, occurrence)
 end
 -- attempts and max_attempts of a record; nil when its header does not parse (the five
 -- header lines are needed by with_error too).
+-- One match: the claim parses every record it takes.
 local function header(rec)
-  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
-  if not a or not b or not nth_newline(rec, 5) then return nil end
-  local attempts = tonumber(string.match(string.sub(rec, 1, a - 1), '^%d+$'))
-  local max = tonumber(string.match(string.sub(rec, a + 1, b - 1), '^(%d+)'))
-  if not attempts or not max then return nil end
-  return attempts, max
+  local attempts, max = string.match(rec, '^(%d+)\n(%d+)[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*\n')
+  if not attempts then return nil end
+  return tonumber(attempts), tonumber(max)
 end
 -- The error a lease expiry records, counting consecutive expiries.
 local function expiry_error(rec)
@@ -389,47 +387,64 @@ local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
 -- At most 1000 tasks held back per call beyond the limit (a backlog of a limited type moves
 -- over several claims; the head stays due, so the dispatcher claims again at once).
+-- The lease deadline, formatted once (a Lua number passed to redis.call keeps 14 digits).
+local deadline = fmt(now + tonumber(ARGV[2]) * 1000)
 while limit > 0 and claimed < limit and not all_paused and examined < limit + 1000 do
-  local deadline = now + tonumber(ARGV[2]) * 1000
   local want = limit - claimed
   -- Up to `want` due entries of each level, merged by due - level * aging.
-  local found, at, total, more = {}, {}, 0, false
+  local found, at, total, more, nonempty, single = {}, {}, 0, false, 0, nil
   for l = 1, #levels do
     found[l] = redis.call('ZRANGEBYSCORE', levels[l][1], '-inf', horizon, 'WITHSCORES', 'LIMIT', 0, want)
     at[l] = 1
     total = total + #found[l] / 2
     if #found[l] == 2 * want then more = true end  -- this level may hold more due entries
+    if #found[l] > 0 then nonempty, single = nonempty + 1, l end
   end
-  -- The picks, in claim order; then each kind of write is one call for all of them.
-  local picks = {}
-  for _ = 1, want do
-    local best, best_key
-    for l = 1, #levels do
-      local f = found[l]
-      if at[l] <= #f then
-        local key = tonumber(f[at[l] + 1]) - levels[l][2] * aging
-        if not best or key < best_key then best, best_key = l, key end
-      end
+  -- The picks in claim order (id, score, level: parallel arrays); then each kind of write is
+  -- one call for all of them. Entries of one level alone need no merge.
+  local pid, pscore, plevel = {}, {}, {}
+  if nonempty == 1 then
+    local f = found[single]
+    for i = 1, #f, 2 do
+      pid[#pid + 1] = f[i]
+      pscore[#pscore + 1] = f[i + 1]
+      plevel[#plevel + 1] = single
     end
-    if not best then break end
-    picks[#picks + 1] = {found[best][at[best]], found[best][at[best] + 1], best}
-    at[best] = at[best] + 2
+  else
+    for _ = 1, want do
+      local best, best_key
+      for l = 1, #levels do
+        local f = found[l]
+        if at[l] <= #f then
+          local key = tonumber(f[at[l] + 1]) - levels[l][2] * aging
+          if not best or key < best_key then best, best_key = l, key end
+        end
+      end
+      if not best then break end
+      pid[#pid + 1] = found[best][at[best]]
+      pscore[#pscore + 1] = found[best][at[best] + 1]
+      plevel[#plevel + 1] = best
+      at[best] = at[best] + 2
+    end
   end
-  if #picks == 0 then break end
-  examined = examined + #picks
-  local by_level, ids = {}, {}
-  for i, p in ipairs(picks) do
-    ids[i] = p[1]
-    by_level[p[3]] = by_level[p[3]] or {}
-    table.insert(by_level[p[3]], p[1])
+  if #pid == 0 then break end
+  examined = examined + #pid
+  if nonempty == 1 then
+    call_chunked('ZREM', levels[single][1], pid)
+  else
+    local by_level = {}
+    for i, id in ipairs(pid) do
+      by_level[plevel[i]] = by_level[plevel[i]] or {}
+      table.insert(by_level[plevel[i]], id)
+    end
+    for l, level_ids in pairs(by_level) do call_chunked('ZREM', levels[l][1], level_ids) end
   end
-  for l, level_ids in pairs(by_level) do call_chunked('ZREM', levels[l][1], level_ids) end
-  local recs = hmget_chunked(KEYS[2], ids)
+  local recs = hmget_chunked(KEYS[2], pid)
   -- Claimed tasks of types without a limit: their tokens come from one INCRBY after the loop
   -- (a limited type's claim takes its permits with its token, so it takes its token at once).
-  local batch = {}
-  for i, p in ipairs(picks) do
-    local id, score, best = p[1], p[2], p[3]
+  local b_id, b_rec, b_pos, b_attempts = {}, {}, {}, {}
+  for i = 1, #pid do
+    local id, score, best = pid[i], pscore[i], plevel[i]
     local rec = recs[i] or nil
     local attempts, l
     if rec then attempts = header(rec) end
@@ -459,7 +474,8 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
         redis.call('HSET', KEYS[4], id, token)
         emit('started', id, rec, attempts)
       else
-        batch[#batch + 1] = {id, rec, #out + 2, attempts}
+        local n = #b_id + 1
+        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, #out + 2, attempts
       end
       out[#out + 1] = id
       out[#out + 1] = token
@@ -468,19 +484,17 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
       claimed = claimed + 1
     end
   end
-  if #batch > 0 then
-    local first = redis.call('INCRBY', KEYS[6], #batch) - #batch
+  if #b_id > 0 then
+    local first = redis.call('INCRBY', KEYS[6], #b_id) - #b_id
     local records, inflight, leases = {}, {}, {}
-    for j, b in ipairs(batch) do
-      local token = tostring(first + j) .. '.' .. ARGV[5]
-      out[b[3]] = token
-      records[#records + 1] = b[1]
-      records[#records + 1] = b[2]
-      inflight[#inflight + 1] = deadline
-      inflight[#inflight + 1] = b[1]
-      leases[#leases + 1] = b[1]
-      leases[#leases + 1] = token
-      emit('started', b[1], b[2], b[4])
+    for j = 1, #b_id do
+      local id = b_id[j]
+      local token = string.format('%d', first + j) .. '.' .. ARGV[5]
+      out[b_pos[j]] = token
+      records[2 * j - 1], records[2 * j] = id, b_rec[j]
+      inflight[2 * j - 1], inflight[2 * j] = deadline, id
+      leases[2 * j - 1], leases[2 * j] = id, token
+      emit('started', id, b_rec[j], b_attempts[j])
     end
     call_chunked('HSET', KEYS[2], records)
     call_chunked('ZADD', KEYS[3], inflight)
