@@ -196,7 +196,16 @@ BOOST_AUTO_TEST_CASE(broker_connections_have_nagle_off) {
   const auto broker_port =
       static_cast<std::uint16_t>(std::stoul(servers.substr(servers.rfind(':') + 1)));
 
-  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  struct socket_guard {
+    int fd;
+    ~socket_guard() {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+  };
+  const socket_guard guard{::socket(AF_INET, SOCK_STREAM, 0)};
+  const int client = guard.fd;
   BOOST_TEST_REQUIRE(client >= 0);
   sockaddr_in broker{};
   broker.sin_family = AF_INET;
@@ -217,7 +226,6 @@ BOOST_AUTO_TEST_CASE(broker_connections_have_nagle_off) {
   socklen_t length = sizeof(no_delay);
   BOOST_TEST_REQUIRE(::getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &no_delay, &length) == 0);
   BOOST_TEST(no_delay != 0);
-  ::close(client);
 }
 
 BOOST_AUTO_TEST_CASE(cluster_reports_its_brokers_and_validates_arguments) {
