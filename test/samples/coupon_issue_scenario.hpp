@@ -4,10 +4,8 @@
 // would, as separate processes (an API process, which also hosts the embedded Kafka, and a
 // processor), over real HTTP. A concurrent client (128 connections) sends the plan's
 // requests (users asking for 10 coupons with 100 in stock, every 10th user twice, plus
-// requests that fail validation or business rules): 10,000 requests in one queue mode per
-// database (redis with SQLite, kafka with PostgreSQL) and 2,240 in the other, so each mode
-// runs the 10,000 once within the CI budget; a malformed message is put straight
-// on the queue. The
+// requests that fail validation or business rules): the 10,000 requests in each
+// queue mode against each database; a malformed message is put straight on the queue. The
 // first processor kills itself (SIGKILL) after committing its 5th batch and before
 // acknowledging it; a second one is started and finishes. Then, from the database itself:
 // every accepted request has exactly one outcome, the outcomes are exactly those of

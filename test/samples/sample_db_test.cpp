@@ -9,6 +9,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
+#include <db/connection.hpp>
 #include <db/database.hpp>
 #include <thread>
 
@@ -71,6 +72,59 @@ BOOST_AUTO_TEST_CASE(values_round_trip_with_their_types) {
       BOOST_TEST(std::get<std::string>(rows.rows[0][3]) == "it's \"quoted\"");
       BOOST_TEST(std::get<std::string>(rows.rows[1][0]) == "a-copy");
       BOOST_TEST(std::holds_alternative<std::monostate>(rows.rows[1][3]));
+    }
+  }
+}
+
+// SQLite: `$1`…`$K` in order, each once, become anonymous `?` (SQLite looks each `?N` up by a
+// linear search when it prepares a statement); anything else keeps its number.
+BOOST_AUTO_TEST_CASE(sqlite_placeholders_are_anonymous_only_in_order) {
+  using corvo::samples::db::detail::sqlite_placeholders;
+  BOOST_TEST(sqlite_placeholders("INSERT INTO t VALUES ($1,$2),($3,$4)") ==
+             "INSERT INTO t VALUES (?,?),(?,?)");
+  BOOST_TEST(sqlite_placeholders("SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11") ==
+             "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?");
+  BOOST_TEST(sqlite_placeholders("SELECT $2, $1") == "SELECT ?2, ?1");
+  BOOST_TEST(sqlite_placeholders("SELECT $1, $2, $1") == "SELECT ?1, ?2, ?1");
+  BOOST_TEST(sqlite_placeholders("SELECT $1, $3") == "SELECT ?1, ?3");
+  BOOST_TEST(sqlite_placeholders("SELECT $10") == "SELECT ?10");
+  // Quoted text and a `$` without a number stay as they are.
+  BOOST_TEST(sqlite_placeholders("SELECT '$2', \"$1\", $1, 'it''s $3', $0") ==
+             "SELECT '$2', \"$1\", ?, 'it''s $3', $0");
+  BOOST_TEST(sqlite_placeholders("SELECT 1") == "SELECT 1");
+}
+
+// A generated multi-row INSERT ($1…$36 in order, two-digit numbers included) binds every
+// value to its own row and column on both backends.
+BOOST_AUTO_TEST_CASE(a_multi_row_insert_binds_each_value_in_place) {
+  corvo::test::temp_dir dir("sample-db");
+  for (const auto& backend : backends(dir, "multi_row")) {
+    BOOST_TEST_CONTEXT(backend.name) {
+      db::database store({.url = backend.url});
+      asio::io_context context;
+      auto rows = corvo::test::run(context, [&]() -> asio::awaitable<db::result> {
+        co_await create_table(store);
+        std::string sql = "INSERT INTO items (id, n, note) VALUES ";
+        db::row params;
+        for (int r = 0; r < 12; ++r) {
+          const int first = r * 3 + 1;
+          sql += (r == 0 ? "(" : ",(") + std::string("$") + std::to_string(first) + ",$" +
+                 std::to_string(first + 1) + ",$" + std::to_string(first + 2) + ")";
+          params.emplace_back("row-" + std::to_string(100 + r));
+          params.emplace_back(std::int64_t{r * 10});
+          params.emplace_back("note-" + std::to_string(r));
+        }
+        const auto inserted = co_await store.execute(sql, params);
+        BOOST_TEST(inserted == 12);
+        co_return co_await store.query("SELECT id, n, note FROM items ORDER BY id");
+      }());
+      BOOST_REQUIRE_EQUAL(rows.rows.size(), 12u);
+      for (int r = 0; r < 12; ++r) {
+        const auto& row = rows.rows[static_cast<std::size_t>(r)];
+        BOOST_TEST(std::get<std::string>(row[0]) == "row-" + std::to_string(100 + r));
+        BOOST_TEST(std::get<std::int64_t>(row[1]) == r * 10);
+        BOOST_TEST(std::get<std::string>(row[2]) == "note-" + std::to_string(r));
+      }
     }
   }
 }

@@ -21,6 +21,11 @@ class connection {
   virtual void recover() {}
 };
 
+/// `sql` with PostgreSQL's `$N` placeholders (outside quoted text) written for SQLite:
+/// anonymous `?` when they are exactly `$1`, `$2`, … in the order they appear, each once
+/// (SQLite numbers those in order, with no lookup), else `?N` (see sqlite_connection.cpp).
+std::string sqlite_placeholders(const std::string& sql);
+
 /// Opens (and creates) the SQLite database at `path` (":memory:" for an in-memory one).
 std::unique_ptr<connection> open_sqlite(const std::string& path);
 

@@ -3,19 +3,27 @@
 #include <sqlite3.h>
 
 #include <string>
+#include <vector>
 
 #include "db/connection.hpp"
 
 namespace corvo::samples::db::detail {
-namespace {
 
-// The statement with PostgreSQL's `$N` placeholders written as SQLite's `?N` (outside
-// quoted text): a `?N` parameter has index N, so binding needs no lookup by name (which
-// SQLite does by a linear search: binding a 700-parameter multi-row INSERT by name cost
-// more than running it).
-std::string numbered_placeholders(const std::string& sql) {
-  std::string out;
-  out.reserve(sql.size());
+// The statement with PostgreSQL's `$N` placeholders written for SQLite (outside quoted
+// text). SQLite gives a `?N` parameter index N, so binding needs no lookup by name; but
+// preparing a statement looks every `?N` up in its list of parameter names, a linear
+// search (quadratic in a multi-row INSERT: a quarter of coupon_issue's CPU went to it while
+// it drained a backlog with 700-parameter INSERTs). So when the placeholders are exactly
+// `$1`, `$2`, … `$K` in the order they appear, each once (a generated VALUES list), they
+// become anonymous `?`, which SQLite numbers 1…K in that order with no lookup; otherwise (a
+// parameter repeated or out of order) `?N`.
+std::string sqlite_placeholders(const std::string& sql) {
+  struct placeholder {
+    std::size_t at;      // of the '$'
+    std::size_t length;  // '$' and digits
+    std::size_t number;
+  };
+  std::vector<placeholder> found;
   char quote = 0;
   for (std::size_t i = 0; i < sql.size(); ++i) {
     const char c = sql[i];
@@ -24,18 +32,41 @@ std::string numbered_placeholders(const std::string& sql) {
     } else if (c == '\'' || c == '"') {
       quote = c;
     } else if (c == '$' && i + 1 < sql.size() && sql[i + 1] >= '1' && sql[i + 1] <= '9') {
-      out += '?';
-      continue;
+      std::size_t end = i + 1;
+      std::size_t number = 0;
+      while (end < sql.size() && sql[end] >= '0' && sql[end] <= '9') {
+        number = number * 10 + static_cast<std::size_t>(sql[end] - '0');
+        ++end;
+      }
+      found.push_back({i, end - i, number});
+      i = end - 1;
     }
-    out += c;
   }
+  bool in_order = true;
+  for (std::size_t k = 0; k < found.size() && in_order; ++k) {
+    in_order = found[k].number == k + 1;
+  }
+  std::string out;
+  out.reserve(sql.size());
+  std::size_t copied = 0;
+  for (const auto& p : found) {
+    out.append(sql, copied, p.at - copied);
+    out += '?';
+    if (!in_order) {
+      out.append(sql, p.at + 1, p.length - 1);  // the number
+    }
+    copied = p.at + p.length;
+  }
+  out.append(sql, copied, std::string::npos);
   return out;
 }
+
+namespace {
 
 class sqlite_statement {
  public:
   sqlite_statement(sqlite3* handle, const std::string& postgres_sql) : handle_(handle) {
-    const std::string sql = numbered_placeholders(postgres_sql);
+    const std::string sql = sqlite_placeholders(postgres_sql);
     if (sqlite3_prepare_v2(handle, sql.c_str(), static_cast<int>(sql.size()), &statement_,
                            nullptr) != SQLITE_OK) {
       throw database_error(std::string("sqlite: ") + sqlite3_errmsg(handle) + " in: " + sql);
@@ -45,8 +76,8 @@ class sqlite_statement {
   sqlite_statement(const sqlite_statement&) = delete;
   sqlite_statement& operator=(const sqlite_statement&) = delete;
 
-  // Binds `$1`… (`?1`…: by index), so a parameter may appear several times or out of
-  // order.
+  // Binds `$1`… by index (`?` or `?N`, see sqlite_placeholders), so a parameter may appear
+  // several times or out of order.
   void bind(const row& params) {
     sqlite3_reset(statement_);
     sqlite3_clear_bindings(statement_);
