@@ -8,6 +8,7 @@
 #include <corvo/redis/cluster/slot.hpp>
 #include <memory>
 #include <set>
+#include <stdexcept>
 
 namespace corvo::health {
 namespace {
@@ -73,6 +74,18 @@ probe_fn redis_ping_probe(redis::client& redis) {
 
 probe_fn stream_readable_probe(redis::client& redis, std::vector<std::string> streams) {
   return stream_probe{&redis, std::move(streams)};
+}
+
+void reset_when_down(const dependency& dep, redis::client& redis) {
+  if (dep.owner() == nullptr) {
+    throw std::invalid_argument("health::reset_when_down: a dependency of no monitor");
+  }
+  dep.owner()->on_transition([dep, client = &redis](const dependency& changed, status, status to,
+                                                    std::string_view detail) {
+    if (changed == dep && to == status::down) {
+      client->reset_connections(dep.name() + " down: " + std::string(detail));
+    }
+  });
 }
 
 // ---- Redis Cluster ---------------------------------------------------------------------------
