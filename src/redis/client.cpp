@@ -181,6 +181,21 @@ void client::reset_connections(std::string_view reason) {
   }
 }
 
+void client::reset_connections_to(std::string_view address, std::string_view reason) {
+  const auto members = *family_;
+  for (client* c : members) {
+    c->reset_own_connections_to(address, reason);
+  }
+}
+
+void client::reset_own_connections_to(std::string_view address, std::string_view reason) {
+  if (cluster_) {
+    cluster_->reset_connection_to(address, reason);
+  } else if (config_.server.address() == address) {
+    standalone_->reset(reason);
+  }
+}
+
 void client::reset_own_connections(std::string_view reason) {
   if (cluster_) {
     cluster_->reset_connections(reason);

@@ -1256,6 +1256,12 @@ void cluster_client::reset_connections(std::string_view reason) {
   }
 }
 
+void cluster_client::reset_connection_to(std::string_view address, std::string_view reason) {
+  if (const auto it = impl_->nodes.find(std::string(address)); it != impl_->nodes.end()) {
+    it->second->conn->reset(reason);
+  }
+}
+
 asio::awaitable<std::size_t> cluster_client::exec(const request& req, any_adapter resp) {
   auto self = impl_;
   co_return co_await self->exec(req, resp, std::nullopt);

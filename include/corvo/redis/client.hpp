@@ -98,6 +98,12 @@ class client {
   /// not established are left alone (no extra connection attempt).
   void reset_connections(std::string_view reason);
 
+  /// The same for the connections to one server, `address` ("host:port", as
+  /// cluster_node::address() and config::address() spell it), in every client of the
+  /// family: in a cluster, that node's command connection (a hung master), the other masters
+  /// untouched; standalone, the connection when `address` is its server's.
+  void reset_connections_to(std::string_view address, std::string_view reason);
+
   /// Executes `req` and adapts its replies into `resp`. Throws system_error on failure.
   asio::awaitable<std::size_t> exec(const request& req, any_adapter resp = ignore);
   /// Routed by `hint` in a cluster (scripts without declared keys, per-shard admin
@@ -126,6 +132,7 @@ class client {
   client(executor_type executor, client_config cfg, std::unique_ptr<cluster_client> cluster,
          std::shared_ptr<std::vector<client*>> family);
   void reset_own_connections(std::string_view reason);
+  void reset_own_connections_to(std::string_view address, std::string_view reason);
 
   client_config config_;
   std::unique_ptr<connection> standalone_;

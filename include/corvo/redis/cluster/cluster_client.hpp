@@ -150,6 +150,9 @@ class cluster_client {
   /// connections excluded): requests written to a node and not answered fail with
   /// error::connection_reset, and the connections are re-established (see connection.hpp).
   void reset_connections(std::string_view reason);
+  /// connection::reset on the command connection of the node at `address` ("host:port"),
+  /// if there is one.
+  void reset_connection_to(std::string_view address, std::string_view reason);
 
   /// Executes `req` on the node that serves its keys (see the file comment) and adapts the
   /// replies into `resp`. Waits for the first topology unless `req` is
