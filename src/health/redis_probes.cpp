@@ -265,4 +265,26 @@ std::vector<std::string> redis_cluster_health::unanswered_masters() const {
   return {state_->unanswered.begin(), state_->unanswered.end()};
 }
 
+void redis_cluster_health::reset_when_down(redis::client& redis) {
+  // The round records `unanswered` before it records the dependencies, so the transitions
+  // below see the masters of this round.
+  state_->owner->on_transition([weak = std::weak_ptr<state>(state_), client = &redis](
+                                   const dependency& changed, status, status to,
+                                   std::string_view detail) {
+    const auto s = weak.lock();
+    if (!s || to != status::down) {
+      return;
+    }
+    const bool ours = changed == s->whole ||
+                      std::any_of(s->slots.begin(), s->slots.end(),
+                                  [&changed](const auto& slot) { return slot.second == changed; });
+    if (!ours) {
+      return;
+    }
+    for (const auto& address : s->unanswered) {
+      client->reset_connections_to(address, changed.name() + " down: " + std::string(detail));
+    }
+  });
+}
+
 }  // namespace corvo::health

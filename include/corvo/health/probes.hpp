@@ -93,6 +93,16 @@ class redis_cluster_health {
   /// Masters ("host:port") that did not answer in the last round.
   std::vector<std::string> unanswered_masters() const;
 
+  /// The cluster form of health::reset_when_down: when this cluster or one of its slot
+  /// dependencies goes down, `redis` (the client whose cluster() this object probes) drops
+  /// its connections, and those of its dedicated() clients, to the masters that did not
+  /// answer the round (redis::client::reset_connections_to): requests written to a hung
+  /// master fail at once with error::connection_reset instead of at their reply deadline,
+  /// so the components stopped with its slots do not wait for it; the other masters'
+  /// connections are untouched. A dead master's connection is down already: nothing to
+  /// reset. `redis` must outlive the monitor's run().
+  void reset_when_down(redis::client& redis);
+
   struct state;
 
  private:
