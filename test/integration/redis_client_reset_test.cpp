@@ -4,7 +4,8 @@
 // dedicated clients made from it (a blocked BLPOP included); from the reset on the client
 // is not connected (a fail_if_not_connected request fails at once, an unmarked one waits);
 // after SIGCONT it reconnects and the waiting request completes. A reset of a client that
-// is not connected does nothing, and a destroyed dedicated client has left the family.
+// is not connected does nothing, and a destroyed dedicated client has left the family. A
+// reset by address drops only the connection to that address.
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
@@ -121,9 +122,55 @@ asio::awaitable<void> reset_a_hung_server(scenario& s) {
   co_await group.join();
 }
 
+struct by_address {
+  redis_server* server = nullptr;
+  redis::client* shared = nullptr;
+  outcome written_get;
+  std::uint64_t resets_after_other_address = 0;
+  bool done_after_other_address = true;
+};
+
+// reset_connections_to drops only the connections to the address it names.
+asio::awaitable<void> reset_by_address(by_address& s) {
+  auto ex = co_await asio::this_coro::executor;
+  co_await wait_for([&] { return s.shared->standalone()->is_connected(); });
+  BOOST_REQUIRE(::kill(s.server->pid(), SIGSTOP) == 0);
+  corvo::task_group requests(ex);
+  co_await requests.spawn(exec_one(*s.shared, get("k"), s.written_get));
+  co_await wait_for([&] { return s.shared->standalone()->reply_wait() > 0ms; });
+  s.shared->reset_connections_to("127.0.0.1:1", "test: another server");
+  co_await corvo::sleep_for(50ms);
+  s.done_after_other_address = s.written_get.done;
+  s.resets_after_other_address = s.shared->standalone()->stats().resets;
+  s.shared->reset_connections_to(s.server->address(), "test: this server");
+  co_await requests.join();
+  BOOST_REQUIRE(::kill(s.server->pid(), SIGCONT) == 0);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(redis_client_reset)
+
+BOOST_AUTO_TEST_CASE(a_reset_by_address_drops_only_that_servers_connection) {
+  redis_server server;
+  asio::io_context ctx;
+  redis::client shared(ctx.get_executor(), config_for(server));
+  asio::co_spawn(ctx, shared.run(), [](std::exception_ptr) {});
+  by_address s;
+  s.server = &server;
+  s.shared = &shared;
+  try {
+    corvo::test::run(ctx, reset_by_address(s), [&] { shared.cancel(); });
+  } catch (...) {
+    ::kill(server.pid(), SIGCONT);
+    throw;
+  }
+  BOOST_TEST(!s.done_after_other_address);
+  BOOST_TEST(s.resets_after_other_address == 0u);
+  BOOST_TEST(s.written_get.ec == error_code(redis::error::connection_reset),
+             s.written_get.ec.message());
+  BOOST_TEST(shared.standalone()->stats().resets == 1u);
+}
 
 BOOST_AUTO_TEST_CASE(a_reset_fails_what_a_hung_server_holds_and_the_client_recovers) {
   redis_server server;
