@@ -483,7 +483,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   asio::awaitable<void> writer() {
     for (;;) {
-      while (to_write.empty()) {
+      // After reset() nothing more is written: the socket is closed and the requests queued
+      // since then wait for the next connection (or fail as unwritten ones do).
+      while (to_write.empty() || reset_pending) {
         error_code ignored;
         co_await write_wakeup.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       }

@@ -74,7 +74,7 @@ redis::request blpop(const std::string& key) {
 struct scenario {
   redis_server* server = nullptr;
   redis::client* shared = nullptr;
-  outcome written_get, written_blpop, refused, waiting;
+  outcome written_get, written_blpop, right_after, refused, waiting;
   clock_type::time_point reset_at{};
   bool connected_after_reset = true;
   std::uint64_t resets_after_second_call = 0;
@@ -106,6 +106,9 @@ asio::awaitable<void> reset_a_hung_server(scenario& s) {
   s.reset_at = clock_type::now();
   s.shared->reset_connections("test: server hung");
   s.connected_after_reset = s.shared->standalone()->is_connected();
+  // Issued right after the reset: not written to the dropped connection, it waits for the
+  // next one.
+  co_await requests.spawn(exec_one(*s.shared, get("k"), s.right_after));
   co_await wait_for([&] { return s.written_get.done && s.written_blpop.done; });
   // Not connected while hung: a request that must not wait fails at once; another waits.
   co_await exec_one(*s.shared, get("k", true), s.refused);
@@ -115,6 +118,7 @@ asio::awaitable<void> reset_a_hung_server(scenario& s) {
       s.shared->standalone()->stats().resets + worker->standalone()->stats().resets;
   co_await corvo::sleep_for(100ms);
   BOOST_TEST(!s.waiting.done);
+  BOOST_TEST(!s.right_after.done);
 
   BOOST_REQUIRE(::kill(s.server->pid(), SIGCONT) == 0);
   co_await requests.join();
@@ -204,6 +208,8 @@ BOOST_AUTO_TEST_CASE(a_reset_fails_what_a_hung_server_holds_and_the_client_recov
   BOOST_TEST(s.resets_after_second_call == 2u);
   BOOST_TEST(!s.waiting.ec, s.waiting.ec.message());
   BOOST_TEST(s.waiting.value == "v");
+  BOOST_TEST(!s.right_after.ec, s.right_after.ec.message());
+  BOOST_TEST(s.right_after.value == "v");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
