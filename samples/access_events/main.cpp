@@ -153,6 +153,7 @@ class access_events_service {
     app_.add_service("db-writer", [this] { return writer_.run(); });
     app_.add_service("http", [this] { return http_.run(); });
     auto redis_up = app_.add_dependency("redis", health::redis_ping_probe(redis_));
+    health::reset_when_down(redis_up, redis_);  // a hung Redis holds no stop
     app_.add_component({"event-consumer", [this] { return consume(); }}, {redis_up});
     // The scheduler's store is Redis: each due retention run is claimed by one process of
     // all those running access_events, and waits while Redis is down.

@@ -190,6 +190,7 @@ class coupon_service {
   void start() {
     app_.add_service("redis", [this] { return redis_.run(); });
     auto redis_up = app_.add_dependency("redis", health::redis_ping_probe(redis_));
+    health::reset_when_down(redis_up, redis_);  // a hung Redis holds no stop
     if (sender_) {
       app_.add_service("sender", [this] { return sender_->run(); });
       app_.add_service("http", [this] { return http_->run(); });

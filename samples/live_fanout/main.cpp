@@ -247,6 +247,7 @@ int run_program(const settings& s) {
   fanout_server server(app.get_executor(), redis_config, fanout, subscriber);
   app.add_service("redis", [&redis] { return redis.run(); });
   const auto redis_up = app.add_dependency("redis", health::redis_ping_probe(redis));
+  health::reset_when_down(redis_up, redis);  // a hung Redis holds no stop
   server.add_to(app, redis_up);
   print_banner(server);
 

@@ -154,6 +154,7 @@ class demo {
                                            });
     app.add_service("redis", [this] { return redis_.run(); });
     const auto redis_up = app.add_dependency("redis", corvo::health::redis_ping_probe(redis_));
+    corvo::health::reset_when_down(redis_up, redis_);  // a hung Redis holds no stop
     const auto scheduler =
         app.add_component({"scheduler", [this] { return scheduler_.run(); }}, {redis_up});
     app.add_component({"scenario", [this] { return run_scenario(); }}, {scheduler});

@@ -8,6 +8,7 @@
 #include <corvo/redis/cluster/slot.hpp>
 #include <memory>
 #include <set>
+#include <stdexcept>
 
 namespace corvo::health {
 namespace {
@@ -73,6 +74,18 @@ probe_fn redis_ping_probe(redis::client& redis) {
 
 probe_fn stream_readable_probe(redis::client& redis, std::vector<std::string> streams) {
   return stream_probe{&redis, std::move(streams)};
+}
+
+void reset_when_down(const dependency& dep, redis::client& redis) {
+  if (dep.owner() == nullptr) {
+    throw std::invalid_argument("health::reset_when_down: a dependency of no monitor");
+  }
+  dep.owner()->on_transition([dep, client = &redis](const dependency& changed, status, status to,
+                                                    std::string_view detail) {
+    if (changed == dep && to == status::down) {
+      client->reset_connections(dep.name() + " down: " + std::string(detail));
+    }
+  });
 }
 
 // ---- Redis Cluster ---------------------------------------------------------------------------
@@ -250,6 +263,28 @@ dependency redis_cluster_health::slot_dependency(std::uint16_t slot) {
 
 std::vector<std::string> redis_cluster_health::unanswered_masters() const {
   return {state_->unanswered.begin(), state_->unanswered.end()};
+}
+
+void redis_cluster_health::reset_when_down(redis::client& redis) {
+  // The round records `unanswered` before it records the dependencies, so the transitions
+  // below see the masters of this round.
+  state_->owner->on_transition([weak = std::weak_ptr<state>(state_), client = &redis](
+                                   const dependency& changed, status, status to,
+                                   std::string_view detail) {
+    const auto s = weak.lock();
+    if (!s || to != status::down) {
+      return;
+    }
+    const bool ours = changed == s->whole ||
+                      std::any_of(s->slots.begin(), s->slots.end(),
+                                  [&changed](const auto& slot) { return slot.second == changed; });
+    if (!ours) {
+      return;
+    }
+    for (const auto& address : s->unanswered) {
+      client->reset_connections_to(address, changed.name() + " down: " + std::string(detail));
+    }
+  });
 }
 
 }  // namespace corvo::health

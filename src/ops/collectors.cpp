@@ -186,6 +186,9 @@ constexpr std::array redis_connection_rows{
     counter_row("corvo_redis_request_timeouts_total",
                 "Connections dropped for a missed reply deadline",
                 &connection_stats::request_timeouts),
+    counter_row("corvo_redis_resets_total",
+                "Connections dropped by their owner (a health probe found the server hung)",
+                &connection_stats::resets),
     counter_row("corvo_redis_request_errors_total",
                 "Requests completed with an error (cancellations excluded)",
                 &connection_stats::request_errors),
@@ -207,6 +210,9 @@ constexpr std::array redis_node_rows{
     counter_row("corvo_redis_node_request_timeouts_total",
                 "Connections to a cluster node dropped for a missed reply deadline",
                 &connection_stats::request_timeouts),
+    counter_row("corvo_redis_node_resets_total",
+                "Connections to a cluster node dropped by their owner (the node found hung)",
+                &connection_stats::resets),
 };
 
 using cluster_stats = redis::cluster_stats;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <corvo/redis/client.hpp>
 
 namespace corvo::redis {
@@ -87,18 +88,28 @@ client_config client_config::from_section(const corvo::config& app, std::string_
   return cfg;
 }
 
-client::client(executor_type executor, client_config cfg) : config_(std::move(cfg)) {
+client::client(executor_type executor, client_config cfg)
+    : config_(std::move(cfg)), family_(std::make_shared<std::vector<client*>>()) {
   if (config_.cluster) {
     cluster_ = std::make_unique<cluster_client>(std::move(executor), *config_.cluster);
   } else {
     standalone_ = std::make_unique<connection>(std::move(executor), config_.server);
   }
+  family_->push_back(this);
 }
 
-client::client(executor_type, client_config cfg, std::unique_ptr<cluster_client> cluster)
-    : config_(std::move(cfg)), cluster_(std::move(cluster)) {}
+client::client(executor_type executor, client_config cfg, std::unique_ptr<cluster_client> cluster,
+               std::shared_ptr<std::vector<client*>> family)
+    : config_(std::move(cfg)), cluster_(std::move(cluster)), family_(std::move(family)) {
+  if (!cluster_) {
+    standalone_ = std::make_unique<connection>(std::move(executor), config_.server);
+  }
+  family_->push_back(this);
+}
 
-client::~client() = default;
+client::~client() {
+  std::erase(*family_, this);
+}
 
 client::executor_type client::get_executor() const noexcept {
   return cluster_ ? cluster_->get_executor() : standalone_->get_executor();
@@ -156,10 +167,41 @@ std::unique_ptr<client> client::dedicated() const {
     cfg.cluster->node.role = connection_role::dedicated;
     cfg.cluster->connect_lazily = true;
     return std::unique_ptr<client>(
-        new client(get_executor(), std::move(cfg), cluster_->dedicated()));
+        new client(get_executor(), std::move(cfg), cluster_->dedicated(), family_));
   }
   cfg.server.role = connection_role::dedicated;
-  return std::make_unique<client>(get_executor(), std::move(cfg));
+  return std::unique_ptr<client>(new client(get_executor(), std::move(cfg), nullptr, family_));
+}
+
+void client::reset_connections(std::string_view reason) {
+  // A copy: nothing here destroys a client, but the list must not change under the loop.
+  const auto members = *family_;
+  for (client* c : members) {
+    c->reset_own_connections(reason);
+  }
+}
+
+void client::reset_connections_to(std::string_view address, std::string_view reason) {
+  const auto members = *family_;
+  for (client* c : members) {
+    c->reset_own_connections_to(address, reason);
+  }
+}
+
+void client::reset_own_connections_to(std::string_view address, std::string_view reason) {
+  if (cluster_) {
+    cluster_->reset_connection_to(address, reason);
+  } else if (config_.server.address() == address) {
+    standalone_->reset(reason);
+  }
+}
+
+void client::reset_own_connections(std::string_view reason) {
+  if (cluster_) {
+    cluster_->reset_connections(reason);
+  } else {
+    standalone_->reset(reason);
+  }
 }
 
 }  // namespace corvo::redis

@@ -771,7 +771,8 @@ struct cluster_client::impl : std::enable_shared_from_this<impl> {
           first = pending.size() == with_reply.size();  // nothing answered yet: send as is
           continue;
         }
-        if (ec == error::connection_lost || ec == error::request_timeout) {
+        if (ec == error::connection_lost || ec == error::request_timeout ||
+            ec == error::connection_reset) {
           // A dead or hung node: look for its successor (asking the other nodes).
           request_refresh();
         }
@@ -1247,6 +1248,18 @@ asio::awaitable<void> cluster_client::run() {
 
 void cluster_client::cancel() {
   impl_->stop_all();
+}
+
+void cluster_client::reset_connections(std::string_view reason) {
+  for (auto& [address, entry] : impl_->nodes) {
+    entry->conn->reset(reason);
+  }
+}
+
+void cluster_client::reset_connection_to(std::string_view address, std::string_view reason) {
+  if (const auto it = impl_->nodes.find(std::string(address)); it != impl_->nodes.end()) {
+    it->second->conn->reset(reason);
+  }
 }
 
 asio::awaitable<std::size_t> cluster_client::exec(const request& req, any_adapter resp) {

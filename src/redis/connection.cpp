@@ -115,6 +115,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
   state current = state::idle;
   bool run_started = false;
   bool stop_requested = false;
+  // Set by reset() while connected: the loss that follows is the owner's, not the server's.
+  std::string reset_reason;
+  bool reset_pending = false;
   error_code stop_reason;  // what waiting requests fail with once stopped
 
   std::deque<pending_ptr> to_write;
@@ -480,7 +483,9 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   asio::awaitable<void> writer() {
     for (;;) {
-      while (to_write.empty()) {
+      // After reset() nothing more is written: the socket is closed and the requests queued
+      // since then wait for the next connection (or fail as unwritten ones do).
+      while (to_write.empty() || reset_pending) {
         error_code ignored;
         co_await write_wakeup.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       }
@@ -687,17 +692,18 @@ struct connection::impl : std::enable_shared_from_this<impl> {
 
   // After a loss: written requests fail (or are re-queued when idempotent and untouched);
   // unwritten ones wait for the reconnection unless they asked not to.
-  // A missed reply deadline (`timed_out`) fails every written request with
-  // request_timeout, idempotent or not: each has had its time.
-  void on_connection_lost(bool timed_out = false) {
+  // A missed reply deadline (`error::request_timeout`) or a reset by the owner
+  // (`error::connection_reset`) fails every written request with that error, idempotent or
+  // not: each has had its time, and the server is taken for hung.
+  void on_connection_lost(error_code written_fail_with = {}) {
     close_transport();
     std::deque<pending_ptr> requeue;
     for (auto& p : in_flight) {
       if (p->done) {
         continue;  // abandoned: nobody waits for it
       }
-      if (timed_out) {
-        complete(p, error::request_timeout);
+      if (written_fail_with) {
+        complete(p, written_fail_with);
       } else if (p->handler && p->req->get_config().idempotent && p->received == 0 &&
                  p->command == 0) {
         p->written = false;
@@ -747,6 +753,23 @@ struct connection::impl : std::enable_shared_from_this<impl> {
     to_write.clear();
     waiting_room.clear();
     pushes.close();
+  }
+
+  // The owner knows the server stopped answering (a health probe's timeout): drop the
+  // connection as a missed reply deadline would. Only an established connection is
+  // dropped: one being set up or waiting to reconnect has nothing written to fail, and
+  // dropping it would only add a connection attempt.
+  void reset(std::string_view reason) {
+    if (current != state::connected || stop_requested || reset_pending) {
+      return;
+    }
+    reset_pending = true;
+    reset_reason = std::string(reason);
+    ++stats.resets;
+    // Not connected from now on: a request marked fail_if_not_connected fails at once
+    // instead of being written to the closed socket before run() sees the loss.
+    current = state::connecting;
+    close_transport();  // the reader and writer fail; run() handles the loss
   }
 
   void request_stop() {
@@ -813,13 +836,23 @@ struct connection::impl : std::enable_shared_from_this<impl> {
             failure = std::current_exception();
           }
           current = state::connecting;
-          if (stop_requested || (failure && is_operation_aborted(failure))) {
+          const bool was_reset = std::exchange(reset_pending, false);
+          error_code written_fail_with;
+          if (failure && is_request_timeout(failure)) {
+            written_fail_with = error::request_timeout;
+          } else if (was_reset && !stop_requested) {
+            written_fail_with = error::connection_reset;
+          }
+          if (stop_requested || (failure && is_operation_aborted(failure) && !was_reset)) {
             CORVO_LOG(info, "redis") << "connection to " << cfg.address() << " closed";
+          } else if (written_fail_with == error::connection_reset) {
+            CORVO_LOG(warning, "redis")
+                << "connection to " << cfg.address() << " reset: " << reset_reason;
           } else {
             CORVO_LOG(warning, "redis")
                 << "connection to " << cfg.address() << " lost: " << describe(failure);
           }
-          on_connection_lost(failure && is_request_timeout(failure));
+          on_connection_lost(written_fail_with);
         } else if (failure) {
           ++stats.connect_failures;
           on_connection_lost();
@@ -873,6 +906,10 @@ void connection::cancel() {
   impl_->request_stop();
 }
 
+void connection::reset(std::string_view reason) {
+  impl_->reset(reason);
+}
+
 bool connection::is_connected() const noexcept {
   return impl_->current == impl::state::connected;
 }
@@ -890,6 +927,7 @@ connection_stats& connection_stats::operator+=(const connection_stats& other) no
   pushes += other.pushes;
   health_check_failures += other.health_check_failures;
   request_timeouts += other.request_timeouts;
+  resets += other.resets;
   subscriptions_refused += other.subscriptions_refused;
   waits_for_room += other.waits_for_room;
   request_errors += other.request_errors;

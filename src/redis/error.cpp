@@ -73,6 +73,9 @@ class redis_category final : public boost::system::error_category {
         return "blocking Redis command on a shared connection; use a dedicated connection";
       case error::request_timeout:
         return "Redis did not reply within the request timeout (server hung or unreachable)";
+      case error::connection_reset:
+        return "the Redis connection was reset by its owner (server taken for unresponsive); "
+               "the request may or may not have run";
       case error::crossslot:
         return "CROSSSLOT: the keys of the request hash to different cluster slots";
       case error::too_many_redirections:

@@ -15,15 +15,20 @@
 //   scheduled task run; on the healthy masters each exactly once).
 // - a hung master (SIGSTOP, socket open; its replica told not to fail over): its probe gets
 //   no answer within the timeout, its slot dependencies go down, and only its writer and
-//   stream consumer stop (within the probe budget); the other writers and consumers and the
-//   scheduler keep running, the scheduler's shards on the hung master make no claim while
-//   it is down and the other shards run tasks; SIGCONT: they run again. (Run at the start of
-//   the next case, on its cluster: one 6-node fixture less.)
+//   stream consumer stop (within the probe budget), the consumer with an entry in flight
+//   whose XACK goes to the hung master: the client drops its connections to that master
+//   (redis_cluster_health::reset_when_down), so the stop does not wait for the reply
+//   deadline; the other writers and consumers and the scheduler keep running, the
+//   scheduler's shards on the hung master make no claim while it is down and the other
+//   shards run tasks; SIGCONT: they run again. (Run at the start of the next case, on its
+//   cluster: one 6-node fixture less.)
 // - two masters down: the surviving master reports cluster_state:fail, which stops every
 //   component (the scheduler too); restarting the two nodes (AOF, fsync always) restarts
 //   all of them, and nothing produced before or after the outage is lost.
-// The cluster runs with cluster-require-full-coverage no, so one failed master does not
-// fail the whole cluster while its replica takes over. Timings are printed; bounds are
+// The stream consumers run with the default drain_timeout (10 s): each stop is asserted
+// under 300 ms, so none may wait out its drain for a master that cannot answer. The cluster
+// runs with cluster-require-full-coverage no, so one failed master does not fail the whole
+// cluster while its replica takes over. Timings are printed; bounds are
 // generous.
 #include <signal.h>
 
@@ -259,6 +264,10 @@ void hang_one_master(corvo::test::redis_cluster& cluster, cluster_failover_proce
   std::map<std::string, corvo::test::component_life> before;
   for (const auto& c : p.components())
     before[c] = p.life(c);
+  // The hung master's stream consumer holds one entry until its stop begins: its XACK then
+  // goes to the hung master, which keeps the socket open and never answers.
+  p.hold_next_entry(l.streams.at(hung));
+  BOOST_TEST_REQUIRE(wait_until([&] { return !p.stream(l.streams.at(hung)).held.empty(); }, 10s));
 
   const auto hung_at = steady::now();
   BOOST_TEST_REQUIRE(::kill(cluster.node(hung).pid(), SIGSTOP) == 0);
@@ -276,6 +285,26 @@ void hang_one_master(corvo::test::redis_cluster& cluster, cluster_failover_proce
   BOOST_TEST((down_at > hung_at));
   BOOST_TEST(ms(down_at - hung_at) <= 2 * (100 + 750));
   BOOST_TEST(ms(stopped - hung_at) <= 2 * (100 + 500 + 1000));
+  // The stops themselves, with the consumers' default drain_timeout (10 s) and the default
+  // reply deadline (5 s): the hung master's connections are dropped when its slots go down
+  // (redis_cluster_health::reset_when_down), so the held entry's XACK fails at once and is
+  // given up (the entry stays pending) instead of holding the stop.
+  for (const auto& c : {hung_writer, hung_stream}) {
+    BOOST_TEST_REQUIRE(wait_until(
+        [&] {
+          for (const auto& [began, took] : p.life(c).stop_log)
+            if (began > hung_at)
+              return true;
+          return false;
+        },
+        20s));
+    for (const auto& [began, took] : p.life(c).stop_log) {
+      if (began > hung_at) {
+        std::cout << "  " << c << " took " << took.count() << " ms to stop\n";
+        BOOST_TEST(took.count() < 300, c);
+      }
+    }
+  }
 
   // Hung for as long as every healthy shard takes to run 3 more tasks.
   BOOST_TEST_REQUIRE(wait_until(
@@ -348,6 +377,10 @@ BOOST_AUTO_TEST_CASE(a_master_down_stops_only_its_components) {
   // scheduled there: they must all run after the failover.
   p.pause_producing(victim_shards);
   BOOST_TEST_REQUIRE(replica_caught_up(cluster, victim));
+  // The victim's stream consumer holds one entry until its stop begins: that entry's XACK
+  // then goes to the dead master.
+  p.hold_next_entry(victim_stream);
+  BOOST_TEST_REQUIRE(wait_until([&] { return !p.stream(victim_stream).held.empty(); }, 10s));
   const auto killed_at = steady::now();
   cluster.kill_node(victim);
   BOOST_TEST_REQUIRE(wait_until([&] { return !p.life("stream " + victim_stream).running; }, 10s));
@@ -357,6 +390,26 @@ BOOST_AUTO_TEST_CASE(a_master_down_stops_only_its_components) {
   std::cout << "master " << victim << " killed: its writer and stream consumer stopped after "
             << ms(stopped - killed_at) << " ms\n";
   BOOST_TEST(ms(stopped - killed_at) <= 2 * (100 + 500 + 1000));  // 2 × (interval + timeout + stop)
+  // The stops themselves: the dead master cannot take the victim consumer's last acks, and
+  // a stopping consumer gives them up at once instead of retrying them until its drain
+  // deadline (drain_timeout 10 s); the entries stay pending and are re-read after the
+  // promotion.
+  for (const auto& c : {victim_writer, "stream " + victim_stream}) {
+    BOOST_TEST_REQUIRE(wait_until(
+        [&] {
+          for (const auto& [began, took] : p.life(c).stop_log)
+            if (began > killed_at)
+              return true;
+          return false;
+        },
+        10s));
+    for (const auto& [began, took] : p.life(c).stop_log) {
+      if (began > killed_at) {
+        std::cout << "  " << c << " took " << took.count() << " ms to stop\n";
+        BOOST_TEST(took.count() < 300, c);
+      }
+    }
+  }
 
   cluster.wait_for_failover(victim);
   BOOST_TEST_REQUIRE(wait_until([&] { return all_running(p); }, 30s));
@@ -450,8 +503,8 @@ BOOST_AUTO_TEST_CASE(cluster_state_fail_stops_all_and_recovery_restarts_all) {
   BOOST_TEST((p.cluster_state() == health::status::down));
   BOOST_TEST(p.cluster_detail().find("cluster_state:fail") != std::string::npos);
   // A stopping consumer does not retry an XACK answered CLUSTERDOWN until its drain
-  // deadline (drain_timeout 300 ms): the survivor's acknowledgement is given up at once
-  // (the entry stays pending and runs again after the recovery).
+  // deadline (drain_timeout 10 s): the survivor's acknowledgement is given up at once (the
+  // entry stays pending and runs again after the recovery).
   const auto stopped_since_kill = [&](const std::string& key) {
     for (const auto& [began, took] : p.life("stream " + key).stop_log)
       if (began > killed_at)

@@ -436,6 +436,12 @@ asio::awaitable<void> redis_counts(fixture& f) {
       text.find("corvo_redis_request_duration_seconds_bucket{client=\"good\",le=\"+Inf\"} 5\n") !=
           std::string::npos,
       text);
+  // A reset (health::reset_when_down's call) is counted; a client not connected resets nothing.
+  good.reset_connections("test");
+  bad.reset_connections("test");
+  metrics.render();
+  BOOST_TEST(metrics.value("corvo_redis_resets_total", good_label) == 1);
+  BOOST_TEST(metrics.value("corvo_redis_resets_total", bad_label) == 0);
   group.cancel();
   try {
     co_await group.join();

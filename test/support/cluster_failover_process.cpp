@@ -299,6 +299,9 @@ void cluster_failover_process::impl::build(const std::shared_ptr<impl>& self) {
   probes.timeout = 500ms;
   cluster = std::make_unique<health::redis_cluster_health>(app.monitor(), *client->cluster(),
                                                            "redis", probes);
+  if (options.reset_when_down) {
+    cluster->reset_when_down(*client);
+  }
   for (const auto& key : options.writer_keys) {
     const auto dep = cluster->slot_dependency(key);
     auto* c = client.get();
@@ -315,7 +318,7 @@ void cluster_failover_process::impl::build(const std::shared_ptr<impl>& self) {
     o.min_idle = 2000ms;  // only deliveries lost with the master are reclaimed
     o.claim_interval = 250ms;
     o.redis_retry = {20ms, 300ms};
-    o.drain_timeout = 300ms;
+    o.drain_timeout = options.stream_drain_timeout;
     consumers.emplace(key, std::make_unique<stream::consumer>(*client, o));
     replicas[key] = 1;
     streams[key];
@@ -471,7 +474,11 @@ void cluster_failover_process::stop_producing() {
 }
 
 void cluster_failover_process::hold_next_entry(const std::string& stream_key) {
-  on_loop(impl_->app, [&] { impl_->hold_armed.insert(stream_key); });
+  on_loop(impl_->app, [&] {
+    std::lock_guard lock(impl_->mutex);
+    impl_->streams[stream_key].held.clear();
+    impl_->hold_armed.insert(stream_key);
+  });
 }
 
 health::status cluster_failover_process::cluster_state() {

@@ -39,6 +39,12 @@ struct cluster_failover_options {
   std::string name_space = "gate";
   unsigned shards = 0;
   std::chrono::milliseconds lease{3000};
+  /// drain_timeout of the stream consumers: the library's default, so that a stop bounded
+  /// by it (an acknowledgement waiting for a hung or dead master) is seen as an overrun.
+  std::chrono::milliseconds stream_drain_timeout{10'000};
+  /// redis_cluster_health::reset_when_down on the client: a hung master's connections are
+  /// dropped when its slots go down.
+  bool reset_when_down = true;
 };
 
 /// A supervised component's life.
@@ -99,7 +105,8 @@ class cluster_failover_process {
   void stop_producing();
   /// The next entry of `stream_key` to start is held by its handler until its component
   /// ("stream KEY") begins to stop; then the handler succeeds at once, so its XACK is sent
-  /// while the component stops (stream_tally::held names it once it started).
+  /// while the component stops (stream_tally::held names it once it started; it is cleared
+  /// by this call).
   void hold_next_entry(const std::string& stream_key);
 
   health::status cluster_state();

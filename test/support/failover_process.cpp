@@ -138,6 +138,9 @@ failover_process::failover_process(failover_process_options options)
 
   app_->add_service("redis", [c = commands_.get()] { return c->run(); });
   const auto redis_dep = app_->add_dependency("redis", health::redis_ping_probe(*commands_));
+  if (options_.reset_when_down) {
+    health::reset_when_down(redis_dep, *commands_);
+  }
   const auto stream_dep =
       app_->add_dependency("stream", health::stream_readable_probe(*commands_, {stream()}));
   auto* sched = scheduler_.get();

@@ -61,6 +61,10 @@ struct failover_process_options {
   /// Reply deadline of every Redis client of the process (redis::config::request_timeout;
   /// 0: the library default, 5 s).
   std::chrono::milliseconds request_timeout{0};
+  /// health::reset_when_down on the Redis dependency and the command client (which the
+  /// scheduler, the stream consumer and the queue consumer use, with their dedicated
+  /// clients): a hung Redis's connections are dropped when the probe declares it down.
+  bool reset_when_down = true;
   /// Time between two rounds of production (one task, one entry, one item per round).
   std::chrono::milliseconds produce_every{20};
 };

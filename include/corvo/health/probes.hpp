@@ -35,6 +35,24 @@ namespace corvo::health {
 /// probe.
 probe_fn redis_ping_probe(redis::client& redis);
 
+/// Has `redis` drop its connections (redis::client::reset_connections, which reaches the
+/// clients made from it with dedicated() as well) when `dep` goes down. A server that stops
+/// answering but keeps its socket open (SIGSTOP, a frozen VM) looks connected: without this
+/// the requests written to it wait for their reply deadline (redis.request_timeout, 5 s by
+/// default), so the components stopped because `dep` went down would wait that long for
+/// their last acknowledgements, failure reports, pops and reads. With it they fail at once
+/// with error::connection_reset, the connections stay not connected while the server is
+/// hung (the handshake is not answered), and the stopping components give their last
+/// requests up as for a dead server (entries stay pending, tasks leased, items in the
+/// processing list: recovered after the restart). A dependency that went down because the
+/// connection was lost resets nothing (the client is reconnecting already). Use it with the
+/// dependency probed through `redis`:
+///   auto redis_dep = app.add_dependency("redis", health::redis_ping_probe(redis));
+///   health::reset_when_down(redis_dep, redis);
+/// `redis` must outlive the monitor's run(). std::invalid_argument for a default-constructed
+/// `dep`.
+void reset_when_down(const dependency& dep, redis::client& redis);
+
 /// "Stream readable", as a stream consumer needs it: `XINFO STREAM` on each of `streams`
 /// (raw commands; in a cluster each goes to its key's master). Down when one fails or
 /// replies with an error (e.g. the stream does not exist: "ERR no such key"), naming it.
@@ -74,6 +92,16 @@ class redis_cluster_health {
 
   /// Masters ("host:port") that did not answer in the last round.
   std::vector<std::string> unanswered_masters() const;
+
+  /// The cluster form of health::reset_when_down: when this cluster or one of its slot
+  /// dependencies goes down, `redis` (the client whose cluster() this object probes) drops
+  /// its connections, and those of its dedicated() clients, to the masters that did not
+  /// answer the round (redis::client::reset_connections_to): requests written to a hung
+  /// master fail at once with error::connection_reset instead of at their reply deadline,
+  /// so the components stopped with its slots do not wait for it; the other masters'
+  /// connections are untouched. A dead master's connection is down already: nothing to
+  /// reset. `redis` must outlive the monitor's run().
+  void reset_when_down(redis::client& redis);
 
   struct state;
 

@@ -88,12 +88,13 @@ void record_kafka_statistics(registry& metrics, std::string_view statistics_json
                              std::string_view client);
 
 /// A Redis client named `name`: the counters
-/// corvo_redis_{requests,request_errors,connects,connect_failures,request_timeouts}_total{client}
+/// corvo_redis_{requests,request_errors,connects,connect_failures,request_timeouts,resets}_total
+/// {client} (resets: client::reset_connections, e.g. by health::reset_when_down)
 /// and the histogram corvo_redis_request_duration_seconds{client} (successful requests, exec()
 /// to the reply, queueing included), of its connection, or of a cluster client's node
 /// connections added up (a redirected request counts once per node it was sent to). A cluster
 /// client also has corvo_redis_moved_total, corvo_redis_ask_total{client} and, per node,
-/// corvo_redis_node_{requests,request_errors,connects,connect_failures,request_timeouts}_total
+/// corvo_redis_node_{requests,request_errors,connects,connect_failures,request_timeouts,resets}_total
 /// {client,node} (node = "host:port"; a node that left the topology keeps its series).
 /// Connections of `dedicated()` clients are not included: watch them under a name of their own.
 void watch_redis(registry& metrics, redis::client& client, std::string name);

@@ -87,6 +87,23 @@ class client {
   asio::awaitable<void> run();
   void cancel();
 
+  /// Drops the established connections of this client and of its family (the client made
+  /// with the public constructor and every client made from it, directly or not, with
+  /// dedicated()): connection::reset on each (in a cluster, on every master's command
+  /// connection). The requests written and not yet answered fail at once with
+  /// error::connection_reset instead of at their reply deadline (request_timeout), and the
+  /// connections are re-established with their backoff. For a health monitor that declared
+  /// the server hung (health::reset_when_down): a blocked consumer's pop or read, or a
+  /// stopping component's last acknowledgements, stop waiting for it. Connections that are
+  /// not established are left alone (no extra connection attempt).
+  void reset_connections(std::string_view reason);
+
+  /// The same for the connections to one server, `address` ("host:port", as
+  /// cluster_node::address() and config::address() spell it), in every client of the
+  /// family: in a cluster, that node's command connection (a hung master), the other masters
+  /// untouched; standalone, the connection when `address` is its server's.
+  void reset_connections_to(std::string_view address, std::string_view reason);
+
   /// Executes `req` and adapts its replies into `resp`. Throws system_error on failure.
   asio::awaitable<std::size_t> exec(const request& req, any_adapter resp = ignore);
   /// Routed by `hint` in a cluster (scripts without declared keys, per-shard admin
@@ -111,11 +128,19 @@ class client {
   cluster_client* cluster() noexcept { return cluster_.get(); }
 
  private:
-  client(executor_type executor, client_config cfg, std::unique_ptr<cluster_client> cluster);
+  // A dedicated() client: of `family`; a standalone connection when `cluster` is null.
+  client(executor_type executor, client_config cfg, std::unique_ptr<cluster_client> cluster,
+         std::shared_ptr<std::vector<client*>> family);
+  void reset_own_connections(std::string_view reason);
+  void reset_own_connections_to(std::string_view address, std::string_view reason);
 
   client_config config_;
   std::unique_ptr<connection> standalone_;
   std::unique_ptr<cluster_client> cluster_;
+  // The clients reset_connections() reaches: this one, the one it was made from and every
+  // dedicated() client of theirs; each adds itself when made and removes itself when
+  // destroyed (one executor: no locking).
+  std::shared_ptr<std::vector<client*>> family_;
 };
 
 }  // namespace corvo::redis

@@ -28,6 +28,8 @@
 // - no reply within config::request_timeout (plus the block time of a blocking command,
 //   request::block_time()): every written request fails with error::request_timeout (it may
 //   or may not have run; idempotent ones too) and the connection is re-established;
+// - reset() by the owner (it knows the server stopped answering): the same, with
+//   error::connection_reset;
 // - cancel() or the end of run(): error::connection_closed, except a written request that
 //   is not idempotent: error::connection_lost (it may have run); later requests fail with
 //   connection_closed;
@@ -65,6 +67,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 
 namespace corvo::redis {
 
@@ -91,6 +94,7 @@ struct connection_stats {
   std::uint64_t pushes = 0;            ///< pushes read
   std::uint64_t health_check_failures = 0;
   std::uint64_t request_timeouts = 0;       ///< connections dropped for a missed reply deadline
+  std::uint64_t resets = 0;                 ///< connections dropped by reset()
   std::uint64_t subscriptions_refused = 0;  ///< SUBSCRIBE & co. answered with an error
   std::uint64_t waits_for_room = 0;         ///< requests that waited for max_queued_requests
   /// Requests completed with an error (connection lost or closed, request timeout, not
@@ -136,6 +140,18 @@ class connection {
 
   /// Stops run(), closes the socket and fails every waiting request with connection_closed.
   void cancel();
+
+  /// Drops the established connection now, as a missed reply deadline would, for an owner
+  /// that has learnt by other means that the server stopped answering (a health probe's
+  /// timeout: SIGSTOP, a frozen VM, where the socket stays open and the connection looks
+  /// up): every request written and not yet answered fails with error::connection_reset
+  /// (it may or may not have run; idempotent ones too), unwritten ones follow the rules of a
+  /// lost connection (fail_if_not_connected: error::not_connected at once; else they wait for
+  /// the reconnection), and run() reconnects after its backoff. From this call on the
+  /// connection is not connected. `reason` is logged. A connection that is not established
+  /// (being set up, waiting to reconnect, stopped) is left alone: nothing is written there,
+  /// and dropping it would only add a connection attempt. Counted in stats().resets.
+  void reset(std::string_view reason);
 
   /// True while the connection is established and handshaken.
   bool is_connected() const noexcept;

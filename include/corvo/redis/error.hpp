@@ -102,6 +102,10 @@ enum class error {
   /// frozen VM, CLIENT PAUSE). Every request in flight fails with it and the connection is
   /// re-established. The request may or may not have run.
   request_timeout,
+  /// The connection was dropped by its owner (connection::reset, client::reset_connections),
+  /// typically because a health probe found the server unresponsive: the request had been
+  /// written and may or may not have run. The connection is re-established.
+  connection_reset,
 
   // --- cluster (set by the cluster client) ------------------------------------------------
   /// The keys of one request hash to different slots; the exception text names two of

@@ -77,6 +77,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -144,6 +145,14 @@ class cluster_client {
   /// Stops run(), closes every connection and fails waiting requests with
   /// error::connection_closed; receive() then fails with channel_closed.
   void cancel();
+
+  /// connection::reset on the command connection of every node (sharded pub/sub
+  /// connections excluded): requests written to a node and not answered fail with
+  /// error::connection_reset, and the connections are re-established (see connection.hpp).
+  void reset_connections(std::string_view reason);
+  /// connection::reset on the command connection of the node at `address` ("host:port"),
+  /// if there is one.
+  void reset_connection_to(std::string_view address, std::string_view reason);
 
   /// Executes `req` on the node that serves its keys (see the file comment) and adapts the
   /// replies into `resp`. Waits for the first topology unless `req` is
