@@ -140,6 +140,58 @@ dedup_outcome memory_store::impl::schedule_deduplicated(task t, dedup_options op
   return dedup_outcome::scheduled;
 }
 
+dedup_result memory_store::impl::schedule_deduplicated_by_key(task t, const std::string& key,
+                                                              dedup_options options) {
+  if (options.window <= std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
+  }
+  validate(t);
+  if (key.empty()) {
+    throw std::invalid_argument("task '" + t.id + "': the deduplication key is empty");
+  }
+  const auto now = clock();
+  while (!key_window_ends.empty() && key_window_ends.begin()->first <= now) {
+    key_windows.erase(key_window_ends.begin()->second);
+    key_window_ends.erase(key_window_ends.begin());
+  }
+  const auto closes = now + std::chrono::duration_cast<std::chrono::microseconds>(options.window);
+  dedup_result result;
+  const auto open = key_windows.find(key);
+  if (open == key_windows.end()) {
+    key_windows.emplace(key, key_window{t.id, closes});
+    key_window_ends.emplace(closes, key);
+    schedule(std::move(t), false);
+    return result;
+  }
+  if (options.mode == dedup_mode::drop) {
+    result.outcome = dedup_outcome::dropped;
+    return result;
+  }
+  auto& window = open->second;
+  std::string pending = std::exchange(window.id, t.id);
+  unsigned pending_shard = 0;
+  entry* e = find(pending, pending_shard);
+  const bool waits = e != nullptr && (e->where == place::waiting || e->where == place::parked ||
+                                      e->where == place::held);
+  if (waits && pending != t.id) {  // the same id is replaced in place by the schedule
+    auto& s = shards[pending_shard];
+    detach(s, pending, *e);
+    event(pending_shard, event_kind::cancelled, e->work, "deduplicated");
+    s.tasks.erase(pending);
+  }
+  schedule(std::move(t), false);
+  if (waits) {
+    result.outcome = dedup_outcome::replaced;
+    result.replaced_id = std::move(pending);
+    return result;
+  }
+  // The pending task ran, runs or is gone: a new window.
+  key_window_ends.erase({window.closes, key});
+  window.closes = closes;
+  key_window_ends.emplace(closes, key);
+  return result;
+}
+
 std::optional<task> memory_store::impl::get(const std::string& id) {
   unsigned shard = 0;
   const entry* e = find(id, shard);
@@ -336,7 +388,7 @@ std::vector<bool> memory_store::impl::extend(unsigned shard, const std::vector<l
 
 memory_store::memory_store(asio::any_io_executor executor, unsigned shards,
                            dead_letter_limits limits)
-    : impl_(std::make_unique<impl>(*this, std::move(executor), shards, limits)) {}
+    : impl_(std::make_unique<impl>(std::move(executor), shards, limits)) {}
 
 memory_store::~memory_store() = default;
 
@@ -383,6 +435,15 @@ asio::awaitable<bool> memory_store::schedule_if_absent(task t) {
 
 asio::awaitable<dedup_outcome> memory_store::schedule_deduplicated(task t, dedup_options options) {
   co_return impl_->schedule_deduplicated(std::move(t), options);
+}
+
+asio::awaitable<dedup_result> memory_store::schedule_deduplicated_by_key(task t, std::string key,
+                                                                         dedup_options options) {
+  co_return impl_->schedule_deduplicated_by_key(std::move(t), key, options);
+}
+
+event_counts memory_store::events_written() const noexcept {
+  return impl_->tally.snapshot();
 }
 
 asio::awaitable<std::optional<task>> memory_store::get(std::string id) {

@@ -118,12 +118,11 @@ inline task snapshot(const entry& e) {
 using namespace detail::memory_store_support;
 
 struct memory_store::impl {
-  impl(const store& owner, asio::any_io_executor ex, unsigned shard_count, dead_letter_limits caps)
+  impl(asio::any_io_executor ex, unsigned shard_count, dead_letter_limits caps)
       : executor(std::move(ex)),
         limits(caps),
         shards(shard_count),
-        events(executor, std::max(shard_count, 1u)),
-        tally(owner) {
+        events(executor, std::max(shard_count, 1u)) {
     if (shard_count == 0) {
       throw std::invalid_argument("memory_store: shards must be at least 1");
     }
@@ -145,6 +144,15 @@ struct memory_store::impl {
   detail::memory_event_log events;
   /// The events written, by kind (event_counts.hpp).
   detail::event_tally tally;
+  /// Open deduplication windows by key (schedule_deduplicated_by_key): the task id the
+  /// window holds and when it closes; the same keys ordered by closing time (closed windows
+  /// are forgotten at the next call).
+  struct key_window {
+    std::string id;
+    time_point closes{};
+  };
+  std::unordered_map<std::string, key_window> key_windows;
+  scored_set key_window_ends;
 
   /// Records an event of `w` (when events are on) at the store's clock.
   void event(unsigned shard, event_kind kind, const task& w, std::string reason = {},
@@ -277,6 +285,8 @@ struct memory_store::impl {
   bool schedule(task t, bool if_absent);
   /// As the schedule_dedup script: see store::schedule_deduplicated.
   dedup_outcome schedule_deduplicated(task t, dedup_options options);
+  /// As redis_store's steps, at once: see store::schedule_deduplicated_by_key.
+  dedup_result schedule_deduplicated_by_key(task t, const std::string& key, dedup_options options);
   std::optional<task> get(const std::string& id);
   bool cancel(const std::string& id);
   bool reschedule(const std::string& id, time_point due);
