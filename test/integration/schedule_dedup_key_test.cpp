@@ -3,10 +3,13 @@
 // (which is gone: it does not run) or is dropped; after the window, or once the pending task
 // no longer waits, it is scheduled in a new window. Tasks in other shards than the previous
 // one (on Redis: other hash slots than the key's window), the same id again, concurrent
-// callers on several connections (exactly one task left, run once), and the scheduler's run.
+// callers on several connections (exactly one task left, run once), the replaced task's
+// `cancelled` event, and the scheduler's run.
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/core/timeout.hpp>
+#include <corvo/schedule/event_counts.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/scheduler.hpp>
@@ -128,7 +131,8 @@ asio::awaitable<void> replace_within_the_window(H& h) {
   co_await ack(h.store, ran[0]);
 }
 
-// The same id again within its key's window: replaced in place.
+// The same id again within its key's window: replaced in place while it waits; once in
+// flight, scheduled anew (the run fenced off) in a new window.
 template <class H>
 asio::awaitable<void> the_same_id_again(H& h) {
   const auto due = sched::now() + 1h;
@@ -140,11 +144,28 @@ asio::awaitable<void> the_same_id_again(H& h) {
                                                     replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == "same");
-  const auto got = co_await h.store.get("same");
+  auto got = co_await h.store.get("same");
   BOOST_REQUIRE(got.has_value());
   BOOST_TEST(got->payload == boost::json::value("v2"));
   BOOST_TEST((got->due == due + 1min));
   BOOST_TEST(co_await scheduled(h.store) == 1u);
+  // In flight: the same id's upsert fences the run off (as schedule() does), a new window.
+  r = co_await h.store.schedule_deduplicated_by_key(make_task("same", "v3", sched::now() - 1s), "k",
+                                                    replace);
+  BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
+  const auto running = co_await claim_all(h.store);
+  BOOST_REQUIRE(running.size() == 1u);
+  r = co_await h.store.schedule_deduplicated_by_key(make_task("same", "v4", due), "k", replace);
+  BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
+  BOOST_TEST(r.replaced_id.empty());
+  std::vector<sched::completion> done(1);
+  done[0].id = "same";
+  done[0].token = running[0].token;
+  BOOST_TEST(co_await h.store.ack(running[0].shard, std::move(done)) == 0u);
+  got = co_await h.store.get("same");
+  BOOST_REQUIRE(got.has_value());
+  BOOST_TEST(got->payload == boost::json::value("v4"));
+  BOOST_TEST((got->state == sched::task_state::scheduled));
 }
 
 template <class H>
@@ -424,4 +445,63 @@ BOOST_AUTO_TEST_CASE(the_scheduler_runs_the_last_schedule_of_a_key_once) {
   corvo::test::run(ctx, debounce_then_run(s, ran));
   const std::vector<std::string> expected{"save-5=edit-5"};
   BOOST_TEST(ran == expected, boost::test_tools::per_element());
+}
+
+namespace {
+
+// With events on: the replaced pending task's `cancelled` event (reason "deduplicated") and
+// both schedules' `scheduled` events are written and counted (events_written).
+asio::awaitable<void> replaced_task_events(sched::store& s) {
+  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto first = id_for(s, "ev-a", 0, true);
+  const auto second = id_for(s, "ev-b", 0, false);
+  sched::event_query from_start;
+  from_start.from = std::string(sched::events_from_start);
+  auto reader = co_await s.events(from_start);
+  co_await s.schedule_deduplicated_by_key(make_task(first, "v1", sched::now() + 1h), "ev", replace);
+  const auto r = co_await s.schedule_deduplicated_by_key(make_task(second, "v2", sched::now() + 1h),
+                                                         "ev", replace);
+  BOOST_TEST(r.replaced_id == first);
+  std::vector<std::string> seen;
+  while (seen.size() < 3) {
+    const auto batch = co_await reader->read(10, 5s);
+    BOOST_REQUIRE(!batch.empty());
+    for (const auto& e : batch) {
+      seen.push_back(std::string(to_string(e.kind)) + " " + e.task_id + " " + e.reason);
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  const std::vector<std::string> expected{"cancelled " + first + " deduplicated",
+                                          "scheduled " + first + " ", "scheduled " + second + " "};
+  BOOST_TEST(seen == expected, boost::test_tools::per_element());
+  const auto written = sched::events_written(s);
+  BOOST_TEST(written.of(sched::event_kind::scheduled) == 2u);
+  BOOST_TEST(written.of(sched::event_kind::cancelled) == 1u);
+  BOOST_TEST(written.total() == 3u);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_replaced_task_has_a_cancelled_event_on_the_memory_store) {
+  asio::io_context ctx;
+  sched::memory_store store(ctx.get_executor(), 4);
+  sched::events_options events;
+  events.enabled = true;
+  events.max_len = 100;
+  store.set_events(events);
+  corvo::test::run(ctx, replaced_task_events(store));
+}
+
+BOOST_AUTO_TEST_CASE(a_replaced_task_has_a_cancelled_event_on_redis) {
+  asio::io_context ctx;
+  const auto url = redis::client_config::from_url(corvo::test::shared_schedule_server().url());
+  redis::client conn(ctx.get_executor(), url);
+  asio::co_spawn(ctx, run_client(conn), [](std::exception_ptr) {});
+  sched::redis_store_options o;
+  o.name_space = corvo::test::next_schedule_namespace();
+  o.shards = 4;
+  o.events.enabled = true;
+  o.events.max_len = 100;
+  sched::redis_store store(conn, url, o);
+  corvo::test::run(ctx, replaced_task_events(store), [&] { conn.cancel(); });
 }
