@@ -4,7 +4,8 @@
 // no longer waits, it is scheduled in a new window. Tasks in other shards than the previous
 // one (on Redis: other hash slots than the key's window), the same id again, concurrent
 // callers on several connections (exactly one task left, run once), the replaced task's
-// `cancelled` event, and the scheduler's run.
+// `cancelled` event, the scheduler's run, and (Redis) what a caller that dies right after
+// taking the window leaves.
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/task_group.hpp>
@@ -504,4 +505,54 @@ BOOST_AUTO_TEST_CASE(a_replaced_task_has_a_cancelled_event_on_redis) {
   o.events.max_len = 100;
   sched::redis_store store(conn, url, o);
   corvo::test::run(ctx, replaced_task_events(store), [&] { conn.cancel(); });
+}
+
+namespace {
+
+// Writes `value` into the window of `key` as a caller's step 1 would (docs/scheduler.md,
+// Deduplication by key), standing for a caller that dies right after it.
+asio::awaitable<void> take_window(redis::client& conn, sched::redis_store& s, std::string key,
+                                  std::string value) {
+  redis::request req;
+  req.push("SET", s.dedup_window_key(key), value, "PX", "60000");
+  redis::response<std::string> resp;
+  co_await conn.exec(req, resp);
+  BOOST_TEST(std::get<0>(resp).value() == "OK");
+}
+
+// What a caller that dies after taking the window leaves, as documented: in replace mode the
+// task it replaced is not voided (it and the next caller's both run); in drop mode the
+// window drops every schedule until it closes.
+asio::awaitable<void> crashed_after_the_window(redis::client& conn, sched::redis_store& s) {
+  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto due = sched::now() + 1h;
+  auto r = co_await s.schedule_deduplicated_by_key(make_task("kept", "p", due), "k", replace);
+  BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
+  co_await take_window(conn, s, "k", std::string(32, '0') + " never-written");
+  r = co_await s.schedule_deduplicated_by_key(make_task("next", "n", due), "k", replace);
+  BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
+  BOOST_TEST(r.replaced_id == "never-written");
+  BOOST_TEST(!co_await absent(s, "kept"));
+  BOOST_TEST(!co_await absent(s, "next"));
+  BOOST_TEST(co_await scheduled(s) == 2u);
+
+  const auto drop = window_of(60s, sched::dedup_mode::drop);
+  co_await take_window(conn, s, "d", std::string(32, '1') + " ghost");
+  r = co_await s.schedule_deduplicated_by_key(make_task("dropped", "x", due), "d", drop);
+  BOOST_TEST((r.outcome == sched::dedup_outcome::dropped));
+  BOOST_TEST(co_await absent(s, "dropped"));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_caller_dead_after_taking_the_window_leaves_what_the_docs_say) {
+  asio::io_context ctx;
+  const auto url = redis::client_config::from_url(corvo::test::shared_schedule_server().url());
+  redis::client conn(ctx.get_executor(), url);
+  asio::co_spawn(ctx, run_client(conn), [](std::exception_ptr) {});
+  sched::redis_store_options o;
+  o.name_space = corvo::test::next_schedule_namespace();
+  o.shards = 4;
+  sched::redis_store store(conn, url, o);
+  corvo::test::run(ctx, crashed_after_the_window(conn, store), [&] { conn.cancel(); });
 }
