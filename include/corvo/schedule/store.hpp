@@ -197,11 +197,12 @@ class store {
   /// with its id); the same id as t's, it is replaced in place (replaced, t.id). When the
   /// held task no longer waits (it ran, is in flight, dead or cancelled) it is not touched
   /// (unless it has t's id: the upsert fences a run in flight off, as schedule() does): `t`
-  /// is scheduled and the window restarts, open for `options.window` from now (scheduled). Of concurrent calls with one key from any processes, each replaces the one
-  /// before it in the key's order, so one task is left. Windows are timed by the store's
-  /// clock. redis_store: the window and the task are in different slots, so this is several
-  /// atomic steps; a process that dies between them may leave two tasks (see
-  /// docs/scheduler.md, Deduplication by key). Throws std::invalid_argument for an empty key,
+  /// is scheduled and the window restarts, open for `options.window` from now (scheduled).
+  /// Of concurrent calls with one key from any processes, each replaces the one before it in
+  /// the key's order, so one task is left. Windows are timed by the store's clock.
+  /// redis_store: the window and the task are in different slots, so this is several atomic
+  /// steps; a process that dies between them may leave two tasks (see docs/scheduler.md,
+  /// Deduplication by key). Throws std::invalid_argument for an empty key,
   /// a window <= 0 and as schedule(). Default: throws std::logic_error (a store without it).
   virtual asio::awaitable<dedup_result> schedule_deduplicated_by_key(task t, std::string key,
                                                                      dedup_options options);
