@@ -99,11 +99,17 @@ asio::awaitable<dedup_result> redis_store::schedule_deduplicated_by_key(task t, 
   const auto opened = co_await impl_->run_durable_on<std::vector<std::string>>(
       impl_->dedup_window_script, window_keys, std::move(window_args),
       "schedule_deduplicated_by_key");
-  if (opened.empty() || opened[0] == "dropped") {
+  const bool well_formed =
+      (opened.size() == 1 && (opened[0] == "open" || opened[0] == "dropped")) ||
+      (opened.size() == 2 && opened[0] == "swapped");
+  if (!well_formed) {
+    throw std::runtime_error("redis_store schedule_deduplicated_by_key: malformed reply");
+  }
+  if (opened[0] == "dropped") {
     co_return outcome_of(dedup_outcome::dropped);
   }
   std::string prev_ticket, prev_id;
-  if (opened[0] == "swapped" && opened.size() == 2) {
+  if (opened[0] == "swapped") {
     const auto space = opened[1].find(' ');
     if (space == std::string::npos) {
       throw std::runtime_error("redis_store schedule_deduplicated_by_key: the window of key '" +
@@ -147,6 +153,10 @@ asio::awaitable<dedup_result> redis_store::schedule_deduplicated_by_key(task t, 
     voided = co_await impl_->run_durable_on<std::string>(impl_->dedup_void_script,
                                                          std::move(prev_keys), std::move(void_args),
                                                          "schedule_deduplicated_by_key");
+  }
+  if (voided != "removed" && voided != "blocked" && voided != "gone") {
+    throw std::runtime_error("redis_store schedule_deduplicated_by_key: malformed reply '" +
+                             voided + "'");
   }
   if (voided == "removed" && prev_id != t.id) {
     impl_->count_events(event_kind::cancelled);
