@@ -1,56 +1,27 @@
-// The stores' event counts (event_counts.hpp): each store's tally, found by the store's
-// address in a registry guarded by a mutex (touched when a store is made or destroyed and
-// when a count is read, never when an event is counted).
+// The stores' event counts (event_counts.hpp): each store returns its tally's snapshot from
+// the virtual store::events_written().
 #include <charconv>
 #include <corvo/schedule/event_counts.hpp>
-#include <mutex>
+#include <corvo/schedule/store.hpp>
 #include <numeric>
-#include <unordered_map>
 
 #include "event_tally.hpp"
 
 namespace corvo::schedule {
-namespace {
-
-struct tally_registry {
-  std::mutex mutex;
-  std::unordered_map<const store*, const detail::event_tally*> tallies;
-};
-
-tally_registry& registry() {
-  static tally_registry r;
-  return r;
-}
-
-}  // namespace
 
 std::uint64_t event_counts::total() const noexcept {
   return std::accumulate(by_kind.begin(), by_kind.end(), std::uint64_t{0});
 }
 
 event_counts events_written(const store& tasks) {
-  auto& r = registry();
-  std::lock_guard lock(r.mutex);
-  const auto it = r.tallies.find(&tasks);
-  return it == r.tallies.end() ? event_counts{} : it->second->snapshot();
+  return tasks.events_written();
+}
+
+event_counts store::events_written() const noexcept {
+  return {};
 }
 
 namespace detail {
-
-event_tally::event_tally(const store& owner) : owner_(&owner) {
-  auto& r = registry();
-  std::lock_guard lock(r.mutex);
-  r.tallies[owner_] = this;
-}
-
-event_tally::~event_tally() {
-  auto& r = registry();
-  std::lock_guard lock(r.mutex);
-  const auto it = r.tallies.find(owner_);
-  if (it != r.tallies.end() && it->second == this) {
-    r.tallies.erase(it);
-  }
-}
 
 bool event_tally::add_reported(std::string_view counts) noexcept {
   if (counts.empty()) {

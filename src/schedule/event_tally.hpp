@@ -1,6 +1,6 @@
 #pragma once
-// A store's count of the events it wrote (event_counts.hpp): the store owns a tally, which
-// registers itself under the store's address so events_written(store) finds it.
+// A store's count of the events it wrote (event_counts.hpp): the store owns a tally and
+// returns its snapshot from store::events_written().
 
 #include <atomic>
 #include <corvo/schedule/event_counts.hpp>
@@ -11,9 +11,7 @@ namespace corvo::schedule::detail {
 
 class event_tally {
  public:
-  /// Registers the tally of `owner` (until the tally is destroyed).
-  explicit event_tally(const store& owner);
-  ~event_tally();
+  event_tally() = default;
   event_tally(const event_tally&) = delete;
   event_tally& operator=(const event_tally&) = delete;
 
@@ -27,7 +25,6 @@ class event_tally {
   event_counts snapshot() const noexcept;
 
  private:
-  const store* owner_;
   std::array<std::atomic<std::uint64_t>, 6> counts_{};
 };
 

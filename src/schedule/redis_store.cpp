@@ -8,7 +8,7 @@ namespace corvo::schedule {
 
 redis_store::redis_store(redis::client& commands, redis::client_config subscriber,
                          redis_store_options options)
-    : impl_(std::make_unique<impl>(*this, commands, std::move(subscriber), std::move(options))) {}
+    : impl_(std::make_unique<impl>(commands, std::move(subscriber), std::move(options))) {}
 
 redis_store::~redis_store() = default;
 
@@ -36,6 +36,14 @@ asio::awaitable<std::unique_ptr<event_reader>> redis_store::events(event_query q
   }
   co_return co_await detail::make_redis_event_reader(impl_->conn, std::move(streams),
                                                      std::move(query));
+}
+
+event_counts redis_store::events_written() const noexcept {
+  return impl_->tally.snapshot();
+}
+
+std::string redis_store::dedup_window_key(std::string_view key) const {
+  return impl_->dedup_window_key(key);
 }
 
 std::vector<std::string> redis_store::keys_of(unsigned shard) const {

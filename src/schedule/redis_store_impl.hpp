@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "event_tally.hpp"
+#include "redis_dedup_scripts.hpp"
 #include "redis_events.hpp"
 #include "redis_scripts.hpp"
 
@@ -116,8 +117,8 @@ const T& value_or_throw(const redis::result<T>& r, const char* what) {
 using namespace detail::redis_store_support;
 
 struct redis_store::impl {
-  impl(const store& owner, redis::client& c, redis::client_config sub, redis_store_options opts)
-      : conn(c), subscriber(std::move(sub)), options(std::move(opts)), tally(owner) {
+  impl(redis::client& c, redis::client_config sub, redis_store_options opts)
+      : conn(c), subscriber(std::move(sub)), options(std::move(opts)) {
     if (options.wait_replicas > 0 && options.wait_timeout <= std::chrono::milliseconds::zero()) {
       throw std::invalid_argument(
           "redis_store: wait_timeout must be positive when wait_replicas is set (WAIT 0 "
@@ -152,6 +153,16 @@ struct redis_store::impl {
   // The deduplication window of `id` (schedule_deduplicated), in the shard's slot.
   std::string window_key(unsigned shard, const std::string& id) const {
     return "{" + options.name_space + ":" + std::to_string(shard) + "}:window:" + id;
+  }
+
+  // The window of a deduplication key (schedule_deduplicated_by_key), in the key's own slot.
+  std::string dedup_window_key(std::string_view key) const {
+    return "{" + options.name_space + ":dedup:" + std::string(key) + "}:window";
+  }
+
+  // The marker of one deduplicated schedule (its ticket), in its task's shard.
+  std::string dedup_marker_key(unsigned shard, const std::string& ticket) const {
+    return "{" + options.name_space + ":" + std::to_string(shard) + "}:dedup:" + ticket;
   }
 
   // Reads the namespace's shard count (writing ours on first use) once; see open().
@@ -292,6 +303,12 @@ struct redis_store::impl {
 
   redis::script schedule_script = make_script(lua::schedule);
   redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
+  redis::script dedup_window_script = redis::script(lua::dedup_window);
+  redis::script dedup_restart_script = redis::script(lua::dedup_restart);
+  redis::script dedup_schedule_script =
+      redis::script(std::string(lua::prelude) + lua::dedup_helpers + lua::dedup_schedule);
+  redis::script dedup_void_script =
+      redis::script(std::string(lua::prelude) + lua::dedup_helpers + lua::dedup_void);
   redis::script claim_script = make_script(lua::claim);
   redis::script ack_script = make_script(lua::ack);
   redis::script nack_script = make_script(lua::nack);

@@ -427,6 +427,20 @@ asio::awaitable<dedup_outcome> scheduler::schedule_deduplicated(task t, dedup_op
   co_return outcome;
 }
 
+asio::awaitable<dedup_result> scheduler::schedule_deduplicated_by_key(task t, std::string key,
+                                                                      dedup_options options) {
+  apply_policy(t);
+  const auto shard = store_->shard_of(t.id);
+  auto& scheduled = scheduled_counter(t.type);
+  auto result =
+      co_await store_->schedule_deduplicated_by_key(std::move(t), std::move(key), options);
+  if (result.outcome != dedup_outcome::dropped) {
+    ++scheduled;
+    dispatcher_.wake(shard);
+  }
+  co_return result;
+}
+
 asio::awaitable<void> scheduler::pause(std::string type) {
   co_await store_->pause(std::move(type));
 }

@@ -131,6 +131,12 @@ void store::set_limits(type_limits limits) {
   }
 }
 
+asio::awaitable<dedup_result> store::schedule_deduplicated_by_key(task t, std::string,
+                                                                  dedup_options) {
+  throw std::logic_error("task '" + t.id + "': this store has no deduplication by key");
+  co_return dedup_result();
+}
+
 asio::awaitable<std::vector<limit_state>> store::limit_states() {
   co_return std::vector<limit_state>{};
 }

@@ -1,4 +1,6 @@
 // `corvo schedule|dead|stats` against a real redis-server, run as a separate process.
+#include <sys/wait.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
@@ -6,6 +8,7 @@
 #include <corvo/schedule/redis_store.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "support/child_process.hpp"
 #include "support/corvo_program.hpp"
@@ -75,9 +78,27 @@ BOOST_AUTO_TEST_CASE(schedule_get_list_cancel_dead_and_stats) {
   const auto digest = corvo.json_of({"schedule", "get", "digest"}).as_object();
   BOOST_TEST(digest.at("payload").as_string() == "v2");
   BOOST_TEST(corvo({"schedule", "cancel", "digest"}).exit_code == 0);
+  // A deduplication key apart from the id: another id with the key replaces the pending task.
+  r = corvo({"schedule", "add", "--id", "save-1", "--type", "index", "--in", "1h", "--dedup-key",
+             "doc:9", "--dedup-window", "10m"});
+  BOOST_TEST(r.out == "scheduled save-1\n", r.err);
+  r = corvo({"schedule", "add", "--id", "save-2", "--type", "index", "--in", "1h", "--dedup-key",
+             "doc:9", "--dedup-window", "10m"});
+  BOOST_TEST(r.out == "replaced save-2 (in place of save-1, which will not run)\n", r.err);
+  const auto replaced =
+      corvo.json_of({"schedule", "add", "--id", "save-3", "--type", "index", "--in", "1h",
+                     "--dedup-key", "doc:9", "--dedup-window", "10m"});
+  BOOST_TEST(replaced.as_object().at("replaced").as_string() == "save-3");
+  BOOST_TEST(replaced.as_object().at("pending").as_string() == "save-2");
+  r = corvo({"schedule", "add", "--id", "save-4", "--type", "index", "--in", "1h", "--dedup-key",
+             "doc:9", "--dedup-window", "10m", "--dedup-drop"});
+  BOOST_TEST(r.out == "dropped save-4 (the window of key 'doc:9' is open)\n", r.err);
+  BOOST_TEST(corvo({"schedule", "get", "save-2"}).exit_code == 1);
+  BOOST_TEST(corvo({"schedule", "get", "save-4"}).exit_code == 1);
+  BOOST_TEST(corvo({"schedule", "cancel", "save-3"}).exit_code == 0);
   // A priority, shown by get (normal is not printed).
-  r = corvo({"schedule", "add", "--id", "urgent", "--type", "mail", "--in", "1h", "--priority",
-             "high"});
+  r = corvo(
+      {"schedule", "add", "--id", "urgent", "--type", "mail", "--in", "1h", "--priority", "high"});
   BOOST_TEST(r.out == "scheduled urgent\n", r.err);
   BOOST_TEST(corvo.json_of({"schedule", "get", "urgent"}).as_object().at("priority").as_string() ==
              "high");
@@ -183,6 +204,13 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_with_a_clear_error) {
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--dedup-drop"});
   BOOST_TEST(r.exit_code == 1);
   BOOST_TEST(r.err.find("--dedup-drop needs --dedup-window") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--dedup-key", "k"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("--dedup-key needs --dedup-window") != std::string::npos, r.err);
+  r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--dedup-key", "",
+             "--dedup-window", "1m"});
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.err.find("--dedup-key is empty") != std::string::npos, r.err);
   r = corvo({"schedule", "add", "--id", "x", "--type", "t", "--in", "1s", "--dedup-window", "1m",
              "--if-absent"});
   BOOST_TEST(r.exit_code == 1);
@@ -379,4 +407,45 @@ BOOST_AUTO_TEST_CASE(shards_are_not_guessed) {
   BOOST_TEST(contains(r.err, "--shards"), r.err);
   BOOST_TEST(contains(r.err, "--config"), r.err);
   BOOST_TEST(server.cli("DBSIZE") == "0");
+}
+
+// Deduplication by key from several processes at once: 6 `corvo schedule add` with one key
+// and distinct ids, started together; one opened the window, each other replaced a distinct
+// pending task, and one task is left.
+BOOST_AUTO_TEST_CASE(dedup_key_from_several_processes_leaves_one_task) {
+  corvo::test::redis_server server;
+  corvo::test::temp_dir dir("cli-dedup");
+  constexpr int processes = 6;
+  std::vector<corvo::test::child_process> children;
+  for (int i = 0; i < processes; ++i) {
+    std::vector<std::string> argv{corvo::test::corvo_program().string(), "schedule", "add"};
+    for (const auto& word :
+         {"--id", "", "--type", "index", "--in", "1h", "--dedup-key", "burst", "--dedup-window",
+          "1m", "--json", "--namespace", "cli", "--shards", "4", "--redis"}) {
+      argv.emplace_back(word);
+    }
+    argv[4] = "burst-" + std::to_string(i);
+    argv.push_back(server.url());
+    children.emplace_back(argv, dir.path(), dir.path() / ("out-" + std::to_string(i)));
+  }
+  int opened = 0;
+  std::set<std::string> pending;
+  for (int i = 0; i < processes; ++i) {
+    const auto status = children[i].wait();
+    BOOST_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    std::ifstream in(dir.path() / ("out-" + std::to_string(i)));
+    std::string line;
+    std::getline(in, line);
+    const auto out = json::parse(line).as_object();
+    if (out.contains("scheduled")) {
+      ++opened;
+    } else {
+      BOOST_TEST(out.at("replaced").as_string() == "burst-" + std::to_string(i));
+      BOOST_TEST(pending.insert(std::string(out.at("pending").as_string())).second);
+    }
+  }
+  BOOST_TEST(opened == 1);
+  BOOST_TEST(pending.size() == processes - 1u);
+  const cli corvo{server.url()};
+  BOOST_TEST(corvo.json_of({"stats"}).as_object().at("scheduled").as_int64() == 1);
 }

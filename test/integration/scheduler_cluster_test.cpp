@@ -2,15 +2,18 @@
 // namespace spread over the masters' slots, every store call touches one slot, and 20,000
 // tasks run exactly once when nobody dies. A backup exported from a standalone server
 // restores into the cluster (docs/backup.md, "Restoring into a Redis Cluster"). Task events
-// are read from the shards' streams on every master. The cases share one cluster (creating
+// are read from the shards' streams on every master. Deduplication by key works with the
+// key's window and the tasks on different masters. The cases share one cluster (creating
 // one takes seconds); they use their own namespaces.
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
+#include <corvo/core/task_group.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -346,4 +349,136 @@ BOOST_AUTO_TEST_CASE(task_events_on_a_cluster) {
     }
   }
   BOOST_TEST(owners.size() == 3u);
+}
+
+namespace {
+
+task dedup_task(std::string id) {
+  task t;
+  t.id = std::move(id);
+  t.type = "index.rebuild";
+  t.payload = boost::json::string(t.id);
+  t.due = now() - 1s;  // due: a claim takes whatever is left
+  return t;
+}
+
+// `count` schedules of distinct ids with key "hot", one after the other on `s`; the outcomes.
+asio::awaitable<void> dedup_burst(store& s, std::string prefix, int count,
+                                  std::vector<dedup_result>& out) {
+  dedup_options replace;
+  replace.window = 60s;
+  for (int i = 0; i < count; ++i) {
+    auto t = dedup_task(prefix + std::to_string(i));
+    out.push_back(co_await s.schedule_deduplicated_by_key(std::move(t), "hot", replace));
+  }
+}
+
+// `first` and `second` (their shards on two masters) with `key` (its window on the third):
+// the second replaces the first. Then callers on every connection at once with one key:
+// one task left, claimed once.
+asio::awaitable<void> dedup_key_on_cluster(std::vector<redis_store*> stores, std::string first,
+                                           std::string second, std::string key) {
+  auto& s = *stores[0];
+  dedup_options replace;
+  replace.window = 60s;
+  auto r = co_await s.schedule_deduplicated_by_key(dedup_task(first), key, replace);
+  BOOST_TEST((r.outcome == dedup_outcome::scheduled));
+  r = co_await s.schedule_deduplicated_by_key(dedup_task(second), key, replace);
+  BOOST_TEST((r.outcome == dedup_outcome::replaced));
+  BOOST_TEST(r.replaced_id == first);
+  const auto gone = co_await s.get(first);
+  BOOST_TEST(!gone.has_value());
+  const auto kept = co_await s.get(second);
+  BOOST_TEST(kept.has_value());
+  BOOST_TEST(co_await s.cancel(second));
+
+  auto ex = co_await asio::this_coro::executor;
+  std::vector<std::vector<dedup_result>> out(stores.size());
+  {
+    corvo::task_group group(ex);
+    for (std::size_t c = 0; c < stores.size(); ++c) {
+      co_await group.spawn(dedup_burst(*stores[c], "c" + std::to_string(c) + "-", 15, out[c]));
+    }
+    co_await group.join();
+  }
+  std::size_t opened = 0;
+  std::set<std::string> replaced;
+  for (const auto& results : out) {
+    for (const auto& result : results) {
+      if (result.outcome == dedup_outcome::scheduled) {
+        ++opened;
+      } else {
+        BOOST_TEST((result.outcome == dedup_outcome::replaced));
+        BOOST_TEST(replaced.insert(result.replaced_id).second);
+      }
+    }
+  }
+  BOOST_TEST(opened == 1u);
+  BOOST_TEST(replaced.size() == stores.size() * 15 - 1);
+  std::size_t claimed = 0;
+  for (unsigned shard = 0; shard < s.shards(); ++shard) {
+    const auto got = co_await s.claim(shard, 100, 30s);
+    for (const auto& c : got.tasks) {
+      ++claimed;
+      BOOST_TEST(!replaced.contains(c.work.id));
+      std::vector<completion> done(1);
+      done[0].id = c.work.id;
+      done[0].token = c.token;
+      BOOST_TEST(co_await s.ack(shard, std::move(done)) == 1u);
+    }
+  }
+  BOOST_TEST(claimed == 1u);
+}
+
+asio::awaitable<void> run_conn(redis::client& c) {
+  co_await c.run();
+}
+
+}  // namespace
+
+// Deduplication by key on a cluster: the key's window and the tasks on different masters
+// (each step of the protocol on its own node), and concurrent callers on four connections.
+BOOST_AUTO_TEST_CASE(deduplication_by_key_across_nodes) {
+  auto& cluster = shared_cluster();
+  asio::io_context ctx;
+  const auto cfg = redis::client_config::from_cluster_seeds(cluster.seed_urls());
+  redis_store_options o;
+  o.name_space = "dk";
+  o.shards = shard_count;
+  std::vector<std::unique_ptr<redis::client>> conns;
+  std::vector<std::unique_ptr<redis_store>> stores;
+  std::vector<redis_store*> refs;
+  for (int i = 0; i < 4; ++i) {
+    conns.push_back(std::make_unique<redis::client>(ctx.get_executor(), cfg));
+    asio::co_spawn(ctx, run_conn(*conns.back()), [](std::exception_ptr) {});
+    stores.push_back(std::make_unique<redis_store>(*conns.back(), cfg, o));
+    refs.push_back(stores.back().get());
+  }
+  auto& s = *stores[0];
+  const auto owner = [&](const std::string& key) {
+    return cluster.node_for_slot(cluster.key_slot(key));
+  };
+  const auto shard_owner = [&](const std::string& id) {
+    return owner(s.keys_of(s.shard_of(id))[0]);
+  };
+  const std::string first = "first";
+  std::string second, key;
+  for (int i = 0; second.empty(); ++i) {
+    const auto candidate = "second-" + std::to_string(i);
+    if (shard_owner(candidate) != shard_owner(first)) {
+      second = candidate;
+    }
+  }
+  for (int i = 0; key.empty(); ++i) {
+    const auto candidate = "doc:" + std::to_string(i);
+    const auto window = owner(s.dedup_window_key(candidate));
+    if (window != shard_owner(first) && window != shard_owner(second)) {
+      key = candidate;
+    }
+  }
+  corvo::test::run(ctx, dedup_key_on_cluster(refs, first, second, key), [&] {
+    for (auto& c : conns) {
+      c->cancel();
+    }
+  });
 }

@@ -48,7 +48,7 @@ constexpr const char* schedule_usage = R"(usage:
                      [--priority low|normal|high] [--timeout DURATION]
                      [--retry-initial DURATION] [--retry-max DURATION]
                      [--retry-multiplier X] [--retry-jitter X]
-                     [--if-absent | --dedup-window DURATION [--dedup-drop]]
+                     [--if-absent | [--dedup-key KEY] --dedup-window DURATION [--dedup-drop]]
   corvo schedule get ID
   corvo schedule list [--offset N] [--limit N]
   corvo schedule cancel ID
@@ -166,16 +166,24 @@ std::vector<std::string> rest(const std::vector<std::string>& args) {
   return {args.begin() + 1, args.end()};
 }
 
-// How `corvo schedule add` schedules: plain (upsert), --if-absent, or with a --dedup-window.
+// How `corvo schedule add` schedules: plain (upsert), --if-absent, or with a --dedup-window
+// (on the id, or on a --dedup-key given apart: add_task's `dedup_key`, not a member here, as
+// a string in a struct passed to a coroutine trips GCC 12).
 struct add_mode {
   bool if_absent = false;
   std::optional<dedup_options> dedup;
 };
 
-asio::awaitable<int> add_task(redis_store& s, task t, add_mode mode, bool as_json) {
+asio::awaitable<int> add_task(redis_store& s, task t, add_mode mode, std::string dedup_key,
+                              bool as_json) {
   const std::string id = t.id;
   std::string outcome = "scheduled";
-  if (mode.dedup) {
+  std::string replaced;  // --dedup-key: the pending task's id a replace took the place of
+  if (mode.dedup && !dedup_key.empty()) {
+    auto result = co_await s.schedule_deduplicated_by_key(std::move(t), dedup_key, *mode.dedup);
+    outcome = std::string(to_string(result.outcome));
+    replaced = std::move(result.replaced_id);
+  } else if (mode.dedup) {
     outcome = std::string(to_string(co_await s.schedule_deduplicated(std::move(t), *mode.dedup)));
   } else if (mode.if_absent) {
     const bool added = co_await s.schedule_if_absent(std::move(t));
@@ -184,7 +192,17 @@ asio::awaitable<int> add_task(redis_store& s, task t, add_mode mode, bool as_jso
     co_await s.schedule(std::move(t));
   }
   if (as_json) {
-    std::cout << json::serialize(json::object{{outcome, id}}) << "\n";
+    json::object out{{outcome, id}};
+    if (!dedup_key.empty() && outcome == "replaced") {
+      out["pending"] = replaced;
+    }
+    std::cout << json::serialize(out) << "\n";
+  } else if (!dedup_key.empty()) {
+    const std::string why =
+        outcome == "dropped"    ? " (the window of key '" + dedup_key + "' is open)"
+        : outcome == "replaced" ? " (in place of " + replaced + ", which will not run)"
+                                : "";
+    std::cout << outcome << " " << id << why << "\n";
   } else {
     const char* why = outcome == "kept"      ? " (a task with this id exists)"
                       : outcome == "dropped" ? " (its deduplication window is open)"
@@ -203,7 +221,7 @@ int schedule_add(const std::vector<std::string>& args) {
   std::string timeout, retry_initial, retry_max;
   std::optional<double> retry_multiplier, retry_jitter;
   bool if_absent = false, dedup_drop = false;
-  std::string dedup_window;
+  std::string dedup_window, dedup_key;
   po::options_description options("options");
   corvo::tool::add_store_flags(options, c);
   options.add_options()("id", po::value(&id)->required(), "task id")(
@@ -232,17 +250,21 @@ int schedule_add(const std::vector<std::string>& args) {
       "dedup-window", po::value(&dedup_window),
       "deduplicate schedules of this id within this duration: a waiting task takes the new "
       "payload and due time (debounce)")(
+      "dedup-key", po::value(&dedup_key),
+      "with --dedup-window: deduplicate on this key instead of the id (schedules of other ids "
+      "with this key within the window replace the pending task, or are dropped)")(
       "dedup-drop", po::bool_switch(&dedup_drop),
       "with --dedup-window: drop a schedule within the window instead");
   if (help_requested(args,
                      "corvo schedule add --id ID --type TYPE [--payload JSON] "
                      "(--in DURATION | --at TIME) [--every DURATION | --cron EXPR [--tz ZONE]] "
                      "[--priority low|normal|high] "
-                     "[--if-absent | --dedup-window DURATION [--dedup-drop]]",
+                     "[--if-absent | [--dedup-key KEY] --dedup-window DURATION [--dedup-drop]]",
                      options)) {
     return 0;
   }
-  parse_arguments(args, options);
+  const auto given = parse_arguments(args, options);
+  const bool key_given = given.count("dedup-key") > 0;
   if (at.empty() == in.empty()) {
     throw std::invalid_argument("give exactly one of --at and --in");
   }
@@ -306,8 +328,15 @@ int schedule_add(const std::vector<std::string>& args) {
   } else if (dedup_drop) {
     throw std::invalid_argument("--dedup-drop needs --dedup-window");
   }
-  return with_store(c,
-                    [t, mode, &c](redis_store& s) { return add_task(s, t, mode, c.json_output); });
+  if (key_given && dedup_window.empty()) {
+    throw std::invalid_argument("--dedup-key needs --dedup-window");
+  }
+  if (key_given && dedup_key.empty()) {
+    throw std::invalid_argument("--dedup-key is empty");
+  }
+  return with_store(c, [t, mode, dedup_key, &c](redis_store& s) {
+    return add_task(s, t, mode, dedup_key, c.json_output);
+  });
 }
 
 asio::awaitable<int> get_task(redis_store& s, std::string id, bool as_json) {

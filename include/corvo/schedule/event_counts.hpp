@@ -33,9 +33,9 @@ struct event_counts {
   std::uint64_t total() const noexcept;
 };
 
-/// The events `tasks` wrote since it was made, by kind (memory_store, redis_store). All zero
-/// for a store with events off and for a store of another kind. Thread-safe: may be read on
-/// another thread than the store's.
+/// The events `tasks` wrote since it was made, by kind: tasks.events_written() (a virtual of
+/// store; memory_store and redis_store count). All zero for a store with events off and for
+/// a store that writes no events. Thread-safe: may be read on another thread than the store's.
 event_counts events_written(const store& tasks);
 
 }  // namespace corvo::schedule

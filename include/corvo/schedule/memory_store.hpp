@@ -57,6 +57,10 @@ class memory_store final : public store {
   asio::awaitable<void> schedule(task t) override;
   asio::awaitable<bool> schedule_if_absent(task t) override;
   asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override;
+  /// The windows by key are the store's (not a shard's); closed ones are forgotten at the
+  /// next call.
+  asio::awaitable<dedup_result> schedule_deduplicated_by_key(task t, std::string key,
+                                                             dedup_options options) override;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;
@@ -86,6 +90,7 @@ class memory_store final : public store {
   /// A position is each shard's sequence number; a reader whose next event was trimmed goes
   /// on at the oldest held.
   asio::awaitable<std::unique_ptr<event_reader>> events(event_query query) override;
+  event_counts events_written() const noexcept override;
 
   asio::awaitable<std::vector<task>> dead_letters(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> replay(std::string id) override;

@@ -80,6 +80,16 @@ class redis_store final : public store {
   asio::awaitable<bool> schedule_if_absent(task t) override;
   /// The window is a key `{<name_space>:<shard>}:window:<id>` expiring with it (PX).
   asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) override;
+  /// The window of `key` is the key dedup_window_key(key), in its own slot, expiring with the
+  /// window (PX); the task is in its id's shard. Up to four atomic steps (scripts), each on
+  /// one slot: take the window, write the task, void the replaced one, restart the window;
+  /// docs/scheduler.md (Deduplication by key) gives the protocol and what a crash between
+  /// steps leaves. Each schedule also writes a small marker key in its task's shard,
+  /// `{<name_space>:<shard>}:dedup:<ticket>`, that expires a minute after the window.
+  asio::awaitable<dedup_result> schedule_deduplicated_by_key(task t, std::string key,
+                                                             dedup_options options) override;
+  /// `{<name_space>:dedup:<key>}:window`: the window of a deduplication key.
+  std::string dedup_window_key(std::string_view key) const;
   asio::awaitable<std::optional<task>> get(std::string id) override;
   asio::awaitable<std::vector<task>> browse(std::size_t offset, std::size_t limit) override;
   asio::awaitable<bool> cancel(std::string id) override;
@@ -127,6 +137,7 @@ class redis_store final : public store {
   asio::awaitable<std::unique_ptr<event_reader>> events(event_query query) override;
   /// `{<name_space>:<shard>}:events`: the shard's event stream.
   std::string events_key(unsigned shard) const;
+  event_counts events_written() const noexcept override;
 
   /// Also wakes a shard when a permit its held tasks wait for is released.
   asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) override;

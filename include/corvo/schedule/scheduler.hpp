@@ -100,7 +100,8 @@ class scheduler {
   /// Tasks scheduled through this object since it was created, by type: schedule() and
   /// schedule_many() (the tasks stored: not those a schedule_many_error names, none after a
   /// cancellation or another failure of the call), schedule_if_absent() when it added the
-  /// task, schedule_deduplicated() unless dropped. Schedules by other processes, the store
+  /// task, schedule_deduplicated() and schedule_deduplicated_by_key() unless dropped.
+  /// Schedules by other processes, the store
   /// directly, the CLI and recurrences are not counted. (ops::watch_scheduler's
   /// corvo_schedule_scheduled_total.)
   const std::map<std::string, std::uint64_t, std::less<>>& scheduled_by_type() const noexcept;
@@ -131,6 +132,13 @@ class scheduler {
   /// debounce by replacing the waiting task, or drop), and wakes this process's dispatcher
   /// unless the schedule was dropped. Returns what happened.
   asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options);
+
+  /// Schedules with a deduplication window on `key`, apart from the task id
+  /// (store::schedule_deduplicated_by_key: schedules of different ids with one key within the
+  /// window replace the pending task, or are dropped), and wakes this process's dispatcher
+  /// unless the schedule was dropped. Returns what happened (and which id was replaced).
+  asio::awaitable<dedup_result> schedule_deduplicated_by_key(task t, std::string key,
+                                                             dedup_options options);
 
   /// Adds or replaces many tasks (store::schedule_many: a window of calls in flight, partial
   /// failures reported by schedule_many_error), and wakes this process's dispatcher for the

@@ -19,6 +19,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <corvo/schedule/event_counts.hpp>
 #include <corvo/schedule/events.hpp>
 #include <corvo/schedule/limits.hpp>
 #include <corvo/schedule/task.hpp>
@@ -122,9 +123,10 @@ enum class dedup_mode {
   drop,     ///< the new schedule is dropped; the existing task is kept unchanged
 };
 
-/// Deduplication of schedules of one task id (store::schedule_deduplicated). The task id is
-/// the deduplication key: a key is one hash slot, so the check and the write stay one atomic
-/// script (a key apart from the id would need an index in another shard).
+/// Deduplication of schedules: of one task id (store::schedule_deduplicated), or of one
+/// deduplication key apart from the id (store::schedule_deduplicated_by_key, which takes the
+/// key as its own parameter: this struct holds no string, so a named one passed to a
+/// coroutine is safe under GCC 12).
 struct dedup_options {
   /// How long after a schedule that opened it the window stays open (> 0; whole ms).
   std::chrono::milliseconds window{};
@@ -139,6 +141,15 @@ enum class dedup_outcome {
 };
 
 std::string_view to_string(dedup_outcome outcome) noexcept;
+
+/// What store::schedule_deduplicated_by_key did.
+struct dedup_result {
+  dedup_outcome outcome = dedup_outcome::scheduled;
+  /// With outcome replaced: the id of the pending task this schedule replaced (removed, or
+  /// its schedule, still on the way from another caller, made a no-op: it does not run);
+  /// the task's own id when that id was the pending one (replaced in place). Empty otherwise.
+  std::string replaced_id;
+};
 
 class store {
  public:
@@ -174,6 +185,27 @@ class store {
   /// timed by the store's clock (the Redis server's). Checked and written atomically.
   /// Throws std::invalid_argument for a window <= 0 and as schedule().
   virtual asio::awaitable<dedup_outcome> schedule_deduplicated(task t, dedup_options options) = 0;
+  /// Schedules `t` with a deduplication window on `key`, a key apart from the task id:
+  /// schedules of different ids with one key dedupe (debounce), as BullMQ's deduplication
+  /// id. The window holds the id of the key's pending task. No window open for `key`: as
+  /// schedule() (an upsert), and a window of `options.window` opens holding t.id (outcome
+  /// scheduled). Within the window, mode drop: nothing changes (dropped). Mode replace: `t`
+  /// is scheduled as schedule() does under its own id, which the window now holds (its
+  /// closing time unchanged), and the task the window held is replaced: still waiting, it is
+  /// removed and does not run (a `cancelled` event, reason "deduplicated"); its schedule
+  /// still on the way from another caller, that schedule becomes a no-op (outcome replaced,
+  /// with its id); the same id as t's, it is replaced in place (replaced, t.id). When the
+  /// held task no longer waits (it ran, is in flight, dead or cancelled) it is not touched
+  /// (unless it has t's id: the upsert fences a run in flight off, as schedule() does): `t`
+  /// is scheduled and the window restarts, open for `options.window` from now (scheduled).
+  /// Of concurrent calls with one key from any processes, each replaces the one before it in
+  /// the key's order, so one task is left. Windows are timed by the store's clock.
+  /// redis_store: the window and the task are in different slots, so this is several atomic
+  /// steps; a process that dies between them may leave two tasks (see docs/scheduler.md,
+  /// Deduplication by key). Throws std::invalid_argument for an empty key,
+  /// a window <= 0 and as schedule(). Default: throws std::logic_error (a store without it).
+  virtual asio::awaitable<dedup_result> schedule_deduplicated_by_key(task t, std::string key,
+                                                                     dedup_options options);
   /// Schedules every task of `tasks` as schedule() does, with up to `window` (>= 1) calls in
   /// flight at once, for imports and bursts: over Redis the client pipelines the calls in
   /// flight, so a burst costs a round trip per window rather than one per task, and the
@@ -240,6 +272,10 @@ class store {
   /// (events_options::enabled). Throws std::invalid_argument for a position of another
   /// shard count or form. Default: throws std::logic_error (a store without events).
   virtual asio::awaitable<std::unique_ptr<event_reader>> events(event_query query);
+  /// The task events this store wrote since it was made, by kind (event_counts.hpp; the
+  /// events written by other processes of the namespace are theirs). Thread-safe: may be
+  /// called on another thread than the store's. Default: all zero (a store without events).
+  virtual event_counts events_written() const noexcept;
 
   /// Calls `on_wake(shard)` whenever a task lands ahead of a shard's head or a permit a
   /// shard waits for is released (from any process), until cancelled. Runs on the caller's
