@@ -77,16 +77,7 @@ events_on(ARGV[4])
 local prev = ''
 if ARGV[6] then prev = void_prev(KEYS, KEYS[15], ARGV[6], id, ARGV[5]) end
 if not redis.call('SET', KEYS[14], 'landed', 'NX', 'PX', ARGV[5]) then return {'void', prev} end
-emit('scheduled', id, ARGV[3], nil, nil, due)
-unhold(KEYS, id)
-redis.call('HSET', KEYS[2], id, ARGV[3])
-redis.call('ZREM', KEYS[8], id)
-redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
-redis.call('ZREM', KEYS[5], id)
-unqueue(KEYS, id)
-enqueue(KEYS, id, ARGV[3], due)
-wake_if_head(KEYS, id, due)
+store_task(KEYS, id, ARGV[3], due)
 return {'landed', prev}
 )lua";
 

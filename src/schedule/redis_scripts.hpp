@@ -216,6 +216,21 @@ local function wake_if_head(keys, id, due)
     redis.call('SPUBLISH', keys[7], fmt(due))
   end
 end
+-- Stores task `id` with record `rec`, due at `due`, as a new schedule does: out of every
+-- other set (held, parked, in flight with its lease: a run in flight is fenced off, dead),
+-- into the due set of its priority; emits `scheduled` and wakes dispatchers.
+local function store_task(keys, id, rec, due)
+  emit('scheduled', id, rec, nil, nil, due)
+  unhold(keys, id)
+  redis.call('HSET', keys[2], id, rec)
+  redis.call('ZREM', keys[8], id)
+  redis.call('ZREM', keys[3], id)
+  redis.call('HDEL', keys[4], id)
+  redis.call('ZREM', keys[5], id)
+  unqueue(keys, id)
+  enqueue(keys, id, rec, due)
+  wake_if_head(keys, id, due)
+end
 )lua";
 
 // KEYS 1..13; ARGV: id, due_us, record, if_absent ('1': keep an existing task with this id,
@@ -224,16 +239,7 @@ inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
 if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
 events_on(ARGV[5])
-emit('scheduled', id, ARGV[3], nil, nil, due)
-unhold(KEYS, id)
-redis.call('HSET', KEYS[2], id, ARGV[3])
-redis.call('ZREM', KEYS[8], id)
-redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
-redis.call('ZREM', KEYS[5], id)
-unqueue(KEYS, id)
-enqueue(KEYS, id, ARGV[3], due)
-wake_if_head(KEYS, id, due)
+store_task(KEYS, id, ARGV[3], due)
 return 1
 )lua";
 
@@ -269,17 +275,8 @@ if redis.call('EXISTS', KEYS[14]) == 1 then
     return 'replaced'
   end
 end
-emit('scheduled', id, ARGV[3], nil, nil, due)
 redis.call('SET', KEYS[14], '1', 'PX', ARGV[4])
-unhold(KEYS, id)
-redis.call('HSET', KEYS[2], id, ARGV[3])
-redis.call('ZREM', KEYS[8], id)
-redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
-redis.call('ZREM', KEYS[5], id)
-unqueue(KEYS, id)
-enqueue(KEYS, id, ARGV[3], due)
-wake_if_head(KEYS, id, due)
+store_task(KEYS, id, ARGV[3], due)
 return 'scheduled'
 )lua";
 

@@ -68,19 +68,8 @@ asio::awaitable<bool> redis_store::schedule_if_absent(task t) {
 }
 
 asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
-  if (t.id.empty()) {
-    throw std::invalid_argument("schedule: the task id is empty");
-  }
-  if (t.max_attempts == 0) {
-    t.max_attempts = default_max_attempts;
-  }
-  if (t.retry) {
-    schedule::validate(*t.retry, "task '" + t.id + "'");
-  }
+  prepare_schedule(t);
   co_await impl_->open();
-  t.attempts = 0;
-  t.last_error.clear();
-  t.occurrence = t.due;
   std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
                                 if_absent ? "1" : "0", impl_->events_arg};
   const auto scheduled = co_await impl_->run_durable<long long>(
@@ -92,22 +81,9 @@ asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
 }
 
 asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_options options) {
-  if (t.id.empty()) {
-    throw std::invalid_argument("schedule: the task id is empty");
-  }
-  if (t.max_attempts == 0) {
-    t.max_attempts = default_max_attempts;
-  }
-  if (t.retry) {
-    schedule::validate(*t.retry, "task '" + t.id + "'");
-  }
-  if (options.window <= std::chrono::milliseconds::zero()) {
-    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
-  }
+  prepare_schedule(t);
+  check_window(t, options);
   co_await impl_->open();
-  t.attempts = 0;
-  t.last_error.clear();
-  t.occurrence = t.due;
   const auto shard = impl_->shard_for(t.id);
   auto keys = impl_->keys[shard];
   keys.push_back(impl_->window_key(shard, t.id));

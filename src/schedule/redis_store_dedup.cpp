@@ -67,25 +67,12 @@ dedup_result outcome_of(dedup_outcome outcome, std::string replaced = {}) {
 
 asio::awaitable<dedup_result> redis_store::schedule_deduplicated_by_key(task t, std::string key,
                                                                         dedup_options options) {
-  if (t.id.empty()) {
-    throw std::invalid_argument("schedule: the task id is empty");
-  }
+  prepare_schedule(t);
   if (key.empty()) {
     throw std::invalid_argument("task '" + t.id + "': the deduplication key is empty");
   }
-  if (t.max_attempts == 0) {
-    t.max_attempts = default_max_attempts;
-  }
-  if (t.retry) {
-    schedule::validate(*t.retry, "task '" + t.id + "'");
-  }
-  if (options.window <= std::chrono::milliseconds::zero()) {
-    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
-  }
+  check_window(t, options);
   co_await impl_->open();
-  t.attempts = 0;
-  t.last_error.clear();
-  t.occurrence = t.due;
   const auto record = detail::encode_record(t);  // before the window: it may refuse the task
   const auto ticket = new_ticket();
   const std::string holder = ticket + " " + t.id;

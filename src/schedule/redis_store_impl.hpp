@@ -50,6 +50,31 @@ inline std::string micros_text(time_point t) {
   return std::to_string(t.time_since_epoch().count());
 }
 
+// Checks a task about to be scheduled (schedule, if absent, deduplicated) and sets what
+// every new schedule stores: max_attempts 0 becomes the default, attempts and last error
+// start over, the occurrence is the due time. Throws std::invalid_argument.
+inline void prepare_schedule(task& t) {
+  if (t.id.empty()) {
+    throw std::invalid_argument("schedule: the task id is empty");
+  }
+  if (t.max_attempts == 0) {
+    t.max_attempts = default_max_attempts;
+  }
+  if (t.retry) {
+    schedule::validate(*t.retry, "task '" + t.id + "'");
+  }
+  t.attempts = 0;
+  t.last_error.clear();
+  t.occurrence = t.due;
+}
+
+// Throws std::invalid_argument for a deduplication window <= 0.
+inline void check_window(const task& t, const dedup_options& options) {
+  if (options.window <= std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
+  }
+}
+
 inline redis::script make_script(const char* body) {
   return redis::script(std::string(lua::prelude) + body);
 }
