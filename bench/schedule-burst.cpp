@@ -22,6 +22,7 @@
 #include <corvo/schedule/dispatcher.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <iostream>
+#include <string>
 
 #include "support/report.hpp"
 #include "support/schedule_setup.hpp"
@@ -54,6 +55,7 @@ asio::awaitable<void> schedule_range(store& tasks, std::size_t from, std::size_t
 
 struct usage {
   double server_cpu = 0, client_cpu = 0, scripts = 0;
+  std::string commandstats;  // INFO commandstats as read
 };
 
 usage measure(corvo::test::redis_server* server) {
@@ -63,8 +65,8 @@ usage measure(corvo::test::redis_server* server) {
     const std::string cpu = server->cli("INFO", "cpu");
     u.server_cpu = corvo::bench::info_number(cpu, "used_cpu_user:") +
                    corvo::bench::info_number(cpu, "used_cpu_sys:");
-    u.scripts =
-        corvo::bench::info_number(server->cli("INFO", "commandstats"), "cmdstat_evalsha:calls=");
+    u.commandstats = server->cli("INFO", "commandstats");
+    u.scripts = corvo::bench::info_number(u.commandstats, "cmdstat_evalsha:calls=");
   }
   return u;
 }
@@ -118,10 +120,12 @@ asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, doub
   }
   seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const usage after = measure(server);
-  used = {after.server_cpu - before.server_cpu, after.client_cpu - before.client_cpu,
-          after.scripts - before.scripts};
+  used = {after.server_cpu - before.server_cpu,
+          after.client_cpu - before.client_cpu,
+          after.scripts - before.scripts,
+          {}};
   if (commands && server != nullptr) {
-    emit_commands(server->cli("INFO", "commandstats"), count);
+    emit_commands(after.commandstats, count);  // reset when the clock started
   }
   group.cancel();
   try {

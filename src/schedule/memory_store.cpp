@@ -103,10 +103,19 @@ bool memory_store::impl::schedule(task t, bool if_absent) {
   return true;
 }
 
-dedup_outcome memory_store::impl::schedule_deduplicated(task t, dedup_options options) {
+namespace {
+
+// Throws std::invalid_argument for a deduplication window <= 0.
+void check_window(const task& t, const dedup_options& options) {
   if (options.window <= std::chrono::milliseconds::zero()) {
     throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
   }
+}
+
+}  // namespace
+
+dedup_outcome memory_store::impl::schedule_deduplicated(task t, dedup_options options) {
+  check_window(t, options);
   validate(t);
   const auto now = clock();
   const auto shard = shard_for(t.id);
@@ -120,9 +129,7 @@ dedup_outcome memory_store::impl::schedule_deduplicated(task t, dedup_options op
       return dedup_outcome::dropped;
     }
     const auto it = s.tasks.find(t.id);
-    if (it != s.tasks.end() &&
-        (it->second.where == place::waiting || it->second.where == place::parked ||
-         it->second.where == place::held)) {
+    if (it != s.tasks.end() && it->second.waits()) {
       reset(t);
       detach(s, it->first, it->second);
       const auto due = t.due;
@@ -142,9 +149,7 @@ dedup_outcome memory_store::impl::schedule_deduplicated(task t, dedup_options op
 
 dedup_result memory_store::impl::schedule_deduplicated_by_key(task t, const std::string& key,
                                                               dedup_options options) {
-  if (options.window <= std::chrono::milliseconds::zero()) {
-    throw std::invalid_argument("task '" + t.id + "': the deduplication window must be positive");
-  }
+  check_window(t, options);
   validate(t);
   if (key.empty()) {
     throw std::invalid_argument("task '" + t.id + "': the deduplication key is empty");
@@ -171,8 +176,7 @@ dedup_result memory_store::impl::schedule_deduplicated_by_key(task t, const std:
   std::string pending = std::exchange(window.id, t.id);
   unsigned pending_shard = 0;
   entry* e = find(pending, pending_shard);
-  const bool waits = e != nullptr && (e->where == place::waiting || e->where == place::parked ||
-                                      e->where == place::held);
+  const bool waits = e != nullptr && e->waits();
   if (waits && pending != t.id) {  // the same id is replaced in place by the schedule
     auto& s = shards[pending_shard];
     detach(s, pending, *e);

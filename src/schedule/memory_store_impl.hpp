@@ -42,6 +42,10 @@ enum class place { waiting, parked, held, in_flight, dead };
 struct entry {
   task work;  ///< work.due: the due time while waiting, the last one otherwise
   place where = place::waiting;
+  /// Still to run: due (waiting), set aside by a pause (parked) or held back by a limit.
+  bool waits() const noexcept {
+    return where == place::waiting || where == place::parked || where == place::held;
+  }
   /// The current lease's fencing token; empty when no lease is held.
   std::string token;
   time_point lease_deadline{};

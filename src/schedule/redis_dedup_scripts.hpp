@@ -1,12 +1,12 @@
 #pragma once
 // The Lua scripts of deduplication by key (redis_store::schedule_deduplicated_by_key; the
-// protocol is described in redis_store_dedup.cpp and docs/scheduler.md, "Deduplication and
-// debounce"). A key's window lives in the key's own slot, `{ns:dedup:<key>}:window`, and
+// protocol is described in redis_store_dedup.cpp and docs/scheduler.md, "Deduplication by
+// key"). A key's window lives in the key's own slot, `{ns:dedup:<key>}:window`, and
 // holds 'TICKET ID' (the schedule that holds the window: a random ticket, unique to that
 // call, and its task id); a task lives in its id's shard. A schedule's ticket marker,
 // `{ns:s}:dedup:<ticket>` in the shard of its task id, is 'landed' once its schedule is
 // written, or 'void' when a later schedule replaced it first (its own schedule then does
-// nothing); it expires after the window plus a grace (redis_store.cpp).
+// nothing); it expires after the window plus a grace (redis_store_dedup.cpp).
 
 namespace corvo::schedule::detail::lua {
 

@@ -180,7 +180,7 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
       std::to_string(lease.count()),
       std::to_string(impl_->options.dead_max_count),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
-      claim_nonce(),
+      random_hex(1),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.priority_aging).count()),
       std::to_string(impl_->options.claim_ahead.count()),
       std::to_string(impl_->limit_types.size())};

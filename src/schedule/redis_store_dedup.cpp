@@ -34,23 +34,12 @@
 // The ticket markers expire after the window plus one minute: a caller that stalls longer
 // than that between steps 1 and 2 may write a task that was replaced meanwhile (two run).
 
-#include <random>
-
 #include "redis_store_impl.hpp"
 
 namespace corvo::schedule {
 namespace {
 
 using detail::redis_store_support::micros_text;
-
-// A ticket: 128 random bits, unique to one call.
-std::string new_ticket() {
-  thread_local std::mt19937_64 random{std::random_device{}()};
-  char text[33];
-  std::snprintf(text, sizeof text, "%016llx%016llx", static_cast<unsigned long long>(random()),
-                static_cast<unsigned long long>(random()));
-  return text;
-}
 
 // How long a ticket marker outlives the window: a caller that stalls longer than this
 // between its window step and its schedule step may write a task replaced meanwhile.
@@ -74,7 +63,7 @@ asio::awaitable<dedup_result> redis_store::schedule_deduplicated_by_key(task t, 
   check_window(t, options);
   co_await impl_->open();
   const auto record = detail::encode_record(t);  // before the window: it may refuse the task
-  const auto ticket = new_ticket();
+  const auto ticket = random_hex(2);             // 128 bits, unique to this call
   const std::string holder = ticket + " " + t.id;
   const auto window_ms = std::to_string(options.window.count());
   const auto marker_ttl = std::to_string((options.window + marker_grace).count());

@@ -96,12 +96,18 @@ inline std::vector<std::pair<std::string, double>> scored_members(
   return out;
 }
 
-// A random value for each claim (see the claim script): tokens stay unique even when the
-// shard's counter is rolled back.
-inline std::string claim_nonce() {
+// `words` × 64 random bits in hex: a claim's nonce (one word: tokens stay unique even when
+// the shard's counter is rolled back; see the claim script) and a deduplicated schedule's
+// ticket (two words, unique to one call; redis_store_dedup.cpp).
+inline std::string random_hex(std::size_t words) {
   thread_local std::mt19937_64 random{std::random_device{}()};
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(random()));
+  std::string text;
+  text.reserve(16 * words);
+  for (std::size_t i = 0; i < words; ++i) {
+    char word[17];
+    std::snprintf(word, sizeof word, "%016llx", static_cast<unsigned long long>(random()));
+    text += word;
+  }
   return text;
 }
 

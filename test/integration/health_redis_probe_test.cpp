@@ -14,6 +14,8 @@
 #include <corvo/health/probes.hpp>
 #include <corvo/redis/client.hpp>
 #include <functional>
+#include <stdexcept>
+#include <string>
 
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
@@ -148,3 +150,15 @@ BOOST_AUTO_TEST_CASE(once_answered_a_probe_of_a_disconnected_client_fails_at_onc
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A handle of no monitor has no transitions to follow: refused, as every health call that
+// takes one.
+BOOST_AUTO_TEST_CASE(reset_when_down_refuses_a_dependency_of_no_monitor) {
+  asio::io_context ctx;
+  redis::client client(ctx.get_executor(), redis::client_config::from_url("redis://127.0.0.1:1"));
+  BOOST_CHECK_EXCEPTION(health::reset_when_down(health::dependency{}, client),
+                        std::invalid_argument, [](const std::invalid_argument& e) {
+                          return std::string(e.what()) ==
+                                 "health::reset_when_down: a dependency of no monitor";
+                        });
+}

@@ -16,9 +16,11 @@
 #include <corvo/schedule/scheduler.hpp>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "support/dedup_tasks.hpp"
 #include "support/eventually.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/schedule_harness.hpp"
@@ -30,25 +32,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using corvo::test::dedup_task;
+using corvo::test::dedup_window;
 using corvo::test::run_scenario;
 /// The memory store on a manual clock (`pass` moves it); the Redis store waits for real.
 using both_stores = corvo::test::schedule_stores<4, true>;
-
-sched::task make_task(std::string id, std::string payload, sched::time_point due) {
-  sched::task t;
-  t.id = std::move(id);
-  t.type = "index.rebuild";
-  t.payload = boost::json::string(payload);
-  t.due = due;
-  return t;
-}
-
-sched::dedup_options window_of(std::chrono::milliseconds window, sched::dedup_mode mode) {
-  sched::dedup_options o;
-  o.window = window;
-  o.mode = mode;
-  return o;
-}
 
 /// `prefix` followed by the first number whose id the store puts in shard `shard` (when
 /// `in` is true) or in any other shard (when false).
@@ -98,15 +86,15 @@ asio::awaitable<void> ack(sched::store& s, const sched::claimed_task& c) {
 template <class H>
 asio::awaitable<void> replace_within_the_window(H& h) {
   const auto due = sched::now() - 1s;  // due at once: a claim takes whatever is left
-  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(60s, sched::dedup_mode::replace);
   const auto first = id_for(h.store, "edit-a", 0, true);
   const auto second = id_for(h.store, "edit-b", 0, false);                       // another shard
   const auto third = id_for(h.store, "edit-c", h.store.shard_of(second), true);  // the same
   auto r =
-      co_await h.store.schedule_deduplicated_by_key(make_task(first, "v1", due), "doc:7", replace);
+      co_await h.store.schedule_deduplicated_by_key(dedup_task(first, "v1", due), "doc:7", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   BOOST_TEST(r.replaced_id.empty());
-  r = co_await h.store.schedule_deduplicated_by_key(make_task(second, "v2", due - 1s), "doc:7",
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task(second, "v2", due - 1s), "doc:7",
                                                     replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == first);
@@ -115,12 +103,12 @@ asio::awaitable<void> replace_within_the_window(H& h) {
   BOOST_REQUIRE(got.has_value());
   BOOST_TEST(got->payload == boost::json::value("v2"));
   BOOST_TEST((got->due == due - 1s));
-  r = co_await h.store.schedule_deduplicated_by_key(make_task(third, "v3", due), "doc:7", replace);
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task(third, "v3", due), "doc:7", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == second);
   BOOST_TEST(co_await absent(h.store, second));
   // Another key has its own window.
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("other", "o", due + 1h), "doc:8",
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("other", "o", due + 1h), "doc:8",
                                                     replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   const auto stats = co_await h.store.stats();
@@ -137,11 +125,11 @@ asio::awaitable<void> replace_within_the_window(H& h) {
 template <class H>
 asio::awaitable<void> the_same_id_again(H& h) {
   const auto due = sched::now() + 1h;
-  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(60s, sched::dedup_mode::replace);
   auto r =
-      co_await h.store.schedule_deduplicated_by_key(make_task("same", "v1", due), "k", replace);
+      co_await h.store.schedule_deduplicated_by_key(dedup_task("same", "v1", due), "k", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("same", "v2", due + 1min), "k",
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("same", "v2", due + 1min), "k",
                                                     replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == "same");
@@ -151,12 +139,12 @@ asio::awaitable<void> the_same_id_again(H& h) {
   BOOST_TEST((got->due == due + 1min));
   BOOST_TEST(co_await scheduled(h.store) == 1u);
   // In flight: the same id's upsert fences the run off (as schedule() does), a new window.
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("same", "v3", sched::now() - 1s), "k",
-                                                    replace);
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("same", "v3", sched::now() - 1s),
+                                                    "k", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   const auto running = co_await claim_all(h.store);
   BOOST_REQUIRE(running.size() == 1u);
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("same", "v4", due), "k", replace);
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("same", "v4", due), "k", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   BOOST_TEST(r.replaced_id.empty());
   std::vector<sched::completion> done(1);
@@ -172,11 +160,11 @@ asio::awaitable<void> the_same_id_again(H& h) {
 template <class H>
 asio::awaitable<void> drop_within_the_window(H& h) {
   const auto due = sched::now() + 1h;
-  const auto drop = window_of(2s, sched::dedup_mode::drop);
-  auto r = co_await h.store.schedule_deduplicated_by_key(make_task("mail-a", "first", due),
+  const auto drop = dedup_window(2s, sched::dedup_mode::drop);
+  auto r = co_await h.store.schedule_deduplicated_by_key(dedup_task("mail-a", "first", due),
                                                          "user:9", drop);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("mail-b", "second", due), "user:9",
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("mail-b", "second", due), "user:9",
                                                     drop);
   BOOST_TEST((r.outcome == sched::dedup_outcome::dropped));
   BOOST_TEST(r.replaced_id.empty());
@@ -185,7 +173,7 @@ asio::awaitable<void> drop_within_the_window(H& h) {
   BOOST_REQUIRE(kept.has_value());
   BOOST_TEST(kept->payload == boost::json::value("first"));
   co_await h.pass(2300ms);
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("mail-c", "third", due), "user:9",
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("mail-c", "third", due), "user:9",
                                                     drop);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   BOOST_TEST(co_await scheduled(h.store) == 2u);
@@ -195,15 +183,15 @@ asio::awaitable<void> drop_within_the_window(H& h) {
 template <class H>
 asio::awaitable<void> a_new_window_after_it_closes(H& h) {
   const auto due = sched::now() + 1h;
-  const auto replace = window_of(2s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(2s, sched::dedup_mode::replace);
   auto r =
-      co_await h.store.schedule_deduplicated_by_key(make_task("r-1", "a", due), "feed", replace);
+      co_await h.store.schedule_deduplicated_by_key(dedup_task("r-1", "a", due), "feed", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   co_await h.pass(2300ms);
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("r-2", "b", due), "feed", replace);
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("r-2", "b", due), "feed", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   BOOST_TEST(!co_await absent(h.store, "r-1"));
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("r-3", "c", due), "feed", replace);
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("r-3", "c", due), "feed", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == "r-2");
   BOOST_TEST(!co_await absent(h.store, "r-1"));
@@ -215,14 +203,14 @@ asio::awaitable<void> a_new_window_after_it_closes(H& h) {
 // window restarts from then.
 template <class H>
 asio::awaitable<void> the_pending_task_in_flight(H& h) {
-  const auto replace = window_of(2s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(2s, sched::dedup_mode::replace);
   auto r = co_await h.store.schedule_deduplicated_by_key(
-      make_task("p-1", "first", sched::now() - 1s), "report", replace);
+      dedup_task("p-1", "first", sched::now() - 1s), "report", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   const auto running = co_await claim_all(h.store);
   BOOST_REQUIRE(running.size() == 1u);
   co_await h.pass(1200ms);
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("p-2", "second", sched::now() + 1h),
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("p-2", "second", sched::now() + 1h),
                                                     "report", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   BOOST_TEST(r.replaced_id.empty());
@@ -232,7 +220,7 @@ asio::awaitable<void> the_pending_task_in_flight(H& h) {
   co_await ack(h.store, running[0]);
   // 2.4 s after the first schedule, 1.2 s after the second: within the restarted window only.
   co_await h.pass(1200ms);
-  r = co_await h.store.schedule_deduplicated_by_key(make_task("p-3", "third", sched::now() + 1h),
+  r = co_await h.store.schedule_deduplicated_by_key(dedup_task("p-3", "third", sched::now() + 1h),
                                                     "report", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == "p-2");
@@ -241,25 +229,25 @@ asio::awaitable<void> the_pending_task_in_flight(H& h) {
 
 template <class H>
 asio::awaitable<void> refusals(H& h) {
-  const auto replace = window_of(1s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(1s, sched::dedup_mode::replace);
   bool threw = false;
   try {
-    co_await h.store.schedule_deduplicated_by_key(make_task("x", "p", sched::now()), "", replace);
+    co_await h.store.schedule_deduplicated_by_key(dedup_task("x", "p", sched::now()), "", replace);
   } catch (const std::invalid_argument&) {
     threw = true;
   }
   BOOST_TEST(threw);
   threw = false;
   try {
-    const auto zero = window_of(0ms, sched::dedup_mode::replace);
-    co_await h.store.schedule_deduplicated_by_key(make_task("x", "p", sched::now()), "k", zero);
+    const auto zero = dedup_window(0ms, sched::dedup_mode::replace);
+    co_await h.store.schedule_deduplicated_by_key(dedup_task("x", "p", sched::now()), "k", zero);
   } catch (const std::invalid_argument&) {
     threw = true;
   }
   BOOST_TEST(threw);
   BOOST_TEST(co_await absent(h.store, "x"));
   // Nothing was left open: the key opens a window now.
-  const auto r = co_await h.store.schedule_deduplicated_by_key(make_task("x", "p", sched::now()),
+  const auto r = co_await h.store.schedule_deduplicated_by_key(dedup_task("x", "p", sched::now()),
                                                                "k", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
 }
@@ -301,10 +289,10 @@ struct burst_results {
 
 // `count` schedules of distinct ids with one key, one after the other on `s`.
 asio::awaitable<void> schedule_burst(sched::store& s, int caller, int count, burst_results& out) {
-  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(60s, sched::dedup_mode::replace);
   for (int i = 0; i < count; ++i) {
     auto id = "c" + std::to_string(caller) + "-" + std::to_string(i);
-    auto t = make_task(id, id, sched::now() - 1s);
+    auto t = dedup_task(id, id, sched::now() - 1s);
     auto r = co_await s.schedule_deduplicated_by_key(std::move(t), "hot", replace);
     out.ids.push_back(std::move(id));
     out.results.push_back(std::move(r));
@@ -415,10 +403,10 @@ asio::awaitable<void> debounce_then_run(sched::scheduler& s, std::vector<std::st
   auto ex = co_await asio::this_coro::executor;
   corvo::task_group group(ex);
   co_await group.spawn(run_scheduler(s));
-  const auto replace = window_of(10s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(10s, sched::dedup_mode::replace);
   const auto due = sched::now() + 300ms;
   for (int i = 1; i <= 5; ++i) {
-    auto t = make_task("save-" + std::to_string(i), "edit-" + std::to_string(i), due);
+    auto t = dedup_task("save-" + std::to_string(i), "edit-" + std::to_string(i), due);
     const auto r = co_await s.schedule_deduplicated_by_key(std::move(t), "doc:42", replace);
     BOOST_TEST(
         (r.outcome == (i == 1 ? sched::dedup_outcome::scheduled : sched::dedup_outcome::replaced)));
@@ -453,15 +441,16 @@ namespace {
 // With events on: the replaced pending task's `cancelled` event (reason "deduplicated") and
 // both schedules' `scheduled` events are written and counted (events_written).
 asio::awaitable<void> replaced_task_events(sched::store& s) {
-  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(60s, sched::dedup_mode::replace);
   const auto first = id_for(s, "ev-a", 0, true);
   const auto second = id_for(s, "ev-b", 0, false);
   sched::event_query from_start;
   from_start.from = std::string(sched::events_from_start);
   auto reader = co_await s.events(from_start);
-  co_await s.schedule_deduplicated_by_key(make_task(first, "v1", sched::now() + 1h), "ev", replace);
-  const auto r = co_await s.schedule_deduplicated_by_key(make_task(second, "v2", sched::now() + 1h),
-                                                         "ev", replace);
+  co_await s.schedule_deduplicated_by_key(dedup_task(first, "v1", sched::now() + 1h), "ev",
+                                          replace);
+  const auto r = co_await s.schedule_deduplicated_by_key(
+      dedup_task(second, "v2", sched::now() + 1h), "ev", replace);
   BOOST_TEST(r.replaced_id == first);
   std::vector<std::string> seen;
   while (seen.size() < 3) {
@@ -493,18 +482,30 @@ BOOST_AUTO_TEST_CASE(a_replaced_task_has_a_cancelled_event_on_the_memory_store) 
   corvo::test::run(ctx, replaced_task_events(store));
 }
 
-BOOST_AUTO_TEST_CASE(a_replaced_task_has_a_cancelled_event_on_redis) {
+namespace {
+
+// Runs `scenario(conn, store)`: a Redis store of 4 shards with `o`'s options on a fresh
+// namespace of the shared server, over the client `conn`.
+template <class Scenario>
+void run_on_shared_redis(sched::redis_store_options o, Scenario scenario) {
   asio::io_context ctx;
   const auto url = redis::client_config::from_url(corvo::test::shared_schedule_server().url());
   redis::client conn(ctx.get_executor(), url);
   asio::co_spawn(ctx, run_client(conn), [](std::exception_ptr) {});
-  sched::redis_store_options o;
   o.name_space = corvo::test::next_schedule_namespace();
   o.shards = 4;
+  sched::redis_store store(conn, url, o);
+  corvo::test::run(ctx, scenario(conn, store), [&] { conn.cancel(); });
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_replaced_task_has_a_cancelled_event_on_redis) {
+  sched::redis_store_options o;
   o.events.enabled = true;
   o.events.max_len = 100;
-  sched::redis_store store(conn, url, o);
-  corvo::test::run(ctx, replaced_task_events(store), [&] { conn.cancel(); });
+  run_on_shared_redis(
+      o, [](redis::client&, sched::redis_store& store) { return replaced_task_events(store); });
 }
 
 namespace {
@@ -524,35 +525,43 @@ asio::awaitable<void> take_window(redis::client& conn, sched::redis_store& s, st
 // task it replaced is not voided (it and the next caller's both run); in drop mode the
 // window drops every schedule until it closes.
 asio::awaitable<void> crashed_after_the_window(redis::client& conn, sched::redis_store& s) {
-  const auto replace = window_of(60s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(60s, sched::dedup_mode::replace);
   const auto due = sched::now() + 1h;
-  auto r = co_await s.schedule_deduplicated_by_key(make_task("kept", "p", due), "k", replace);
+  auto r = co_await s.schedule_deduplicated_by_key(dedup_task("kept", "p", due), "k", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::scheduled));
   co_await take_window(conn, s, "k", std::string(32, '0') + " never-written");
-  r = co_await s.schedule_deduplicated_by_key(make_task("next", "n", due), "k", replace);
+  r = co_await s.schedule_deduplicated_by_key(dedup_task("next", "n", due), "k", replace);
   BOOST_TEST((r.outcome == sched::dedup_outcome::replaced));
   BOOST_TEST(r.replaced_id == "never-written");
   BOOST_TEST(!co_await absent(s, "kept"));
   BOOST_TEST(!co_await absent(s, "next"));
   BOOST_TEST(co_await scheduled(s) == 2u);
 
-  const auto drop = window_of(60s, sched::dedup_mode::drop);
+  const auto drop = dedup_window(60s, sched::dedup_mode::drop);
   co_await take_window(conn, s, "d", std::string(32, '1') + " ghost");
-  r = co_await s.schedule_deduplicated_by_key(make_task("dropped", "x", due), "d", drop);
+  r = co_await s.schedule_deduplicated_by_key(dedup_task("dropped", "x", due), "d", drop);
   BOOST_TEST((r.outcome == sched::dedup_outcome::dropped));
   BOOST_TEST(co_await absent(s, "dropped"));
+
+  // A window holding something else than 'TICKET ID' (not written by a store) is refused,
+  // naming the key and what it holds; the task is not written.
+  co_await take_window(conn, s, "bad", "garbage");
+  std::string refused;
+  try {
+    co_await s.schedule_deduplicated_by_key(dedup_task("after-bad", "x", due), "bad", replace);
+  } catch (const std::runtime_error& e) {
+    refused = e.what();
+  }
+  BOOST_TEST(refused ==
+             "redis_store schedule_deduplicated_by_key: the window of key 'bad' holds "
+             "'garbage', not 'TICKET ID'");
+  BOOST_TEST(co_await absent(s, "after-bad"));
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_caller_dead_after_taking_the_window_leaves_what_the_docs_say) {
-  asio::io_context ctx;
-  const auto url = redis::client_config::from_url(corvo::test::shared_schedule_server().url());
-  redis::client conn(ctx.get_executor(), url);
-  asio::co_spawn(ctx, run_client(conn), [](std::exception_ptr) {});
-  sched::redis_store_options o;
-  o.name_space = corvo::test::next_schedule_namespace();
-  o.shards = 4;
-  sched::redis_store store(conn, url, o);
-  corvo::test::run(ctx, crashed_after_the_window(conn, store), [&] { conn.cancel(); });
+  run_on_shared_redis({}, [](redis::client& conn, sched::redis_store& store) {
+    return crashed_after_the_window(conn, store);
+  });
 }

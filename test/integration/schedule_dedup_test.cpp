@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/dedup_tasks.hpp"
 #include "support/eventually.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/schedule_harness.hpp"
@@ -22,32 +23,18 @@ using namespace std::chrono_literals;
 namespace {
 
 /// The memory store on a manual clock (`pass` moves it); the Redis store waits for real.
+using corvo::test::dedup_task;
+using corvo::test::dedup_window;
 using corvo::test::run_scenario;
 using both_stores = corvo::test::schedule_stores<4, true>;
-
-sched::task make_task(std::string id, std::string payload, sched::time_point due) {
-  sched::task t;
-  t.id = std::move(id);
-  t.type = "index.rebuild";
-  t.payload = boost::json::string(payload);
-  t.due = due;
-  return t;
-}
-
-sched::dedup_options window_of(std::chrono::milliseconds window, sched::dedup_mode mode) {
-  sched::dedup_options o;
-  o.window = window;
-  o.mode = mode;
-  return o;
-}
 
 template <class H>
 asio::awaitable<void> replace_within_the_window(H& h) {
   const auto due = sched::now() + 1h;
-  const auto replace = window_of(2s, sched::dedup_mode::replace);
-  auto outcome = co_await h.store.schedule_deduplicated(make_task("doc-7", "v1", due), replace);
+  const auto replace = dedup_window(2s, sched::dedup_mode::replace);
+  auto outcome = co_await h.store.schedule_deduplicated(dedup_task("doc-7", "v1", due), replace);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
-  outcome = co_await h.store.schedule_deduplicated(make_task("doc-7", "v2", due + 5min), replace);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("doc-7", "v2", due + 5min), replace);
   BOOST_TEST((outcome == sched::dedup_outcome::replaced));
   auto got = co_await h.store.get("doc-7");
   BOOST_REQUIRE(got.has_value());
@@ -59,11 +46,11 @@ asio::awaitable<void> replace_within_the_window(H& h) {
 
   // After the window: a plain schedule (upsert) that opens a new window.
   co_await h.pass(2100ms);
-  outcome = co_await h.store.schedule_deduplicated(make_task("doc-7", "v3", due + 7min), replace);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("doc-7", "v3", due + 7min), replace);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
   got = co_await h.store.get("doc-7");
   BOOST_TEST(got->payload == boost::json::value("v3"));
-  outcome = co_await h.store.schedule_deduplicated(make_task("doc-7", "v4", due), replace);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("doc-7", "v4", due), replace);
   BOOST_TEST((outcome == sched::dedup_outcome::replaced));
   got = co_await h.store.get("doc-7");
   BOOST_TEST(got->payload == boost::json::value("v4"));
@@ -75,39 +62,39 @@ asio::awaitable<void> replace_within_the_window(H& h) {
 template <class H>
 asio::awaitable<void> drop_within_the_window(H& h) {
   const auto due = sched::now() + 1h;
-  const auto drop = window_of(2s, sched::dedup_mode::drop);
-  auto outcome = co_await h.store.schedule_deduplicated(make_task("mail-1", "first", due), drop);
+  const auto drop = dedup_window(2s, sched::dedup_mode::drop);
+  auto outcome = co_await h.store.schedule_deduplicated(dedup_task("mail-1", "first", due), drop);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
-  outcome = co_await h.store.schedule_deduplicated(make_task("mail-1", "second", due + 1s), drop);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("mail-1", "second", due + 1s), drop);
   BOOST_TEST((outcome == sched::dedup_outcome::dropped));
   // Dropped even once the task is gone: at most one schedule per window.
   BOOST_TEST(co_await h.store.cancel("mail-1"));
-  outcome = co_await h.store.schedule_deduplicated(make_task("mail-1", "third", due), drop);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("mail-1", "third", due), drop);
   BOOST_TEST((outcome == sched::dedup_outcome::dropped));
   const auto gone = co_await h.store.get("mail-1");
   BOOST_TEST(!gone.has_value());
   co_await h.pass(2100ms);
-  outcome = co_await h.store.schedule_deduplicated(make_task("mail-1", "fourth", due), drop);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("mail-1", "fourth", due), drop);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
   const auto got = co_await h.store.get("mail-1");
   BOOST_REQUIRE(got.has_value());
   BOOST_TEST(got->payload == boost::json::value("fourth"));
   // Another id has its own window.
-  outcome = co_await h.store.schedule_deduplicated(make_task("mail-2", "other", due), drop);
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("mail-2", "other", due), drop);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
 }
 
 template <class H>
 asio::awaitable<void> no_longer_waiting(H& h) {
-  const auto replace = window_of(60s, sched::dedup_mode::replace);
-  auto outcome =
-      co_await h.store.schedule_deduplicated(make_task("job", "first", sched::now() - 1s), replace);
+  const auto replace = dedup_window(60s, sched::dedup_mode::replace);
+  auto outcome = co_await h.store.schedule_deduplicated(
+      dedup_task("job", "first", sched::now() - 1s), replace);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
   const auto shard = h.store.shard_of("job");
   const auto claimed = co_await h.store.claim(shard, 10, 30s);
   BOOST_REQUIRE(claimed.tasks.size() == 1u);
   // In flight within the window: scheduled anew (the run in flight is fenced off).
-  outcome = co_await h.store.schedule_deduplicated(make_task("job", "second", sched::now() + 1h),
+  outcome = co_await h.store.schedule_deduplicated(dedup_task("job", "second", sched::now() + 1h),
                                                    replace);
   BOOST_TEST((outcome == sched::dedup_outcome::scheduled));
   std::vector<sched::completion> done(1);
@@ -125,8 +112,8 @@ template <class H>
 asio::awaitable<void> refuses_a_window_of_zero(H& h) {
   bool threw = false;
   try {
-    co_await h.store.schedule_deduplicated(make_task("x", "p", sched::now()),
-                                           window_of(0ms, sched::dedup_mode::drop));
+    co_await h.store.schedule_deduplicated(dedup_task("x", "p", sched::now()),
+                                           dedup_window(0ms, sched::dedup_mode::drop));
   } catch (const std::invalid_argument&) {
     threw = true;
   }
@@ -174,10 +161,10 @@ asio::awaitable<void> debounce_then_run(sched::scheduler& s, std::vector<std::st
   auto ex = co_await asio::this_coro::executor;
   corvo::task_group group(ex);
   co_await group.spawn(run_scheduler(s));
-  const auto replace = window_of(10s, sched::dedup_mode::replace);
+  const auto replace = dedup_window(10s, sched::dedup_mode::replace);
   const auto due = sched::now() + 300ms;
   for (int i = 1; i <= 5; ++i) {
-    auto t = make_task("debounced", "edit-" + std::to_string(i), due);
+    auto t = dedup_task("debounced", "edit-" + std::to_string(i), due);
     const auto outcome = co_await s.schedule_deduplicated(std::move(t), replace);
     BOOST_TEST(
         (outcome == (i == 1 ? sched::dedup_outcome::scheduled : sched::dedup_outcome::replaced)));
