@@ -58,6 +58,21 @@ retry_backoff parse_retry(std::string_view text) {
 
 }  // namespace
 
+std::string_view lease_token_of(std::string_view record) noexcept {
+  const auto first = record.find('\n');
+  const auto second = first == std::string_view::npos ? first : record.find('\n', first + 1);
+  if (second == std::string_view::npos) {
+    return {};
+  }
+  const auto options = record.substr(first + 1, second - first - 1);
+  const auto at = options.find(" k");
+  if (at == std::string_view::npos) {
+    return {};
+  }
+  const auto token = options.substr(at + 2);
+  return token.substr(0, token.find(' '));
+}
+
 std::string one_line(std::string_view text) {
   std::string out(text);
   for (auto& c : out) {
@@ -146,6 +161,8 @@ void decode_record(std::string_view record, task& t) {
       t.retry = parse_retry(field.substr(1));
     } else if (field.starts_with('t')) {
       t.traceparent = std::string(field.substr(1));
+    } else if (field.starts_with('k')) {
+      // the token of the task's lease (lease_token_of): the store's, not a field of the task
     } else {
       t.timeout = std::chrono::milliseconds(parse_count(field, "run timeout"));
     }

@@ -1,11 +1,12 @@
 #pragma once
-// The Lua scripts of the Redis store. Every key a script touches is passed in KEYS and all
-// keys of one call share the shard's hash tag, so each call touches one slot (Redis
-// Cluster). Times come from the server's TIME, in microseconds; scores are µs since the
+// The Lua scripts of the Redis store. Every key a script touches is passed in KEYS or named
+// from one of them with the same hash tag (a held set by type, the leased set), so each call
+// touches one slot (Redis Cluster). Times come from the server's TIME, in microseconds; scores are µs since the
 // epoch. Numbers returned to the client are formatted with %.0f (Lua 5.1's tostring would
 // use 14 significant digits and lose microseconds).
 //
-// Common KEYS order: 1 due, 2 tasks, 3 inflight, 4 lease, 5 dead, 6 seq, 7 wake channel,
+// Common KEYS order: 1 due, 2 tasks, 3 inflight and 4 lease (leases taken by older versions:
+// read and cleared, never written; see leased_key), 5 dead, 6 seq, 7 wake channel,
 // 8 parked (due tasks of a paused type, set aside by a claim), 9 paused (set: '*' for the
 // whole namespace, or task types), 10 due:high and 11 due:low (the due sets of the tasks of
 // priority high and low; `due` holds the normal ones, so a namespace that uses no priority
@@ -57,13 +58,14 @@ local function with_occurrence(rec, occurrence)
   end
   return string.sub(rec, 1, a) .. occurrence .. '\n' .. string.sub(rec, a + 1)
 end
--- attempts and max_attempts of a record; nil when its header does not parse (the five
--- header lines are needed by with_error too).
--- One match: the claim parses every record it takes.
+-- attempts and max_attempts of a record, and the position of its 2nd newline (where its
+-- options line ends); nil when its header does not parse (the five header lines are needed
+-- by with_error too). One match: the claim parses every record it takes.
 local function header(rec)
-  local attempts, max = string.match(rec, '^(%d+)\n(%d+)[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*\n')
+  local attempts, max, options_end =
+    string.match(rec, '^(%d+)\n(%d+)[^\n]*()\n[^\n]*\n[^\n]*\n[^\n]*\n')
   if not attempts then return nil end
-  return tonumber(attempts), tonumber(max)
+  return tonumber(attempts), tonumber(max), options_end
 end
 -- The error a lease expiry records, counting consecutive expiries.
 local function expiry_error(rec)
@@ -152,6 +154,60 @@ end
 -- The held set of a limited type in this shard, and the shard's key prefix '{ns:s}:'.
 local function held_key(keys, type) return keys[12] .. ':' .. type end
 local function shard_prefix(keys) return string.sub(keys[7], 1, -5) end
+-- Leases: the shard's `leased` set holds '<id> <token>' -> lease deadline, and a leased task's
+-- record carries ' k<token>' on its options line (both written by the claim, both removed
+-- together). Removing the member is the fencing check of an ack or nack: no token is looked
+-- up. The record's token finds the member from the id alone (cancel, a new schedule of the
+-- id). The `inflight` set (id -> deadline) and `lease` hash (id -> token), KEYS[3] and
+-- KEYS[4], hold the leases taken by older versions: read and cleared, never written.
+local function leased_key(keys) return shard_prefix(keys) .. 'leased' end
+-- The lease token of a record (nil when it carries none).
+local function token_of(rec)
+  local a = string.find(rec, '\n', 1, true)
+  local b = a and string.find(rec, '\n', a + 1, true)
+  if not b then return nil end
+  return string.match(string.sub(rec, a + 1, b - 1), ' k(%S+)')
+end
+-- `rec` with `attempts` and, unless `token` is nil, the lease token `token` (any earlier
+-- token dropped). Its first two lines must exist.
+local function with_lease(rec, attempts, token)
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  local line = string.sub(rec, a + 1, b - 1)
+  if string.find(line, ' k', 1, true) then line = (string.gsub(line, ' k%S+', '')) end
+  if token then line = line .. ' k' .. token end
+  return attempts .. '\n' .. line .. string.sub(rec, b)
+end
+-- with_lease for the claim, which knows where the options line ends (header()).
+local function claimed_record(rec, attempts, token, options_end)
+  local a = string.find(rec, '\n', 1, true)
+  local k = string.find(rec, ' k', a, true)
+  if k and k < options_end then return with_lease(rec, attempts, token) end
+  return attempts .. string.sub(rec, a, options_end - 1) .. ' k' .. token ..
+    string.sub(rec, options_end)
+end
+-- `rec` without its lease token (unchanged when it carries none or does not parse).
+local function without_lease(rec)
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  if not a or not b or not string.find(string.sub(rec, a + 1, b - 1), ' k', 1, true) then
+    return rec
+  end
+  return with_lease(rec, string.sub(rec, 1, a - 1), nil)
+end
+-- Ends any lease of `id` (its record `rec`, false when none): the run in flight is fenced
+-- off. The caller rewrites or removes the record.
+local function drop_lease(keys, id, rec)
+  local token = rec and token_of(rec)
+  if token then redis.call('ZREM', leased_key(keys), id .. ' ' .. token) end
+  redis.call('ZREM', keys[3], id)
+  redis.call('HDEL', keys[4], id)
+end
+-- The earliest lease deadline of the shard (a string), or nil.
+local function next_lease(keys)
+  local a = redis.call('ZRANGE', leased_key(keys), 0, 0, 'WITHSCORES')[2]
+  local b = redis.call('ZRANGE', keys[3], 0, 0, 'WITHSCORES')[2]
+  if a and b and tonumber(b) < tonumber(a) then return b end
+  return a or b
+end
 -- Takes `id` out of the held sets (call before its record changes); true when it was held.
 local function unhold(keys, id)
   if redis.call('ZREM', keys[12], id) == 0 then return false end
@@ -222,10 +278,9 @@ end
 local function store_task(keys, id, rec, due)
   emit('scheduled', id, rec, nil, nil, due)
   unhold(keys, id)
+  drop_lease(keys, id, redis.call('HGET', keys[2], id))
   redis.call('HSET', keys[2], id, rec)
   redis.call('ZREM', keys[8], id)
-  redis.call('ZREM', keys[3], id)
-  redis.call('HDEL', keys[4], id)
   redis.call('ZREM', keys[5], id)
   unqueue(keys, id)
   enqueue(keys, id, rec, due)
@@ -249,11 +304,10 @@ return 1
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
 unhold(KEYS, id)
+drop_lease(KEYS, id, redis.call('HGET', KEYS[2], id))
 redis.call('HSET', KEYS[2], id, ARGV[2])
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
-redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
 dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 )lua";
@@ -304,15 +358,15 @@ inline constexpr const char* claim = R"lua(
 local now = now_us()
 local dead_max_count, dead_max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
 events_on(ARGV[9 + 4 * (tonumber(ARGV[8]) or 0)], now)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, 1000)
-for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  local rec = redis.call('HGET', KEYS[2], id)
+local leased = leased_key(KEYS)
+-- The task of an expired lease (its record `rec`, false when gone) becomes due now, or dead
+-- when that try was its last.
+local function expire(id, rec)
   local attempts, max
   if rec then attempts, max = header(rec) end
   if attempts then
     local reason = expiry_error(rec)
+    rec = without_lease(rec)
     redis.call('HSET', KEYS[2], id, with_error(rec, reason))
     if attempts >= max then
       emit('dead', id, rec, attempts, reason)
@@ -324,6 +378,17 @@ for _, id in ipairs(expired) do
   elseif rec then
     redis.call('ZADD', KEYS[1], now, id)
   end
+end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', fmt(now), 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', leased, member)
+  local id, token = string.match(member, '^(.*) (%S+)$')
+  local rec = id and redis.call('HGET', KEYS[2], id)
+  if rec and token_of(rec) == token then expire(id, rec) end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  expire(id, redis.call('HGET', KEYS[2], id))
 end
 local out = {fmt(now), '', '', '', ''}
 -- Numbers passed to redis.call are formatted with 14 digits by Lua: pass exact strings.
@@ -439,12 +504,12 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
   local recs = hmget_chunked(KEYS[2], pid)
   -- Claimed tasks of types without a limit: their tokens come from one INCRBY after the loop
   -- (a limited type's claim takes its permits with its token, so it takes its token at once).
-  local b_id, b_rec, b_pos, b_attempts = {}, {}, {}, {}
+  local b_id, b_rec, b_pos, b_attempts, b_end = {}, {}, {}, {}, {}
   for i = 1, #pid do
     local id, score, best = pid[i], pscore[i], plevel[i]
     local rec = recs[i] or nil
-    local attempts, l
-    if rec then attempts = header(rec) end
+    local attempts, max_attempts, options_end, l
+    if rec then attempts, max_attempts, options_end = header(rec) end
     if rec and nlim > 0 then l = limits[type_of(rec)] end
     if rec and paused_types and paused_types[type_of(rec)] then
       redis.call('ZADD', KEYS[8], score, id)
@@ -460,19 +525,19 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
       redis.call('SADD', l.waiting, prefix)
     elseif rec then
       attempts = attempts + 1
-      rec = with_attempts(rec, attempts)
       local token = ''
       if l then
         token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
         if l.m > 0 then redis.call('ZADD', l.running, deadline, token) end
         if l.n > 0 then redis.call('ZADD', l.starts, now, token) end
+        rec = claimed_record(rec, attempts, token, options_end)
         redis.call('HSET', KEYS[2], id, rec)
-        redis.call('ZADD', KEYS[3], deadline, id)
-        redis.call('HSET', KEYS[4], id, token)
+        redis.call('ZADD', leased, deadline, id .. ' ' .. token)
         emit('started', id, rec, attempts)
       else
         local n = #b_id + 1
-        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, #out + 2, attempts
+        b_id[n], b_rec[n], b_pos[n], b_attempts[n], b_end[n] = id, rec, #out + 2, attempts,
+          options_end
       end
       out[#out + 1] = id
       out[#out + 1] = token
@@ -483,26 +548,25 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
   end
   if #b_id > 0 then
     local first = redis.call('INCRBY', KEYS[6], #b_id) - #b_id
-    local records, inflight, leases = {}, {}, {}
+    local records, members = {}, {}
     for j = 1, #b_id do
       local id = b_id[j]
       local token = string.format('%d', first + j) .. '.' .. ARGV[5]
+      local rec = claimed_record(b_rec[j], b_attempts[j], token, b_end[j])
       out[b_pos[j]] = token
-      records[2 * j - 1], records[2 * j] = id, b_rec[j]
-      inflight[2 * j - 1], inflight[2 * j] = deadline, id
-      leases[2 * j - 1], leases[2 * j] = id, token
-      emit('started', id, b_rec[j], b_attempts[j])
+      out[b_pos[j] + 2] = rec
+      records[2 * j - 1], records[2 * j] = id, rec
+      members[2 * j - 1], members[2 * j] = deadline, id .. ' ' .. token
+      emit('started', id, rec, b_attempts[j])
     end
     call_chunked('HSET', KEYS[2], records)
-    call_chunked('ZADD', KEYS[3], inflight)
-    call_chunked('HSET', KEYS[4], leases)
+    call_chunked('ZADD', leased, members)
   end
   if not more and total <= want then break end  -- every due entry was taken: none left
 end
 local _, head = head_of(KEYS)
 if head and not all_paused then out[2] = fmt(head) end
-local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-if lease[2] then out[3] = lease[2] end
+out[3] = next_lease(KEYS) or ''
 local permit_at
 for _, l in pairs(limits) do
   if redis.call('EXISTS', l.held) == 1 then
@@ -528,25 +592,53 @@ local acked = 0
 local nlim = tonumber(ARGV[1])
 events_on(ARGV[2 + nlim])
 local first = 3 + nlim
-local ids = {}
-for i = first, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
-local leases = hmget_chunked(KEYS[4], ids)
--- Acked ids leave the in-flight set and the leases in one call each, finished one-off tasks
--- their records in one more. An id twice in one batch is acked once (the first time its
--- token matches), as one call after the other would.
-local done, gone, finished = {}, {}, {}
+local ids, members = {}, {}
+for i = first, #ARGV, 3 do
+  ids[#ids + 1] = ARGV[i]
+  members[#members + 1] = ARGV[i] .. ' ' .. ARGV[i + 1]
+end
+-- The leases end in one ZREM of the leased set. When it removed every member, every token was
+-- current (the common case: nothing is looked up). Otherwise a token is current when the
+-- record still carries it (the member and the record's token are written and removed
+-- together), or, for a lease taken by an older version, when the `lease` hash holds it.
+local removed = 0
+for i = 1, #members, 1000 do
+  removed = removed + redis.call('ZREM', leased_key(KEYS), unpack(members, i, math.min(i + 999, #members)))
+end
+local all_current = removed == #members
+local old_leases
+-- An id twice in one batch is acked once (the first time its token is current), as one call
+-- after the other would. Finished one-off tasks leave with their records in one call.
+local done, finished = {}, {}
 for n, id in ipairs(ids) do
   local i = first + (n - 1) * 3
   local token, nxt = ARGV[i + 1], ARGV[i + 2]
   for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[1 + l], token) end
-  if leases[n] == token and not done[id] then
+  local current = false
+  if not done[id] then
+    if all_current then
+      current = true
+    else
+      local rec = redis.call('HGET', KEYS[2], id)
+      if rec and token_of(rec) == token then
+        current = true
+      else
+        if old_leases == nil then old_leases = redis.call('EXISTS', KEYS[4]) == 1 end
+        if old_leases and redis.call('HGET', KEYS[4], id) == token then
+          current = true
+          redis.call('ZREM', KEYS[3], id)
+          redis.call('HDEL', KEYS[4], id)
+        end
+      end
+    end
+  end
+  if current then
     done[id] = true
-    gone[#gone + 1] = id
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
         emit('succeeded', id, rec, attempts_of(rec))
-        redis.call('HSET', KEYS[2], id, with_occurrence(with_error(with_attempts(rec, 0), ''), nxt))
+        redis.call('HSET', KEYS[2], id, with_occurrence(with_error(with_lease(rec, 0, nil), ''), nxt))
         if redis.call('ZADD', due_key(KEYS, rec), 'NX', nxt, id) == 1 then
           wake_if_head(KEYS, id, tonumber(nxt))
         end
@@ -562,10 +654,6 @@ for n, id in ipairs(ids) do
     acked = acked + 1
   end
 end
-if #gone > 0 then
-  call_chunked('ZREM', KEYS[3], gone)
-  call_chunked('HDEL', KEYS[4], gone)
-end
 if #finished > 0 then call_chunked('HDEL', KEYS[2], finished) end
 return {tostring(acked), ev_tally()}
 )lua";
@@ -578,13 +666,16 @@ inline constexpr const char* nack = R"lua(
 local id, token = ARGV[1], ARGV[2]
 local nlim = tonumber(ARGV[7]) or 0
 for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[7 + l], token) end
-if redis.call('HGET', KEYS[4], id) ~= token then return {'0', ''} end
+if redis.call('ZREM', leased_key(KEYS), id .. ' ' .. token) == 0 then
+  if redis.call('HGET', KEYS[4], id) ~= token then return {'0', ''} end
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+end
 local now = now_us()
 events_on(ARGV[8 + nlim], now)
-redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
 local rec = redis.call('HGET', KEYS[2], id)
 if not rec then return {'1', ev_tally()} end
+rec = without_lease(rec)
 redis.call('HSET', KEYS[2], id, with_error(rec, ARGV[3]))
 if ARGV[4] ~= '' then
   local due = now + tonumber(ARGV[4])
@@ -605,9 +696,17 @@ inline constexpr const char* extend = R"lua(
 local deadline = now_us() + tonumber(ARGV[1]) * 1000
 local nlim = tonumber(ARGV[2])
 local held = {}
+local leased = leased_key(KEYS)
 for i = 3, #ARGV, 2 do
-  if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
-    redis.call('ZADD', KEYS[3], 'XX', deadline, ARGV[i])
+  local member = ARGV[i] .. ' ' .. ARGV[i + 1]
+  local set, entry
+  if redis.call('ZSCORE', leased, member) then
+    set, entry = leased, member
+  elseif redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
+    set, entry = KEYS[3], ARGV[i]  -- a lease taken by an older version
+  end
+  if set then
+    redis.call('ZADD', set, 'XX', deadline, entry)
     for l = 1, nlim do redis.call('ZADD', KEYS[12 + 2 * l], 'XX', deadline, ARGV[i + 1]) end
     held[#held + 1] = '1'
   else
@@ -621,15 +720,12 @@ return held
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
 events_on(ARGV[2])
-if ev_max then
-  local rec = redis.call('HGET', KEYS[2], id)
-  if rec then emit('cancelled', id, rec) end
-end
+local rec = redis.call('HGET', KEYS[2], id)
+if rec then emit('cancelled', id, rec) end
 unhold(KEYS, id)
 unqueue(KEYS, id)
 redis.call('ZREM', KEYS[8], id)
-redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
+drop_lease(KEYS, id, rec)
 redis.call('ZREM', KEYS[5], id)
 return redis.call('HDEL', KEYS[2], id)
 )lua";

@@ -51,6 +51,10 @@ std::vector<std::string> redis_store::keys_of(unsigned shard) const {
   return {k.begin(), k.begin() + 12};  // the events stream is events_key()
 }
 
+std::string redis_store::leased_key(unsigned shard) const {
+  return impl_->leased_keys.at(shard);
+}
+
 std::string redis_store::shard_count_key() const {
   return impl_->shard_count_key();
 }
@@ -140,8 +144,8 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
     t.state = task_state::scheduled;
     t.due = from_micros(*waiting);
     default_occurrence(t);
-  } else if (value_or_throw(std::get<2>(resp), "get")) {
-    t.state = task_state::in_flight;
+  } else if (!detail::lease_token_of(*record).empty() || value_or_throw(std::get<2>(resp), "get")) {
+    t.state = task_state::in_flight;  // leased (or leased by an older version: inflight)
   } else if (value_or_throw(std::get<3>(resp), "get")) {
     t.state = task_state::dead;
   }

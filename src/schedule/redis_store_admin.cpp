@@ -88,10 +88,12 @@ asio::awaitable<void> load_in_order(redis::client& conn,
 // Entries offset .. offset+limit-1 of the sorted sets `keys[s][set]` of every shard merged
 // (ascending by score, or descending with `reverse`; ties by id the same way), read
 // page_batch entries per shard per round trip: a k-way merge that never asks for a whole set.
+// The members of a source whose `leased[s]` is true are '<id> <token>' (a leased set).
 asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
                                                const std::vector<std::vector<std::string>>& keys,
                                                std::size_t set, bool reverse, std::size_t offset,
-                                               std::size_t limit, task_state state) {
+                                               std::size_t limit, task_state state,
+                                               const std::vector<bool>& leased = {}) {
   std::vector<task> out;
   const auto shards = static_cast<unsigned>(keys.size());
   std::vector<std::deque<std::pair<std::string, double>>> buffered(shards);
@@ -121,6 +123,11 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
       redis::generic_response nodes;
       co_await conn.exec(req, nodes);
       auto got = scored_members(nodes);
+      if (s < leased.size() && leased[s]) {
+        for (auto& g : got) {
+          g.first.erase(std::min(g.first.size(), g.first.rfind(' ')));
+        }
+      }
       next[s] += static_cast<long long>(page_batch);
       exhausted[s] = got.size() < page_batch;
       for (auto& g : got) {
@@ -181,7 +188,7 @@ asio::awaitable<store_stats> redis_store::stats() {
     redis::request req;
     req.push("ZCARD", k[0]);
     req.push("ZCOUNT", k[0], "-inf", now_text);
-    req.push("ZCARD", k[2]);
+    req.push("ZCARD", k[2]);  // leases taken by older versions
     req.push("ZCARD", k[4]);
     req.push("ZCARD", k[7]);  // parked: due tasks of a paused type
     req.push("ZCARD", k[9]);  // due:high
@@ -189,13 +196,15 @@ asio::awaitable<store_stats> redis_store::stats() {
     req.push("ZCARD", k[10]);  // due:low
     req.push("ZCOUNT", k[10], "-inf", now_text);
     req.push("ZCARD", k[11]);  // held back by a limit (due)
+    req.push("ZCARD", impl_->leased_keys[s]);
     redis::response<long long, long long, long long, long long, long long, long long, long long,
-                    long long, long long, long long>
+                    long long, long long, long long, long long>
         resp;
     co_await impl_->conn.exec(req, resp);
     total.scheduled += static_cast<std::uint64_t>(value_or_throw(std::get<0>(resp), "stats"));
     total.due_now += static_cast<std::uint64_t>(value_or_throw(std::get<1>(resp), "stats"));
-    total.in_flight += static_cast<std::uint64_t>(value_or_throw(std::get<2>(resp), "stats"));
+    total.in_flight += static_cast<std::uint64_t>(value_or_throw(std::get<2>(resp), "stats") +
+                                                  value_or_throw(std::get<10>(resp), "stats"));
     total.dead += static_cast<std::uint64_t>(value_or_throw(std::get<3>(resp), "stats"));
     const auto parked = static_cast<std::uint64_t>(value_or_throw(std::get<4>(resp), "stats"));
     total.scheduled += parked;
@@ -269,8 +278,18 @@ asio::awaitable<std::vector<task>> redis_store::dead_letters(std::size_t offset,
 
 asio::awaitable<std::vector<task>> redis_store::in_flight(std::size_t offset, std::size_t limit) {
   co_await impl_->open();
-  co_return co_await merged_page(impl_->conn, impl_->keys, 2, false, offset, limit,
-                                 task_state::in_flight);
+  // Each shard's leased set, and its inflight set (leases taken by older versions).
+  std::vector<std::vector<std::string>> sources;
+  std::vector<bool> leased;
+  for (unsigned s = 0; s < shards(); ++s) {
+    sources.push_back(impl_->keys[s]);
+    sources.back()[2] = impl_->leased_keys[s];
+    leased.push_back(true);
+    sources.push_back(impl_->keys[s]);
+    leased.push_back(false);
+  }
+  co_return co_await merged_page(impl_->conn, sources, 2, false, offset, limit,
+                                 task_state::in_flight, leased);
 }
 
 asio::awaitable<void> redis_store::restore(task t) {

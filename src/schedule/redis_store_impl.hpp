@@ -175,6 +175,7 @@ struct redis_store::impl {
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
                       tag + "seq", tag + "wake", tag + "parked", tag + "paused", tag + "due:high",
                       tag + "due:low", tag + "held", tag + "events"});
+      leased_keys.push_back(tag + "leased");
       channel_to_shard.emplace(tag + "wake", s);
     }
   }
@@ -294,6 +295,8 @@ struct redis_store::impl {
   redis::client_config subscriber;
   redis_store_options options;
   std::vector<std::vector<std::string>> keys;
+  /// Per shard: the leased set ('<id> <token>' -> lease deadline; redis_scripts.hpp, leased_key).
+  std::vector<std::string> leased_keys;
   type_limits limits;
   std::vector<std::string> claim_limit_keys;    // per type: running, starts, waiting
   std::vector<std::string> claim_limit_args;    // per type: type, starts, window_us, concurrency

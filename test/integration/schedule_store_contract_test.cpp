@@ -670,13 +670,13 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-// The shard's data keys (due, tasks, inflight, lease, dead, seq) as DUMP payloads; a missing
-// key is nullopt.
+// The shard's data keys (due, tasks, inflight, lease, dead, seq, then the leased set) as DUMP
+// payloads; a missing key is nullopt.
 using snapshot = std::vector<std::optional<std::string>>;
 
 asio::awaitable<snapshot> dump_shard(redis::client& conn, std::vector<std::string> keys) {
   snapshot out;
-  for (std::size_t i = 0; i < 6; ++i) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
     redis::request req;
     req.push("DUMP", keys[i]);
     redis::response<std::optional<std::string>> resp;
@@ -690,7 +690,7 @@ asio::awaitable<snapshot> dump_shard(redis::client& conn, std::vector<std::strin
 // the last writes, or a restart from an older snapshot / everysec AOF.
 asio::awaitable<void> restore_shard(redis::client& conn, std::vector<std::string> keys,
                                     snapshot dumped) {
-  for (std::size_t i = 0; i < 6; ++i) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
     redis::request req;
     if (dumped[i]) {
       req.push("RESTORE", keys[i], 0, *dumped[i], "REPLACE");
@@ -709,7 +709,9 @@ asio::awaitable<void> tokens_survive_a_rollback(redis_harness& h) {
   // One claim before the snapshot, so the shard's token counter exists when it is taken.
   const auto warm_up = co_await store.claim(0, 1, 10s);
   BOOST_TEST_REQUIRE(warm_up.tasks.size() == 1u);
-  const auto keys = store.keys_of(0);
+  auto keys = store.keys_of(0);
+  keys.resize(6);
+  keys.push_back(store.leased_key(0));
   const auto before = co_await dump_shard(h.conn, keys);
   const auto first = co_await store.claim(0, 10, 10s);  // the claim the rollback loses
   BOOST_TEST_REQUIRE(first.tasks.size() == 1u);

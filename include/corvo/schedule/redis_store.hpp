@@ -162,6 +162,10 @@ class redis_store final : public store {
   /// tasks). For tools and tests.
   std::vector<std::string> keys_of(unsigned shard) const;
 
+  /// The leased set of a shard: '<id> <token>' -> lease deadline (µs) for every task claimed
+  /// and not yet acked or nacked (docs/scheduler.md, Key layout). For tools and tests.
+  std::string leased_key(unsigned shard) const;
+
  private:
   asio::awaitable<bool> schedule_as(task t, bool if_absent);
 

@@ -1,17 +1,21 @@
 #pragma once
 // The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
 //
-//   <attempts>\n<max_attempts>[ <timeout ms>][ p<priority>][ r<initial ms>:<max ms>:<multiplier>:<jitter>][ t<traceparent>]\n<type>\n<recurrence>\n<last_error>\n<occurrence µs>\n<payload JSON>
+//   <attempts>\n<max_attempts>[ <timeout ms>][ p<priority>][ r<initial ms>:<max
+//   ms>:<multiplier>:<jitter>][ t<traceparent>]\n<type>\n<recurrence>\n<last_error>\n<occurrence
+//   µs>\n<payload JSON>
 //
 // The run timeout rides on the max_attempts line (after a space, only when set), so records
 // written before it existed still decode, and the scripts read max_attempts as the line's
 // leading number. A priority other than normal rides there too, as ` p1` (high) or ` p-1`
 // (low): a normal task's record is unchanged (no byte more per task); so does a task's own
 // retry backoff (` r1000:60000:2:1`), only when it has one, and its W3C trace context
-// (` t00-<trace id>-<parent id>-<flags>`, no space in it), only when it has one. The payload JSON never
-// contains a raw newline (Boost.JSON escapes them), so a record of the older layout without
-// the occurrence line (5 header lines) is recognised by its newline count and decodes with no
-// occurrence (the caller uses the due time).
+// (` t00-<trace id>-<parent id>-<flags>`, no space in it), only when it has one. While a
+// task is leased (claimed, not yet acked or nacked) the line also carries the lease's fencing
+// token (` k<token>`), written and removed by the scripts (redis_scripts.hpp, leased_key). The
+// payload JSON never contains a raw newline (Boost.JSON escapes them), so a record of the older
+// layout without the occurrence line (5 header lines) is recognised by its newline count and
+// decodes with no occurrence (the caller uses the due time).
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
 // scripts, which touch only the header lines (attempts, last error) and never re-encode the
@@ -20,7 +24,6 @@
 // are replaced by spaces.
 
 #include <corvo/schedule/task.hpp>
-
 #include <string>
 #include <string_view>
 
@@ -34,6 +37,10 @@ std::string encode_record(const task& t);
 /// was for a record of the older layout). Throws
 /// std::invalid_argument when the record is malformed or its payload is not JSON.
 void decode_record(std::string_view record, task& t);
+
+/// The lease token a record carries (` k<token>` on its 2nd line), empty when it carries none
+/// or has no 2nd line.
+std::string_view lease_token_of(std::string_view record) noexcept;
 
 /// `text` with newlines replaced by spaces (error texts stored in a record line).
 std::string one_line(std::string_view text);
