@@ -492,7 +492,9 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
   if #pid == 0 then break end
   examined = examined + #pid
   if nonempty == 1 then
-    call_chunked('ZREM', levels[single][1], pid)
+    -- One level: the picks are its first entries (ZRANGEBYSCORE from -inf), removed by rank
+    -- without looking each one up.
+    redis.call('ZREMRANGEBYRANK', levels[single][1], 0, #pid - 1)
   else
     local by_level = {}
     for i, id in ipairs(pid) do
