@@ -7,26 +7,24 @@
 // random string field, so it does not compress into a shared or small encoding), due over the
 // next day so they all stay in the due set, into a fresh redis-server and the default
 // namespace. Reports the bytes per task, the overhead beyond the payload and, from MEMORY
-// USAGE of shard 0's keys, where the bytes go. Target (issue): ≤ 200 bytes of overhead per
-// task with a 100-byte payload.
-
-#include <corvo/core/log.hpp>
-#include <corvo/core/task_group.hpp>
-#include <corvo/schedule/detail/record.hpp>
+// USAGE of shard 0's keys, where the bytes go. Target (issue 15): ≤ 250 bytes per task in all with
+// a 100-byte payload and 36-byte (UUID) ids (`--id-bytes 36`).
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
-
-#include "support/report.hpp"
-#include "support/schedule_setup.hpp"
-
 #include <charconv>
+#include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/schedule/detail/record.hpp>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <random>
 #include <sstream>
+
+#include "support/report.hpp"
+#include "support/schedule_setup.hpp"
 
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
@@ -81,7 +79,7 @@ asio::awaitable<void> write_tasks(store& tasks, const bench_options& o, std::siz
     t.due = base + std::chrono::microseconds(offset_us(random));
     t.payload = random_payload(random, o.payload_bytes);
     sizes.payload += boost::json::serialize(t.payload).size();
-    sizes.record += detail::encode_record(t).size();
+    sizes.record += detail::encode_waiting_record(t).size();
     sizes.id += t.id.size();
     co_await tasks.schedule(std::move(t));
   }
@@ -220,14 +218,16 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
                         {"sum_bytes_per_task", due_per_task + tasks_per_task}});
   }
 
-  constexpr double target = 200;
+  // Issue 15: at most 250 bytes per task in all, with a 100-byte payload and UUID ids.
+  constexpr double target = 250;
   corvo::bench::emit({{"bench", "schedule-memory"},
                       {"impl", "corvo"},
                       {"metric", "target"},
                       {"payload_bytes_per_task", payload},
+                      {"bytes_per_task", per_task},
                       {"overhead_per_task", overhead},
                       {"target_max", target},
-                      {"result", overhead <= target ? "PASS" : "FAIL"}});
+                      {"result", per_task <= target ? "PASS" : "FAIL"}});
 }
 
 }  // namespace
@@ -235,11 +235,11 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
 int main(int argc, char** argv) {
   bench_options o;
   po::options_description options("schedule-memory");
-  options.add_options()("help", "this text")(
-      "tasks", po::value(&o.tasks)->default_value(o.tasks), "tasks to schedule")(
+  options.add_options()("help", "this text")("tasks", po::value(&o.tasks)->default_value(o.tasks),
+                                             "tasks to schedule")(
       "payload-bytes", po::value(&o.payload_bytes)->default_value(o.payload_bytes),
-      "serialized JSON payload per task")(
-      "shards", po::value(&o.shards)->default_value(o.shards), "shards of the namespace")(
+      "serialized JSON payload per task")("shards", po::value(&o.shards)->default_value(o.shards),
+                                          "shards of the namespace")(
       "concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
       "concurrent schedule() callers (pipelined on one connection)")(
       "id-bytes", po::value(&o.id_bytes)->default_value(o.id_bytes),

@@ -83,7 +83,9 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
-std::string encode_record(const task& t) {
+namespace {
+
+std::string encode(const task& t, bool with_occurrence) {
   if (t.type.empty()) {
     throw std::invalid_argument("task '" + t.id + "': the type is empty");
   }
@@ -124,10 +126,22 @@ std::string encode_record(const task& t) {
   out += '\n';
   out += one_line(t.last_error);
   out += '\n';
-  out += std::to_string(t.occurrence.time_since_epoch().count());
-  out += '\n';
+  if (with_occurrence) {
+    out += std::to_string(t.occurrence.time_since_epoch().count());
+    out += '\n';
+  }
   out += boost::json::serialize(t.payload);
   return out;
+}
+
+}  // namespace
+
+std::string encode_record(const task& t) {
+  return encode(t, true);
+}
+
+std::string encode_waiting_record(const task& t) {
+  return encode(t, t.occurrence != t.due);
 }
 
 void decode_record(std::string_view record, task& t) {

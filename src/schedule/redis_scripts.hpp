@@ -58,14 +58,15 @@ local function with_occurrence(rec, occurrence)
   end
   return string.sub(rec, 1, a) .. occurrence .. '\n' .. string.sub(rec, a + 1)
 end
--- attempts and max_attempts of a record, and the position of its 2nd newline (where its
--- options line ends); nil when its header does not parse (the five header lines are needed
--- by with_error too). One match: the claim parses every record it takes.
+-- attempts and max_attempts of a record, the position of its 2nd newline (where its options
+-- line ends) and the position after its 5th (its occurrence line, when it has one, then the
+-- payload); nil when its header does not parse (the five header lines are needed by
+-- with_error too). One match: the claim parses every record it takes.
 local function header(rec)
-  local attempts, max, options_end =
-    string.match(rec, '^(%d+)\n(%d+)[^\n]*()\n[^\n]*\n[^\n]*\n[^\n]*\n')
+  local attempts, max, options_end, body =
+    string.match(rec, '^(%d+)\n(%d+)[^\n]*()\n[^\n]*\n[^\n]*\n[^\n]*\n()')
   if not attempts then return nil end
-  return tonumber(attempts), tonumber(max), options_end
+  return tonumber(attempts), tonumber(max), options_end, body
 end
 -- The error a lease expiry records, counting consecutive expiries.
 local function expiry_error(rec)
@@ -177,13 +178,17 @@ local function with_lease(rec, attempts, token)
   if token then line = line .. ' k' .. token end
   return attempts .. '\n' .. line .. string.sub(rec, b)
 end
--- with_lease for the claim, which knows where the options line ends (header()).
-local function claimed_record(rec, attempts, token, options_end)
+-- The record of a task the claim takes: `attempts`, the lease `token`, and the occurrence
+-- line when the record has none (a waiting task whose occurrence is its due time is stored
+-- without it: encode_waiting_record): `due`, the due time it is claimed at, written before a
+-- retry or a lease expiry can move the due time. `options_end`, `body`: header()'s positions.
+local function claimed_record(rec, attempts, token, options_end, body, due)
   local a = string.find(rec, '\n', 1, true)
-  local k = string.find(rec, ' k', a, true)
-  if k and k < options_end then return with_lease(rec, attempts, token) end
-  return attempts .. string.sub(rec, a, options_end - 1) .. ' k' .. token ..
-    string.sub(rec, options_end)
+  local options = string.sub(rec, a, options_end - 1)
+  if string.find(options, ' k', 1, true) then options = (string.gsub(options, ' k%S+', '')) end
+  local tail = string.sub(rec, body)
+  if not string.find(tail, '\n', 1, true) then tail = due .. '\n' .. tail end
+  return attempts .. options .. ' k' .. token .. string.sub(rec, options_end, body - 1) .. tail
 end
 -- `rec` without its lease token (unchanged when it carries none or does not parse).
 local function without_lease(rec)
@@ -506,12 +511,12 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
   local recs = hmget_chunked(KEYS[2], pid)
   -- Claimed tasks of types without a limit: their tokens come from one INCRBY after the loop
   -- (a limited type's claim takes its permits with its token, so it takes its token at once).
-  local b_id, b_rec, b_pos, b_attempts, b_end = {}, {}, {}, {}, {}
+  local b_id, b_rec, b_pos, b_attempts, b_end, b_body = {}, {}, {}, {}, {}, {}
   for i = 1, #pid do
     local id, score, best = pid[i], pscore[i], plevel[i]
     local rec = recs[i] or nil
-    local attempts, max_attempts, options_end, l
-    if rec then attempts, max_attempts, options_end = header(rec) end
+    local attempts, max_attempts, options_end, body, l
+    if rec then attempts, max_attempts, options_end, body = header(rec) end
     if rec and nlim > 0 then l = limits[type_of(rec)] end
     if rec and paused_types and paused_types[type_of(rec)] then
       redis.call('ZADD', KEYS[8], score, id)
@@ -532,14 +537,14 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
         token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
         if l.m > 0 then redis.call('ZADD', l.running, deadline, token) end
         if l.n > 0 then redis.call('ZADD', l.starts, now, token) end
-        rec = claimed_record(rec, attempts, token, options_end)
+        rec = claimed_record(rec, attempts, token, options_end, body, score)
         redis.call('HSET', KEYS[2], id, rec)
         redis.call('ZADD', leased, deadline, id .. ' ' .. token)
         emit('started', id, rec, attempts)
       else
         local n = #b_id + 1
-        b_id[n], b_rec[n], b_pos[n], b_attempts[n], b_end[n] = id, rec, #out + 2, attempts,
-          options_end
+        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, #out + 2, attempts
+        b_end[n], b_body[n] = options_end, body
       end
       out[#out + 1] = id
       out[#out + 1] = token
@@ -554,7 +559,8 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     for j = 1, #b_id do
       local id = b_id[j]
       local token = string.format('%d', first + j) .. '.' .. ARGV[5]
-      local rec = claimed_record(b_rec[j], b_attempts[j], token, b_end[j])
+      local rec = claimed_record(b_rec[j], b_attempts[j], token, b_end[j], b_body[j],
+        out[b_pos[j] + 1])
       out[b_pos[j]] = token
       out[b_pos[j] + 2] = rec
       records[2 * j - 1], records[2 * j] = id, rec

@@ -74,7 +74,7 @@ asio::awaitable<bool> redis_store::schedule_if_absent(task t) {
 asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   prepare_schedule(t);
   co_await impl_->open();
-  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_record(t),
+  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_waiting_record(t),
                                 if_absent ? "1" : "0", impl_->events_arg};
   const auto scheduled = co_await impl_->run_durable<long long>(
       impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
@@ -93,7 +93,7 @@ asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_
   keys.push_back(impl_->window_key(shard, t.id));
   std::vector<std::string> args{t.id,
                                 micros_text(t.due),
-                                detail::encode_record(t),
+                                detail::encode_waiting_record(t),
                                 std::to_string(options.window.count()),
                                 options.mode == dedup_mode::drop ? "drop" : "replace",
                                 impl_->events_arg};

@@ -33,6 +33,13 @@ namespace corvo::schedule::detail {
 /// newline, an empty type or an invalid traceparent.
 std::string encode_record(const task& t);
 
+/// encode_record for a task about to wait in a due set with score `t.due`: when its
+/// occurrence is its due time, the occurrence line is left out (17 bytes less per waiting
+/// task; a record without it decodes with no occurrence and the due time stands for it). The
+/// claim writes the line back (the due time it claimed the task at) before a retry or a
+/// lease expiry can move the due time away from the occurrence (redis_scripts.hpp, claim).
+std::string encode_waiting_record(const task& t);
+
 /// Decodes a record into `t` (all fields but id, due and state; `occurrence` stays as it
 /// was for a record of the older layout). Throws
 /// std::invalid_argument when the record is malformed or its payload is not JSON.

@@ -1,10 +1,14 @@
-// Where the Redis store keeps a lease (redis_scripts.hpp, leased_key): a claim writes the
-// member '<id> <token>' to the shard's leased set and the token to the record's options line,
-// and nothing to the `inflight` set or `lease` hash that held leases before; an ack batch
-// whose tokens are all current removes them in one call, and one holding a stale token acks
-// exactly the current ones; leases taken by an older version (inflight + lease, written here
-// by hand as those scripts wrote them) are still acked, nacked, extended, cancelled and
-// recovered when they expire.
+// The Redis store's records and leases as stored (redis_scripts.hpp).
+//
+// Leases (leased_key): a claim writes the member '<id> <token>' to the shard's leased set and
+// the token to the record's options line, and nothing to the `inflight` set or `lease` hash
+// that held leases before; an ack batch whose tokens are all current removes them in one
+// call, and one holding a stale token acks exactly the current ones; leases taken by an
+// older version (inflight + lease, written here by hand as those scripts wrote them) are
+// still acked, nacked, extended, cancelled and recovered when they expire.
+//
+// Records (encode_waiting_record): a waiting task whose occurrence is its due time is stored
+// without the occurrence line; the claim writes it back, so a retry keeps the occurrence.
 #include <algorithm>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
@@ -32,7 +36,7 @@ corvo::test::redis_server& shared_server() {
 
 std::string fresh_namespace() {
   static std::atomic<int> counter{0};
-  return "lease" + std::to_string(++counter);
+  return "layout" + std::to_string(++counter);
 }
 
 /// One store of one shard on the shared server, its own namespace.
@@ -289,7 +293,57 @@ asio::awaitable<void> leases_of_an_older_version_keep_working(harness& h) {
   BOOST_TEST(co_await integer(h.conn, "ZCARD", store.leased_key(0)) == 2);
 }
 
+std::size_t newlines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+asio::awaitable<void> the_occurrence_line_is_left_out_until_the_claim(harness& h) {
+  auto& store = h.store;
+  const auto due = sched::now() - 1s;
+  co_await store.schedule(make_task("x", due));
+  co_await store.schedule(make_task("moved", due + 1h));
+  BOOST_TEST(co_await store.reschedule("moved", due + 2h));
+  // Five header lines and the payload: no occurrence line while it is the due time.
+  const auto waiting = co_await text(h.conn, "HGET", h.tasks_key(), "x");
+  BOOST_TEST_REQUIRE(waiting.has_value());
+  BOOST_TEST(newlines(*waiting) == 5u);
+  auto as_scheduled = make_task("x", due);
+  as_scheduled.occurrence = due;
+  BOOST_TEST(*waiting == sched::detail::encode_waiting_record(as_scheduled));
+  const auto listed = co_await store.get("x");
+  BOOST_TEST((listed->occurrence == due));
+  // A reschedule writes it (the occurrence moves with the due time).
+  const auto moved = co_await text(h.conn, "HGET", h.tasks_key(), "moved");
+  BOOST_TEST(newlines(moved.value_or("")) == 6u);
+
+  const auto claimed = co_await store.claim(0, 10, 30s);
+  BOOST_TEST_REQUIRE(claimed.tasks.size() == 1u);
+  BOOST_TEST((claimed.tasks[0].work.occurrence == due));
+  const auto leased = co_await text(h.conn, "HGET", h.tasks_key(), "x");
+  BOOST_TEST_REQUIRE(leased.has_value());
+  BOOST_TEST(newlines(*leased) == 6u);
+  BOOST_TEST(leased->find("\n" + std::to_string(due.time_since_epoch().count()) + "\n") !=
+             std::string::npos);
+  // A retry moves the due time, not the occurrence.
+  BOOST_TEST(co_await store.nack(0, failing("x", claimed.tasks[0].token, "again")));
+  const auto retried = co_await store.get("x");
+  BOOST_TEST_REQUIRE(retried.has_value());
+  BOOST_TEST((retried->state == sched::task_state::scheduled));
+  BOOST_TEST((retried->due > due + 500ms));
+  BOOST_TEST((retried->occurrence == due));
+  const auto again = co_await store.claim(0, 10, 30s);
+  BOOST_TEST_REQUIRE(again.tasks.size() == 1u);
+  BOOST_TEST((again.tasks[0].work.occurrence == due));
+  BOOST_TEST(again.tasks[0].work.attempts == 2);
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(a_waiting_record_leaves_out_its_occurrence_and_the_claim_writes_it_back) {
+  harness h;
+  corvo::test::run(h.context, the_occurrence_line_is_left_out_until_the_claim(h),
+                   [&] { h.conn.cancel(); });
+}
 
 BOOST_AUTO_TEST_CASE(a_claim_writes_the_leased_set_and_the_record_not_the_older_keys) {
   harness h;
