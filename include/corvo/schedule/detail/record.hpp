@@ -1,24 +1,25 @@
 #pragma once
-// The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task).
+// The task record as the Redis store keeps it in `{ns:s}:tasks` (one hash field per task):
 //
-//   <attempts>\n<max_attempts>[ <timeout ms>][ p<priority>][ r<initial ms>:<max
-//   ms>:<multiplier>:<jitter>][ t<traceparent>]\n<type>\n<recurrence>\n<last_error>\n<occurrence
-//   µs>\n<payload JSON>
+//   <attempts>\n<max_attempts><options>\n<type>\n<recurrence>\n<last_error>\n
+//   [<occurrence µs>\n]<payload JSON>
 //
-// The run timeout rides on the max_attempts line (after a space, only when set), so records
-// written before it existed still decode, and the scripts read max_attempts as the line's
-// leading number. A priority other than normal rides there too, as ` p1` (high) or ` p-1`
-// (low): a normal task's record is unchanged (no byte more per task); so does a task's own
-// retry backoff (` r1000:60000:2:1`), only when it has one, and its W3C trace context
-// (` t00-<trace id>-<parent id>-<flags>`, no space in it), only when it has one. While a
-// task is leased (claimed, not yet acked or nacked) the line also carries the lease's fencing
-// token (` k<token>`), written and removed by the scripts (redis_scripts.hpp, leased_key). The
-// payload JSON never contains a raw newline (Boost.JSON escapes them), so a record of the older
-// layout without the occurrence line (5 header lines) is recognised by its newline count and
-// decodes with no occurrence (the caller uses the due time).
+// <options>, each after a space, only when set: the run timeout in ms (a bare number), ` p1`
+// (high) or ` p-1` (low) priority, the task's own retry backoff (` r1000:60000:2:1`:
+// initial ms, max ms, multiplier, jitter), its W3C trace context (` t00-<trace id>-<parent
+// id>-<flags>`, no space in it), and, while the task is leased (claimed, not yet acked or
+// nacked), the lease's fencing token (` k<token>`, written and removed by the scripts:
+// redis_scripts.hpp, leased_key). A normal task's record has none (no byte more per task),
+// records written before an option existed still decode, and the scripts read max_attempts
+// as the line's leading number. The payload JSON never contains a raw newline (Boost.JSON
+// escapes them), so a record without the occurrence line (5 header lines) is recognised by
+// its newline count and decodes with no occurrence (the caller uses the due time): records
+// of the older layout, and a waiting task's record whose occurrence is its due time
+// (encode_waiting_record: 17 bytes less per task).
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
-// scripts, which touch only the header lines (attempts, last error) and never re-encode the
+// scripts, which touch only the header lines (attempts, lease token, last error, occurrence)
+// and never re-encode the
 // payload. The due time is the score in `{ns:s}:due`, not part of the record. Type and
 // recurrence may not contain a newline (checked when scheduling); newlines in an error text
 // are replaced by spaces.
