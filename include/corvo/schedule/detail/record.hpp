@@ -19,10 +19,9 @@
 //
 // Compact (no field names: the memory target is bytes per task) and editable by the Lua
 // scripts, which touch only the header lines (attempts, lease token, last error, occurrence)
-// and never re-encode the
-// payload. The due time is the score in `{ns:s}:due`, not part of the record. Type and
-// recurrence may not contain a newline (checked when scheduling); newlines in an error text
-// are replaced by spaces.
+// and never re-encode the payload. The due time is the score in `{ns:s}:due`, not part of
+// the record. Type and recurrence may not contain a newline (checked when scheduling);
+// newlines in an error text are replaced by spaces.
 
 #include <corvo/schedule/task.hpp>
 #include <string>
