@@ -396,7 +396,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMI
   expire(id, redis.call('HGET', KEYS[2], id))
 end
 local out = {fmt(now), '', '', '', ''}
--- Numbers passed to redis.call are formatted with 14 digits by Lua: pass exact strings.
+-- Times go to the server as strings formatted once here (redis.call would format a Lua
+-- number exactly, with %.17g, but for every call and task it is passed to).
 local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
 local limit = tonumber(ARGV[1])
 local prefix = shard_prefix(KEYS)
@@ -454,7 +455,7 @@ local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
 -- At most 1000 tasks held back per call beyond the limit (a backlog of a limited type moves
 -- over several claims; the head stays due, so the dispatcher claims again at once).
--- The lease deadline, formatted once (a Lua number passed to redis.call keeps 14 digits).
+-- The lease deadline, formatted once (not for every task it is written with).
 local deadline = fmt(now + tonumber(ARGV[2]) * 1000)
 while limit > 0 and claimed < limit and not all_paused and examined < limit + 1000 do
   local want = limit - claimed
