@@ -6,7 +6,7 @@
 // `claim`, which then reports the held count per type), and the store takes permits in
 // steps, each one atomic script on one slot:
 //
-//   acquire (the type's slot)   up to `want` permits: tokens '<counter>.<nonce>@<type>'
+//   acquire (the type's slot)   up to `want` permits: tokens '<counter>.<nonce>@<type in hex>'
 //   start_held (the shard)      up to that many held tasks of the type into flight, with
 //                               those tokens as their lease tokens; the unused ones back,
 //                               and how many tasks of the type the shard still holds
@@ -42,9 +42,10 @@ end
 )lua";
 
 // KEYS: running, starts, seq, waiting, waiting:seq. ARGV: want, starts per window (0: no
-// rate), window_us, concurrency (0: none), lease_ms, nonce, type, shard prefix.
+// rate), window_us, concurrency (0: none), lease_ms, nonce, the type in hex, shard prefix.
 // Takes up to `want` permits (as the claim's permits(): both limits must allow each start):
-// a token '<counter>.<nonce>@<type>' each, in running (deadline now + lease) and starts (now).
+// a token '<counter>.<nonce>@<type in hex>' each (no space: a lease token is one word of the
+// record and of the leased set's member), in running (deadline now + lease) and starts (now).
 // Fewer than `want`: the shard registers as waiting (until permit_at + grace) and permit_at
 // is the earliest time a permit may free. Returns {now, permit_at|'', counter value after
 // this call, '1' when the shard is registered as waiting after it else '0', tokens...}.
@@ -99,7 +100,8 @@ return out
 // tasks); ARGV: type, lease_ms, events, the claim's counter value when its shard is
 // registered as waiting ('' when not), tokens...
 // Moves up to #tokens held tasks of `type` (the claim's order) into flight, each with the
-// next token as its lease token (attempts counted, `started` emitted), as the claim does.
+// next token as its lease token (the record's token and the leased set's member; attempts
+// counted, `started` emitted), as the claim does.
 // With the namespace paused nothing moves; with the type paused its held tasks are set
 // aside in the parked set (resume brings them back), as a claim sets aside due ones.
 // Tasks left: a registered claim's counter value is recorded in `waits`. None left: `waits`
@@ -134,14 +136,14 @@ if not paused and #tokens > 0 then
     local due = redis.call('ZSCORE', KEYS[12], id)
     redis.call('ZREM', KEYS[12], id)
     local rec = redis.call('HGET', KEYS[2], id)
-    local attempts = rec and header(rec)
+    local attempts, options_end, body
+    if rec then attempts, _, options_end, body = header(rec) end
     if due and attempts then
       used = used + 1
       attempts = attempts + 1
-      rec = with_attempts(rec, attempts)
+      rec = claimed_record(rec, attempts, tokens[used], options_end, body, due)
       redis.call('HSET', KEYS[2], id, rec)
-      redis.call('ZADD', KEYS[3], deadline, id)
-      redis.call('HSET', KEYS[4], id, tokens[used])
+      redis.call('ZADD', leased_key(KEYS), deadline, id .. ' ' .. tokens[used])
       emit('started', id, rec, attempts)
       started[#started + 1] = {id, tokens[used], due, rec}
     elseif rec then
@@ -160,8 +162,8 @@ else
   taken = redis.call('HGET', KEYS[14], t) or ''
   redis.call('HDEL', KEYS[14], t)
 end
-local lease = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-local out = {fmt(now), tostring(left), lease[2] or '', ev_tally(), taken, tostring(#tokens - used)}
+local out = {fmt(now), tostring(left), next_lease(KEYS) or '', ev_tally(), taken,
+  tostring(#tokens - used)}
 for i = used + 1, #tokens do out[#out + 1] = tokens[i] end
 for _, s in ipairs(started) do
   for _, v in ipairs(s) do out[#out + 1] = v end

@@ -288,11 +288,6 @@ struct redis_store::impl {
       if (limit.rate && (limit.rate->starts == 0 || limit.rate->per.count() <= 0)) {
         throw std::invalid_argument("redis_store: type '" + type + "': rate must be N/DURATION");
       }
-      if (type.find('@') != std::string::npos && conn.is_cluster()) {
-        throw std::invalid_argument("redis_store: type '" + type +
-                                    "': a limited type's name cannot contain '@' on a Redis "
-                                    "Cluster (its permit tokens end with '@<type>')");
-      }
       if (conn.is_cluster()) {
         split_limits = true;
       } else {
@@ -352,7 +347,7 @@ struct redis_store::impl {
                                    std::chrono::milliseconds lease, const std::string& held_counts,
                                    claim_result& out);
   // Releases the permits of ended runs (ack, nack) in their types' slots; the tokens that
-  // name no type ('…@<type>') hold no permit. Failures are logged: the permit then frees at
+  // name no type ('…@<type in hex>') hold no permit. Failures are logged: the permit then frees at
   // its deadline.
   asio::awaitable<void> release_permits(const std::vector<std::string>& tokens, const char* what);
   // Renews the permits of renewed leases in their types' slots. Throws on failure.

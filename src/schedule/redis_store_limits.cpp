@@ -7,7 +7,8 @@
 //      type is held (attempts and record untouched, as when no permit is free); reports the
 //      held count per limited type.
 //   2. acquire (the type's slot): up to min(held, the batch's room) permits, each a token
-//      '<counter>.<nonce>@<type>' in `running` (deadline now + lease) and `starts` (now).
+//      '<counter>.<nonce>@<type in hex>' in `running` (deadline now + lease) and `starts`
+//      (now).
 //      Fewer than asked: the shard registers as waiting and permit_at is when one may free.
 //   3. start_held (the shard): up to that many held tasks of the type, in the claim's order,
 //      into flight with exactly those tokens as their lease tokens (attempt counted, started
@@ -50,11 +51,36 @@ void earliest(std::optional<time_point>& slot, time_point t) {
   }
 }
 
-// The type a permit token names ('<counter>.<nonce>@<type>'); empty for a token of a task
-// without a permit of its own (the counter and the nonce never hold '@').
-std::string_view type_of_token(std::string_view token) {
+// A permit token names its type in hex ('<counter>.<nonce>@<hex>'): a lease token is one
+// word (of the record and of the leased set's member), and a type may hold any byte.
+std::string hex_of(std::string_view type) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * type.size());
+  for (const unsigned char c : type) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+// The type a permit token names; nullopt for a token of a task without a permit of its own
+// (the counter and the nonce never hold '@') or one that does not decode.
+std::optional<std::string> type_of_token(std::string_view token) {
   const auto at = token.find('@');
-  return at == std::string_view::npos ? std::string_view{} : token.substr(at + 1);
+  if (at == std::string_view::npos || (token.size() - at - 1) % 2 != 0 || at + 1 == token.size()) {
+    return std::nullopt;
+  }
+  std::string type;
+  for (std::size_t i = at + 1; i < token.size(); i += 2) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(token.data() + i, token.data() + i + 2, value, 16);
+    if (ec != std::errc{} || end != token.data() + i + 2) {
+      return std::nullopt;
+    }
+    type += static_cast<char>(value);
+  }
+  return type;
 }
 
 // The tokens that hold a permit, by type.
@@ -62,8 +88,8 @@ std::map<std::string, std::vector<std::string>, std::less<>> by_type(
     const std::vector<std::string>& tokens) {
   std::map<std::string, std::vector<std::string>, std::less<>> out;
   for (const auto& token : tokens) {
-    if (const auto type = type_of_token(token); !type.empty()) {
-      out[std::string(type)].push_back(token);
+    if (auto type = type_of_token(token)) {
+      out[std::move(*type)].push_back(token);
     }
   }
   return out;
@@ -136,7 +162,7 @@ asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t 
           std::to_string(limit_of_type.concurrency ? *limit_of_type.concurrency : 0),
           std::to_string(lease.count()),
           random_hex(1),
-          type,
+          hex_of(type),
           prefix};
       const auto acquired = co_await run_on<std::vector<std::string>>(
           conn, limit_acquire_script, std::move(acquire_keys), std::move(acquire_args), "claim");

@@ -270,19 +270,39 @@ BOOST_AUTO_TEST_CASE(a_released_permit_wakes_the_shard_that_waits_for_it) {
                    [&] { parent.conn.cancel(); });
 }
 
-BOOST_AUTO_TEST_CASE(a_limited_type_named_with_an_at_sign_is_refused) {
-  asio::io_context ctx;
-  // Never connected: set_limits decides from the configuration alone.
-  const auto config = redis::client_config::from_cluster_seeds({"redis://127.0.0.1:1"});
-  redis::client conn(ctx.get_executor(), config);
-  redis_store store(conn, config, {.name_space = "lim", .shards = 4});
+namespace {
+
+// A limited type whose name has a space and an '@': 1 at once; the second task starts once
+// the first one's ack has released its permit (the token names the type).
+asio::awaitable<void> a_named_type_gets_its_permit_back(redis_store& s) {
+  const std::string type = "mail @eu 1";
   type_limits given;
-  given["mail@eu"].concurrency = 3;
-  BOOST_CHECK_EXCEPTION(
-      store.set_limits(given), std::invalid_argument, [](const std::invalid_argument& e) {
-        return std::string(e.what()).find("cannot contain '@'") != std::string::npos;
-      });
-  type_limits plain;
-  plain["mail"].concurrency = 3;
-  BOOST_CHECK_NO_THROW(store.set_limits(plain));
+  given[type].concurrency = 1;
+  s.set_limits(given);
+  for (const auto* id : {"n1", "n2"}) {
+    auto t = limits::mail(id, now() - 1s);
+    t.type = type;
+    co_await s.schedule(std::move(t));
+  }
+  const auto first = co_await s.claim(0, 10, 30s);
+  BOOST_TEST(limits::ids(first) == limits::strings{"n1"});
+  BOOST_TEST_REQUIRE(first.tasks.size() == 1u);
+  BOOST_TEST(first.tasks[0].work.type == type);
+  BOOST_TEST((co_await s.claim(0, 10, 30s)).tasks.empty());
+  BOOST_TEST(co_await s.ack(0, limits::done(first.tasks[0])) == 1u);
+  const auto second = co_await s.claim(0, 10, 30s);
+  BOOST_TEST(limits::ids(second) == limits::strings{"n2"});
+  const auto states = co_await s.limit_states();
+  BOOST_TEST_REQUIRE(states.size() == 1u);
+  BOOST_TEST(states[0].running == 1u);
+  BOOST_TEST(states[0].held == 0u);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_type_of_any_name_gets_its_permits_back) {
+  auto& cluster = shared_cluster();
+  cluster_parent parent(cluster, "cname", 1);
+  corvo::test::run(parent.ctx, a_named_type_gets_its_permit_back(parent.store),
+                   [&] { parent.conn.cancel(); });
 }

@@ -121,7 +121,7 @@ class redis_store final : public store {
   /// atomically; on a Redis Cluster the claim takes it in steps in the type's slot (see
   /// docs/scheduler.md, Limits). Keys per limited type: `{<name_space>:limit:<type>}:running`,
   /// `:starts`, `:waiting` (and more on a cluster). Throws std::invalid_argument for a
-  /// concurrency of 0, a rate of 0 starts, or (on a cluster) a type name holding '@'.
+  /// concurrency of 0 or a rate of 0 starts.
   void set_limits(type_limits limits) override;
   /// Counts read at the client's clock: running = permits whose deadline is ahead, recent
   /// starts = starts within the last window, held = every shard's held set of the type.
