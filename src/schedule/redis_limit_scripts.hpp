@@ -136,8 +136,8 @@ if not paused and #tokens > 0 then
     local due = redis.call('ZSCORE', KEYS[12], id)
     redis.call('ZREM', KEYS[12], id)
     local rec = redis.call('HGET', KEYS[2], id)
-    local attempts, options_end, body
-    if rec then attempts, _, options_end, body = header(rec) end
+    local attempts, max_attempts, options_end, body
+    if rec then attempts, max_attempts, options_end, body = header(rec) end
     if due and attempts then
       used = used + 1
       attempts = attempts + 1
