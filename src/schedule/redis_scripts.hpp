@@ -17,12 +17,14 @@
 // one more ARGV, 'MAX_LEN SOURCE' (events on: XADD to KEYS[13] with MAXLEN ~ MAX_LEN) or '0'
 // (off: nothing written). Entry fields: k kind, i task id, y type, t time (µs, the server's),
 // a attempt, d due (µs), r reason, w source (the writing process).
-// Limits (limits.hpp; standalone Redis only, redis_store::set_limits): a limited type's keys
-// are `{ns:limit:<type>}:running` (concurrency permits: token -> lease deadline),
-// `:starts` (the rate log: token -> start time) and `:waiting` (the key prefixes `{ns:s}:`
-// of the shards that hold tasks of the type back). claim, ack, nack and extend get them
-// after the 13 shard keys, and the limited types in ARGV, only when limits are set: a
-// namespace without limits runs the scripts as before.
+// Limits (limits.hpp, redis_store::set_limits): a limited type's keys are
+// `{ns:limit:<type>}:running` (concurrency permits: token -> lease deadline), `:starts` (the
+// rate log: token -> start time) and `:waiting` (the key prefixes `{ns:s}:` of the shards
+// that hold tasks of the type back). On a standalone server claim, ack, nack and extend get
+// them after the 13 shard keys, and the limited types in ARGV, only when limits are set: a
+// namespace without limits runs the scripts as before. On a Redis Cluster (the keys are in
+// another slot) the claim gets the limited types without their keys and holds back every due
+// task of them; the store takes the permits in steps (redis_limit_scripts.hpp).
 // Record layout: see include/corvo/schedule/detail/record.hpp.
 
 namespace corvo::schedule::detail::lua {
@@ -347,7 +349,9 @@ return 'scheduled'
 // ahead_us: redis_store_options::claim_ahead; the dispatcher starts them at their due time).
 // ARGV[8]: the number L of limited types, then per type: type, starts per window (0: no
 // rate), window_us, concurrency (0: none), then events; KEYS 14.. per type: running, starts,
-// waiting.
+// waiting. Limited types without their KEYS (a Redis Cluster): no permit is taken here, every
+// due task of a limited type is held, and permit_at reports the held count of each type
+// instead ('N1 N2 ...', in ARGV order; 0 for every type while the namespace is paused).
 // Returns {now, next_due|'', next_lease|'', permit_at|'', events written (ev_tally), id1, token1,
 // due1, record1, ...}.
 // A due task of a limited type with no permit free moves to the held sets (attempts and
@@ -402,6 +406,7 @@ local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
 local limit = tonumber(ARGV[1])
 local prefix = shard_prefix(KEYS)
 local limits, nlim = {}, tonumber(ARGV[8]) or 0
+local split = nlim > 0 and #KEYS == 13  -- the permits are in other slots (a cluster)
 for i = 1, nlim do
   local a, k = 8 + (i - 1) * 4, 13 + (i - 1) * 3
   limits[ARGV[a + 1]] = {held = held_key(KEYS, ARGV[a + 1]), n = tonumber(ARGV[a + 2]),
@@ -411,6 +416,7 @@ end
 -- Permits of `l` free now (expired ones dropped) and, when none is, the earliest time one
 -- may be: both limits must allow a start.
 local function permits(l)
+  if split then return 0, nil end
   local free, at = 1e18, nil
   if l.m > 0 then
     redis.call('ZREMRANGEBYSCORE', l.running, '-inf', now)
@@ -530,7 +536,7 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
       l.blocked = true  -- no permit left in this call
       redis.call('ZADD', KEYS[12], score, id)
       redis.call('ZADD', l.held, tonumber(score) - levels[best][2] * aging, id)
-      redis.call('SADD', l.waiting, prefix)
+      if not split then redis.call('SADD', l.waiting, prefix) end
     elseif rec then
       attempts = attempts + 1
       local token = ''
@@ -577,7 +583,14 @@ local _, head = head_of(KEYS)
 if head and not all_paused then out[2] = fmt(head) end
 out[3] = next_lease(KEYS) or ''
 local permit_at
-for _, l in pairs(limits) do
+if split then
+  local counts = {}
+  for i = 1, nlim do
+    counts[i] = all_paused and 0 or redis.call('ZCARD', held_key(KEYS, ARGV[9 + (i - 1) * 4]))
+  end
+  out[4] = table.concat(counts, ' ')
+end
+for _, l in pairs(split and {} or limits) do
   if redis.call('EXISTS', l.held) == 1 then
     local free, at = permits(l)
     if free > 0 then at = now end  -- moved back but not taken (the limit): claim again

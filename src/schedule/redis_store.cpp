@@ -201,26 +201,14 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   out.next_due = parse_time(reply[1]);
   out.ahead = impl_->options.claim_ahead;
   out.next_lease_expiry = parse_time(reply[2]);
-  out.permit_at = parse_time(reply[3]);
+  out.permit_at = impl_->split_limits ? std::nullopt : parse_time(reply[3]);
   impl_->count_reported(reply[4], "claim");
   for (std::size_t i = 5; i < reply.size(); i += 4) {
-    claimed_task c;
-    c.shard = shard;
-    c.claimed_at = out.store_now;
-    c.work.id = reply[i];
-    c.token = reply[i + 1];
-    c.work.due = *parse_time(reply[i + 2]);
-    c.work.state = task_state::in_flight;
-    try {
-      detail::decode_record(reply[i + 3], c.work);
-      default_occurrence(c.work);
-    } catch (const std::exception& e) {
-      // A record this code cannot read stays claimed with its reason; the dispatcher
-      // dead-letters it instead of crashing.
-      c.work.type.clear();
-      c.work.last_error = std::string("undecodable task record: ") + e.what();
-    }
-    out.tasks.push_back(std::move(c));
+    out.tasks.push_back(claimed_from(shard, out.store_now, &reply[i]));
+  }
+  if (impl_->split_limits) {
+    // A cluster: reply[3] holds the held counts; the permits are taken in their own slots.
+    co_await impl_->start_held(shard, limit, lease, reply[3], out);
   }
   co_return out;
 }
@@ -230,11 +218,15 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
     co_return 0;
   }
   co_await impl_->open();
-  std::vector<std::string> args{std::to_string(impl_->limit_types.size())};
-  args.insert(args.end(), impl_->limit_types.begin(), impl_->limit_types.end());
+  std::vector<std::string> args{std::to_string(impl_->shard_limit_types.size())};
+  args.insert(args.end(), impl_->shard_limit_types.begin(), impl_->shard_limit_types.end());
   args.push_back(impl_->events_arg);
   args.reserve(args.size() + done.size() * 3);
+  std::vector<std::string> permits;  // a cluster: released after the shard's script
   for (auto& c : done) {
+    if (impl_->split_limits) {
+      permits.push_back(c.token);
+    }
     args.push_back(std::move(c.id));
     args.push_back(std::move(c.token));
     args.push_back(c.next_due ? micros_text(*c.next_due) : std::string());
@@ -258,11 +250,19 @@ asio::awaitable<std::size_t> redis_store::ack(unsigned shard, std::vector<comple
     reply = co_await impl_->run_durable<reply_type>(impl_->ack_script, shard, std::move(args),
                                                     "ack", unwaiting);
   }
-  co_return static_cast<std::size_t>(impl_->count_outcome(reply, "ack"));
+  const auto acked = static_cast<std::size_t>(impl_->count_outcome(reply, "ack"));
+  if (!permits.empty()) {
+    co_await impl_->release_permits(permits, "ack");
+  }
+  co_return acked;
 }
 
 asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
   co_await impl_->open();
+  std::vector<std::string> permits;  // a cluster: released after the shard's script
+  if (impl_->split_limits) {
+    permits.push_back(failed.token);
+  }
   std::vector<std::string> args{
       std::move(failed.id),
       std::move(failed.token),
@@ -270,8 +270,8 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
       failed.retry_in ? std::to_string(failed.retry_in->count()) : std::string(),
       std::to_string(impl_->options.dead_max_count),
       std::to_string(std::chrono::duration_cast<micros>(impl_->options.dead_max_age).count()),
-      std::to_string(impl_->limit_types.size())};
-  args.insert(args.end(), impl_->limit_types.begin(), impl_->limit_types.end());
+      std::to_string(impl_->shard_limit_types.size())};
+  args.insert(args.end(), impl_->shard_limit_types.begin(), impl_->shard_limit_types.end());
   args.push_back(impl_->events_arg);
   // Never waits for a connection (as ack): the dispatcher retries, and a stopping one gives
   // up on a store it cannot reach.
@@ -279,7 +279,11 @@ asio::awaitable<bool> redis_store::nack(unsigned shard, failure failed) {
   unwaiting.fail_if_not_connected = true;
   const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
       impl_->nack_script, shard, impl_->release_limit_keys, std::move(args), "nack", unwaiting);
-  co_return impl_->count_outcome(reply, "nack") == 1;
+  const bool reported = impl_->count_outcome(reply, "nack") == 1;
+  if (!permits.empty()) {
+    co_await impl_->release_permits(permits, "nack");
+  }
+  co_return reported;
 }
 
 asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
@@ -292,8 +296,12 @@ asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
   co_await impl_->open();
   const auto count = leases.size();
   std::vector<std::string> args{std::to_string(lease.count()),
-                                std::to_string(impl_->limit_types.size())};
+                                std::to_string(impl_->shard_limit_types.size())};
+  std::vector<std::string> tokens;  // a cluster: the permits are renewed in their own slots
   for (auto& l : leases) {
+    if (impl_->split_limits) {
+      tokens.push_back(l.token);
+    }
     args.push_back(std::move(l.id));
     args.push_back(std::move(l.token));
   }
@@ -303,8 +311,15 @@ asio::awaitable<std::vector<bool>> redis_store::extend(unsigned shard,
     throw std::runtime_error("redis_store extend: " + std::to_string(reply.size()) +
                              " answers for " + std::to_string(count) + " leases");
   }
-  for (const auto& r : reply) {
-    held.push_back(r == "1");
+  std::vector<std::string> renewed;
+  for (std::size_t i = 0; i < reply.size(); ++i) {
+    held.push_back(reply[i] == "1");
+    if (held.back() && i < tokens.size()) {
+      renewed.push_back(std::move(tokens[i]));
+    }
+  }
+  if (!renewed.empty()) {
+    co_await impl_->renew_permits(renewed, lease);
   }
   co_return held;
 }
@@ -326,6 +341,9 @@ asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard
     for (const auto& k : impl_->keys) {
       channels.push_back(k[6]);
     }
+    for (auto& channel : impl_->permit_channels()) {
+      channels.push_back(std::move(channel));  // a cluster's released permits
+    }
     subscribe.push("SSUBSCRIBE", channels);
     co_await subscriber.exec(subscribe);
     for (;;) {
@@ -335,6 +353,8 @@ asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard
         const auto it = impl_->channel_to_shard.find(push[2].value);
         if (it != impl_->channel_to_shard.end()) {
           on_wake(it->second);
+        } else if (const auto waiting = impl_->shard_of_prefix(push[3].value)) {
+          on_wake(*waiting);  // a permit released: the waiting shard it names
         }
       }
     }

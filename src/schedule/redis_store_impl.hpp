@@ -1,8 +1,9 @@
 #pragma once
-// The Redis store's state and the helpers its two source files share: redis_store.cpp (the
+// The Redis store's state and the helpers its source files share: redis_store.cpp (the
 // task operations: schedule, get, cancel, reschedule, claim, ack, nack, extend, the wake-up
-// watch) and redis_store_admin.cpp (inspection and administration: browse, stats, dead
-// letters, in flight, pause and resume, restore, replay, purge, limit states).
+// watch), redis_store_admin.cpp (inspection and administration: browse, stats, dead
+// letters, in flight, pause and resume, restore, replay, purge, limit states) and
+// redis_store_limits.cpp (limits on a Redis Cluster: the permits taken in their own slot).
 
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "event_tally.hpp"
 #include "redis_dedup_scripts.hpp"
 #include "redis_events.hpp"
+#include "redis_limit_scripts.hpp"
 #include "redis_scripts.hpp"
 
 namespace corvo::schedule {
@@ -129,6 +131,27 @@ inline void default_occurrence(task& t) {
   if (t.occurrence == time_point{}) {
     t.occurrence = t.due;
   }
+}
+
+// A claimed task from a claim reply's (id, token, due, record) at `fields`, claimed at `at`.
+// A record this code cannot read stays claimed with its reason; the dispatcher dead-letters
+// it instead of crashing.
+inline claimed_task claimed_from(unsigned shard, time_point at, const std::string* fields) {
+  claimed_task c;
+  c.shard = shard;
+  c.claimed_at = at;
+  c.work.id = fields[0];
+  c.token = fields[1];
+  c.work.due = *parse_time(fields[2]);
+  c.work.state = task_state::in_flight;
+  try {
+    detail::decode_record(fields[3], c.work);
+    default_occurrence(c.work);
+  } catch (const std::exception& e) {
+    c.work.type.clear();
+    c.work.last_error = std::string("undecodable task record: ") + e.what();
+  }
+  return c;
 }
 
 [[noreturn]] inline void fail(const redis::reply_error& e, const char* what) {
@@ -242,23 +265,19 @@ struct redis_store::impl {
     return "{" + options.name_space + ":limit:" + type + "}:" + which;
   }
 
-  // set_limits(): the limited types and what the scripts get for them.
+  // set_limits(): the limited types and what the scripts get for them. On a cluster the
+  // shard scripts get the types without their keys (redis_store_limits.cpp).
   void set_limits(type_limits given) {
     limits.clear();
     claim_limit_keys.clear();
     claim_limit_args.clear();
     release_limit_keys.clear();
     limit_types.clear();
+    shard_limit_types.clear();
+    split_limits = false;
     for (auto& [type, limit] : given) {
       if (!limit.limited()) {
         continue;
-      }
-      if (conn.is_cluster()) {
-        throw std::invalid_argument(
-            "redis_store: limits (type '" + type +
-            "': scheduler.types.<type>.rate / concurrency) need a standalone Redis server; a "
-            "Redis Cluster cannot take the permit in the claim's script (see docs/scheduler.md, "
-            "Limits)");
       }
       if (type.empty() || type.find('\n') != std::string::npos) {
         throw std::invalid_argument("redis_store: '" + type + "' is not a task type");
@@ -269,11 +288,16 @@ struct redis_store::impl {
       if (limit.rate && (limit.rate->starts == 0 || limit.rate->per.count() <= 0)) {
         throw std::invalid_argument("redis_store: type '" + type + "': rate must be N/DURATION");
       }
-      for (const char* which : {"running", "starts", "waiting"}) {
-        claim_limit_keys.push_back(limit_key(type, which));
+      if (conn.is_cluster()) {
+        split_limits = true;
+      } else {
+        for (const char* which : {"running", "starts", "waiting"}) {
+          claim_limit_keys.push_back(limit_key(type, which));
+        }
+        release_limit_keys.push_back(limit_key(type, "running"));
+        release_limit_keys.push_back(limit_key(type, "waiting"));
+        shard_limit_types.push_back(type);
       }
-      release_limit_keys.push_back(limit_key(type, "running"));
-      release_limit_keys.push_back(limit_key(type, "waiting"));
       limit_types.push_back(type);
       claim_limit_args.push_back(type);
       claim_limit_args.push_back(std::to_string(limit.rate ? limit.rate->starts : 0));
@@ -302,7 +326,36 @@ struct redis_store::impl {
   std::vector<std::string> claim_limit_args;    // per type: type, starts, window_us, concurrency
   std::vector<std::string> release_limit_keys;  // per type: running, waiting
   std::vector<std::string> limit_types;
+  // The limited types the shard scripts release and renew permits of: every one on a
+  // standalone server, none on a cluster (the store does it in the types' slots).
+  std::vector<std::string> shard_limit_types;
   std::unordered_map<std::string, unsigned> channel_to_shard;
+
+  // ---- limits on a Redis Cluster (redis_store_limits.cpp) ----------------------------------
+  // Set by set_limits() on a cluster client with at least one limited type.
+  bool split_limits = false;
+  redis::script limit_acquire_script =
+      redis::script(std::string(lua::prelude) + lua::limit_helpers + lua::limit_acquire);
+  redis::script limit_start_held_script = make_script(lua::limit_start_held);
+  redis::script limit_release_script =
+      redis::script(std::string(lua::prelude) + lua::limit_helpers + lua::limit_release);
+  redis::script limit_renew_script = make_script(lua::limit_renew);
+  // After claim()'s shard script reported `held_counts` (its permit_at field): takes permits
+  // for the held tasks, starts them (appended to `out`, within `limit` tasks in all) and sets
+  // out.permit_at. Throws only when cancelled: a failed step leaves the held tasks held.
+  asio::awaitable<void> start_held(unsigned shard, std::size_t limit,
+                                   std::chrono::milliseconds lease, const std::string& held_counts,
+                                   claim_result& out);
+  // Releases the permits of ended runs (ack, nack) in their types' slots; the tokens that
+  // name no type ('…@<type in hex>') hold no permit. Failures are logged: the permit then frees at
+  // its deadline.
+  asio::awaitable<void> release_permits(const std::vector<std::string>& tokens, const char* what);
+  // Renews the permits of renewed leases in their types' slots. Throws on failure.
+  asio::awaitable<void> renew_permits(const std::vector<std::string>& tokens,
+                                      std::chrono::milliseconds lease);
+  // The shard channels permit wake-ups arrive on (watch_wakes), and the shard of a prefix.
+  std::vector<std::string> permit_channels() const;
+  std::optional<unsigned> shard_of_prefix(const std::string& prefix) const;
   bool opened = false;
   /// The scripts' events argument (redis_scripts.hpp): 'MAX_LEN SOURCE', or '0' when off.
   std::string events_arg = "0";

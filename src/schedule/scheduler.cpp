@@ -38,7 +38,7 @@ std::unique_ptr<store> make_store(const asio::any_io_executor& executor,
   redis_options.events = options.events;
   auto redis = std::make_unique<redis_store>(*commands, std::move(*subscriber), redis_options);
   if (auto limits = limits_of(options.dispatch.types); !limits.empty()) {
-    redis->set_limits(std::move(limits));  // refused on a cluster: fail at construction
+    redis->set_limits(std::move(limits));  // a bad limit fails at construction
   }
   return redis;
 }

@@ -5,7 +5,8 @@
 // attempts, the unlimited type is not held back, and the dispatchers wake when a permit
 // frees (their safety-net sleep is 30 s, so a test that finishes in seconds proves it).
 // The store-level permit timing runs on both stores (memory with a driven clock, Redis with
-// the server's clock); a Redis Cluster refuses limits with a clear error.
+// the server's clock). The same scenarios run on a Redis Cluster in
+// scheduler_limits_cluster_test (support/limit_scenarios.hpp).
 #include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
@@ -23,6 +24,7 @@
 
 #include "support/child_process.hpp"
 #include "support/corvo_program.hpp"
+#include "support/limit_scenarios.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/scheduler_workers.hpp"
@@ -38,12 +40,6 @@ using corvo::test::scheduler_workers;
 
 namespace {
 
-constexpr std::size_t mail_count = 60;
-constexpr std::size_t other_count = 20;
-constexpr std::uint32_t mail_concurrency = 3;
-constexpr std::uint32_t mail_rate = 20;  // per second
-constexpr long long second_us = 1'000'000;
-
 struct redis_parent {
   asio::io_context ctx;
   redis::client conn;
@@ -56,74 +52,19 @@ struct redis_parent {
   }
 };
 
-// One S line of a worker journal.
-struct start_line {
-  std::string id;
-  long long claimed_us = 0;  // the store's time of the claim (the start a rate counts)
-  std::string type;
-  unsigned attempts = 0;
-};
-
-std::vector<start_line> read_starts(const std::vector<std::filesystem::path>& journals) {
-  std::vector<start_line> out;
-  for (const auto& path : journals) {
-    std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.starts_with("S ")) {
-        continue;
-      }
-      std::istringstream words(line);
-      char event = 0;
-      long long pid = 0, occurrence = 0, at = 0;
-      start_line s;
-      if (!(words >> event >> pid >> s.id >> occurrence >> at >> s.claimed_us >> s.type >>
-            s.attempts)) {
-        throw std::runtime_error("malformed journal line: " + line);
-      }
-      out.push_back(std::move(s));
-    }
-  }
-  return out;
-}
-
-std::vector<task> typed_tasks(const std::string& type, std::size_t count, time_point due) {
-  auto tasks = corvo::test::record_tasks(type + "-", count, due);
-  for (auto& t : tasks) {
-    t.type = type;
-  }
-  return tasks;
-}
-
-asio::awaitable<void> schedule_and_drain(store& tasks, scheduler_workers& workers) {
-  auto all = typed_tasks("mail", mail_count, now());
-  auto other = typed_tasks("other", other_count, now());
-  all.insert(all.end(), other.begin(), other.end());
-  co_await corvo::test::schedule_all(tasks, std::move(all));
-  // 60 starts at 20/s need a bit over 2 s; the workers' safety-net sleep is 30 s.
-  co_await corvo::test::wait_for_store(tasks, workers, corvo::test::drained, 20s,
-                                       "60 limited and 20 unlimited tasks on three processes");
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(redis_provider)
 
 BOOST_AUTO_TEST_CASE(three_processes_share_the_limits_of_a_type) {
   corvo::test::redis_server server;
-  auto config = scheduler_worker_config::standalone(server.url());
-  config.name_space = "lim";
-  config.shards = 4;
-  config.lease = 10s;      // a concurrency permit's fallback deadline: a release must wake
-  config.max_sleep = 30s;  // no polling: only computed wake-ups make progress in time
-  config.handler_delay = 100ms;
-  config.types = {"mail", "other"};
-  config.limits = {"mail:" + std::to_string(mail_rate) + "/1s:" + std::to_string(mail_concurrency)};
-  config.count_running = "running";
+  const auto config = corvo::test::limits::shared_limits_config(
+      scheduler_worker_config::standalone(server.url()), "lim", 4, "running");
   scheduler_workers workers(CORVO_SCHEDULER_WORKER_PATH, 3, config);
   redis_parent parent(server.url(), "lim", 4);
 
   const auto started = std::chrono::steady_clock::now();
-  corvo::test::run(parent.ctx, schedule_and_drain(parent.store, workers),
+  corvo::test::run(parent.ctx, corvo::test::limits::schedule_and_drain(parent.store, workers),
                    [&] { parent.conn.cancel(); });
   BOOST_TEST_MESSAGE("drained in " << std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::steady_clock::now() - started)
@@ -132,80 +73,8 @@ BOOST_AUTO_TEST_CASE(three_processes_share_the_limits_of_a_type) {
   for (const auto& problem : workers.stop_all()) {
     BOOST_ERROR(problem);
   }
-
-  // Exactly once each, every one on its first attempt: a task held back was not counted.
-  const auto runs = run_journal::read(workers.journals());
-  BOOST_TEST(runs.started.size() == mail_count + other_count);
-  BOOST_TEST(corvo::test::not_exactly_once(runs.started) == "");
-  const auto starts = read_starts(workers.journals());
-  BOOST_TEST(starts.size() == mail_count + other_count);
-  std::vector<long long> mail, other;
-  for (const auto& s : starts) {
-    BOOST_TEST(s.attempts == 1u, s.id << " started with attempts " << s.attempts);
-    (s.type == "mail" ? mail : other).push_back(s.claimed_us);
-  }
-  std::sort(mail.begin(), mail.end());
-  std::sort(other.begin(), other.end());
-  BOOST_REQUIRE_EQUAL(mail.size(), mail_count);
-  BOOST_REQUIRE_EQUAL(other.size(), other_count);
-
-  // The concurrency: never more than 3 mail runs at once across the processes, and 3 reached.
-  BOOST_TEST(server.cli("GET", "running:mail:max") == std::to_string(mail_concurrency));
-  BOOST_TEST(server.cli("GET", "running:mail") == "0");
-  // The rate: no window of 1 s (on the server's clock) holds more than 20 starts, i.e. any
-  // 21 consecutive starts span at least 1 s.
-  std::size_t too_close = 0;
-  for (std::size_t i = 0; i + mail_rate < mail.size(); ++i) {
-    if (mail[i + mail_rate] - mail[i] < second_us) {
-      ++too_close;
-      BOOST_TEST_MESSAGE("starts " << i << ".." << i + mail_rate << " span "
-                                   << mail[i + mail_rate] - mail[i] << " us");
-    }
-  }
-  BOOST_TEST(too_close == 0u);
-  // The unlimited type was not held back behind the limited one: all of it had started
-  // before the 21st mail start (which had to wait for the rate window).
-  BOOST_TEST(other.back() < mail[mail_rate]);
-
-  // Every run succeeded; the claims stay within a small multiple of the tasks (a dispatcher
-  // spinning on held tasks would claim thousands of times).
-  std::uint64_t succeeded = 0, stale = 0, failed = 0, claims = 0;
-  for (std::size_t i = 0; i < workers.size(); ++i) {
-    const auto stats = workers[i].stats();
-    BOOST_REQUIRE_MESSAGE(stats, workers[i].name() << " printed no stats");
-    succeeded += stats->succeeded;
-    stale += stats->stale;
-    failed += stats->retried + stats->dead_lettered;
-    claims += stats->claims;
-  }
-  BOOST_TEST_MESSAGE("claims " << claims);
-  BOOST_TEST(succeeded == mail_count + other_count);
-  BOOST_TEST(stale == 0u);
-  BOOST_TEST(failed == 0u);
-  BOOST_TEST(claims <= 8 * (mail_count + other_count));
-  // Nothing left behind by the limit: no permit, no held task, no waiting shard.
-  BOOST_TEST(server.cli("ZCARD", "{lim:limit:mail}:running") == "0");
-  BOOST_TEST(server.cli("EXISTS", "{lim:limit:mail}:waiting") == "0");
-}
-
-BOOST_AUTO_TEST_CASE(a_cluster_refuses_limits_with_a_clear_error) {
-  asio::io_context ctx;
-  // Never connected: set_limits decides from the configuration alone.
-  const auto config = redis::client_config::from_cluster_seeds({"redis://127.0.0.1:1"});
-  redis::client conn(ctx.get_executor(), config);
-  redis_store store(conn, config, {.name_space = "lim", .shards = 4});
-  type_limits limits;
-  limits["mail"].concurrency = 3;
-  try {
-    store.set_limits(limits);
-    BOOST_ERROR("a cluster store accepted limits");
-  } catch (const std::invalid_argument& e) {
-    BOOST_TEST(std::string(e.what()).find("need a standalone Redis server") != std::string::npos,
-               e.what());
-  }
-  type_limits none;
-  none["mail"] = type_limit{};  // a type without limits is no limit
-  BOOST_CHECK_NO_THROW(store.set_limits(none));
+  const auto redis = [&](std::vector<std::string> args) { return server.cli_argv(args); };
+  corvo::test::limits::check_shared_limits(workers, redis, "running", "lim");
 }
 
 namespace {
@@ -279,159 +148,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-// What a scenario needs of a store: the store, and a way to let time pass on its clock.
-struct limits_harness {
-  store* tasks = nullptr;
-  std::function<asio::awaitable<void>(std::chrono::milliseconds)> advance;
-};
-
-task mail(const std::string& id, time_point due) {
-  task t;
-  t.id = id;
-  t.type = "mail";
-  t.due = due;
-  return t;
-}
-
-std::vector<completion> done(const claimed_task& c) {
-  return {completion{c.work.id, c.token, std::nullopt}};
-}
-
-std::vector<std::string> ids(const claim_result& r) {
-  std::vector<std::string> out;
-  for (const auto& c : r.tasks) {
-    out.push_back(c.work.id);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-using strings = std::vector<std::string>;
-constexpr auto window = 1000ms;  // long enough that the steps before the wait stay inside it
-constexpr auto lease = 10s;
-
-// mail: 2 at once, 3 starts per second.
-asio::awaitable<void> permits_free_at_the_computed_times(limits_harness h) {
-  auto& s = *h.tasks;
-  type_limits limits;
-  limits["mail"].concurrency = 2;
-  limits["mail"].rate = rate_limit{3, window};
-  s.set_limits(limits);
-  const auto t0 = now() - 1s;
-  for (const auto* id : {"m1", "m2", "m3"}) {
-    co_await s.schedule(mail(id, t0));
-  }
-  task other = mail("x1", t0);
-  other.type = "other";
-  co_await s.schedule(other);
-
-  // Concurrency: two mail runs and the unlimited task; m3 held back, still scheduled and
-  // due, no attempt counted; the permit frees at the earliest lease deadline at the latest.
-  auto first = co_await s.claim(0, 10, lease);
-  BOOST_TEST(ids(first) == (strings{"m1", "m2", "x1"}));
-  BOOST_TEST_REQUIRE(first.permit_at.has_value());
-  BOOST_TEST((*first.permit_at == first.store_now + std::chrono::microseconds(lease)));
-  auto held = co_await s.get("m3");
-  BOOST_TEST_REQUIRE(held.has_value());
-  BOOST_TEST((held->state == task_state::scheduled));
-  BOOST_TEST(held->attempts == 0u);
-  BOOST_TEST((held->due == t0));
-  auto st = co_await s.stats();
-  BOOST_TEST(st.held == 1u);
-  BOOST_TEST(st.scheduled == 1u);
-  BOOST_TEST(st.due_now == 1u);
-  BOOST_TEST(st.in_flight == 3u);
-  const auto listed = co_await s.browse(0, 10);
-  BOOST_TEST_REQUIRE(listed.size() == 1u);
-  BOOST_TEST(listed[0].id == "m3");
-  auto states = co_await s.limit_states();
-  BOOST_TEST_REQUIRE(states.size() == 1u);
-  BOOST_TEST(states[0].type == "mail");
-  BOOST_TEST(states[0].running == 2u);
-  BOOST_TEST(states[0].recent_starts == 2u);
-  BOOST_TEST(states[0].held == 1u);
-
-  // A release frees a permit at once: the next claim takes m3 on its first attempt.
-  const auto* m1 = &first.tasks[0];
-  for (const auto& c : first.tasks) {
-    if (c.work.id == "m1") {
-      m1 = &c;
-    }
-  }
-  BOOST_TEST(co_await s.ack(0, done(*m1)) == 1u);
-  auto second = co_await s.claim(0, 10, lease);
-  BOOST_TEST(ids(second) == (strings{"m3"}));
-  BOOST_TEST_REQUIRE(second.tasks.size() == 1u);
-  BOOST_TEST(second.tasks[0].work.attempts == 1u);
-  BOOST_TEST(!second.permit_at.has_value());
-  BOOST_TEST((co_await s.stats()).held == 0u);
-
-  // The rate: 3 starts in the window, so m4 waits until the first start leaves it, though a
-  // concurrency permit is free (m2 acked).
-  for (const auto& c : first.tasks) {
-    if (c.work.id == "m2") {
-      BOOST_TEST(co_await s.ack(0, done(c)) == 1u);
-    }
-  }
-  co_await s.schedule(mail("m4", t0));
-  auto third = co_await s.claim(0, 10, lease);
-  BOOST_TEST(third.tasks.empty());
-  BOOST_TEST_REQUIRE(third.permit_at.has_value());
-  BOOST_TEST((*third.permit_at == first.store_now + std::chrono::microseconds(window)));
-  // Cancel and reschedule reach a held task.
-  co_await s.schedule(mail("m5", t0));
-  BOOST_TEST((co_await s.claim(0, 10, lease)).tasks.empty());
-  BOOST_TEST(co_await s.cancel("m5"));
-  BOOST_TEST(!(co_await s.get("m5")).has_value());
-  BOOST_TEST((co_await s.stats()).held == 1u);
-
-  // Past the permit time the held task runs.
-  co_await h.advance(window);
-  auto fourth = co_await s.claim(0, 10, lease);
-  BOOST_TEST(ids(fourth) == (strings{"m4"}));
-  BOOST_TEST_REQUIRE(fourth.tasks.size() == 1u);
-  BOOST_TEST(fourth.tasks[0].work.attempts == 1u);
-  BOOST_TEST((fourth.tasks[0].claimed_at == fourth.store_now));
-  st = co_await s.stats();
-  BOOST_TEST(st.held == 0u);
-  BOOST_TEST(st.scheduled == 0u);
-}
-
-// mail: 1 at once. A renewed lease keeps its permit; an expired one frees it.
-asio::awaitable<void> a_permit_lasts_as_long_as_its_lease(limits_harness h) {
-  auto& s = *h.tasks;
-  type_limits limits;
-  limits["mail"].concurrency = 1;
-  s.set_limits(limits);
-  const auto t0 = now() - 1s;
-  co_await s.schedule(mail("a", t0));
-  co_await s.schedule(mail("b", t0 + 1ms));
-  const auto first = co_await s.claim(0, 10, 600ms);
-  BOOST_TEST(ids(first) == (strings{"a"}));
-  BOOST_TEST_REQUIRE(first.tasks.size() == 1u);
-  co_await h.advance(300ms);
-  std::vector<lease_ref> leases(1);
-  leases[0].id = first.tasks[0].work.id;
-  leases[0].token = first.tasks[0].token;
-  const auto renewed = co_await s.extend(0, leases, 600ms);
-  BOOST_TEST(renewed.size() == 1u);
-  BOOST_TEST((renewed.size() == 1 && renewed[0]));
-  co_await h.advance(400ms);  // past the first lease, within the renewed one
-  const auto second = co_await s.claim(0, 10, 600ms);
-  BOOST_TEST(second.tasks.empty());
-  BOOST_TEST_REQUIRE(second.permit_at.has_value());
-  BOOST_TEST((*second.permit_at >= first.store_now + 900ms));
-  // The worker dies: its lease and permit run out; `b` (due first) gets the permit, `a`
-  // comes back due and waits, its dead try counted.
-  co_await h.advance(600ms);
-  const auto third = co_await s.claim(0, 10, 600ms);
-  BOOST_TEST(ids(third) == (strings{"b"}));
-  const auto a = co_await s.get("a");
-  BOOST_TEST_REQUIRE(a.has_value());
-  BOOST_TEST((a->state == task_state::scheduled));
-  BOOST_TEST(a->attempts == 1u);
-  BOOST_TEST((co_await s.stats()).held == 1u);
-}
+using corvo::test::limits::a_permit_lasts_as_long_as_its_lease;
+using corvo::test::limits::permits_free_at_the_computed_times;
+using limits_harness = corvo::test::limits::harness;
 
 struct memory_fixture {
   asio::io_context ctx;
@@ -525,7 +244,7 @@ asio::awaitable<void> two_dispatchers_drain(memory_store& tasks, dispatcher& a, 
   co_await group.spawn(run_dispatcher(b));
   std::exception_ptr failed;
   try {
-    co_await corvo::test::schedule_all(tasks, typed_tasks("mail", 30, now()));
+    co_await corvo::test::schedule_all(tasks, corvo::test::limits::typed_tasks("mail", 30, now()));
     const auto deadline = std::chrono::steady_clock::now() + 15s;
     while (!corvo::test::drained(co_await tasks.stats())) {
       if (std::chrono::steady_clock::now() > deadline) {

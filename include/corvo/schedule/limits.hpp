@@ -13,8 +13,8 @@
 // permit wakes a shard that holds tasks of the type at once.
 //
 // Every process of a namespace must be configured with the same limits. redis_store
-// enforces them on a standalone server only (its claim takes the permit in the same script);
-// on a Redis Cluster set_limits() refuses them (see docs/scheduler.md "Limits").
+// enforces them on a standalone server in the claim's script, and on a Redis Cluster in
+// steps on the type's slot and the shard's (see docs/scheduler.md "Limits").
 
 #include <chrono>
 #include <cstdint>

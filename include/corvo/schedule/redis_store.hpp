@@ -117,10 +117,10 @@ class redis_store final : public store {
   asio::awaitable<bool> replay(std::string id) override;
   asio::awaitable<std::size_t> purge(std::string id) override;
 
-  /// Limits (limits.hpp) on a standalone server: the claim script takes the permit with the
-  /// task, atomically. Keys per limited type: `{<name_space>:limit:<type>}:running`,
-  /// `:starts`, `:waiting`. Throws std::invalid_argument on a Redis Cluster (a permit key and
-  /// a shard's keys are in different slots; see docs/scheduler.md, Limits), for a
+  /// Limits (limits.hpp). A standalone server's claim script takes the permit with the task,
+  /// atomically; on a Redis Cluster the claim takes it in steps in the type's slot (see
+  /// docs/scheduler.md, Limits). Keys per limited type: `{<name_space>:limit:<type>}:running`,
+  /// `:starts`, `:waiting` (and more on a cluster). Throws std::invalid_argument for a
   /// concurrency of 0 or a rate of 0 starts.
   void set_limits(type_limits limits) override;
   /// Counts read at the client's clock: running = permits whose deadline is ahead, recent
