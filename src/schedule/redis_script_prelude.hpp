@@ -1,0 +1,274 @@
+#pragma once
+// The helpers every Lua script of the Redis store starts with (redis_scripts.hpp and the
+// deduplication and limit scripts append their bodies to `prelude`). The conventions they
+// share (KEYS order, times, events, limits, leases) are in redis_scripts.hpp's header.
+
+namespace corvo::schedule::detail::lua {
+
+// Helpers shared by the scripts (prepended to each).
+inline constexpr const char* prelude = R"lua(
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function fmt(n) return string.format('%.0f', n) end
+-- Position of the n-th newline of a record.
+local function nth_newline(rec, n)
+  local pos = 0
+  for _ = 1, n do
+    pos = string.find(rec, '\n', pos + 1, true)
+    if not pos then return nil end
+  end
+  return pos
+end
+local function with_attempts(rec, attempts)
+  return tostring(attempts) .. string.sub(rec, nth_newline(rec, 1))
+end
+local function with_error(rec, err)
+  local a, b = nth_newline(rec, 4), nth_newline(rec, 5)
+  return string.sub(rec, 1, a) .. err .. string.sub(rec, b)
+end
+-- Sets the occurrence line (the 6th); a record of the older layout gets one.
+local function with_occurrence(rec, occurrence)
+  local a, b = nth_newline(rec, 5), nth_newline(rec, 6)
+  if b then
+    return string.sub(rec, 1, a) .. occurrence .. string.sub(rec, b)
+  end
+  return string.sub(rec, 1, a) .. occurrence .. '\n' .. string.sub(rec, a + 1)
+end
+-- attempts and max_attempts of a record, the position of its 2nd newline (where its options
+-- line ends) and the position after its 5th (its occurrence line, when it has one, then the
+-- payload); nil when its header does not parse (the five header lines are needed by
+-- with_error too). One match: the claim parses every record it takes.
+local function header(rec)
+  local attempts, max, options_end, body =
+    string.match(rec, '^(%d+)\n(%d+)[^\n]*()\n[^\n]*\n[^\n]*\n[^\n]*\n()')
+  if not attempts then return nil end
+  return tonumber(attempts), tonumber(max), options_end, body
+end
+-- The error a lease expiry records, counting consecutive expiries.
+local function expiry_error(rec)
+  local last = string.sub(rec, nth_newline(rec, 4) + 1, nth_newline(rec, 5) - 1)
+  local before = tonumber(string.match(last, '^lease expired (%d+) times %(worker died or hung%)$')) or 0
+  return 'lease expired ' .. string.format('%d', before + 1) .. ' times (worker died or hung)'
+end
+-- Adds `id` to the dead-letter set, then caps the set by age, then by count (oldest first);
+-- their records go too.
+local function dead_letter(keys, id, now, max_count, max_age)
+  redis.call('ZADD', keys[5], now, id)
+  local old = redis.call('ZRANGEBYSCORE', keys[5], '-inf', now - max_age, 'LIMIT', 0, 1000)
+  for _, dead in ipairs(old) do
+    redis.call('ZREM', keys[5], dead)
+    redis.call('HDEL', keys[2], dead)
+  end
+  local extra = redis.call('ZCARD', keys[5]) - max_count
+  if extra > 0 then
+    for _, dead in ipairs(redis.call('ZRANGE', keys[5], 0, extra - 1)) do
+      redis.call('ZREM', keys[5], dead)
+      redis.call('HDEL', keys[2], dead)
+    end
+  end
+end
+-- The task type of a record (its 3rd line).
+local function type_of(rec)
+  local a, b = nth_newline(rec, 2), nth_newline(rec, 3)
+  if not a or not b then return nil end
+  return string.sub(rec, a + 1, b - 1)
+end
+-- The priority level of a record (1 high, 0 normal, -1 low): ' p1' / ' p-1' on its 2nd line.
+local function level_of(rec)
+  if not rec then return 0 end
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  if not a or not b then return 0 end
+  return tonumber(string.match(string.sub(rec, a + 1, b - 1), ' p(%-?%d)')) or 0
+end
+-- The due set of a record's priority.
+local function due_key(keys, rec)
+  local level = level_of(rec)
+  if level > 0 then return keys[10] elseif level < 0 then return keys[11] end
+  return keys[1]
+end
+-- The due sets, highest priority first, with their level.
+local function due_levels(keys)
+  return {{keys[10], 1}, {keys[1], 0}, {keys[11], -1}}
+end
+-- `cmd key args...` in calls of at most 1000 arguments (Lua's unpack has a limit), for the
+-- variadic writes of a batch (pairs stay whole: 1000 is even).
+local function call_chunked(cmd, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+-- HMGET of `key` for the ids, in calls of at most 1000 fields; false for a missing field.
+local function hmget_chunked(key, ids)
+  local out = {}
+  for i = 1, #ids, 1000 do
+    for _, v in ipairs(redis.call('HMGET', key, unpack(ids, i, math.min(i + 999, #ids)))) do
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+-- Removes `id` from the due sets; true when it was waiting in one.
+local function unqueue(keys, id)
+  local removed = false
+  for _, l in ipairs(due_levels(keys)) do
+    if redis.call('ZREM', l[1], id) == 1 then removed = true end
+  end
+  return removed
+end
+-- The earliest entry of the due sets: id, score (nil when all are empty).
+local function head_of(keys)
+  local id, score
+  for _, l in ipairs(due_levels(keys)) do
+    local h = redis.call('ZRANGE', l[1], 0, 0, 'WITHSCORES')
+    if h[2] and (not score or tonumber(h[2]) < score) then id, score = h[1], tonumber(h[2]) end
+  end
+  return id, score
+end
+-- Adds `id` to the due set of its record's priority.
+local function enqueue(keys, id, rec, due)
+  redis.call('ZADD', due_key(keys, rec), due, id)
+end
+-- The held set of a limited type in this shard, and the shard's key prefix '{ns:s}:'.
+local function held_key(keys, type) return keys[12] .. ':' .. type end
+local function shard_prefix(keys) return string.sub(keys[7], 1, -5) end
+-- Leases: the shard's `leased` set holds '<id> <token>' -> lease deadline, and a leased task's
+-- record carries ' k<token>' on its options line (both written by the claim, both removed
+-- together). Removing the member is the fencing check of an ack or nack: no token is looked
+-- up. The record's token finds the member from the id alone (cancel, a new schedule of the
+-- id). The `inflight` set (id -> deadline) and `lease` hash (id -> token), KEYS[3] and
+-- KEYS[4], hold the leases taken by older versions: read and cleared, never written.
+local function leased_key(keys) return shard_prefix(keys) .. 'leased' end
+-- The lease token of a record (nil when it carries none).
+local function token_of(rec)
+  local a = string.find(rec, '\n', 1, true)
+  local b = a and string.find(rec, '\n', a + 1, true)
+  if not b then return nil end
+  return string.match(string.sub(rec, a + 1, b - 1), ' k(%S+)')
+end
+-- `rec` with `attempts` and, unless `token` is nil, the lease token `token` (any earlier
+-- token dropped). Its first two lines must exist.
+local function with_lease(rec, attempts, token)
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  local line = string.sub(rec, a + 1, b - 1)
+  if string.find(line, ' k', 1, true) then line = (string.gsub(line, ' k%S+', '')) end
+  if token then line = line .. ' k' .. token end
+  return attempts .. '\n' .. line .. string.sub(rec, b)
+end
+-- The record of a task the claim takes: `attempts`, the lease `token`, and the occurrence
+-- line when the record has none (a waiting task whose occurrence is its due time is stored
+-- without it: encode_waiting_record): `due`, the due time it is claimed at, written before a
+-- retry or a lease expiry can move the due time. `options_end`, `body`: header()'s positions.
+local function claimed_record(rec, attempts, token, options_end, body, due)
+  local a = string.find(rec, '\n', 1, true)
+  local options = string.sub(rec, a, options_end - 1)
+  if string.find(options, ' k', 1, true) then options = (string.gsub(options, ' k%S+', '')) end
+  local tail = string.sub(rec, body)
+  if not string.find(tail, '\n', 1, true) then tail = due .. '\n' .. tail end
+  return attempts .. options .. ' k' .. token .. string.sub(rec, options_end, body - 1) .. tail
+end
+-- `rec` without its lease token (unchanged when it carries none or does not parse).
+local function without_lease(rec)
+  local a, b = nth_newline(rec, 1), nth_newline(rec, 2)
+  if not a or not b or not string.find(string.sub(rec, a + 1, b - 1), ' k', 1, true) then
+    return rec
+  end
+  return with_lease(rec, string.sub(rec, 1, a - 1), nil)
+end
+-- Ends any lease of `id` (its record `rec`, false when none): the run in flight is fenced
+-- off. The caller rewrites or removes the record.
+local function drop_lease(keys, id, rec)
+  local token = rec and token_of(rec)
+  if token then redis.call('ZREM', leased_key(keys), id .. ' ' .. token) end
+  redis.call('ZREM', keys[3], id)
+  redis.call('HDEL', keys[4], id)
+end
+-- The earliest lease deadline of the shard (a string), or nil.
+local function next_lease(keys)
+  local a = redis.call('ZRANGE', leased_key(keys), 0, 0, 'WITHSCORES')[2]
+  local b = redis.call('ZRANGE', keys[3], 0, 0, 'WITHSCORES')[2]
+  if a and b and tonumber(b) < tonumber(a) then return b end
+  return a or b
+end
+-- Takes `id` out of the held sets (call before its record changes); true when it was held.
+local function unhold(keys, id)
+  if redis.call('ZREM', keys[12], id) == 0 then return false end
+  local rec = redis.call('HGET', keys[2], id)
+  local t = rec and type_of(rec)
+  if t then redis.call('ZREM', held_key(keys, t), id) end
+  return true
+end
+-- Releases the concurrency permit of `token` (if `running` holds it) and wakes one shard
+-- that holds tasks of `type` back (a random one; shards that no longer hold any are dropped
+-- from `waiting` on the way).
+local function release(running, waiting, type, token)
+  if redis.call('ZREM', running, token) == 0 then return end
+  for _ = 1, 8 do
+    local p = redis.call('SRANDMEMBER', waiting)
+    if not p then return end
+    if redis.call('EXISTS', p .. 'held:' .. type) == 1 then
+      redis.call('SPUBLISH', p .. 'wake', 'permit')
+      return
+    end
+    redis.call('SREM', waiting, p)
+  end
+end
+-- Task events: events_on(ARGV[n]) reads the script's events argument ('0': off); emit()
+-- appends one event to KEYS[13] (nothing when off) and counts it in ev_n; ev_tally() is that
+-- count for the caller's metric (event_counts.hpp). ev_now: the event time, read once.
+local ev_max, ev_source, ev_now
+local ev_index = {scheduled = 1, started = 2, succeeded = 3, failed = 4, dead = 5, cancelled = 6}
+local ev_n = {0, 0, 0, 0, 0, 0}
+-- The events this call wrote, by kind in event_kind's order ('' when events are off).
+local function ev_tally()
+  if not ev_max then return '' end
+  return table.concat(ev_n, ' ')
+end
+local function events_on(arg, now)
+  if not arg or arg == '0' or arg == '' then return end
+  ev_max, ev_source = string.match(arg, '^(%d+) (.*)$')
+  ev_now = now
+end
+local function emit(kind, id, rec, attempt, reason, due)
+  if not ev_max then return end
+  if not ev_now then ev_now = now_us() end
+  local a = {'XADD', KEYS[13], 'MAXLEN', '~', ev_max, '*', 'k', kind, 'i', id,
+    'y', (rec and type_of(rec)) or '', 't', fmt(ev_now)}
+  if attempt then a[#a + 1] = 'a'; a[#a + 1] = string.format('%d', attempt) end
+  if reason and reason ~= '' then a[#a + 1] = 'r'; a[#a + 1] = reason end
+  if due then a[#a + 1] = 'd'; a[#a + 1] = fmt(due) end
+  a[#a + 1] = 'w'
+  a[#a + 1] = ev_source
+  redis.call(unpack(a))
+  ev_n[ev_index[kind]] = ev_n[ev_index[kind]] + 1
+end
+-- The attempts of a record (0 when its header does not parse).
+local function attempts_of(rec)
+  local attempts = rec and header(rec)
+  return attempts or 0
+end
+-- Wakes dispatchers when `due` is ahead of the shard's current head (or it is the head).
+local function wake_if_head(keys, id, due)
+  local head, score = head_of(keys)
+  if head == id or head == nil or due <= score then
+    redis.call('SPUBLISH', keys[7], fmt(due))
+  end
+end
+-- Stores task `id` with record `rec`, due at `due`, as a new schedule does: out of every
+-- other set (held, parked, in flight with its lease: a run in flight is fenced off, dead),
+-- into the due set of its priority; emits `scheduled` and wakes dispatchers.
+local function store_task(keys, id, rec, due)
+  emit('scheduled', id, rec, nil, nil, due)
+  unhold(keys, id)
+  drop_lease(keys, id, redis.call('HGET', keys[2], id))
+  redis.call('HSET', keys[2], id, rec)
+  redis.call('ZREM', keys[8], id)
+  redis.call('ZREM', keys[5], id)
+  unqueue(keys, id)
+  enqueue(keys, id, rec, due)
+  wake_if_head(keys, id, due)
+end
+)lua";
+
+}  // namespace corvo::schedule::detail::lua
