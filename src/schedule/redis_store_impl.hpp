@@ -265,6 +265,12 @@ struct redis_store::impl {
     return "{" + options.name_space + ":limit:" + type + "}:" + which;
   }
 
+  // The KEYS of limit_release_script (redis_limit_scripts.hpp) for `type`.
+  std::vector<std::string> release_keys(const std::string& type) const {
+    return {limit_key(type, "running"), limit_key(type, "starts"), limit_key(type, "waiting"),
+            limit_key(type, "waiting:seq"), limit_key(type, "wake")};
+  }
+
   // set_limits(): the limited types and what the scripts get for them. On a cluster the
   // shard scripts get the types without their keys (redis_store_limits.cpp).
   void set_limits(type_limits given) {

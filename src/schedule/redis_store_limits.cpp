@@ -220,12 +220,9 @@ asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t 
       // made before this claim's acquire or checked before it emptied the shard).
       const bool emptied = left == 0;
       if (!unused.empty() || (emptied && (registered || checked != seen))) {
-        std::vector<std::string> release_keys{
-            limit_key(type, "running"), limit_key(type, "starts"), limit_key(type, "waiting"),
-            limit_key(type, "waiting:seq"), limit_key(type, "wake")};
         std::vector<std::string> release_args{"unused", emptied ? prefix : std::string(), checked};
         release_args.insert(release_args.end(), unused.begin(), unused.end());
-        co_await run_on<long long>(conn, limit_release_script, std::move(release_keys),
+        co_await run_on<long long>(conn, limit_release_script, release_keys(type),
                                    std::move(release_args), "claim");
       }
       if (left > 0) {
@@ -254,12 +251,9 @@ asio::awaitable<void> redis_store::impl::release_permits(const std::vector<std::
   for (auto& [type, ended] : by_type(tokens)) {
     std::exception_ptr failed;
     try {
-      std::vector<std::string> release_keys{
-          limit_key(type, "running"), limit_key(type, "starts"), limit_key(type, "waiting"),
-          limit_key(type, "waiting:seq"), limit_key(type, "wake")};
       std::vector<std::string> release_args{"ended", "", "0"};
       release_args.insert(release_args.end(), ended.begin(), ended.end());
-      co_await run_on<long long>(conn, limit_release_script, std::move(release_keys),
+      co_await run_on<long long>(conn, limit_release_script, release_keys(type),
                                  std::move(release_args), what);
     } catch (...) {
       failed = std::current_exception();
