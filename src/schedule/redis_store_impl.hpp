@@ -414,24 +414,31 @@ struct redis_store::impl {
   redis::script resume_script = make_script(lua::resume);
   redis::script restore_dead_script = make_script(lua::restore_dead);
 
+  // Runs `s` with `call_keys` and `args`; its reply as T (a failure throws, naming `what`).
+  template <class T>
+  asio::awaitable<T> run_on(const redis::script& s, std::vector<std::string> call_keys,
+                            std::vector<std::string> args, const char* what,
+                            redis::request::config cfg = {}) {
+    redis::response<T> resp;
+    co_await s.exec(conn, std::move(call_keys), std::move(args), resp, cfg);
+    co_return value_or_throw(std::get<0>(resp), what);
+  }
+
+  // run_on a shard's keys.
   template <class T>
   asio::awaitable<T> run_script(const redis::script& s, unsigned shard,
                                 std::vector<std::string> args, const char* what,
                                 redis::request::config cfg = {}) {
-    redis::response<T> resp;
-    co_await s.exec(conn, keys[shard], std::move(args), resp, cfg);
-    co_return value_or_throw(std::get<0>(resp), what);
+    co_return co_await run_on<T>(s, keys[shard], std::move(args), what, cfg);
   }
 
-  // run_script on a shard's keys followed by the limits' `extra` keys.
+  // run_on a shard's keys followed by the limits' `extra` keys.
   template <class T>
   asio::awaitable<T> run_limited(const redis::script& s, unsigned shard,
                                  const std::vector<std::string>& extra,
                                  std::vector<std::string> args, const char* what,
                                  redis::request::config cfg = {}) {
-    redis::response<T> resp;
-    co_await s.exec(conn, keys_with(shard, extra), std::move(args), resp, cfg);
-    co_return value_or_throw(std::get<0>(resp), what);
+    co_return co_await run_on<T>(s, keys_with(shard, extra), std::move(args), what, cfg);
   }
 
   // Runs a write that must be durable (schedule, cancel, ack) and, with wait_replicas set,
@@ -458,9 +465,7 @@ struct redis_store::impl {
   asio::awaitable<T> run_durable_on(const redis::script& s, std::vector<std::string> call_keys,
                                     std::vector<std::string> args, const char* what) {
     if (options.wait_replicas == 0) {
-      redis::response<T> plain;
-      co_await s.exec(conn, std::move(call_keys), std::move(args), plain);
-      co_return value_or_throw(std::get<0>(plain), what);
+      co_return co_await run_on<T>(s, std::move(call_keys), std::move(args), what);
     }
     redis::request req;
     s.push_to(req, call_keys, args);

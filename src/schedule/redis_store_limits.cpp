@@ -117,15 +117,6 @@ std::vector<std::size_t> parse_counts(const std::string& text, std::size_t expec
   return out;
 }
 
-template <class T>
-asio::awaitable<T> run_on(redis::client& conn, const redis::script& s,
-                          std::vector<std::string> keys, std::vector<std::string> args,
-                          const char* what) {
-  redis::response<T> resp;
-  co_await s.exec(conn, std::move(keys), std::move(args), resp);
-  co_return value_or_throw(std::get<0>(resp), what);
-}
-
 }  // namespace
 
 asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t limit,
@@ -165,7 +156,7 @@ asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t 
           hex_of(type),
           prefix};
       const auto acquired = co_await run_on<std::vector<std::string>>(
-          conn, limit_acquire_script, std::move(acquire_keys), std::move(acquire_args), "claim");
+          limit_acquire_script, std::move(acquire_keys), std::move(acquire_args), "claim");
       if (acquired.size() < 4 || acquired.size() - 4 > want) {
         throw std::runtime_error("redis_store claim: malformed permit reply of " +
                                  std::to_string(acquired.size()) + " elements");
@@ -189,7 +180,7 @@ asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t 
         auto start_keys = keys[shard];
         start_keys.push_back(prefix + "waits");
         const auto started = co_await run_on<std::vector<std::string>>(
-            conn, limit_start_held_script, std::move(start_keys), std::move(start_args), "claim");
+            limit_start_held_script, std::move(start_keys), std::move(start_args), "claim");
         constexpr std::size_t head = 6;  // then the unused tokens, then the tasks
         std::size_t unused_count = 0;
         if (started.size() < head ||
@@ -222,7 +213,7 @@ asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t 
       if (!unused.empty() || (emptied && (registered || checked != seen))) {
         std::vector<std::string> release_args{"unused", emptied ? prefix : std::string(), checked};
         release_args.insert(release_args.end(), unused.begin(), unused.end());
-        co_await run_on<long long>(conn, limit_release_script, release_keys(type),
+        co_await run_on<long long>(limit_release_script, release_keys(type),
                                    std::move(release_args), "claim");
       }
       if (left > 0) {
@@ -253,8 +244,8 @@ asio::awaitable<void> redis_store::impl::release_permits(const std::vector<std::
     try {
       std::vector<std::string> release_args{"ended", "", "0"};
       release_args.insert(release_args.end(), ended.begin(), ended.end());
-      co_await run_on<long long>(conn, limit_release_script, release_keys(type),
-                                 std::move(release_args), what);
+      co_await run_on<long long>(limit_release_script, release_keys(type), std::move(release_args),
+                                 what);
     } catch (...) {
       failed = std::current_exception();
     }
@@ -276,8 +267,8 @@ asio::awaitable<void> redis_store::impl::renew_permits(const std::vector<std::st
     std::vector<std::string> renew_keys{limit_key(type, "running")};
     std::vector<std::string> renew_args{std::to_string(lease.count())};
     renew_args.insert(renew_args.end(), renewed.begin(), renewed.end());
-    co_await run_on<long long>(conn, limit_renew_script, std::move(renew_keys),
-                               std::move(renew_args), "extend");
+    co_await run_on<long long>(limit_renew_script, std::move(renew_keys), std::move(renew_args),
+                               "extend");
   }
 }
 

@@ -5,12 +5,12 @@
 // that held leases before; an ack batch whose tokens are all current removes them in one
 // call, and one holding a stale token acks exactly the current ones; leases taken by an
 // older version (inflight + lease, written here by hand as those scripts wrote them) are
-// still acked, nacked, extended, cancelled and recovered when they expire.
+// still acked, nacked, extended, cancelled and recovered when they expire; members that name no
+// lease are dropped.
 //
 // Records (encode_waiting_record): a waiting task whose occurrence is its due time is stored
 // without the occurrence line; the claim writes it back, so a retry keeps the occurrence.
 #include <algorithm>
-#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/detail/record.hpp>
@@ -19,8 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "support/redis_server.hpp"
-#include "support/run_coroutine.hpp"
+#include "support/schedule_harness.hpp"
 
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
@@ -29,33 +28,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
-corvo::test::redis_server& shared_server() {
-  static corvo::test::redis_server server;
-  return server;
+/// One store of one shard on a fresh namespace of the executable's shared server.
+using harness = corvo::test::redis_schedule_harness<1>;
+
+/// The shard's keys (redis_store::keys_of: 1 tasks, 2 inflight, 3 lease).
+std::string tasks_key(const harness& h) {
+  return h.store.keys_of(0).at(1);
 }
-
-std::string fresh_namespace() {
-  static std::atomic<int> counter{0};
-  return "layout" + std::to_string(++counter);
+std::string inflight_key(const harness& h) {
+  return h.store.keys_of(0).at(2);
 }
-
-/// One store of one shard on the shared server, its own namespace.
-struct harness {
-  asio::io_context context;
-  redis::client conn;
-  sched::redis_store store;
-
-  harness()
-      : conn(context.get_executor(), redis::client_config::from_url(shared_server().url())),
-        store(conn, redis::client_config::from_url(shared_server().url()),
-              sched::redis_store_options{.name_space = fresh_namespace(), .shards = 1}) {
-    asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
-  }
-  std::string key(std::size_t index) const { return store.keys_of(0).at(index); }
-  std::string tasks_key() const { return key(1); }
-  std::string inflight_key() const { return key(2); }
-  std::string lease_key() const { return key(3); }
-};
+std::string lease_key(const harness& h) {
+  return h.store.keys_of(0).at(3);
+}
 
 sched::task make_task(std::string id, sched::time_point due) {
   sched::task t;
@@ -154,7 +139,7 @@ asio::awaitable<void> a_claim_writes_the_leased_set_and_the_record(harness& h) {
   expected.push_back("a " + token_a);
   expected.push_back("b " + token_b);
   BOOST_TEST(members == expected, boost::test_tools::per_element());
-  BOOST_TEST(co_await integer(h.conn, "EXISTS", h.inflight_key(), h.lease_key()) == 0);
+  BOOST_TEST(co_await integer(h.conn, "EXISTS", inflight_key(h), lease_key(h)) == 0);
   const auto deadline = co_await text(h.conn, "ZSCORE", leased, "a " + token_a);
   BOOST_TEST_REQUIRE(deadline.has_value());
   const auto deadline_us = std::stoll(*deadline);
@@ -162,7 +147,7 @@ asio::awaitable<void> a_claim_writes_the_leased_set_and_the_record(harness& h) {
   BOOST_TEST(deadline_us == claimed_us + 30'000'000);
 
   // The record carries the token and still decodes; the task reads as in flight.
-  const auto record = co_await text(h.conn, "HGET", h.tasks_key(), "a");
+  const auto record = co_await text(h.conn, "HGET", tasks_key(h), "a");
   BOOST_TEST_REQUIRE(record.has_value());
   BOOST_TEST(sched::detail::lease_token_of(*record) == token_a);
   const auto got = co_await store.get("a");
@@ -172,18 +157,25 @@ asio::awaitable<void> a_claim_writes_the_leased_set_and_the_record(harness& h) {
   BOOST_TEST((claimed.tasks[0].work.type == "email"));
   const auto stats = co_await store.stats();
   BOOST_TEST(stats.in_flight == 2u);
-  auto listed = co_await store.in_flight(0, 10);
-  BOOST_TEST_REQUIRE(listed.size() == 2u);
-  BOOST_TEST(listed[0].id + listed[1].id == (listed[0].id == "a" ? "ab" : "ba"));
+  const auto listed = co_await store.in_flight(0, 10);
+  std::vector<std::string> listed_ids;
+  for (const auto& t : listed) {
+    listed_ids.push_back(t.id);
+  }
+  std::sort(listed_ids.begin(), listed_ids.end());
+  std::vector<std::string> ab;
+  ab.push_back("a");
+  ab.push_back("b");
+  BOOST_TEST(listed_ids == ab, boost::test_tools::per_element());
 
   // An ack removes the member and the record; a nack removes the member and the token.
   std::vector<sched::completion> done;
   done.push_back(completion_of("a", token_a));
   BOOST_TEST(co_await store.ack(0, std::move(done)) == 1u);
-  BOOST_TEST(!(co_await text(h.conn, "HGET", h.tasks_key(), "a")).has_value());
+  BOOST_TEST(!(co_await text(h.conn, "HGET", tasks_key(h), "a")).has_value());
   BOOST_TEST(co_await store.nack(0, failing("b", token_b, "boom")));
   BOOST_TEST(co_await integer(h.conn, "EXISTS", leased) == 0);
-  const auto b_record = co_await text(h.conn, "HGET", h.tasks_key(), "b");
+  const auto b_record = co_await text(h.conn, "HGET", tasks_key(h), "b");
   BOOST_TEST_REQUIRE(b_record.has_value());
   BOOST_TEST(sched::detail::lease_token_of(*b_record).empty());
   const auto b = co_await store.get("b");
@@ -237,9 +229,9 @@ asio::awaitable<void> lease_the_old_way(harness& h, std::string id, std::string 
   t.attempts = 1;
   t.occurrence = t.due;
   redis::request req;
-  req.push("HSET", h.tasks_key(), id, sched::detail::encode_record(t));
-  req.push("ZADD", h.inflight_key(), std::to_string(deadline_us), id);
-  req.push("HSET", h.lease_key(), id, token);
+  req.push("HSET", tasks_key(h), id, sched::detail::encode_record(t));
+  req.push("ZADD", inflight_key(h), std::to_string(deadline_us), id);
+  req.push("HSET", lease_key(h), id, token);
   co_await h.conn.exec(req);
 }
 
@@ -289,7 +281,7 @@ asio::awaitable<void> leases_of_an_older_version_keep_working(harness& h) {
     }
   }
   // Nothing of the older layout is left; the new leases are in the leased set.
-  BOOST_TEST(co_await integer(h.conn, "EXISTS", h.inflight_key(), h.lease_key()) == 0);
+  BOOST_TEST(co_await integer(h.conn, "EXISTS", inflight_key(h), lease_key(h)) == 0);
   BOOST_TEST(co_await integer(h.conn, "ZCARD", store.leased_key(0)) == 2);
 }
 
@@ -304,7 +296,7 @@ asio::awaitable<void> the_occurrence_line_is_left_out_until_the_claim(harness& h
   co_await store.schedule(make_task("moved", due + 1h));
   BOOST_TEST(co_await store.reschedule("moved", due + 2h));
   // Five header lines and the payload: no occurrence line while it is the due time.
-  const auto waiting = co_await text(h.conn, "HGET", h.tasks_key(), "x");
+  const auto waiting = co_await text(h.conn, "HGET", tasks_key(h), "x");
   BOOST_TEST_REQUIRE(waiting.has_value());
   BOOST_TEST(newlines(*waiting) == 5u);
   auto as_scheduled = make_task("x", due);
@@ -313,13 +305,13 @@ asio::awaitable<void> the_occurrence_line_is_left_out_until_the_claim(harness& h
   const auto listed = co_await store.get("x");
   BOOST_TEST((listed->occurrence == due));
   // A reschedule writes it (the occurrence moves with the due time).
-  const auto moved = co_await text(h.conn, "HGET", h.tasks_key(), "moved");
+  const auto moved = co_await text(h.conn, "HGET", tasks_key(h), "moved");
   BOOST_TEST(newlines(moved.value_or("")) == 6u);
 
   const auto claimed = co_await store.claim(0, 10, 30s);
   BOOST_TEST_REQUIRE(claimed.tasks.size() == 1u);
   BOOST_TEST((claimed.tasks[0].work.occurrence == due));
-  const auto leased = co_await text(h.conn, "HGET", h.tasks_key(), "x");
+  const auto leased = co_await text(h.conn, "HGET", tasks_key(h), "x");
   BOOST_TEST_REQUIRE(leased.has_value());
   BOOST_TEST(newlines(*leased) == 6u);
   BOOST_TEST(leased->find("\n" + std::to_string(due.time_since_epoch().count()) + "\n") !=
@@ -337,27 +329,50 @@ asio::awaitable<void> the_occurrence_line_is_left_out_until_the_claim(harness& h
   BOOST_TEST(again.tasks[0].work.attempts == 2);
 }
 
+// Members of the leased set that name no lease (no token, no record, or a token the record
+// does not carry) are dropped when they expire; the waiting task they name is left alone and
+// claimed once.
+asio::awaitable<void> malformed_leased_members_are_dropped(harness& h) {
+  auto& store = h.store;
+  co_await store.schedule(make_task("w", sched::now() - 1s));
+  const auto leased = store.leased_key(0);
+  const auto past = std::to_string((sched::now() - 1s).time_since_epoch().count());
+  BOOST_TEST(co_await integer(h.conn, "ZADD", leased, past, "no-token-at-all", past, "ghost 1.ff",
+                              past, "w 9.zz") == 3);
+  const auto claimed = co_await store.claim(0, 10, 30s);
+  BOOST_TEST_REQUIRE(claimed.tasks.size() == 1u);
+  BOOST_TEST(claimed.tasks[0].work.id == "w");
+  BOOST_TEST(claimed.tasks[0].work.attempts == 1);
+  BOOST_TEST(claimed.tasks[0].work.last_error.empty());
+  auto members = co_await strings(h.conn, "ZRANGE", leased, "0", "-1");
+  std::vector<std::string> only_w;
+  only_w.push_back("w " + claimed.tasks[0].token);
+  BOOST_TEST(members == only_w, boost::test_tools::per_element());
+}
+
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(malformed_members_of_the_leased_set_are_dropped) {
+  corvo::test::run_scenario<harness>(
+      [](harness& h) { return malformed_leased_members_are_dropped(h); });
+}
+
 BOOST_AUTO_TEST_CASE(a_waiting_record_leaves_out_its_occurrence_and_the_claim_writes_it_back) {
-  harness h;
-  corvo::test::run(h.context, the_occurrence_line_is_left_out_until_the_claim(h),
-                   [&] { h.conn.cancel(); });
+  corvo::test::run_scenario<harness>(
+      [](harness& h) { return the_occurrence_line_is_left_out_until_the_claim(h); });
 }
 
 BOOST_AUTO_TEST_CASE(a_claim_writes_the_leased_set_and_the_record_not_the_older_keys) {
-  harness h;
-  corvo::test::run(h.context, a_claim_writes_the_leased_set_and_the_record(h),
-                   [&] { h.conn.cancel(); });
+  corvo::test::run_scenario<harness>(
+      [](harness& h) { return a_claim_writes_the_leased_set_and_the_record(h); });
 }
 
 BOOST_AUTO_TEST_CASE(an_ack_batch_with_a_stale_token_acks_exactly_the_current_ones) {
-  harness h;
-  corvo::test::run(h.context, a_batch_with_a_stale_token_acks_exactly_the_current_ones(h),
-                   [&] { h.conn.cancel(); });
+  corvo::test::run_scenario<harness>(
+      [](harness& h) { return a_batch_with_a_stale_token_acks_exactly_the_current_ones(h); });
 }
 
 BOOST_AUTO_TEST_CASE(leases_taken_by_an_older_version_are_acked_nacked_extended_and_expire) {
-  harness h;
-  corvo::test::run(h.context, leases_of_an_older_version_keep_working(h), [&] { h.conn.cancel(); });
+  corvo::test::run_scenario<harness>(
+      [](harness& h) { return leases_of_an_older_version_keep_working(h); });
 }

@@ -92,16 +92,7 @@ BOOST_AUTO_TEST_CASE(three_processes_share_the_limits_of_a_type) {
       scheduler_worker_config::cluster(cluster.seed_urls()), "clim", shards, "{crun}");
   scheduler_workers workers(CORVO_SCHEDULER_WORKER_PATH, 3, config);
   cluster_parent parent(cluster, "clim", shards);
-  const auto started = std::chrono::steady_clock::now();
-  corvo::test::run(parent.ctx, limits::schedule_and_drain(parent.store, workers),
-                   [&] { parent.conn.cancel(); });
-  BOOST_TEST_MESSAGE("drained in " << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::steady_clock::now() - started)
-                                          .count()
-                                   << " ms");
-  for (const auto& problem : workers.stop_all()) {
-    BOOST_ERROR(problem);
-  }
+  limits::drain_and_stop(parent, workers);
   limits::check_shared_limits(workers, on_cluster(cluster), "{crun}", "clim");
 }
 

@@ -62,17 +62,7 @@ BOOST_AUTO_TEST_CASE(three_processes_share_the_limits_of_a_type) {
       scheduler_worker_config::standalone(server.url()), "lim", 4, "running");
   scheduler_workers workers(CORVO_SCHEDULER_WORKER_PATH, 3, config);
   redis_parent parent(server.url(), "lim", 4);
-
-  const auto started = std::chrono::steady_clock::now();
-  corvo::test::run(parent.ctx, corvo::test::limits::schedule_and_drain(parent.store, workers),
-                   [&] { parent.conn.cancel(); });
-  BOOST_TEST_MESSAGE("drained in " << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::steady_clock::now() - started)
-                                          .count()
-                                   << " ms");
-  for (const auto& problem : workers.stop_all()) {
-    BOOST_ERROR(problem);
-  }
+  corvo::test::limits::drain_and_stop(parent, workers);
   const auto redis = [&](std::vector<std::string> args) { return server.cli_argv(args); };
   corvo::test::limits::check_shared_limits(workers, redis, "running", "lim");
 }

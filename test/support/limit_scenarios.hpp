@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <corvo/schedule/store.hpp>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "support/run_coroutine.hpp"
 #include "support/scheduler_workers.hpp"
 
 namespace corvo::test::limits {
@@ -103,7 +105,24 @@ inline asio::awaitable<void> schedule_and_drain(store& tasks, scheduler_workers&
                           "60 limited and 20 unlimited tasks on three processes");
 }
 
-/// After schedule_and_drain and stop_all: the exact outcome of the three-process scenario.
+/// Runs schedule_and_drain on `parent`'s store (on its context; its connection is cancelled at
+/// the end) with `workers`, logs how long the drain took, then stops the workers and reports
+/// what they found wrong.
+template <class Parent>
+void drain_and_stop(Parent& parent, scheduler_workers& workers) {
+  const auto started = std::chrono::steady_clock::now();
+  corvo::test::run(parent.ctx, schedule_and_drain(parent.store, workers),
+                   [&] { parent.conn.cancel(); });
+  BOOST_TEST_MESSAGE("drained in " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - started)
+                                          .count()
+                                   << " ms");
+  for (const auto& problem : workers.stop_all()) {
+    BOOST_ERROR(problem);
+  }
+}
+
+/// After drain_and_stop: the exact outcome of the three-process scenario.
 /// `redis(args)`: a command's reply on the node of its key (redis-cli); `counter`: the
 /// workers' count_running prefix; `name_space`: theirs.
 inline void check_shared_limits(scheduler_workers& workers,

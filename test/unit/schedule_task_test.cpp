@@ -1,6 +1,7 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <corvo/schedule/cron_expression.hpp>
+#include <corvo/schedule/detail/record.hpp>
 #include <corvo/schedule/task.hpp>
 #include <stdexcept>
 #include <string>
@@ -146,6 +147,66 @@ BOOST_AUTO_TEST_CASE(parse_errors_say_what_is_wrong) {
   BOOST_TEST(rejects("cron * * * * FUNDAY", "day-of-week"));
   BOOST_TEST(rejects("next tuesday", "cron expression"));
   BOOST_TEST(rejects("weekly", "expected a number"));
+}
+
+// ---- the Redis store's record (detail/record.hpp) -------------------------------------------
+
+namespace {
+
+corvo::schedule::task record_task() {
+  corvo::schedule::task t;
+  t.id = "r";
+  t.type = "mail";
+  t.attempts = 1;
+  t.max_attempts = 3;
+  t.payload = "p k1.x";  // a " k" in the payload is not a lease token
+  t.due = corvo::schedule::time_point(std::chrono::microseconds(1'795'000'000'000'000));
+  t.occurrence = t.due;
+  return t;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_record_names_its_lease_token_only_on_its_options_line) {
+  using corvo::schedule::detail::lease_token_of;
+  const auto plain = corvo::schedule::detail::encode_record(record_task());
+  BOOST_TEST(lease_token_of(plain).empty());
+  const auto options_end = plain.find('\n', plain.find('\n') + 1);
+  auto leased = plain;
+  leased.insert(options_end, " k12.ab");
+  BOOST_TEST(lease_token_of(leased) == "12.ab");
+  auto among_others = plain;
+  among_others.insert(options_end, " 5000 p1 k7.cd r100:1000:2:0");
+  BOOST_TEST(lease_token_of(among_others) == "7.cd");
+  BOOST_TEST(lease_token_of("").empty());
+  BOOST_TEST(lease_token_of("1 k3.x").empty());     // no options line
+  BOOST_TEST(lease_token_of("1\n3 k3.x").empty());  // no end to it
+
+  // Decoding ignores the token: the task reads as it did before its lease.
+  corvo::schedule::task from_leased, from_plain;
+  corvo::schedule::detail::decode_record(among_others, from_leased);
+  corvo::schedule::detail::decode_record(plain, from_plain);
+  BOOST_TEST(from_leased.max_attempts == 3u);
+  BOOST_TEST((from_leased.priority == corvo::schedule::priority::high));
+  BOOST_TEST(from_leased.timeout.has_value());
+  BOOST_TEST(from_leased.retry.has_value());
+  BOOST_TEST(from_leased.payload == from_plain.payload);
+}
+
+BOOST_AUTO_TEST_CASE(a_waiting_record_leaves_out_an_occurrence_equal_to_its_due_time) {
+  using namespace corvo::schedule::detail;
+  auto t = record_task();
+  const auto full = encode_record(t);
+  const auto waiting = encode_waiting_record(t);
+  BOOST_TEST(full.size() == waiting.size() + std::string("1795000000000000\n").size());
+  corvo::schedule::task decoded;
+  decode_record(waiting, decoded);
+  BOOST_TEST((decoded.occurrence == corvo::schedule::time_point{}));  // the caller uses the due
+  BOOST_TEST(decoded.payload == t.payload);
+  t.occurrence = t.due - std::chrono::hours(1);  // moved by a reschedule: kept
+  BOOST_TEST(encode_waiting_record(t) == encode_record(t));
+  decode_record(encode_waiting_record(t), decoded);
+  BOOST_TEST((decoded.occurrence == t.occurrence));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
