@@ -73,6 +73,41 @@ std::string_view lease_token_of(std::string_view record) noexcept {
   return token.substr(0, token.find(' '));
 }
 
+std::optional<std::int64_t> token_due(std::string_view token) noexcept {
+  // '<digits>.<hex>.<digits>', nothing else.
+  const auto first = token.find('.');
+  const auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
+  if (first == 0 || second == std::string_view::npos || second == first + 1) {
+    return std::nullopt;
+  }
+  const auto is_digits = [](std::string_view s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  const auto nonce = token.substr(first + 1, second - first - 1);
+  const auto due = token.substr(second + 1);
+  if (!is_digits(token.substr(0, first)) || !is_digits(due) ||
+      nonce.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::int64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(due.data(), due.data() + due.size(), value);
+  if (ec != std::errc{} || ptr != due.data() + due.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+void apply_lease(std::string_view token, task& t) noexcept {
+  const auto due = token_due(token);
+  if (!due) {
+    return;
+  }
+  ++t.attempts;
+  if (t.occurrence == time_point{}) {
+    t.occurrence = time_point(std::chrono::microseconds(*due));
+  }
+}
+
 std::string one_line(std::string_view text) {
   std::string out(text);
   for (auto& c : out) {

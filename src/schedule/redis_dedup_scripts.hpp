@@ -41,13 +41,6 @@ inline constexpr const char* dedup_helpers = R"lua(
 -- `own`: that schedule's upsert replaces it). Returns 'removed' (it was waiting), 'blocked'
 -- (its schedule had not arrived) or 'gone' (it arrived and is no longer waiting: it ran, is
 -- in flight, dead or cancelled).
--- True when `id` waits in the shard of `keys` (due, parked or held).
-local function waits(keys, id)
-  for _, l in ipairs(due_levels(keys)) do
-    if redis.call('ZSCORE', l[1], id) then return true end
-  end
-  return redis.call('ZSCORE', keys[8], id) ~= false or redis.call('ZSCORE', keys[12], id) ~= false
-end
 local function void_prev(keys, marker, prev, own, ttl)
   local mark = redis.call('GET', marker)
   if not mark then redis.call('SET', marker, 'void', 'PX', ttl) end

@@ -46,6 +46,10 @@ local function header(rec)
   if not attempts then return nil end
   return tonumber(attempts), tonumber(max), options_end, body
 end
+-- True when header() parses `rec` (the same shape, without its captures: cheaper).
+local function well_formed(rec)
+  return string.find(rec, '^%d+\n%d+[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*\n') ~= nil
+end
 -- The error a lease expiry records, counting consecutive expiries.
 local function expiry_error(rec)
   local last = string.sub(rec, nth_newline(rec, 4) + 1, nth_newline(rec, 5) - 1)
@@ -133,14 +137,23 @@ end
 -- The held set of a limited type in this shard, and the shard's key prefix '{ns:s}:'.
 local function held_key(keys, type) return keys[12] .. ':' .. type end
 local function shard_prefix(keys) return string.sub(keys[7], 1, -5) end
--- Leases: the shard's `leased` set holds '<id> <token>' -> lease deadline, and a leased task's
--- record carries ' k<token>' on its options line (both written by the claim, both removed
--- together). Removing the member is the fencing check of an ack or nack: no token is looked
--- up. The record's token finds the member from the id alone (cancel, a new schedule of the
--- id). The `inflight` set (id -> deadline) and `lease` hash (id -> token), KEYS[3] and
--- KEYS[4], hold the leases taken by older versions: read and cleared, never written.
+-- Leases: the shard's `leased` set holds '<id> <token>' -> lease deadline. Removing the member is
+-- the fencing check of an ack or nack: no token is looked up. A token is one of two kinds:
+-- * '<counter>.<nonce>.<due>', a lease kept in its token (what a claim writes unless
+--   compatible leases are on): the claim leaves the record as it was, so it holds the
+--   attempts before this try (the try is one more), and the occurrence, when the record has no
+--   occurrence line, is `due`, the due time the task was claimed at. A schedule, cancel or
+--   restore of the id finds the member by its id (lease_member_of: a scan of the small set).
+-- * any other ('<counter>.<nonce>', '<counter>.<nonce>@<type hex>'), a lease written into the
+--   record: the claim wrote the try's attempts, the occurrence line and ' k<token>' on the
+--   options line (compatible leases, a cluster's limited tasks, older versions).
+-- The `inflight` set (id -> deadline) and `lease` hash (id -> token), KEYS[3] and KEYS[4],
+-- hold the leases taken by older versions still: read and cleared, never written.
 local function leased_key(keys) return shard_prefix(keys) .. 'leased' end
--- The lease token of a record (nil when it carries none).
+-- The due time a lease kept in its token carries (a string), nil for a lease written into the
+-- record.
+local function token_due(token) return string.match(token, '^%d+%.%x+%.(%d+)$') end
+-- The lease token a record carries (nil when it carries none).
 local function token_of(rec)
   local a = string.find(rec, '\n', 1, true)
   local b = a and string.find(rec, '\n', a + 1, true)
@@ -156,17 +169,19 @@ local function with_lease(rec, attempts, token)
   if token then line = line .. ' k' .. token end
   return attempts .. '\n' .. line .. string.sub(rec, b)
 end
--- The record of a task the claim takes: `attempts`, the lease `token`, and the occurrence
--- line when the record has none (a waiting task whose occurrence is its due time is stored
--- without it: encode_waiting_record): `due`, the due time it is claimed at, written before a
--- retry or a lease expiry can move the due time. `options_end`, `body`: header()'s positions.
+-- The record of a task the claim takes, as a lease written into the record stores it:
+-- `attempts`, the lease `token` (none when nil), and the occurrence line when the record has
+-- none (a waiting task whose occurrence is its due time is stored without it:
+-- encode_waiting_record): `due`, the due time it is claimed at. `options_end`, `body`:
+-- header()'s positions.
 local function claimed_record(rec, attempts, token, options_end, body, due)
   local a = string.find(rec, '\n', 1, true)
   local options = string.sub(rec, a, options_end - 1)
   if string.find(options, ' k', 1, true) then options = (string.gsub(options, ' k%S+', '')) end
+  if token then options = options .. ' k' .. token end
   local tail = string.sub(rec, body)
   if not string.find(tail, '\n', 1, true) then tail = due .. '\n' .. tail end
-  return attempts .. options .. ' k' .. token .. string.sub(rec, options_end, body - 1) .. tail
+  return attempts .. options .. string.sub(rec, options_end, body - 1) .. tail
 end
 -- `rec` without its lease token (unchanged when it carries none or does not parse).
 local function without_lease(rec)
@@ -176,11 +191,48 @@ local function without_lease(rec)
   end
   return with_lease(rec, string.sub(rec, 1, a - 1), nil)
 end
+-- The record of a task as of the try its lease `token` started, without a token: what a nack
+-- or an expiry writes its error into. Unchanged when its header does not parse.
+local function lease_record(rec, token)
+  local due = token_due(token)
+  if not due then return without_lease(rec) end
+  local attempts, _, options_end, body = header(rec)
+  if not attempts then return rec end
+  return claimed_record(rec, attempts + 1, nil, options_end, body, due)
+end
+-- The attempts of the try a lease `token` of the record `rec` started (0 when its header
+-- does not parse).
+local function lease_attempts(rec, token)
+  local attempts = rec and header(rec)
+  if not attempts then return 0 end
+  if token_due(token) then return attempts + 1 end
+  return attempts
+end
+-- The leased set's member and deadline of a lease of `id` (nil when it has none), found by a
+-- scan of the set (it holds only the tasks in flight).
+local function lease_member_of(keys, id)
+  local leased = leased_key(keys)
+  local pattern = string.gsub(id, '[%*%?%[%]\\]', '\\%0') .. ' *'
+  local cursor = '0'
+  repeat
+    local page = redis.call('ZSCAN', leased, cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = page[1]
+    for i = 1, #page[2], 2 do
+      local member = page[2][i]
+      if string.match(member, '^(.*) %S+$') == id then return member, page[2][i + 1] end
+    end
+  until cursor == '0'
+  return nil
+end
 -- Ends any lease of `id` (its record `rec`, false when none): the run in flight is fenced
--- off. The caller rewrites or removes the record.
+-- off. The caller rewrites or removes the record. Call it only when the task is not waiting
+-- (not in a due, parked, held or dead set): a waiting task has no lease, and the scan for a
+-- lease kept in its token is then saved.
 local function drop_lease(keys, id, rec)
-  local token = rec and token_of(rec)
-  if token then redis.call('ZREM', leased_key(keys), id .. ' ' .. token) end
+  if not rec then return end
+  local token = token_of(rec)
+  local member = token and (id .. ' ' .. token) or lease_member_of(keys, id)
+  if member then redis.call('ZREM', leased_key(keys), member) end
   redis.call('ZREM', keys[3], id)
   redis.call('HDEL', keys[4], id)
 end
@@ -255,17 +307,31 @@ local function wake_if_head(keys, id, due)
     redis.call('SPUBLISH', keys[7], fmt(due))
   end
 end
+-- True when `id` waits in the shard of `keys` (due, parked or held).
+local function waits(keys, id)
+  for _, l in ipairs(due_levels(keys)) do
+    if redis.call('ZSCORE', l[1], id) then return true end
+  end
+  return redis.call('ZSCORE', keys[8], id) ~= false or redis.call('ZSCORE', keys[12], id) ~= false
+end
+-- Takes `id` out of the sets of a waiting task (due, parked, held, dead); true when it was in
+-- one. Call before its record changes (unhold reads the type from it).
+local function unwait(keys, id)
+  local held = unhold(keys, id)
+  local due = unqueue(keys, id)
+  local parked = redis.call('ZREM', keys[8], id) == 1
+  local dead = redis.call('ZREM', keys[5], id) == 1
+  return held or due or parked or dead
+end
 -- Stores task `id` with record `rec`, due at `due`, as a new schedule does: out of every
 -- other set (held, parked, in flight with its lease: a run in flight is fenced off, dead),
--- into the due set of its priority; emits `scheduled` and wakes dispatchers.
+-- into the due set of its priority; emits `scheduled` and wakes dispatchers. A new id costs
+-- one lookup more than writing it.
 local function store_task(keys, id, rec, due)
   emit('scheduled', id, rec, nil, nil, due)
-  unhold(keys, id)
-  drop_lease(keys, id, redis.call('HGET', keys[2], id))
+  local old = redis.call('HGET', keys[2], id)
+  if old and not unwait(keys, id) then drop_lease(keys, id, old) end
   redis.call('HSET', keys[2], id, rec)
-  redis.call('ZREM', keys[8], id)
-  redis.call('ZREM', keys[5], id)
-  unqueue(keys, id)
   enqueue(keys, id, rec, due)
   wake_if_head(keys, id, due)
 end

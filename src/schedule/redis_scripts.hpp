@@ -46,11 +46,9 @@ return 1
 // now (the dead-letter caps apply), out of every other set (every priority's).
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
-unhold(KEYS, id)
-drop_lease(KEYS, id, redis.call('HGET', KEYS[2], id))
+local old = redis.call('HGET', KEYS[2], id)
+if old and not unwait(KEYS, id) then drop_lease(KEYS, id, old) end
 redis.call('HSET', KEYS[2], id, ARGV[2])
-unqueue(KEYS, id)
-redis.call('ZREM', KEYS[8], id)
 dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
 )lua";
@@ -84,12 +82,17 @@ return 'scheduled'
 // the higher level; see task.hpp `priority`), ahead_us (also take tasks due up to now +
 // ahead_us: redis_store_options::claim_ahead; the dispatcher starts them at their due time).
 // ARGV[8]: the number L of limited types, then per type: type, starts per window (0: no
-// rate), window_us, concurrency (0: none), then events; KEYS 14.. per type: running, starts,
-// waiting. Limited types without their KEYS (a Redis Cluster): no permit is taken here, every
+// rate), window_us, concurrency (0: none), then events, then '1' to write each lease into its
+// record (redis_store_options::compatible_leases; anything else: keep it in its token, see
+// the prelude's leases); KEYS 14.. per type: running, starts, waiting. Limited types without their KEYS (a Redis Cluster): no permit is taken here, every
 // due task of a limited type is held, and permit_at reports the held count of each type
 // instead ('N1 N2 ...', in ARGV order; 0 for every type while the namespace is paused).
-// Returns {now, next_due|'', next_lease|'', permit_at|'', events written (ev_tally), id1, token1,
-// due1, record1, ...}.
+// Returns {now, next_due|'', next_lease|'', permit_at|'', events written (ev_tally), lease
+// prefix|'', id1, token1, due1, record1, ...}: a token '' is the lease prefix joined with the
+// due time (a lease kept in its token, of a type without a limit); each record as the claim
+// wrote it (a lease written into the record) or as it was (a lease kept in its token: the try
+// is its attempts + 1, and its occurrence is the due time when it has none;
+// detail::apply_lease).
 // A due task of a limited type with no permit free moves to the held sets (attempts and
 // record untouched); at the start of a claim, as many held tasks of each type as it has
 // permits free go back to their due set (by the claim's order); permit_at: the earliest
@@ -103,15 +106,19 @@ inline constexpr const char* claim = R"lua(
 local now = now_us()
 local dead_max_count, dead_max_age = tonumber(ARGV[3]), tonumber(ARGV[4])
 events_on(ARGV[9 + 4 * (tonumber(ARGV[8]) or 0)], now)
+-- Leases written into the records (compatible leases: '1'), or kept in their tokens.
+local written = ARGV[10 + 4 * (tonumber(ARGV[8]) or 0)] == '1'
 local leased = leased_key(KEYS)
--- The task of an expired lease (its record `rec`, false when gone) becomes due now, or dead
--- when that try was its last.
-local function expire(id, rec)
+-- The task of an expired lease `token` (its record `rec`, false when gone) becomes due now,
+-- or dead when that try was its last.
+local function expire(id, rec, token)
   local attempts, max
-  if rec then attempts, max = header(rec) end
+  if rec then
+    rec = lease_record(rec, token)
+    attempts, max = header(rec)
+  end
   if attempts then
     local reason = expiry_error(rec)
-    rec = without_lease(rec)
     redis.call('HSET', KEYS[2], id, with_error(rec, reason))
     if attempts >= max then
       emit('dead', id, rec, attempts, reason)
@@ -128,14 +135,19 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', fmt(now), 'L
   redis.call('ZREM', leased, member)
   local id, token = string.match(member, '^(.*) (%S+)$')
   local rec = id and redis.call('HGET', KEYS[2], id)
-  if rec and token_of(rec) == token then expire(id, rec) end
+  -- A lease kept in its token is current while its member is there (every end of a lease
+  -- removes it); one naming a waiting task is not (written by hand: dropped).
+  if rec and (token_of(rec) == token or (token_due(token) and not waits(KEYS, id))) then
+    expire(id, rec, token)
+  end
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, 1000)) do
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
-  expire(id, redis.call('HGET', KEYS[2], id))
+  expire(id, redis.call('HGET', KEYS[2], id), '')
 end
-local out = {fmt(now), '', '', '', ''}
+local out = {fmt(now), '', '', '', '', ''}
+local lease_prefix  -- leases kept in their tokens: '<counter>.<nonce>.' (out[6])
 -- Times go to the server as strings formatted once here (redis.call would format a Lua
 -- number exactly, with %.17g, but for every call and task it is passed to).
 local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
@@ -192,6 +204,7 @@ for _, p in ipairs(redis.call('SMEMBERS', KEYS[9])) do
     paused_types[p] = true
   end
 end
+local looks_at_type = nlim > 0 or paused_types ~= nil  -- a claimed record's type matters
 local claimed, examined = 0, 0
 local aging = tonumber(ARGV[6]) or 0
 local levels = due_levels(KEYS)
@@ -252,18 +265,26 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     for l, level_ids in pairs(by_level) do call_chunked('ZREM', levels[l][1], level_ids) end
   end
   local recs = hmget_chunked(KEYS[2], pid)
-  -- Claimed tasks of types without a limit: their tokens come from one INCRBY after the loop
-  -- (a limited type's claim takes its permits with its token, so it takes its token at once).
+  -- Leases kept in their tokens (not `written`) of types without a limit: the call's one
+  -- counter value, the nonce and the task's due time make the token; the reply gives it as ''
+  -- and the client joins out[6] and the due time (one string less per task). Leases written
+  -- into the records, of types without a limit: their tokens come from one INCRBY after the
+  -- loop. A limited type's claim takes its permits with its token, so it takes its token at
+  -- once.
+  if not written and not lease_prefix and #pid > 0 then
+    lease_prefix = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5] .. '.'
+    out[6] = lease_prefix
+  end
   local b_id, b_rec, b_pos, b_attempts, b_end, b_body = {}, {}, {}, {}, {}, {}
+  local members, nm = {}, 0
   for i = 1, #pid do
-    local id, score, best = pid[i], pscore[i], plevel[i]
-    local rec = recs[i] or nil
-    local attempts, max_attempts, options_end, body, l
-    if rec then attempts, max_attempts, options_end, body = header(rec) end
-    if rec and nlim > 0 then l = limits[type_of(rec)] end
-    if rec and paused_types and paused_types[type_of(rec)] then
+    local id, score = pid[i], pscore[i]
+    local rec = recs[i]
+    local t = rec and looks_at_type and type_of(rec)
+    local l = t and limits[t]
+    if t and paused_types and paused_types[t] then
       redis.call('ZADD', KEYS[8], score, id)
-    elseif rec and not attempts then
+    elseif rec and not well_formed(rec) then
       redis.call('HSET', KEYS[2], id, '0\n1\n\n\nmalformed task record (its header does not ' ..
         'parse); the original record is the payload\n' .. cjson.encode(rec))
       emit('dead', id, nil, 0, 'malformed task record (its header does not parse)')
@@ -271,48 +292,54 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     elseif l and (l.blocked or permits(l) == 0) then
       l.blocked = true  -- no permit left in this call
       redis.call('ZADD', KEYS[12], score, id)
-      redis.call('ZADD', l.held, tonumber(score) - levels[best][2] * aging, id)
+      redis.call('ZADD', l.held, tonumber(score) - levels[plevel[i]][2] * aging, id)
       if not split then redis.call('SADD', l.waiting, prefix) end
     elseif rec then
-      attempts = attempts + 1
       local token = ''
       if l then
         token = redis.call('INCR', KEYS[6]) .. '.' .. ARGV[5]
+        if not written then token = token .. '.' .. score end
         if l.m > 0 then redis.call('ZADD', l.running, deadline, token) end
         if l.n > 0 then redis.call('ZADD', l.starts, now, token) end
-        rec = claimed_record(rec, attempts, token, options_end, body, score)
-        redis.call('HSET', KEYS[2], id, rec)
+        local attempts, _, options_end, body = header(rec)
+        if written then
+          rec = claimed_record(rec, attempts + 1, token, options_end, body, score)
+          redis.call('HSET', KEYS[2], id, rec)
+        end
         redis.call('ZADD', leased, deadline, id .. ' ' .. token)
-        emit('started', id, rec, attempts)
-      else
+        emit('started', id, rec, attempts + 1)
+      elseif written then
         local n = #b_id + 1
-        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, #out + 2, attempts
+        local attempts, _, options_end, body = header(rec)
+        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, #out + 2, attempts + 1
         b_end[n], b_body[n] = options_end, body
+      else
+        members[nm + 1], members[nm + 2] = deadline, id .. ' ' .. lease_prefix .. score
+        nm = nm + 2
+        if ev_max then emit('started', id, rec, attempts_of(rec) + 1) end
       end
-      out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = score
-      out[#out + 1] = rec
+      local k = #out
+      out[k + 1], out[k + 2], out[k + 3], out[k + 4] = id, token, score, rec
       claimed = claimed + 1
     end
   end
   if #b_id > 0 then
     local first = redis.call('INCRBY', KEYS[6], #b_id) - #b_id
-    local records, members = {}, {}
+    local records = {}
     for j = 1, #b_id do
       local id = b_id[j]
       local token = string.format('%d', first + j) .. '.' .. ARGV[5]
       local rec = claimed_record(b_rec[j], b_attempts[j], token, b_end[j], b_body[j],
         out[b_pos[j] + 1])
-      out[b_pos[j]] = token
-      out[b_pos[j] + 2] = rec
+      out[b_pos[j]], out[b_pos[j] + 2] = token, rec
       records[2 * j - 1], records[2 * j] = id, rec
-      members[2 * j - 1], members[2 * j] = deadline, id .. ' ' .. token
+      members[nm + 1], members[nm + 2] = deadline, id .. ' ' .. token
+      nm = nm + 2
       emit('started', id, rec, b_attempts[j])
     end
     call_chunked('HSET', KEYS[2], records)
-    call_chunked('ZADD', leased, members)
   end
+  if nm > 0 then call_chunked('ZADD', leased, members) end
   if not more and total <= want then break end  -- every due entry was taken: none left
 end
 local _, head = head_of(KEYS)
@@ -349,53 +376,30 @@ inline constexpr const char* ack = R"lua(
 local acked = 0
 local nlim = tonumber(ARGV[1])
 events_on(ARGV[2 + nlim])
-local first = 3 + nlim
-local ids, members = {}, {}
-for i = first, #ARGV, 3 do
-  ids[#ids + 1] = ARGV[i]
-  members[#members + 1] = ARGV[i] .. ' ' .. ARGV[i + 1]
-end
--- The leases end in one ZREM of the leased set. When it removed every member, every token was
--- current (the common case: nothing is looked up). Otherwise a token is current when the
--- record still carries it (the member and the record's token are written and removed
--- together), or, for a lease taken by an older version, when the `lease` hash holds it.
-local removed = 0
-for i = 1, #members, 1000 do
-  removed = removed + redis.call('ZREM', leased_key(KEYS), unpack(members, i, math.min(i + 999, #members)))
-end
-local all_current = removed == #members
+local leased = leased_key(KEYS)
 local old_leases
--- An id twice in one batch is acked once (the first time its token is current), as one call
--- after the other would. Finished one-off tasks leave with their records in one call.
-local done, finished = {}, {}
-for n, id in ipairs(ids) do
-  local i = first + (n - 1) * 3
-  local token, nxt = ARGV[i + 1], ARGV[i + 2]
+-- A token is current when removing its member from the leased set removes one (a ZREM per
+-- member: cheaper than a ZMSCORE for the batch, whose reply formats every score; a token
+-- twice in the batch is current once), or, for a lease taken by an older version, when the
+-- `lease` hash holds it. Finished one-off tasks leave with their records in one call.
+local finished, nf = {}, 0
+for i = 3 + nlim, #ARGV, 3 do
+  local id, token, nxt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   for l = 1, nlim do release(KEYS[12 + 2 * l], KEYS[13 + 2 * l], ARGV[1 + l], token) end
-  local current = false
-  if not done[id] then
-    if all_current then
+  local current = redis.call('ZREM', leased, id .. ' ' .. token) == 1
+  if not current then
+    if old_leases == nil then old_leases = redis.call('EXISTS', KEYS[4]) == 1 end
+    if old_leases and redis.call('HGET', KEYS[4], id) == token then
       current = true
-    else
-      local rec = redis.call('HGET', KEYS[2], id)
-      if rec and token_of(rec) == token then
-        current = true
-      else
-        if old_leases == nil then old_leases = redis.call('EXISTS', KEYS[4]) == 1 end
-        if old_leases and redis.call('HGET', KEYS[4], id) == token then
-          current = true
-          redis.call('ZREM', KEYS[3], id)
-          redis.call('HDEL', KEYS[4], id)
-        end
-      end
+      redis.call('ZREM', KEYS[3], id)
+      redis.call('HDEL', KEYS[4], id)
     end
   end
   if current then
-    done[id] = true
     if nxt ~= '' then
       local rec = redis.call('HGET', KEYS[2], id)
       if rec then
-        emit('succeeded', id, rec, attempts_of(rec))
+        emit('succeeded', id, rec, lease_attempts(rec, token))
         redis.call('HSET', KEYS[2], id, with_occurrence(with_error(with_lease(rec, 0, nil), ''), nxt))
         if redis.call('ZADD', due_key(KEYS, rec), 'NX', nxt, id) == 1 then
           wake_if_head(KEYS, id, tonumber(nxt))
@@ -405,14 +409,15 @@ for n, id in ipairs(ids) do
     else
       if ev_max then
         local rec = redis.call('HGET', KEYS[2], id)
-        emit('succeeded', id, rec, attempts_of(rec))
+        emit('succeeded', id, rec, lease_attempts(rec, token))
       end
-      finished[#finished + 1] = id
+      nf = nf + 1
+      finished[nf] = id
     end
     acked = acked + 1
   end
 end
-if #finished > 0 then call_chunked('HDEL', KEYS[2], finished) end
+if nf > 0 then call_chunked('HDEL', KEYS[2], finished) end
 return {tostring(acked), ev_tally()}
 )lua";
 
@@ -433,7 +438,7 @@ local now = now_us()
 events_on(ARGV[8 + nlim], now)
 local rec = redis.call('HGET', KEYS[2], id)
 if not rec then return {'1', ev_tally()} end
-rec = without_lease(rec)
+rec = lease_record(rec, token)
 redis.call('HSET', KEYS[2], id, with_error(rec, ARGV[3]))
 if ARGV[4] ~= '' then
   local due = now + tonumber(ARGV[4])
@@ -479,13 +484,21 @@ inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
 events_on(ARGV[2])
 local rec = redis.call('HGET', KEYS[2], id)
-if rec then emit('cancelled', id, rec) end
-unhold(KEYS, id)
-unqueue(KEYS, id)
-redis.call('ZREM', KEYS[8], id)
-drop_lease(KEYS, id, rec)
-redis.call('ZREM', KEYS[5], id)
+if not rec then
+  unwait(KEYS, id)
+  return 0
+end
+emit('cancelled', id, rec)
+if not unwait(KEYS, id) then drop_lease(KEYS, id, rec) end
 return redis.call('HDEL', KEYS[2], id)
+)lua";
+
+// KEYS 1..13; ARGV: id. Returns the token of the id's lease found in the leased set (a scan:
+// redis_store::get of a task that is not waiting), '' when it has none.
+inline constexpr const char* lease_of = R"lua(
+local member = lease_member_of(KEYS, ARGV[1])
+if not member then return '' end
+return string.match(member, ' (%S+)$')
 )lua";
 
 // KEYS 1..13; ARGV: id, due_us, events. Returns 1 when a waiting task was moved (its

@@ -144,10 +144,21 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
     t.state = task_state::scheduled;
     t.due = from_micros(*waiting);
     default_occurrence(t);
-  } else if (!detail::lease_token_of(*record).empty() || value_or_throw(std::get<2>(resp), "get")) {
-    t.state = task_state::in_flight;  // leased (or leased by an older version: inflight)
   } else if (value_or_throw(std::get<3>(resp), "get")) {
     t.state = task_state::dead;
+  } else if (!detail::lease_token_of(*record).empty() || value_or_throw(std::get<2>(resp), "get")) {
+    // A lease written into the record (or taken by an older version: inflight).
+    t.state = task_state::in_flight;
+  } else {
+    // Neither waiting nor dead: in flight with a lease kept in its token, which a scan of the
+    // shard's leased set finds (it holds only the tasks in flight).
+    std::vector<std::string> args{t.id};
+    const auto token = co_await impl_->run_script<std::string>(
+        impl_->lease_of_script, impl_->shard_for(t.id), std::move(args), "get");
+    if (!token.empty()) {
+      t.state = task_state::in_flight;
+      detail::apply_lease(token, t);
+    }
   }
   co_return t;
 }
@@ -190,9 +201,10 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
       std::to_string(impl_->limit_types.size())};
   args.insert(args.end(), impl_->claim_limit_args.begin(), impl_->claim_limit_args.end());
   args.push_back(impl_->events_arg);
-  const auto reply = co_await impl_->run_limited<std::vector<std::string>>(
+  args.emplace_back(impl_->options.compatible_leases ? "1" : "0");
+  auto reply = co_await impl_->run_limited<std::vector<std::string>>(
       impl_->claim_script, shard, impl_->claim_limit_keys, std::move(args), "claim");
-  if (reply.size() < 5 || (reply.size() - 5) % 4 != 0) {
+  if (reply.size() < 6 || (reply.size() - 6) % 4 != 0) {
     throw std::runtime_error("redis_store claim: malformed reply of " +
                              std::to_string(reply.size()) + " elements");
   }
@@ -203,7 +215,10 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   out.next_lease_expiry = parse_time(reply[2]);
   out.permit_at = impl_->split_limits ? std::nullopt : parse_time(reply[3]);
   impl_->count_reported(reply[4], "claim");
-  for (std::size_t i = 5; i < reply.size(); i += 4) {
+  for (std::size_t i = 6; i < reply.size(); i += 4) {
+    if (reply[i + 1].empty()) {
+      reply[i + 1] = reply[5] + reply[i + 2];  // a lease kept in its token: prefix and due time
+    }
     out.tasks.push_back(claimed_from(shard, out.store_now, &reply[i]));
   }
   if (impl_->split_limits) {

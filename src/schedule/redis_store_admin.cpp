@@ -55,6 +55,7 @@ struct listed {
   std::string id;
   double score;
   unsigned shard;
+  std::string token;  ///< a leased set's entry: its lease token (detail::apply_lease)
 };
 
 // Loads the records of `chosen` (one HMGET per shard, at most page_batch ids each) and
@@ -80,6 +81,7 @@ asio::awaitable<void> load_in_order(redis::client& conn,
   for (const auto& c : chosen) {
     const auto it = loaded.find(std::make_pair(c.shard, c.id));
     if (it != loaded.end()) {
+      detail::apply_lease(c.token, it->second);
       out.push_back(std::move(it->second));
     }
   }
@@ -123,11 +125,6 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
       redis::generic_response nodes;
       co_await conn.exec(req, nodes);
       auto got = scored_members(nodes);
-      if (s < leased.size() && leased[s]) {
-        for (auto& g : got) {
-          g.first.erase(std::min(g.first.size(), g.first.rfind(' ')));
-        }
-      }
       next[s] += static_cast<long long>(page_batch);
       exhausted[s] = got.size() < page_batch;
       for (auto& g : got) {
@@ -150,7 +147,13 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
       ++skipped;
       continue;
     }
-    chosen.push_back({std::move(entry.first), entry.second, best});
+    listed pick{std::move(entry.first), entry.second, best, {}};
+    if (best < leased.size() && leased[best]) {  // '<id> <token>'
+      const auto space = std::min(pick.id.size(), pick.id.rfind(' '));
+      pick.token = pick.id.substr(std::min(pick.id.size(), space + 1));
+      pick.id.erase(space);
+    }
+    chosen.push_back(std::move(pick));
     if (chosen.size() == page_batch) {
       co_await load_in_order(conn, keys, chosen, state, out);
       chosen.clear();

@@ -146,6 +146,7 @@ inline claimed_task claimed_from(unsigned shard, time_point at, const std::strin
   c.work.state = task_state::in_flight;
   try {
     detail::decode_record(fields[3], c.work);
+    detail::apply_lease(c.token, c.work);
     default_occurrence(c.work);
   } catch (const std::exception& e) {
     c.work.type.clear();
@@ -407,6 +408,7 @@ struct redis_store::impl {
   redis::script nack_script = make_script(lua::nack);
   redis::script extend_script = make_script(lua::extend);
   redis::script cancel_script = make_script(lua::cancel);
+  redis::script lease_of_script = make_script(lua::lease_of);
   redis::script reschedule_script = make_script(lua::reschedule);
   redis::script replay_script = make_script(lua::replay);
   redis::script purge_script = make_script(lua::purge);

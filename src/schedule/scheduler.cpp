@@ -194,6 +194,8 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
                        "key 'scheduler.redis.claim_ahead_us' must be at most 100000 (100 ms)");
   }
   o.redis.claim_ahead = std::chrono::microseconds(ahead);
+  o.redis.compatible_leases =
+      redis_section.get_or<bool>("compatible_leases", o.redis.compatible_leases);
   if (o.redis.wait_replicas > 0 && o.redis.wait_timeout <= std::chrono::milliseconds::zero()) {
     throw config_error("scheduler.redis.wait_timeout",
                        "key 'scheduler.redis.wait_timeout' must be positive when "

@@ -71,20 +71,23 @@ struct memory_harness {
   void stop() {}
 };
 
-/// The Redis store on the shared server; its clock is the server's TIME.
-struct redis_harness {
+/// The Redis store on the shared server; its clock is the server's TIME. `CompatibleLeases`:
+/// redis_store_options::compatible_leases (leases written into the records).
+template <bool CompatibleLeases>
+struct basic_redis_harness {
   static constexpr bool real_time = true;
   asio::io_context context;
   redis::client conn;
   sched::redis_store store;
 
-  explicit redis_harness(store_limits l = {})
+  explicit basic_redis_harness(store_limits l = {})
       : conn(context.get_executor(), redis::client_config::from_url(shared_server().url())),
         store(conn, redis::client_config::from_url(shared_server().url()),
               sched::redis_store_options{.name_space = fresh_namespace(),
                                          .shards = l.shards,
                                          .dead_max_count = l.dead_max_count,
-                                         .dead_max_age = l.dead_max_age}) {
+                                         .dead_max_age = l.dead_max_age,
+                                         .compatible_leases = CompatibleLeases}) {
     asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
   }
   asio::awaitable<sched::time_point> store_now() {
@@ -100,7 +103,10 @@ struct redis_harness {
   void stop() { conn.cancel(); }
 };
 
-using both_stores = boost::mpl::list<memory_harness, redis_harness>;
+using redis_harness = basic_redis_harness<false>;
+/// Every contract case runs on the Redis store with both kinds of lease.
+using both_stores =
+    boost::mpl::list<memory_harness, redis_harness, basic_redis_harness<true>>;
 
 template <class Harness, class Scenario>
 void run_scenario(Harness& h, Scenario scenario) {

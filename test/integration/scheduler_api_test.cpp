@@ -110,6 +110,20 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
   BOOST_CHECK_EXCEPTION(ahead("-1"), corvo::config_error, [](const corvo::config_error& e) {
     return e.key() == "scheduler.redis.claim_ahead_us";
   });
+  // scheduler.redis.compatible_leases: off by default, a boolean.
+  BOOST_TEST(!o.redis.compatible_leases);
+  const auto compatible = [](const std::string& value) {
+    return scheduler_options::from(corvo::config::from_string(
+        R"({"redis": {"url": "redis://h:1"}, "scheduler": {"provider": "redis", )"
+        R"("redis": {"compatible_leases": )" +
+        value + "}}}"));
+  };
+  BOOST_TEST(compatible("true").redis.compatible_leases);
+  BOOST_TEST(!compatible("false").redis.compatible_leases);
+  BOOST_CHECK_EXCEPTION(compatible("\"maybe\""), corvo::config_error,
+                        [](const corvo::config_error& e) {
+                          return e.key() == "scheduler.redis.compatible_leases";
+                        });
 }
 
 BOOST_AUTO_TEST_CASE(kafka_sink_options_from_configuration) {

@@ -66,7 +66,9 @@ struct memory_schedule_harness {
   void stop() {}
 };
 
-template <unsigned Shards>
+/// The Redis store on the executable's shared server. `CompatibleLeases`:
+/// redis_store_options::compatible_leases of both stores.
+template <unsigned Shards, bool CompatibleLeases = false>
 struct redis_schedule_harness {
   boost::asio::io_context context;
   std::string name_space = next_schedule_namespace();
@@ -74,11 +76,13 @@ struct redis_schedule_harness {
                      redis::client_config::from_url(shared_schedule_server().url())};
   schedule::redis_store store{
       conn, redis::client_config::from_url(shared_schedule_server().url()),
-      schedule::redis_store_options{.name_space = name_space, .shards = Shards}};
+      schedule::redis_store_options{
+          .name_space = name_space, .shards = Shards, .compatible_leases = CompatibleLeases}};
   /// Another store object on the namespace, as another process would have.
   schedule::redis_store second{
       conn, redis::client_config::from_url(shared_schedule_server().url()),
-      schedule::redis_store_options{.name_space = name_space, .shards = Shards}};
+      schedule::redis_store_options{
+          .name_space = name_space, .shards = Shards, .compatible_leases = CompatibleLeases}};
   schedule::store& other = second;
 
   redis_schedule_harness() {

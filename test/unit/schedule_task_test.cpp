@@ -193,6 +193,32 @@ BOOST_AUTO_TEST_CASE(a_record_names_its_lease_token_only_on_its_options_line) {
   BOOST_TEST(from_leased.payload == from_plain.payload);
 }
 
+BOOST_AUTO_TEST_CASE(a_lease_kept_in_its_token_counts_the_try_and_carries_the_due_time) {
+  using namespace corvo::schedule::detail;
+  BOOST_TEST(token_due("12.ab09f.1795000000000000").value_or(-1) == 1795000000000000);
+  // Leases written into the record, and tokens of neither shape.
+  for (const char* token : {"12.ab", "12.ab@656d61696c", "", "12", "12.", ".ab.1", "12..1",
+                            "12.ab.", "12.xy.1", "12.ab.1x", "x2.ab.1", "12.ab.1.2",
+                            "12.ab.99999999999999999999"}) {
+    BOOST_TEST_INFO("token '" << token << "'");
+    BOOST_TEST(!token_due(token).has_value());
+  }
+  auto t = record_task();
+  t.attempts = 1;
+  t.occurrence = {};
+  const corvo::schedule::time_point due{std::chrono::microseconds(1795000000000000)};
+  apply_lease("12.ab", t);  // written into the record: nothing to add
+  BOOST_TEST(t.attempts == 1u);
+  BOOST_TEST((t.occurrence == corvo::schedule::time_point{}));
+  apply_lease("12.ab.1795000000000000", t);
+  BOOST_TEST(t.attempts == 2u);
+  BOOST_TEST((t.occurrence == due));
+  t.occurrence = due - std::chrono::hours(1);  // a record's own occurrence line stands
+  apply_lease("13.ab.1795000000000000", t);
+  BOOST_TEST(t.attempts == 3u);
+  BOOST_TEST((t.occurrence == due - std::chrono::hours(1)));
+}
+
 BOOST_AUTO_TEST_CASE(a_waiting_record_leaves_out_an_occurrence_equal_to_its_due_time) {
   using namespace corvo::schedule::detail;
   auto t = record_task();

@@ -24,6 +24,8 @@
 // newlines in an error text are replaced by spaces.
 
 #include <corvo/schedule/task.hpp>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -48,6 +50,18 @@ void decode_record(std::string_view record, task& t);
 /// The lease token a record carries (` k<token>` on its 2nd line), empty when it carries none
 /// or has no 2nd line.
 std::string_view lease_token_of(std::string_view record) noexcept;
+
+/// The due time (µs since the epoch) a lease token carries when the lease is kept in its token
+/// ('<counter>.<nonce>.<due>': the claim left the record as it was; redis_scripts.hpp, the
+/// prelude's leases), nullopt for a lease written into the record ('<counter>.<nonce>',
+/// '<counter>.<nonce>@<type hex>': the record carries the try) or a token of neither shape.
+std::optional<std::int64_t> token_due(std::string_view token) noexcept;
+
+/// Completes `t`, decoded from the record of a task leased with `token`, with what a lease
+/// kept in its token holds beyond the record: the try (one more attempt than the record
+/// counts) and, when the record has no occurrence line, the due time it was claimed at.
+/// Nothing for a lease written into the record.
+void apply_lease(std::string_view token, task& t) noexcept;
 
 /// `text` with newlines replaced by spaces (error texts stored in a record line).
 std::string one_line(std::string_view text);
