@@ -496,7 +496,15 @@ std::shared_ptr<watcher> make_watcher(asio::any_io_executor executor,
 asio::awaitable<void> memory_store::watch_wakes(std::function<void(unsigned shard)> on_wake) {
   auto executor = co_await asio::this_coro::executor;
   auto w = make_watcher(executor, std::move(on_wake));
-  const registration registered(impl_->watchers, std::move(w));
+  const registration registered(impl_->watchers, w);
+  // Registered: a wake-up before now reached no one, so every shard is woken once.
+  for (unsigned s = 0; s < shards(); ++s) {
+    asio::post(executor, [w, s] {
+      if (w->active) {
+        w->on_wake(s);
+      }
+    });
+  }
   // Nothing to poll: the operations push wake-ups. The timer only parks this coroutine
   // until it is cancelled (operation_aborted ends the loop by exception).
   asio::steady_timer parked(executor, asio::steady_timer::time_point::max());

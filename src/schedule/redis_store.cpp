@@ -361,6 +361,11 @@ asio::awaitable<void> redis_store::watch_wakes(std::function<void(unsigned shard
     }
     subscribe.push("SSUBSCRIBE", channels);
     co_await subscriber.exec(subscribe);
+    // Subscribed: a wake-up published before now reached no one, so every shard is woken once
+    // (its claim finds what landed meanwhile).
+    for (unsigned s = 0; s < shards(); ++s) {
+      on_wake(s);
+    }
     for (;;) {
       const auto push = co_await subscriber.receive();
       // [smessage, channel, payload]: the first node is the push aggregate itself.

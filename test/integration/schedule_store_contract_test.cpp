@@ -11,10 +11,14 @@
 // namespace's shard count stored in Redis. Memory-only internals (the clock hook, watch_wakes
 // delivery on the caller's executor, shard hashing) stay in
 // test/unit/schedule_memory_store_test.cpp.
+#include <algorithm>
 #include <atomic>
+#include <functional>
+#include <numeric>
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
+#include <corvo/core/task_group.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
@@ -605,9 +609,42 @@ asio::awaitable<void> reject_bad_tasks(H& h) {
   BOOST_TEST(stats.scheduled == 0u);
 }
 
+asio::awaitable<void> watch_into(sched::store& s, std::vector<unsigned>& woken) {
+  std::function<void(unsigned)> record = [&woken](unsigned shard) { woken.push_back(shard); };
+  co_await s.watch_wakes(std::move(record));
+}
+
+// Once its subscription is in place, watch_wakes() wakes every shard once: a task that landed
+// before it (its wake-up published to no one) is claimed then, not after the dispatcher's
+// longest sleep. Nothing is scheduled here, so these are the only wake-ups.
+template <class H>
+asio::awaitable<void> every_shard_is_woken_once_subscribed(H& h) {
+  auto ex = co_await asio::this_coro::executor;
+  std::vector<unsigned> woken;
+  corvo::task_group watch(ex);
+  co_await watch.spawn(watch_into(h.store, woken));
+  for (int i = 0; i < 500 && woken.size() < h.store.shards(); ++i) {
+    co_await corvo::sleep_for(10ms);
+  }
+  std::sort(woken.begin(), woken.end());
+  std::vector<unsigned> every_shard(h.store.shards());
+  std::iota(every_shard.begin(), every_shard.end(), 0u);
+  BOOST_TEST(woken == every_shard, boost::test_tools::per_element());
+  watch.cancel();
+  try {
+    co_await watch.join();
+  } catch (const std::exception&) {  // operation_aborted: the watch was cancelled
+  }
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(store_contract)
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(watching_wakes_every_shard_once_subscribed, H, both_stores) {
+  H h(store_limits{.shards = 4});
+  run_scenario(h, [](H& x) { return every_shard_is_woken_once_subscribed(x); });
+}
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(schedule_get_and_browse_across_shards, H, both_stores) {
   H h(store_limits{.shards = 4});

@@ -198,6 +198,13 @@ asio::awaitable<void> wakes_when_ahead_of_the_head(fixture& f, asio::cancellatio
   asio::co_spawn(executor, store.watch_wakes(on_wake),
                  asio::bind_cancellation_slot(stop.slot(), record_outcome{&outcome}));
   co_await yield();
+  co_await yield();
+  // Registered: every shard once (what landed before reached no watcher).
+  std::vector<unsigned> both;
+  both.push_back(0);
+  both.push_back(1);
+  BOOST_TEST(woken == both, boost::test_tools::per_element());
+  woken.clear();
 
   // Two shards: pick ids by their shard.
   std::vector<std::string> in_shard[2];

@@ -278,8 +278,9 @@ class store {
   virtual event_counts events_written() const noexcept;
 
   /// Calls `on_wake(shard)` whenever a task lands ahead of a shard's head or a permit a
-  /// shard waits for is released (from any process), until cancelled. Runs on the caller's
-  /// executor.
+  /// shard waits for is released (from any process), until cancelled; and once for every
+  /// shard as soon as it listens (the Redis store: its subscription confirmed), since a
+  /// wake-up before that reached no one. Runs on the caller's executor.
   virtual asio::awaitable<void> watch_wakes(std::function<void(unsigned shard)> on_wake) = 0;
 };
 
