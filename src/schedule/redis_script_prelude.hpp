@@ -105,6 +105,7 @@ local function call_chunked(cmd, key, args)
 end
 -- HMGET of `key` for the ids, in calls of at most 1000 fields; false for a missing field.
 local function hmget_chunked(key, ids)
+  if #ids <= 1000 then return redis.call('HMGET', key, unpack(ids)) end
   local out = {}
   for i = 1, #ids, 1000 do
     for _, v in ipairs(redis.call('HMGET', key, unpack(ids, i, math.min(i + 999, #ids)))) do

@@ -147,6 +147,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMI
   expire(id, redis.call('HGET', KEYS[2], id), '')
 end
 local out = {fmt(now), '', '', '', '', ''}
+local nout = #out
 local lease_prefix  -- leases kept in their tokens: '<counter>.<nonce>.' (out[6])
 -- Times go to the server as strings formatted once here (redis.call would format a Lua
 -- number exactly, with %.17g, but for every call and task it is passed to).
@@ -225,15 +226,14 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
   end
   -- The picks in claim order (id, score, level: parallel arrays); then each kind of write is
   -- one call for all of them. Entries of one level alone need no merge.
-  local pid, pscore, plevel = {}, {}, {}
+  local pid, pscore, plevel = {}, {}, nil  -- plevel: nil when every pick is of `single`
   if nonempty == 1 then
     local f = found[single]
-    for i = 1, #f, 2 do
-      pid[#pid + 1] = f[i]
-      pscore[#pscore + 1] = f[i + 1]
-      plevel[#plevel + 1] = single
+    for i = 1, #f / 2 do
+      pid[i], pscore[i] = f[2 * i - 1], f[2 * i]
     end
   else
+    plevel = {}
     for _ = 1, want do
       local best, best_key
       for l = 1, #levels do
@@ -292,7 +292,8 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
     elseif l and (l.blocked or permits(l) == 0) then
       l.blocked = true  -- no permit left in this call
       redis.call('ZADD', KEYS[12], score, id)
-      redis.call('ZADD', l.held, tonumber(score) - levels[plevel[i]][2] * aging, id)
+      local level = levels[plevel and plevel[i] or single][2]
+      redis.call('ZADD', l.held, tonumber(score) - level * aging, id)
       if not split then redis.call('SADD', l.waiting, prefix) end
     elseif rec then
       local token = ''
@@ -311,15 +312,15 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
       elseif written then
         local n = #b_id + 1
         local attempts, _, options_end, body = header(rec)
-        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, #out + 2, attempts + 1
+        b_id[n], b_rec[n], b_pos[n], b_attempts[n] = id, rec, nout + 2, attempts + 1
         b_end[n], b_body[n] = options_end, body
       else
         members[nm + 1], members[nm + 2] = deadline, id .. ' ' .. lease_prefix .. score
         nm = nm + 2
         if ev_max then emit('started', id, rec, attempts_of(rec) + 1) end
       end
-      local k = #out
-      out[k + 1], out[k + 2], out[k + 3], out[k + 4] = id, token, score, rec
+      out[nout + 1], out[nout + 2], out[nout + 3], out[nout + 4] = id, token, score, rec
+      nout = nout + 4
       claimed = claimed + 1
     end
   end

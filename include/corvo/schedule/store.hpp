@@ -39,6 +39,8 @@ namespace asio = boost::asio;
 /// A task handed to a worker; `token` fences its completion.
 struct claimed_task {
   task work;  ///< attempts already counts this try
+  /// With the task id, names this lease: never handed out again for the task. Opaque; tasks
+  /// of one claim may share it (the Redis store: those due at the same time).
   std::string token;
   unsigned shard = 0;
   /// The store's clock when it was claimed (the Redis server's TIME): a rate limit counts
