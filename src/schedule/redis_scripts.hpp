@@ -84,9 +84,10 @@ return 'scheduled'
 // ARGV[8]: the number L of limited types, then per type: type, starts per window (0: no
 // rate), window_us, concurrency (0: none), then events, then '1' to write each lease into its
 // record (redis_store_options::compatible_leases; anything else: keep it in its token, see
-// the prelude's leases); KEYS 14.. per type: running, starts, waiting. Limited types without their KEYS (a Redis Cluster): no permit is taken here, every
-// due task of a limited type is held, and permit_at reports the held count of each type
-// instead ('N1 N2 ...', in ARGV order; 0 for every type while the namespace is paused).
+// the prelude's leases); KEYS 14.. per type: running, starts, waiting. Limited types without
+// their KEYS (a Redis Cluster): no permit is taken here, every due task of a limited type is
+// held, and permit_at reports the held count of each type instead ('N1 N2 ...', in ARGV
+// order; 0 for every type while the namespace is paused).
 // Returns {now, next_due|'', next_lease|'', permit_at|'', events written (ev_tally), lease
 // prefix|'', id1, token1, due1, record1, ...}: a token '' is the lease prefix joined with the
 // due time (a lease kept in its token, of a type without a limit); each record as the claim
@@ -136,8 +137,9 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', fmt(now), 'L
   local id, token = string.match(member, '^(.*) (%S+)$')
   local rec = id and redis.call('HGET', KEYS[2], id)
   -- A lease kept in its token is current while its member is there (every end of a lease
-  -- removes it); one naming a waiting task is not (written by hand: dropped).
-  if rec and (token_of(rec) == token or (token_due(token) and not waits(KEYS, id))) then
+  -- removes it); one naming a waiting or dead task is not (written by hand: dropped).
+  if rec and (token_of(rec) == token or (token_due(token) and not waits(KEYS, id)
+      and not redis.call('ZSCORE', KEYS[5], id))) then
     expire(id, rec, token)
   end
 end
