@@ -216,8 +216,12 @@ asio::awaitable<claim_result> redis_store::claim(unsigned shard, std::size_t lim
   out.permit_at = impl_->split_limits ? std::nullopt : parse_time(reply[3]);
   impl_->count_reported(reply[4], "claim");
   for (std::size_t i = 6; i < reply.size(); i += 4) {
-    if (reply[i + 1].empty()) {
-      reply[i + 1] = reply[5] + reply[i + 2];  // a lease kept in its token: prefix and due time
+    if (reply[i + 1].empty()) {  // a lease kept in its token: the claim's prefix and due time
+      if (reply[5].empty()) {
+        throw std::runtime_error("redis_store claim: task '" + reply[i] +
+                                 "' came without a lease token or the claim's token prefix");
+      }
+      reply[i + 1] = reply[5] + reply[i + 2];
     }
     out.tasks.push_back(claimed_from(shard, out.store_now, &reply[i]));
   }

@@ -348,7 +348,7 @@ asio::awaitable<void> both_kinds_of_lease_work_under_either_setting(harness& h) 
 }
 
 const char* const odd_ids[] = {"a", "a b", "a*", "[a]", "a\\"};
-const char* const still_leased[] = {"a b", "a\\"};
+const char* const still_leased[] = {"a b"};
 
 // A schedule or a cancel of an id in flight ends its lease (found by the id: ids sharing a
 // prefix, with spaces or glob characters, are told apart); the old token then acks nothing.
@@ -361,10 +361,11 @@ asio::awaitable<void> an_id_in_flight_is_found_by_its_id(harness& h) {
   const auto claimed = co_await store.claim(0, 10, 30s);
   BOOST_TEST_REQUIRE(claimed.tasks.size() == 5u);
   const auto leased = store.leased_key(0);
-  // A new schedule of "a*" ends its lease alone; so do cancels of "a" and "[a]".
+  // A new schedule of "a*" ends its lease alone; so do cancels of "a", "[a]" and "a\\".
   co_await store.schedule(make_task("a*", t0 + 1h));
   BOOST_TEST(co_await store.cancel("a"));
   BOOST_TEST(co_await store.cancel("[a]"));
+  BOOST_TEST(co_await store.cancel("a\\"));
   auto members = co_await strings(h.conn, "ZRANGE", leased, "0", "-1");
   std::sort(members.begin(), members.end());
   std::vector<std::string> expected;
@@ -377,6 +378,7 @@ asio::awaitable<void> an_id_in_flight_is_found_by_its_id(harness& h) {
   stale.push_back(completion_of("a*", token_of(claimed, "a*")));
   stale.push_back(completion_of("a", token_of(claimed, "a")));
   stale.push_back(completion_of("[a]", token_of(claimed, "[a]")));
+  stale.push_back(completion_of("a\\", token_of(claimed, "a\\")));
   BOOST_TEST(co_await store.ack(0, std::move(stale)) == 0u);
   const auto rescheduled = co_await store.get("a*");
   BOOST_TEST_REQUIRE(rescheduled.has_value());
@@ -388,7 +390,7 @@ asio::awaitable<void> an_id_in_flight_is_found_by_its_id(harness& h) {
   for (const char* id : still_leased) {
     rest.push_back(completion_of(id, token_of(claimed, id)));
   }
-  BOOST_TEST(co_await store.ack(0, std::move(rest)) == 2u);
+  BOOST_TEST(co_await store.ack(0, std::move(rest)) == 1u);
   BOOST_TEST(co_await integer(h.conn, "EXISTS", leased) == 0);
 }
 
