@@ -2,6 +2,7 @@
 //
 //   scripts/bench schedule-burst [--tasks 100000] [--max-in-flight 512] [--batch 512]
 //                                [--provider redis|memory] [--events] [--commands]
+//                                [--compatible-leases]
 //
 // Schedules `tasks` tasks due in the past (not timed), then starts one dispatcher and times
 // until every task has been acknowledged in the store. Target (issue 15): ≥ 200,000 tasks/s.
@@ -12,6 +13,8 @@
 // `--commands` (Redis): one more JSON line per command the server ran in the timed part, from
 // INFO commandstats (reset when the clock starts): `calls`, `usec` and both per task. Redis
 // counts the commands a script calls as well, so `evalsha`'s time includes theirs.
+// `--compatible-leases` (Redis): the claims write each lease into its record
+// (redis_store_options::compatible_leases, for rolling upgrades), to measure what that costs.
 
 #include <unistd.h>
 
@@ -139,7 +142,7 @@ asio::awaitable<void> drive(store& tasks, dispatcher& d, std::size_t count, doub
 int main(int argc, char** argv) {
   std::size_t tasks = 100'000, max_in_flight = 512, batch = 512;
   std::string provider = "redis";
-  bool events = false, commands = false;
+  bool events = false, commands = false, compatible_leases = false;
   po::options_description options("schedule-burst");
   options.add_options()("help", "this text")("tasks", po::value(&tasks)->default_value(100'000),
                                              "tasks")(
@@ -148,7 +151,9 @@ int main(int argc, char** argv) {
       "provider", po::value(&provider)->default_value("redis"), "redis or memory")(
       "events", po::bool_switch(&events), "write task events (scheduler.events.enabled)")(
       "commands", po::bool_switch(&commands),
-      "also print the server's time per command (INFO commandstats)");
+      "also print the server's time per command (INFO commandstats)")(
+      "compatible-leases", po::bool_switch(&compatible_leases),
+      "write each lease into its record (redis_store_options::compatible_leases)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
   po::notify(vm);
@@ -162,6 +167,7 @@ int main(int argc, char** argv) {
   redis_store_options store_options;
   store_options.name_space = "burst";
   store_options.events.enabled = events;
+  store_options.compatible_leases = compatible_leases;
   auto setup = corvo::bench::schedule_setup::open(ctx, provider, store_options);
   if (!setup) {
     return 2;
@@ -186,6 +192,7 @@ int main(int argc, char** argv) {
                       {"impl", "corvo"},
                       {"provider", provider},
                       {"events", events},
+                      {"compatible_leases", compatible_leases},
                       {"n", tasks},
                       {"per_s", static_cast<double>(tasks) / seconds},
                       {"seconds", seconds},

@@ -45,7 +45,7 @@ struct redis_store_options {
   /// Write each lease into its task's record, as versions before the lease tokens did (the
   /// claim rewrites the record with the try's attempt count, its occurrence and the token).
   /// Off (the default): a lease is kept in its token and the claim writes no record (about
-  /// 20 % more tasks per second in a burst), but processes of those older versions would lose
+  /// 40 % more tasks per second in a burst), but processes of those older versions would lose
   /// such leases' tasks. Turn it on in every process of a rolling upgrade from such a
   /// version, and off once none runs (docs/scheduler.md, "Upgrading"). Both kinds of lease are
   /// acked, nacked, extended and expired by this version either way. Config:
