@@ -43,7 +43,7 @@ end
 
 // KEYS: running, starts, seq, waiting, waiting:seq. ARGV: want, starts per window (0: no
 // rate), window_us, concurrency (0: none), lease_ms, nonce, the type in hex, shard prefix.
-// Takes up to `want` permits (as the claim's permits(): both limits must allow each start):
+// Takes up to `want` permits (free_permits, as the standalone claim counts them):
 // a token '<counter>.<nonce>@<type in hex>' each (no space: a lease token is one word of the
 // record and of the leased set's member), in running (deadline now + lease) and starts (now).
 // Fewer than `want`: the shard registers as waiting (until permit_at + grace) and permit_at
@@ -52,15 +52,7 @@ end
 inline constexpr const char* limit_acquire = R"lua(
 local now = now_us()
 local want, n, per, m = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local free = want
-if m > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now))
-  free = math.min(free, m - redis.call('ZCARD', KEYS[1]))
-end
-if n > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now - per))
-  free = math.min(free, n - redis.call('ZCARD', KEYS[2]))
-end
+local free = math.min(want, (free_permits(KEYS[1], KEYS[2], n, per, m, now)))
 local out = {fmt(now), '', '', '0'}
 if free > 0 then
   local first = redis.call('INCRBY', KEYS[3], free) - free
@@ -76,14 +68,8 @@ if free > 0 then
   if n > 0 then call_chunked('ZADD', KEYS[2], starts) end
 end
 if free < want then
-  local at
-  if m > 0 and redis.call('ZCARD', KEYS[1]) >= m then
-    at = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-  end
-  if n > 0 and redis.call('ZCARD', KEYS[2]) >= n then
-    local t = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]) + per
-    if not at or t > at then at = t end
-  end
+  -- A limit ran out: the earliest time a permit may free now that these are taken.
+  local _, at = free_permits(KEYS[1], KEYS[2], n, per, m, now)
   at = at or now
   out[2] = fmt(at)
   local v = redis.call('INCR', KEYS[3])

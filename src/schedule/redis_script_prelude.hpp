@@ -252,6 +252,30 @@ local function unhold(keys, id)
   if t then redis.call('ZREM', held_key(keys, t), id) end
   return true
 end
+-- The permits of a type's limits free now, expired ones dropped first (`running`: concurrency
+-- permits -> lease deadline, `m` at once, 0 for none; `starts`: the rate log -> start time, `n`
+-- per `per` µs, 0 for no rate), and, when none is, the earliest time one may be: both limits
+-- must allow a start. 1e18 free when neither limit is set. The claim (standalone) and the
+-- cluster's acquire (redis_limit_scripts.hpp) count permits with it.
+local function free_permits(running, starts, n, per, m, now)
+  local free, at = 1e18, nil
+  if m > 0 then
+    redis.call('ZREMRANGEBYSCORE', running, '-inf', fmt(now))
+    free = m - redis.call('ZCARD', running)
+    if free <= 0 then at = tonumber(redis.call('ZRANGE', running, 0, 0, 'WITHSCORES')[2]) end
+  end
+  if n > 0 then
+    redis.call('ZREMRANGEBYSCORE', starts, '-inf', fmt(now - per))
+    local left = n - redis.call('ZCARD', starts)
+    if left < free then free = left end
+    if left <= 0 then
+      local t = tonumber(redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')[2]) + per
+      if not at or t > at then at = t end
+    end
+  end
+  if free <= 0 then return 0, at end
+  return free, nil
+end
 -- Releases the concurrency permit of `token` (if `running` holds it) and wakes one shard
 -- that holds tasks of `type` back (a random one; shards that no longer hold any are dropped
 -- from `waiting` on the way).

@@ -164,27 +164,11 @@ for i = 1, nlim do
     per = tonumber(ARGV[a + 3]), m = tonumber(ARGV[a + 4]), running = KEYS[k + 1],
     starts = KEYS[k + 2], waiting = KEYS[k + 3]}
 end
--- Permits of `l` free now (expired ones dropped) and, when none is, the earliest time one
--- may be: both limits must allow a start.
+-- Permits of `l` free now and, when none is, the earliest time one may be (none here on a
+-- cluster: the store takes them in the type's slot).
 local function permits(l)
   if split then return 0, nil end
-  local free, at = 1e18, nil
-  if l.m > 0 then
-    redis.call('ZREMRANGEBYSCORE', l.running, '-inf', now)
-    free = l.m - redis.call('ZCARD', l.running)
-    if free <= 0 then at = tonumber(redis.call('ZRANGE', l.running, 0, 0, 'WITHSCORES')[2]) end
-  end
-  if l.n > 0 then
-    redis.call('ZREMRANGEBYSCORE', l.starts, '-inf', now - l.per)
-    local left = l.n - redis.call('ZCARD', l.starts)
-    if left < free then free = left end
-    if left <= 0 then
-      local t = tonumber(redis.call('ZRANGE', l.starts, 0, 0, 'WITHSCORES')[2]) + l.per
-      if not at or t > at then at = t end
-    end
-  end
-  if free <= 0 then return 0, at end
-  return free, nil
+  return free_permits(l.running, l.starts, l.n, l.per, l.m, now)
 end
 for _, l in pairs(limits) do
   if redis.call('EXISTS', l.held) == 1 then

@@ -81,6 +81,11 @@ inline redis::script make_script(const char* body) {
   return redis::script(std::string(lua::prelude) + body);
 }
 
+// A script of the prelude, the `helpers` its family shares (deduplication, limits) and `body`.
+inline redis::script make_script(const char* helpers, const char* body) {
+  return redis::script(std::string(lua::prelude) + helpers + body);
+}
+
 // (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
 // arrays, RESP2 a flat list; both are accepted.
 inline std::vector<std::pair<std::string, double>> scored_members(
@@ -193,9 +198,14 @@ struct redis_store::impl {
     }
   }
 
+  // The prefix of every key of `shard`: '{ns:s}:' (its hash tag, then the colon).
+  std::string shard_prefix(unsigned shard) const {
+    return "{" + options.name_space + ":" + std::to_string(shard) + "}:";
+  }
+
   void make_keys() {
     for (unsigned s = 0; s < options.shards; ++s) {
-      const std::string tag = "{" + options.name_space + ":" + std::to_string(s) + "}:";
+      const std::string tag = shard_prefix(s);
       keys.push_back({tag + "due", tag + "tasks", tag + "inflight", tag + "lease", tag + "dead",
                       tag + "seq", tag + "wake", tag + "parked", tag + "paused", tag + "due:high",
                       tag + "due:low", tag + "held", tag + "events"});
@@ -208,7 +218,7 @@ struct redis_store::impl {
 
   // The deduplication window of `id` (schedule_deduplicated), in the shard's slot.
   std::string window_key(unsigned shard, const std::string& id) const {
-    return "{" + options.name_space + ":" + std::to_string(shard) + "}:window:" + id;
+    return shard_prefix(shard) + "window:" + id;
   }
 
   // The window of a deduplication key (schedule_deduplicated_by_key), in the key's own slot.
@@ -218,7 +228,7 @@ struct redis_store::impl {
 
   // The marker of one deduplicated schedule (its ticket), in its task's shard.
   std::string dedup_marker_key(unsigned shard, const std::string& ticket) const {
-    return "{" + options.name_space + ":" + std::to_string(shard) + "}:dedup:" + ticket;
+    return shard_prefix(shard) + "dedup:" + ticket;
   }
 
   // Reads the namespace's shard count (writing ours on first use) once; see open().
@@ -341,11 +351,9 @@ struct redis_store::impl {
   // ---- limits on a Redis Cluster (redis_store_limits.cpp) ----------------------------------
   // Set by set_limits() on a cluster client with at least one limited type.
   bool split_limits = false;
-  redis::script limit_acquire_script =
-      redis::script(std::string(lua::prelude) + lua::limit_helpers + lua::limit_acquire);
+  redis::script limit_acquire_script = make_script(lua::limit_helpers, lua::limit_acquire);
   redis::script limit_start_held_script = make_script(lua::limit_start_held);
-  redis::script limit_release_script =
-      redis::script(std::string(lua::prelude) + lua::limit_helpers + lua::limit_release);
+  redis::script limit_release_script = make_script(lua::limit_helpers, lua::limit_release);
   redis::script limit_renew_script = make_script(lua::limit_renew);
   // After claim()'s shard script reported `held_counts` (its permit_at field): takes permits
   // for the held tasks, starts them (appended to `out`, within `limit` tasks in all) and sets
@@ -399,10 +407,8 @@ struct redis_store::impl {
   redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
   redis::script dedup_window_script = redis::script(lua::dedup_window);
   redis::script dedup_restart_script = redis::script(lua::dedup_restart);
-  redis::script dedup_schedule_script =
-      redis::script(std::string(lua::prelude) + lua::dedup_helpers + lua::dedup_schedule);
-  redis::script dedup_void_script =
-      redis::script(std::string(lua::prelude) + lua::dedup_helpers + lua::dedup_void);
+  redis::script dedup_schedule_script = make_script(lua::dedup_helpers, lua::dedup_schedule);
+  redis::script dedup_void_script = make_script(lua::dedup_helpers, lua::dedup_void);
   redis::script claim_script = make_script(lua::claim);
   redis::script ack_script = make_script(lua::ack);
   redis::script nack_script = make_script(lua::nack);

@@ -125,8 +125,7 @@ asio::awaitable<void> redis_store::impl::start_held(unsigned shard, std::size_t 
                                                     claim_result& out) {
   const auto counts = parse_counts(held_counts, limit_types.size());
   std::size_t room = limit > out.tasks.size() ? limit - out.tasks.size() : 0;
-  const auto& wake = keys[shard][6];
-  const std::string prefix = wake.substr(0, wake.size() - 4);  // '{ns:s}:'
+  const auto prefix = shard_prefix(shard);
   for (std::size_t i = 0; i < limit_types.size(); ++i) {
     if (counts[i] == 0) {
       continue;

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "support/schedule_builders.hpp"
 #include "support/schedule_harness.hpp"
 
 namespace asio = boost::asio;
@@ -64,29 +65,13 @@ sched::task make_task(std::string id, sched::time_point due) {
   return t;
 }
 
-// Builders of the store's argument types (GCC 12 mishandles braced aggregates holding
-// strings inside coroutines).
-sched::completion completion_of(std::string id, std::string token) {
-  sched::completion c;
-  c.id = std::move(id);
-  c.token = std::move(token);
-  return c;
-}
+using corvo::test::completion_of;
+using corvo::test::lease_refs;
 
+// A failed run retried at once.
 sched::failure failing(std::string id, std::string token, std::string error) {
-  sched::failure f;
-  f.id = std::move(id);
-  f.token = std::move(token);
-  f.error = std::move(error);
-  f.retry_in = std::chrono::microseconds(0);
-  return f;
-}
-
-std::vector<sched::lease_ref> lease_refs(std::string id, std::string token) {
-  std::vector<sched::lease_ref> out(1);
-  out[0].id = std::move(id);
-  out[0].token = std::move(token);
-  return out;
+  return corvo::test::failing(std::move(id), std::move(token), std::move(error),
+                              std::chrono::microseconds(0));
 }
 
 // `command` (name, then arguments) as one request.

@@ -30,6 +30,7 @@
 
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
+#include "support/schedule_builders.hpp"
 
 namespace asio = boost::asio;
 namespace redis = corvo::redis;
@@ -148,33 +149,9 @@ const std::vector<std::string> expect_ab{"a", "b"}, expect_cnow{"c", "now"},
     expect_fragile{"fragile"}, expect_d4d3d2{"d4", "d3", "d2"}, expect_d3{"d3"},
     expect_fresh{"fresh"}, expect_a{"a"}, expect_thirdfirstsecond{"third", "first", "second"};
 
-// Builders of the store's argument types (GCC 12 mishandles braced aggregates holding
-// strings inside coroutines).
-sched::failure failing(std::string id, std::string token, std::string error,
-                       std::optional<std::chrono::microseconds> retry_in) {
-  sched::failure f;
-  f.id = std::move(id);
-  f.token = std::move(token);
-  f.error = std::move(error);
-  f.retry_in = retry_in;
-  return f;
-}
-
-std::vector<sched::completion> completions(std::string id, std::string token,
-                                           std::optional<sched::time_point> next_due = {}) {
-  std::vector<sched::completion> out(1);
-  out[0].id = std::move(id);
-  out[0].token = std::move(token);
-  out[0].next_due = next_due;
-  return out;
-}
-
-std::vector<sched::lease_ref> lease_refs(std::string id, std::string token) {
-  std::vector<sched::lease_ref> out(1);
-  out[0].id = std::move(id);
-  out[0].token = std::move(token);
-  return out;
-}
+using corvo::test::completions;
+using corvo::test::failing;
+using corvo::test::lease_refs;
 
 bool within(sched::time_point t, sched::time_point low, sched::time_point high) {
   return low <= t && t <= high;

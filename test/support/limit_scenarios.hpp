@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "support/run_coroutine.hpp"
+#include "support/schedule_builders.hpp"
 #include "support/scheduler_workers.hpp"
 
 namespace corvo::test::limits {
@@ -204,7 +205,7 @@ inline task mail(const std::string& id, time_point due) {
 }
 
 inline std::vector<completion> done(const claimed_task& c) {
-  return {completion{c.work.id, c.token, std::nullopt}};
+  return completions(c.work.id, c.token);
 }
 
 inline std::vector<std::string> ids(const claim_result& r) {

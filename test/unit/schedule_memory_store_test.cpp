@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "support/run_coroutine.hpp"
+#include "support/schedule_builders.hpp"
 
 // Memory-store internals: shard hashing, the exact due-time boundary on the manual clock
 // (due at store_now is due, one microsecond later is not: the Redis server's clock cannot
@@ -70,17 +71,7 @@ std::vector<std::string> ids_of(const std::vector<sched::claimed_task>& tasks) {
   return ids;
 }
 
-/// Builders of the store's argument types. GCC 12 mishandles braced aggregates holding
-/// strings inside coroutines (double destruction), so scenarios build them through these.
-sched::failure failing(std::string id, std::string token, std::string error,
-                       std::optional<std::chrono::microseconds> retry_in) {
-  sched::failure f;
-  f.id = std::move(id);
-  f.token = std::move(token);
-  f.error = std::move(error);
-  f.retry_in = retry_in;
-  return f;
-}
+using corvo::test::failing;
 
 asio::awaitable<void> yield() {
   co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);

@@ -7,9 +7,10 @@
 // <options>, each after a space, only when set: the run timeout in ms (a bare number), ` p1`
 // (high) or ` p-1` (low) priority, the task's own retry backoff (` r1000:60000:2:1`:
 // initial ms, max ms, multiplier, jitter), its W3C trace context (` t00-<trace id>-<parent
-// id>-<flags>`, no space in it), and, while the task is leased (claimed, not yet acked or
-// nacked), the lease's fencing token (` k<token>`, written and removed by the scripts:
-// redis_scripts.hpp, leased_key). A normal task's record has none (no byte more per task),
+// id>-<flags>`, no space in it), and, while the task is leased with a lease written into the
+// record (redis_store_options::compatible_leases, a cluster's limited types, older versions),
+// the lease's fencing token (` k<token>`, written and removed by the scripts: the prelude's
+// leases in src/schedule/redis_script_prelude.hpp). A normal task's record has none (no byte more per task),
 // records written before an option existed still decode, and the scripts read max_attempts
 // as the line's leading number. The payload JSON never contains a raw newline (Boost.JSON
 // escapes them), so a record without the occurrence line (5 header lines) is recognised by
@@ -37,9 +38,10 @@ std::string encode_record(const task& t);
 
 /// encode_record for a task about to wait in a due set with score `t.due`: when its
 /// occurrence is its due time, the occurrence line is left out (17 bytes less per waiting
-/// task; a record without it decodes with no occurrence and the due time stands for it). The
-/// claim writes the line back (the due time it claimed the task at) before a retry or a
-/// lease expiry can move the due time away from the occurrence (redis_scripts.hpp, claim).
+/// task; a record without it decodes with no occurrence and the due time stands for it). A
+/// retry or a lease expiry writes the line (the due time the task was claimed at, which a
+/// lease kept in its token carries) before it moves the due time away from the occurrence; a
+/// claim that writes its lease into the record writes it then.
 std::string encode_waiting_record(const task& t);
 
 /// Decodes a record into `t` (all fields but id, due and state; `occurrence` stays as it
