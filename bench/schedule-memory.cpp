@@ -1,14 +1,18 @@
 // Redis memory per scheduled task: used_memory (INFO memory) before and after scheduling.
 //
 //   scripts/bench schedule-memory [--tasks 1000000] [--payload-bytes 100] [--shards 16]
-//                                 [--concurrency 64] [--id-bytes 0]
+//                                 [--concurrency 64] [--id-bytes 0] [--compact 1]
+//                                 [--listpack-value 0]
 //
 // Schedules `tasks` one-off tasks with a JSON payload of `payload-bytes` (an object with one
 // random string field, so it does not compress into a shared or small encoding), due over the
-// next day so they all stay in the due set, into a fresh redis-server and the default
-// namespace. Reports the bytes per task, the overhead beyond the payload and, from MEMORY
-// USAGE of shard 0's keys, where the bytes go. Target (issue 15): ≤ 250 bytes per task in all with
-// a 100-byte payload and 36-byte (UUID) ids (`--id-bytes 36`).
+// next day (an hour from now on: past compact_after, so with the compact tier on, the default,
+// they all wait in its buckets; `--compact 0`: in the due sets), into a fresh redis-server and
+// the default namespace. `--listpack-value N` sets the server's hash-max-listpack-value first
+// (0: its default, 64; a bucket holding a record longer than it is stored as a hashtable).
+// Reports the bytes per task, the overhead beyond the payload and, from MEMORY USAGE of shard
+// 0's keys, where the bytes go. Target (issue 15): ≤ 250 bytes per task in all with a
+// 100-byte payload and 36-byte (UUID) ids (`--id-bytes 36`).
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json/serialize.hpp>
@@ -40,6 +44,8 @@ struct bench_options {
   unsigned shards = 16;
   std::size_t concurrency = 64;
   std::size_t id_bytes = 0;
+  bool compact = true;
+  std::size_t listpack_value = 0;
 };
 
 // What the writers stored, summed over every task.
@@ -130,6 +136,52 @@ asio::awaitable<key_usage> usage_of(redis::client& conn, const std::string& key,
                       std::get<2>(resp).value().value_or("none")};
 }
 
+// The server's hash-max-listpack-value.
+asio::awaitable<long long> listpack_value(redis::client& conn) {
+  redis::request req;
+  req.push("CONFIG", "GET", "hash-max-listpack-value");
+  redis::response<std::vector<std::string>> resp;
+  co_await conn.exec(req, resp);
+  const auto& pair = std::get<0>(resp).value();
+  co_return pair.size() == 2 ? std::stoll(pair[1]) : -1;
+}
+
+// The compact tier of a shard (redis_store_options::compact): its buckets and index.
+struct tier_usage {
+  long long tasks = 0;
+  long long buckets = 0;
+  long long listpack_records = 0;  // buckets whose records hash is a listpack
+  long long listpack_due = 0;      // buckets whose due set is a listpack
+  long long record_bytes = 0;
+  long long due_bytes = 0;
+  long long index_bytes = 0;
+};
+
+// `prefix`: the shard's '{ns:s}:'. Reads every bucket the index names.
+asio::awaitable<tier_usage> compact_usage(redis::client& conn, const std::string& prefix) {
+  tier_usage out;
+  const auto index = co_await usage_of(conn, prefix + "compact:index", "ZCARD");
+  out.index_bytes = index.bytes;
+  out.buckets = index.entries;
+  if (index.entries == 0) {
+    co_return out;
+  }
+  redis::request req;
+  req.push("ZRANGE", prefix + "compact:index", 0, -1);
+  redis::response<std::vector<std::string>> resp;
+  co_await conn.exec(req, resp);
+  for (const auto& b : std::get<0>(resp).value()) {
+    const auto records = co_await usage_of(conn, prefix + "compact:" + b, "HLEN");
+    const auto due = co_await usage_of(conn, prefix + "compact:" + b + ":due", "ZCARD");
+    out.tasks += records.entries;
+    out.record_bytes += records.bytes;
+    out.due_bytes += due.bytes;
+    out.listpack_records += records.encoding == "listpack" ? 1 : 0;
+    out.listpack_due += due.encoding == "listpack" ? 1 : 0;
+  }
+  co_return out;
+}
+
 asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_options& o) {
   auto& tasks = setup.store();
   auto& conn = *setup.client();
@@ -143,6 +195,13 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
     warm_up.due = now() + 1h;
     co_await tasks.schedule(warm_up);
     co_await tasks.cancel(warm_up.id);
+  }
+  if (o.listpack_value > 0) {
+    redis::request set;
+    set.push("CONFIG", "SET", "hash-max-listpack-value", o.listpack_value);
+    redis::response<std::string> ok;
+    co_await conn.exec(set, ok);
+    std::get<0>(ok).value();
   }
   const auto before = co_await memory_info(conn);
 
@@ -168,7 +227,9 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
                       {"per_s", n / seconds},
                       {"seconds", seconds},
                       {"concurrency", o.concurrency},
-                      {"shards", o.shards}});
+                      {"shards", o.shards},
+                      {"compact", o.compact},
+                      {"hash_max_listpack_value", co_await listpack_value(conn)}});
 
   const double bytes = after.at("used_memory") - before.at("used_memory");
   const double per_task = bytes / n;
@@ -218,6 +279,26 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
                         {"sum_bytes_per_task", due_per_task + tasks_per_task}});
   }
 
+  // The compact tier of shard 0: every bucket (records, due times) and the index.
+  const auto tier = co_await compact_usage(conn, keys[1].substr(0, keys[1].size() - 5));
+  if (tier.tasks > 0) {
+    const double shard_tasks = static_cast<double>(tier.tasks);
+    corvo::bench::emit({{"bench", "schedule-memory"},
+                        {"impl", "corvo"},
+                        {"metric", "compact_breakdown"},
+                        {"shard", 0},
+                        {"tasks", tier.tasks},
+                        {"buckets", tier.buckets},
+                        {"records_listpack_buckets", tier.listpack_records},
+                        {"due_listpack_buckets", tier.listpack_due},
+                        {"records_bytes_per_task", static_cast<double>(tier.record_bytes) / shard_tasks},
+                        {"due_bytes_per_task", static_cast<double>(tier.due_bytes) / shard_tasks},
+                        {"index_bytes_per_task", static_cast<double>(tier.index_bytes) / shard_tasks},
+                        {"sum_bytes_per_task",
+                         static_cast<double>(tier.record_bytes + tier.due_bytes + tier.index_bytes) /
+                             shard_tasks}});
+  }
+
   // Issue 15: at most 250 bytes per task in all, with a 100-byte payload and UUID ids.
   constexpr double target = 250;
   corvo::bench::emit({{"bench", "schedule-memory"},
@@ -243,7 +324,11 @@ int main(int argc, char** argv) {
       "concurrency", po::value(&o.concurrency)->default_value(o.concurrency),
       "concurrent schedule() callers (pipelined on one connection)")(
       "id-bytes", po::value(&o.id_bytes)->default_value(o.id_bytes),
-      "pad task ids (task-<n>) with zeros to this length; 0: no padding");
+      "pad task ids (task-<n>) with zeros to this length; 0: no padding")(
+      "compact", po::value(&o.compact)->default_value(o.compact),
+      "1: the compact tier (redis_store_options::compact), 0: every task in the due sets")(
+      "listpack-value", po::value(&o.listpack_value)->default_value(o.listpack_value),
+      "CONFIG SET hash-max-listpack-value first; 0: the server's default (64)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
   po::notify(vm);
@@ -258,7 +343,8 @@ int main(int argc, char** argv) {
   corvo::log::init({.min_severity = corvo::log::severity::warning});
 
   asio::io_context ctx(1);
-  auto setup = corvo::bench::schedule_setup::open(ctx, "redis", {.shards = o.shards});
+  auto setup = corvo::bench::schedule_setup::open(
+      ctx, "redis", {.shards = o.shards, .compact = o.compact});
   asio::co_spawn(ctx, drive(*setup, o), setup->on_done());
   ctx.run();
   return 0;

@@ -46,11 +46,13 @@ local function void_prev(keys, marker, prev, own, ttl)
   if not mark then redis.call('SET', marker, 'void', 'PX', ttl) end
   if waits(keys, prev) then
     if prev ~= own then
-      emit('cancelled', prev, redis.call('HGET', keys[2], prev), nil, 'deduplicated')
+      local rec = redis.call('HGET', keys[2], prev) or compact_get(keys, prev)
+      emit('cancelled', prev, rec, nil, 'deduplicated')
       unhold(keys, prev)
       unqueue(keys, prev)
       redis.call('ZREM', keys[8], prev)
       redis.call('HDEL', keys[2], prev)
+      compact_del(keys, prev)
     end
     return 'removed'
   end

@@ -332,12 +332,142 @@ local function wake_if_head(keys, id, due)
     redis.call('SPUBLISH', keys[7], fmt(due))
   end
 end
+-- The compact tier (redis_store_options::compact): a task scheduled to run later than
+-- compact_after µs from now waits in one of the shard's 1024 buckets, chosen by a hash of its
+-- id: `compact:<b>` (hash: id -> record) and `compact:<b>:due` (sorted set: id -> due), each
+-- small enough for Redis's listpack encoding (no per-entry allocations), and
+-- `compact:index` orders the buckets (bucket -> the earliest due in it). Nothing else holds
+-- such a task: the claim moves the tasks due within compact_after into the due sets first
+-- (compact_promote), so claims, leases and acks never see a bucket. The tier is read
+-- whatever this process's setting (another process may have written it); compact_on only
+-- decides where this process stores new tasks. compact_on and compact_after are set by the
+-- line the store puts before the prelude (redis_store_impl.hpp, script_settings).
+local compact_buckets = 1024
+local function compact_index(keys) return shard_prefix(keys) .. 'compact:index' end
+local c_last_id, c_last_bucket  -- the last id's bucket: a call often asks twice
+local function compact_bucket(id)
+  if id ~= c_last_id then
+    c_last_id = id
+    c_last_bucket = tonumber(string.sub(redis.sha1hex(id), 1, 4), 16) % compact_buckets
+  end
+  return c_last_bucket
+end
+local function compact_keys(keys, b)
+  local k = shard_prefix(keys) .. 'compact:' .. b
+  return k, k .. ':due'
+end
+local c_exists  -- whether the shard has a compact tier (its index exists), read once a call
+local function compact_used(keys)
+  if c_exists == nil then c_exists = redis.call('EXISTS', compact_index(keys)) == 1 end
+  return c_exists
+end
+-- The record and due time (a string) of `id` when it waits in the compact tier, else nil.
+local function compact_get(keys, id)
+  if not compact_used(keys) then return nil end
+  local rk, dk = compact_keys(keys, compact_bucket(id))
+  local rec = redis.call('HGET', rk, id)
+  if not rec then return nil end
+  return rec, redis.call('ZSCORE', dk, id)
+end
+-- Sets bucket `b`'s index entry to its earliest due time (none when it is empty).
+local function compact_reindex(keys, b, dk)
+  local h = redis.call('ZRANGE', dk, 0, 0, 'WITHSCORES')
+  if h[2] then
+    redis.call('ZADD', compact_index(keys), h[2], b)
+  else
+    redis.call('ZREM', compact_index(keys), b)
+  end
+end
+-- Takes `id` out of the compact tier; its record when it waited there, else nil.
+local function compact_del(keys, id)
+  if not compact_used(keys) then return nil end
+  local b = compact_bucket(id)
+  local rk, dk = compact_keys(keys, b)
+  local rec = redis.call('HGET', rk, id)
+  if not rec then return nil end
+  redis.call('HDEL', rk, id)
+  redis.call('ZREM', dk, id)
+  compact_reindex(keys, b, dk)
+  return rec
+end
+-- The earliest due time in the compact tier (a number), nil when it is empty.
+local function compact_head(keys)
+  if not compact_used(keys) then return nil end
+  local h = redis.call('ZRANGE', compact_index(keys), 0, 0, 'WITHSCORES')
+  return h[2] and tonumber(h[2])
+end
+-- When the shard's dispatchers should claim next for what waits: the earliest due time of the
+-- due sets, or compact_after before the compact tier's earliest (its promotion), whichever
+-- comes first (a number; nil when nothing waits).
+local function next_wake(keys)
+  local _, head = head_of(keys)
+  local c = compact_head(keys)
+  if c then
+    c = c - compact_after
+    if not head or c < head then return c end
+  end
+  return head
+end
+-- Stores waiting task `id` in the compact tier (it is in no other set) and wakes the
+-- dispatchers when its promotion comes before their next claim.
+local function compact_put(keys, id, rec, due)
+  local wake = next_wake(keys)
+  local b = compact_bucket(id)
+  local rk, dk = compact_keys(keys, b)
+  redis.call('HSET', rk, id, rec)
+  redis.call('ZADD', dk, due, id)
+  redis.call('ZADD', compact_index(keys), 'LT', due, b)
+  c_exists = true
+  if not wake or due - compact_after < wake then
+    redis.call('SPUBLISH', keys[7], fmt(due - compact_after))
+  end
+end
+-- Moves the tasks of the compact tier due at or before `upto` (a string) into the due sets
+-- of their priorities, at most about `max` (whole buckets' worth past it are left). Returns
+-- true when some due by `upto` may be left.
+local function compact_promote(keys, upto, max)
+  if not compact_used(keys) then return false end
+  local index, moved = compact_index(keys), 0
+  while moved < max do
+    local buckets = redis.call('ZRANGEBYSCORE', index, '-inf', upto, 'LIMIT', 0, 64)
+    if #buckets == 0 then return false end
+    for _, b in ipairs(buckets) do
+      local rk, dk = compact_keys(keys, b)
+      local due = redis.call('ZRANGEBYSCORE', dk, '-inf', upto, 'WITHSCORES', 'LIMIT', 0, max - moved)
+      local ids, scores = {}, {}
+      for i = 1, #due, 2 do
+        ids[#ids + 1], scores[#scores + 1] = due[i], due[i + 1]
+      end
+      local recs = hmget_chunked(rk, ids)
+      local records, by_key = {}, {}
+      for i, id in ipairs(ids) do
+        local rec = recs[i]
+        if rec then
+          records[#records + 1], records[#records + 2] = id, rec
+          local k = due_key(keys, rec)
+          by_key[k] = by_key[k] or {}
+          local list = by_key[k]
+          list[#list + 1], list[#list + 2] = scores[i], id
+        end
+      end
+      if #records > 0 then call_chunked('HSET', keys[2], records) end
+      for k, list in pairs(by_key) do call_chunked('ZADD', k, list) end
+      call_chunked('ZREM', dk, ids)
+      call_chunked('HDEL', rk, ids)
+      compact_reindex(keys, b, dk)
+      moved = moved + #ids
+      if moved >= max then return true end
+    end
+  end
+  return true
+end
 -- True when `id` waits in the shard of `keys` (due, parked or held).
 local function waits(keys, id)
   for _, l in ipairs(due_levels(keys)) do
     if redis.call('ZSCORE', l[1], id) then return true end
   end
   return redis.call('ZSCORE', keys[8], id) ~= false or redis.call('ZSCORE', keys[12], id) ~= false
+    or compact_get(keys, id) ~= nil
 end
 -- Takes `id` out of the sets of a waiting task (due, parked, held, dead); true when it was in
 -- one. Call before its record changes (unhold reads the type from it).
@@ -348,17 +478,33 @@ local function unwait(keys, id)
   local dead = redis.call('ZREM', keys[5], id) == 1
   return held or due or parked or dead
 end
--- Stores task `id` with record `rec`, due at `due`, as a new schedule does: out of every
--- other set (held, parked, in flight with its lease: a run in flight is fenced off, dead),
--- into the due set of its priority; emits `scheduled` and wakes dispatchers. A new id costs
--- one lookup more than writing it.
-local function store_task(keys, id, rec, due)
-  emit('scheduled', id, rec, nil, nil, due)
-  local old = redis.call('HGET', keys[2], id)
-  if old and not unwait(keys, id) then drop_lease(keys, id, old) end
+-- Puts waiting task `id` (in no set; the tasks hash's record, if any, is replaced) where it waits: the compact tier when this process
+-- stores there and `due` is later than compact_after from now, else the due set of its
+-- priority (the tasks hash holds its record); wakes dispatchers when it changes their next
+-- claim.
+local function place(keys, id, rec, due)
+  if compact_on and due > now_us() + compact_after then
+    redis.call('HDEL', keys[2], id)
+    compact_put(keys, id, rec, due)
+    return
+  end
   redis.call('HSET', keys[2], id, rec)
   enqueue(keys, id, rec, due)
   wake_if_head(keys, id, due)
+end
+-- Stores task `id` with record `rec`, due at `due`, as a new schedule does: out of every
+-- other set (held, parked, in flight with its lease: a run in flight is fenced off, dead,
+-- the compact tier), then placed (place); emits `scheduled`. A new id costs one lookup more
+-- than writing it (two with a compact tier).
+local function store_task(keys, id, rec, due)
+  emit('scheduled', id, rec, nil, nil, due)
+  local old = redis.call('HGET', keys[2], id)
+  if old then
+    if not unwait(keys, id) then drop_lease(keys, id, old) end
+  else
+    compact_del(keys, id)
+  end
+  place(keys, id, rec, due)
 end
 )lua";
 

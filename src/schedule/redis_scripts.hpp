@@ -35,7 +35,9 @@ namespace corvo::schedule::detail::lua {
 // whatever its state), events. Returns 1 when scheduled, 0 when an existing task was kept.
 inline constexpr const char* schedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], id) == 1 then return 0 end
+if ARGV[4] == '1' and (redis.call('HEXISTS', KEYS[2], id) == 1 or compact_get(KEYS, id)) then
+  return 0
+end
 events_on(ARGV[5])
 store_task(KEYS, id, ARGV[3], due)
 return 1
@@ -47,7 +49,11 @@ return 1
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
 local old = redis.call('HGET', KEYS[2], id)
-if old and not unwait(KEYS, id) then drop_lease(KEYS, id, old) end
+if old then
+  if not unwait(KEYS, id) then drop_lease(KEYS, id, old) end
+else
+  compact_del(KEYS, id)
+end
 redis.call('HSET', KEYS[2], id, ARGV[2])
 dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
@@ -62,10 +68,9 @@ local id, due = ARGV[1], tonumber(ARGV[2])
 events_on(ARGV[6])
 if redis.call('EXISTS', KEYS[14]) == 1 then
   if ARGV[5] == 'drop' then return 'dropped' end
-  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 or unhold(KEYS, id) then
-    redis.call('HSET', KEYS[2], id, ARGV[3])
-    enqueue(KEYS, id, ARGV[3], due)
-    wake_if_head(KEYS, id, due)
+  if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 or unhold(KEYS, id)
+      or compact_del(KEYS, id) then
+    place(KEYS, id, ARGV[3], due)
     emit('scheduled', id, ARGV[3], nil, 'replaced', due)
     return 'replaced'
   end
@@ -154,6 +159,14 @@ local lease_prefix  -- leases kept in their tokens: '<counter>.<nonce>.' (out[6]
 -- Times go to the server as strings formatted once here (redis.call would format a Lua
 -- number exactly, with %.17g, but for every call and task it is passed to).
 local horizon = fmt(now + (tonumber(ARGV[7]) or 0))
+-- The compact tier's tasks due within compact_after (or by the horizon) join the due sets
+-- first. When more are due than one claim moves, it takes nothing due after those left (the
+-- next claim, at once, goes on).
+local promote_by = math.max(now + compact_after, tonumber(horizon))
+if compact_promote(KEYS, fmt(promote_by), 1000) then
+  local left = compact_head(KEYS)
+  if left and left < tonumber(horizon) then horizon = fmt(left) end
+end
 local limit = tonumber(ARGV[1])
 local prefix = shard_prefix(KEYS)
 local limits, nlim = {}, tonumber(ARGV[8]) or 0
@@ -329,7 +342,7 @@ while limit > 0 and claimed < limit and not all_paused and examined < limit + 10
   if nm > 0 then call_chunked('ZADD', leased, members) end
   if not more and total <= want then break end  -- every due entry was taken: none left
 end
-local _, head = head_of(KEYS)
+local head = next_wake(KEYS)
 if head and not all_paused then out[2] = fmt(head) end
 out[3] = next_lease(KEYS) or ''
 local permit_at
@@ -473,7 +486,10 @@ events_on(ARGV[2])
 local rec = redis.call('HGET', KEYS[2], id)
 if not rec then
   unwait(KEYS, id)
-  return 0
+  rec = compact_del(KEYS, id)
+  if not rec then return 0 end
+  emit('cancelled', id, rec)
+  return 1
 end
 emit('cancelled', id, rec)
 if not unwait(KEYS, id) then drop_lease(KEYS, id, rec) end
@@ -492,13 +508,19 @@ return string.match(member, ' (%S+)$')
 // occurrence moves with it).
 inline constexpr const char* reschedule = R"lua(
 local id, due = ARGV[1], tonumber(ARGV[2])
-if not unqueue(KEYS, id) and redis.call('ZREM', KEYS[8], id) == 0 and not unhold(KEYS, id) then
-  return 0
+local rec
+if unqueue(KEYS, id) or redis.call('ZREM', KEYS[8], id) == 1 or unhold(KEYS, id) then
+  rec = redis.call('HGET', KEYS[2], id)
+else
+  rec = compact_del(KEYS, id)
+  if not rec then return 0 end
 end
-local rec = redis.call('HGET', KEYS[2], id)
-if rec then redis.call('HSET', KEYS[2], id, with_occurrence(rec, ARGV[2])) end
-enqueue(KEYS, id, rec, due)
-wake_if_head(KEYS, id, due)
+if rec then
+  place(KEYS, id, with_occurrence(rec, ARGV[2]), due)
+else
+  enqueue(KEYS, id, nil, due)  -- a due entry without its record: moved as it is
+  wake_if_head(KEYS, id, due)
+end
 events_on(ARGV[3])
 emit('scheduled', id, rec, nil, 'rescheduled', due)
 return 1
@@ -529,7 +551,7 @@ if ARGV[1] ~= '*' then
     end
   end
 end
-local _, head = head_of(KEYS)
+local head = next_wake(KEYS)
 if head then redis.call('SPUBLISH', KEYS[7], fmt(head)) end
 return moved
 )lua";
@@ -564,6 +586,80 @@ for _, id in ipairs(ids) do
   redis.call('HDEL', KEYS[2], id)
 end
 return #ids
+)lua";
+
+// KEYS 1..13; ARGV: id. Returns {record, due_us} of a task waiting in the compact tier, {}
+// when it is not there (redis_store::get).
+inline constexpr const char* compact_peek = R"lua(
+local rec, due = compact_get(KEYS, ARGV[1])
+if not rec then return {} end
+return {rec, due}
+)lua";
+
+// KEYS 1..13; ARGV: after_due_us|'' (from the start), after_id, count. Returns up to `count`
+// tasks of the compact tier after (after_due, after_id) in (due, id) order, as {id, due_us,
+// record, ...} (redis_store::browse). Buckets are read in the order of their earliest due
+// time until one's earliest is past the page's last entry so far, each up to that entry.
+inline constexpr const char* compact_page = R"lua(
+if not compact_used(KEYS) then return {} end
+local count = tonumber(ARGV[3])
+local after_due = ARGV[1] ~= '' and tonumber(ARGV[1]) or nil
+local after_id = ARGV[2]
+local low = after_due and ARGV[1] or '-inf'
+local picks = {}  -- {due (number), id, bucket's record key}
+local function before(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end
+-- Once `count` picks are known, the due time of the last: no bucket needs reading past it.
+local last, high = nil, '+inf'
+local function trim()
+  table.sort(picks, before)
+  for j = #picks, count + 1, -1 do picks[j] = nil end
+  if #picks >= count then last = picks[count][1]; high = fmt(last) end
+end
+local index = redis.call('ZRANGE', compact_index(KEYS), 0, -1, 'WITHSCORES')
+for i = 1, #index, 2 do
+  if last and tonumber(index[i + 1]) > last then break end
+  local rk, dk = compact_keys(KEYS, index[i])
+  local offset = 0
+  while true do
+    local got = redis.call('ZRANGEBYSCORE', dk, low, high, 'WITHSCORES', 'LIMIT', offset, count)
+    for j = 1, #got, 2 do
+      local due = tonumber(got[j + 1])
+      if not after_due or due > after_due or got[j] > after_id then
+        picks[#picks + 1] = {due, got[j], rk}
+      end
+    end
+    if #got < 2 * count then break end
+    offset = offset + count
+  end
+  if #picks >= 2 * count then trim() end
+end
+trim()
+local out = {}
+for _, p in ipairs(picks) do
+  out[#out + 1] = p[2]
+  out[#out + 1] = fmt(p[1])
+  out[#out + 1] = redis.call('HGET', p[3], p[2]) or ''
+end
+return out
+)lua";
+
+// KEYS 1..13; ARGV: now_us. Returns {tasks waiting in the compact tier, those due by now}
+// (redis_store::stats): O(buckets).
+inline constexpr const char* compact_stats = R"lua(
+if not compact_used(KEYS) then return {0, 0} end
+local total, due = 0, 0
+local index = redis.call('ZRANGE', compact_index(KEYS), 0, -1, 'WITHSCORES')
+for i = 1, #index, 2 do
+  local _, dk = compact_keys(KEYS, index[i])
+  total = total + redis.call('ZCARD', dk)
+  if tonumber(index[i + 1]) <= tonumber(ARGV[1]) then
+    due = due + redis.call('ZCOUNT', dk, '-inf', ARGV[1])
+  end
+end
+return {total, due}
 )lua";
 
 }  // namespace corvo::schedule::detail::lua

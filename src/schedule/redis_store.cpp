@@ -127,7 +127,21 @@ asio::awaitable<std::optional<task>> redis_store::get(std::string id) {
   co_await impl_->conn.exec(req, resp);
   const auto& record = value_or_throw(std::get<0>(resp), "get");
   if (!record) {
-    co_return std::nullopt;
+    // Not in the tasks hash: waiting in the compact tier, or unknown.
+    const auto shard = impl_->shard_for(id);
+    std::vector<std::string> args{id};
+    const auto compact = co_await impl_->run_script<std::vector<std::string>>(
+        impl_->compact_peek_script, shard, std::move(args), "get");
+    if (compact.size() != 2) {
+      co_return std::nullopt;
+    }
+    task t;
+    t.id = std::move(id);
+    detail::decode_record(compact[0], t);
+    t.state = task_state::scheduled;
+    t.due = *parse_time(compact[1]);
+    default_occurrence(t);
+    co_return t;
   }
   task t;
   t.id = std::move(id);

@@ -56,7 +56,32 @@ struct listed {
   double score;
   unsigned shard;
   std::string token;  ///< a leased set's entry: its lease token (detail::apply_lease)
+  std::optional<std::string> record;  ///< read with the entry (the compact tier's)
 };
+
+// An entry of a source of merged_page: member, score and, from the compact tier, the record.
+struct entry {
+  std::string member;
+  double score;
+  std::optional<std::string> record;
+};
+
+// A task of the compact tier listed with its record (state scheduled).
+task compact_task(const listed& c) {
+  task t;
+  t.id = c.id;
+  try {
+    detail::decode_record(*c.record, t);
+  } catch (const std::exception& e) {
+    t = task{};
+    t.id = c.id;
+    t.last_error = std::string("undecodable task record: ") + e.what();
+  }
+  t.state = task_state::scheduled;
+  t.due = from_micros(c.score);
+  default_occurrence(t);
+  return t;
+}
 
 // Loads the records of `chosen` (one HMGET per shard, at most page_batch ids each) and
 // appends them to `out` in the order of `chosen`.
@@ -68,7 +93,7 @@ asio::awaitable<void> load_in_order(redis::client& conn,
   for (unsigned s = 0; s < keys.size(); ++s) {
     std::vector<std::pair<std::string, double>> members;
     for (const auto& c : chosen) {
-      if (c.shard == s) {
+      if (c.shard == s && !c.record) {
         members.emplace_back(c.id, c.score);
       }
     }
@@ -79,6 +104,10 @@ asio::awaitable<void> load_in_order(redis::client& conn,
     }
   }
   for (const auto& c : chosen) {
+    if (c.record) {
+      out.push_back(compact_task(c));
+      continue;
+    }
     const auto it = loaded.find(std::make_pair(c.shard, c.id));
     if (it != loaded.end()) {
       detail::apply_lease(c.token, it->second);
@@ -90,29 +119,51 @@ asio::awaitable<void> load_in_order(redis::client& conn,
 // Entries offset .. offset+limit-1 of the sorted sets `keys[s][set]` of every shard merged
 // (ascending by score, or descending with `reverse`; ties by id the same way), read
 // page_batch entries per shard per round trip: a k-way merge that never asks for a whole set.
-// The members of a source whose `leased[s]` is true are '<id> <token>' (a leased set).
+// The members of a source whose `leased[s]` is true are '<id> <token>' (a leased set). A
+// source whose `compact[s]` is true is a shard's compact tier (its keys: the shard's), read by
+// `compact_page` (ascending only) with the records.
 asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
                                                const std::vector<std::vector<std::string>>& keys,
                                                std::size_t set, bool reverse, std::size_t offset,
                                                std::size_t limit, task_state state,
-                                               const std::vector<bool>& leased = {}) {
+                                               const std::vector<bool>& leased = {},
+                                               const std::vector<bool>& compact = {},
+                                               const redis::script* compact_page = nullptr) {
   std::vector<task> out;
   const auto shards = static_cast<unsigned>(keys.size());
-  std::vector<std::deque<std::pair<std::string, double>>> buffered(shards);
+  std::vector<std::deque<entry>> buffered(shards);
   std::vector<long long> next(shards, 0);
   std::vector<bool> exhausted(shards, false);
+  std::vector<std::pair<std::string, std::string>> after(shards);  // compact: (due, id) read
   std::vector<listed> chosen;
   std::size_t skipped = 0;
-  const auto before = [reverse](const std::pair<std::string, double>& a,
-                                const std::pair<std::string, double>& b) {
-    if (a.second != b.second) {
-      return reverse ? a.second > b.second : a.second < b.second;
+  const auto before = [reverse](const entry& a, const entry& b) {
+    if (a.score != b.score) {
+      return reverse ? a.score > b.score : a.score < b.score;
     }
-    return reverse ? a.first > b.first : a.first < b.first;
+    return reverse ? a.member > b.member : a.member < b.member;
   };
   while (out.size() + chosen.size() < limit) {
     for (unsigned s = 0; s < shards; ++s) {
       if (!buffered[s].empty() || exhausted[s]) {
+        continue;
+      }
+      if (s < compact.size() && compact[s]) {
+        std::vector<std::string> args{after[s].first, after[s].second,
+                                      std::to_string(page_batch)};
+        redis::response<std::vector<std::string>> resp;
+        co_await compact_page->exec(conn, keys[s], std::move(args), resp);
+        auto got = value_or_throw(std::get<0>(resp), "browse");
+        if (got.size() % 3 != 0) {
+          throw std::runtime_error("redis_store browse: malformed compact tier page");
+        }
+        exhausted[s] = got.size() / 3 < page_batch;
+        for (std::size_t i = 0; i < got.size(); i += 3) {
+          after[s] = {got[i + 1], got[i]};
+          buffered[s].push_back(
+              entry{std::move(got[i]), std::strtod(got[i + 1].c_str(), nullptr),
+                    std::move(got[i + 2])});
+        }
         continue;
       }
       redis::request req;
@@ -128,7 +179,7 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
       next[s] += static_cast<long long>(page_batch);
       exhausted[s] = got.size() < page_batch;
       for (auto& g : got) {
-        buffered[s].push_back(std::move(g));
+        buffered[s].push_back(entry{std::move(g.first), g.second, std::nullopt});
       }
     }
     unsigned best = shards;
@@ -141,13 +192,14 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
     if (best == shards) {
       break;
     }
-    auto entry = std::move(buffered[best].front());
+    auto next_entry = std::move(buffered[best].front());
     buffered[best].pop_front();
     if (skipped < offset) {
       ++skipped;
       continue;
     }
-    listed pick{std::move(entry.first), entry.second, best, {}};
+    listed pick{std::move(next_entry.member), next_entry.score, best, {},
+                std::move(next_entry.record)};
     if (best < leased.size() && leased[best]) {  // '<id> <token>'
       const auto space = std::min(pick.id.size(), pick.id.rfind(' '));
       pick.token = pick.id.substr(std::min(pick.id.size(), space + 1));
@@ -170,16 +222,22 @@ asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::
   // Each shard's due sets (one per priority), its parked set (due tasks of a paused type)
   // and its held set (due tasks waiting for a permit) are sources of the merge, all reading
   // records from the shard's tasks hash.
+  // The shard's compact tier is one more (compact_page merges its buckets).
   std::vector<std::vector<std::string>> sources;
+  std::vector<bool> compact;
   for (const auto& k : impl_->keys) {
     for (const std::size_t set :
          {std::size_t{0}, std::size_t{7}, std::size_t{9}, std::size_t{10}, std::size_t{11}}) {
       sources.push_back(k);
       sources.back()[0] = k[set];
+      compact.push_back(false);
     }
+    sources.push_back(k);
+    compact.push_back(true);
   }
   co_return co_await merged_page(impl_->conn, sources, 0, false, offset, limit,
-                                 task_state::scheduled);
+                                 task_state::scheduled, {}, compact,
+                                 &impl_->compact_page_script);
 }
 
 asio::awaitable<store_stats> redis_store::stats() {
@@ -220,6 +278,14 @@ asio::awaitable<store_stats> redis_store::stats() {
     total.scheduled += held;
     total.due_now += held;
     total.held += held;
+    std::vector<std::string> args{now_text};
+    const auto compact = co_await impl_->run_script<std::vector<long long>>(
+        impl_->compact_stats_script, s, std::move(args), "stats");
+    if (compact.size() != 2) {
+      throw std::runtime_error("redis_store stats: malformed compact tier counts");
+    }
+    total.scheduled += static_cast<std::uint64_t>(compact[0]);
+    total.due_now += static_cast<std::uint64_t>(compact[1]);
   }
   co_return total;
 }

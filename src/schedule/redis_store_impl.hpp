@@ -77,13 +77,24 @@ inline void check_window(const task& t, const dedup_options& options) {
   }
 }
 
-inline redis::script make_script(const char* body) {
-  return redis::script(std::string(lua::prelude) + body);
+// The line every script of the Redis store starts with: this store's settings the prelude
+// reads (compact_on, compact_after: redis_script_prelude.hpp, the compact tier).
+inline std::string script_settings(const redis_store_options& options) {
+  return "local compact_on, compact_after = " +
+         std::string(options.compact ? "true" : "false") + ", " +
+         std::to_string(std::chrono::duration_cast<micros>(options.compact_after).count()) + "\n";
 }
 
-// A script of the prelude, the `helpers` its family shares (deduplication, limits) and `body`.
-inline redis::script make_script(const char* helpers, const char* body) {
-  return redis::script(std::string(lua::prelude) + helpers + body);
+// A script of the settings line, the prelude and `body`.
+inline redis::script make_script(const std::string& settings, const char* body) {
+  return redis::script(settings + lua::prelude + body);
+}
+
+// A script of the settings line, the prelude, the `helpers` its family shares (deduplication,
+// limits) and `body`.
+inline redis::script make_script(const std::string& settings, const char* helpers,
+                                 const char* body) {
+  return redis::script(settings + lua::prelude + helpers + body);
 }
 
 // (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
@@ -183,6 +194,9 @@ struct redis_store::impl {
       throw std::invalid_argument(
           "redis_store: wait_timeout must be positive when wait_replicas is set (WAIT 0 "
           "would block forever)");
+    }
+    if (options.compact_after < std::chrono::milliseconds::zero()) {
+      throw std::invalid_argument("redis_store: compact_after must not be negative");
     }
     if (options.events.enabled) {
       if (options.events.max_len == 0) {
@@ -335,6 +349,8 @@ struct redis_store::impl {
   redis::client& conn;
   redis::client_config subscriber;
   redis_store_options options;
+  /// The first line of every script (script_settings); set before the scripts below.
+  std::string settings = script_settings(options);
   std::vector<std::vector<std::string>> keys;
   /// Per shard: the leased set ('<id> <token>' -> lease deadline; redis_scripts.hpp, leased_key).
   std::vector<std::string> leased_keys;
@@ -351,10 +367,10 @@ struct redis_store::impl {
   // ---- limits on a Redis Cluster (redis_store_limits.cpp) ----------------------------------
   // Set by set_limits() on a cluster client with at least one limited type.
   bool split_limits = false;
-  redis::script limit_acquire_script = make_script(lua::limit_helpers, lua::limit_acquire);
-  redis::script limit_start_held_script = make_script(lua::limit_start_held);
-  redis::script limit_release_script = make_script(lua::limit_helpers, lua::limit_release);
-  redis::script limit_renew_script = make_script(lua::limit_renew);
+  redis::script limit_acquire_script = make_script(settings, lua::limit_helpers, lua::limit_acquire);
+  redis::script limit_start_held_script = make_script(settings, lua::limit_start_held);
+  redis::script limit_release_script = make_script(settings, lua::limit_helpers, lua::limit_release);
+  redis::script limit_renew_script = make_script(settings, lua::limit_renew);
   // After claim()'s shard script reported `held_counts` (its permit_at field): takes permits
   // for the held tasks, starts them (appended to `out`, within `limit` tasks in all) and sets
   // out.permit_at. Throws only when cancelled: a failed step leaves the held tasks held.
@@ -403,24 +419,27 @@ struct redis_store::impl {
     }
   }
 
-  redis::script schedule_script = make_script(lua::schedule);
-  redis::script schedule_dedup_script = make_script(lua::schedule_dedup);
+  redis::script schedule_script = make_script(settings, lua::schedule);
+  redis::script schedule_dedup_script = make_script(settings, lua::schedule_dedup);
   redis::script dedup_window_script = redis::script(lua::dedup_window);
   redis::script dedup_restart_script = redis::script(lua::dedup_restart);
-  redis::script dedup_schedule_script = make_script(lua::dedup_helpers, lua::dedup_schedule);
-  redis::script dedup_void_script = make_script(lua::dedup_helpers, lua::dedup_void);
-  redis::script claim_script = make_script(lua::claim);
-  redis::script ack_script = make_script(lua::ack);
-  redis::script nack_script = make_script(lua::nack);
-  redis::script extend_script = make_script(lua::extend);
-  redis::script cancel_script = make_script(lua::cancel);
-  redis::script lease_of_script = make_script(lua::lease_of);
-  redis::script reschedule_script = make_script(lua::reschedule);
-  redis::script replay_script = make_script(lua::replay);
-  redis::script purge_script = make_script(lua::purge);
-  redis::script pause_script = make_script(lua::pause);
-  redis::script resume_script = make_script(lua::resume);
-  redis::script restore_dead_script = make_script(lua::restore_dead);
+  redis::script dedup_schedule_script = make_script(settings, lua::dedup_helpers, lua::dedup_schedule);
+  redis::script dedup_void_script = make_script(settings, lua::dedup_helpers, lua::dedup_void);
+  redis::script claim_script = make_script(settings, lua::claim);
+  redis::script ack_script = make_script(settings, lua::ack);
+  redis::script nack_script = make_script(settings, lua::nack);
+  redis::script extend_script = make_script(settings, lua::extend);
+  redis::script cancel_script = make_script(settings, lua::cancel);
+  redis::script lease_of_script = make_script(settings, lua::lease_of);
+  redis::script reschedule_script = make_script(settings, lua::reschedule);
+  redis::script replay_script = make_script(settings, lua::replay);
+  redis::script purge_script = make_script(settings, lua::purge);
+  redis::script pause_script = make_script(settings, lua::pause);
+  redis::script resume_script = make_script(settings, lua::resume);
+  redis::script restore_dead_script = make_script(settings, lua::restore_dead);
+  redis::script compact_peek_script = make_script(settings, lua::compact_peek);
+  redis::script compact_page_script = make_script(settings, lua::compact_page);
+  redis::script compact_stats_script = make_script(settings, lua::compact_stats);
 
   // Runs `s` with `call_keys` and `args`; its reply as T (a failure throws, naming `what`).
   template <class T>

@@ -196,6 +196,13 @@ scheduler_options scheduler_options::from(const corvo::config& cfg) {
   o.redis.claim_ahead = std::chrono::microseconds(ahead);
   o.redis.compatible_leases =
       redis_section.get_or<bool>("compatible_leases", o.redis.compatible_leases);
+  o.redis.compact = redis_section.get_or<bool>("compact", o.redis.compact);
+  o.redis.compact_after =
+      redis_section.get_or<std::chrono::milliseconds>("compact_after", o.redis.compact_after);
+  if (o.redis.compact_after < std::chrono::milliseconds::zero()) {
+    throw config_error("scheduler.redis.compact_after",
+                       "key 'scheduler.redis.compact_after' must not be negative");
+  }
   if (o.redis.wait_replicas > 0 && o.redis.wait_timeout <= std::chrono::milliseconds::zero()) {
     throw config_error("scheduler.redis.wait_timeout",
                        "key 'scheduler.redis.wait_timeout' must be positive when "

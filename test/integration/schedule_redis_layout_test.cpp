@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "support/redis_commands.hpp"
 #include "support/schedule_builders.hpp"
 #include "support/schedule_harness.hpp"
 
@@ -36,10 +37,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// One store of one shard on a fresh namespace of the executable's shared server.
-using harness = corvo::test::redis_schedule_harness<1>;
+using corvo::test::compact_tier;
+/// One store of one shard on a fresh namespace of the executable's shared server, without
+/// the compact tier (these cases read the due sets and the tasks hash).
+using harness = corvo::test::redis_schedule_harness<1, false, compact_tier::off>;
 /// The same with compatible_leases (leases written into the records).
-using compatible_harness = corvo::test::redis_schedule_harness<1, true>;
+using compatible_harness = corvo::test::redis_schedule_harness<1, true, compact_tier::off>;
 
 /// The shard's keys (redis_store::keys_of: 1 tasks, 2 inflight, 3 lease).
 template <class H>
@@ -74,37 +77,9 @@ sched::failure failing(std::string id, std::string token, std::string error) {
                               std::chrono::microseconds(0));
 }
 
-// `command` (name, then arguments) as one request.
-redis::request request_of(const std::vector<std::string>& command) {
-  redis::request req;
-  req.push(command.front(), std::vector<std::string>(command.begin() + 1, command.end()));
-  return req;
-}
-
-template <class T>
-asio::awaitable<T> reply_to(redis::client& conn, redis::request req) {
-  redis::response<T> resp;
-  co_await conn.exec(req, resp);
-  co_return std::get<0>(resp).value();
-}
-
-// One command's reply, as a number, an optional text or a list (not coroutines themselves:
-// the command's words are gathered before the coroutine starts, GCC 12 mishandling braced
-// temporaries inside coroutines).
-template <class... Words>
-asio::awaitable<long long> integer(redis::client& conn, const Words&... words) {
-  return reply_to<long long>(conn, request_of({std::string(words)...}));
-}
-
-template <class... Words>
-asio::awaitable<std::optional<std::string>> text(redis::client& conn, const Words&... words) {
-  return reply_to<std::optional<std::string>>(conn, request_of({std::string(words)...}));
-}
-
-template <class... Words>
-asio::awaitable<std::vector<std::string>> strings(redis::client& conn, const Words&... words) {
-  return reply_to<std::vector<std::string>>(conn, request_of({std::string(words)...}));
-}
+using corvo::test::integer;
+using corvo::test::strings;
+using corvo::test::text;
 
 const char* const abc[] = {"a", "b", "c"};
 
@@ -257,6 +232,7 @@ std::unique_ptr<sched::redis_store> compatible_store(harness& h) {
   options.name_space = h.name_space;
   options.shards = 1;
   options.compatible_leases = true;
+  options.compact = false;
   return std::make_unique<sched::redis_store>(
       h.conn, redis::client_config::from_url(corvo::test::shared_schedule_server().url()),
       options);

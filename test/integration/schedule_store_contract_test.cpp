@@ -77,8 +77,10 @@ struct memory_harness {
 };
 
 /// The Redis store on the shared server; its clock is the server's TIME. `CompatibleLeases`:
-/// redis_store_options::compatible_leases (leases written into the records).
-template <bool CompatibleLeases>
+/// redis_store_options::compatible_leases (leases written into the records); `CompactAll`:
+/// compact_after 0 (every task scheduled ahead of now waits in the compact tier until a claim
+/// promotes it).
+template <bool CompatibleLeases, bool CompactAll = false>
 struct basic_redis_harness {
   static constexpr bool real_time = true;
   asio::io_context context;
@@ -92,7 +94,10 @@ struct basic_redis_harness {
                                          .shards = l.shards,
                                          .dead_max_count = l.dead_max_count,
                                          .dead_max_age = l.dead_max_age,
-                                         .compatible_leases = CompatibleLeases}) {
+                                         .compatible_leases = CompatibleLeases,
+                                         .compact_after = CompactAll
+                                                              ? std::chrono::milliseconds::zero()
+                                                              : std::chrono::milliseconds(60'000)}) {
     asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
   }
   asio::awaitable<sched::time_point> store_now() {
@@ -109,9 +114,10 @@ struct basic_redis_harness {
 };
 
 using redis_harness = basic_redis_harness<false>;
-/// Every contract case runs on the Redis store with both kinds of lease.
-using both_stores =
-    boost::mpl::list<memory_harness, redis_harness, basic_redis_harness<true>>;
+/// Every contract case runs on the Redis store with both kinds of lease, and with every task
+/// scheduled ahead waiting in the compact tier.
+using both_stores = boost::mpl::list<memory_harness, redis_harness, basic_redis_harness<true>,
+                                     basic_redis_harness<false, true>>;
 
 template <class Harness, class Scenario>
 void run_scenario(Harness& h, Scenario scenario) {

@@ -124,6 +124,24 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
                         [](const corvo::config_error& e) {
                           return e.key() == "scheduler.redis.compatible_leases";
                         });
+  // scheduler.redis.compact (on by default) and compact_after (a minute; a duration, not negative).
+  BOOST_TEST(o.redis.compact);
+  BOOST_TEST(o.redis.compact_after.count() == 60'000);
+  const auto compact = [](const std::string& fields) {
+    return scheduler_options::from(corvo::config::from_string(
+        R"({"redis": {"url": "redis://h:1"}, "scheduler": {"provider": "redis", "redis": {)" +
+        fields + "}}}"));
+  };
+  BOOST_TEST(!compact(R"("compact": false)").redis.compact);
+  BOOST_TEST(compact(R"("compact_after": "250ms")").redis.compact_after.count() == 250);
+  BOOST_CHECK_EXCEPTION(compact(R"("compact_after": -1)"), corvo::config_error,
+                        [](const corvo::config_error& e) {
+                          return e.key() == "scheduler.redis.compact_after";
+                        });
+  BOOST_CHECK_EXCEPTION(compact(R"("compact": "yes")"), corvo::config_error,
+                        [](const corvo::config_error& e) {
+                          return e.key() == "scheduler.redis.compact";
+                        });
 }
 
 BOOST_AUTO_TEST_CASE(kafka_sink_options_from_configuration) {

@@ -66,9 +66,17 @@ struct memory_schedule_harness {
   void stop() {}
 };
 
+/// Where a Redis harness's stores keep the tasks scheduled ahead (redis_store_options::compact).
+enum class compact_tier {
+  by_default,  ///< the default: the tasks due later than compact_after (a minute) from now
+  all,         ///< compact_after 0: every task scheduled ahead of now, until a claim promotes it
+  off,         ///< none: every task in the due sets (the tests of that layout)
+};
+
 /// The Redis store on the executable's shared server. `CompatibleLeases`:
-/// redis_store_options::compatible_leases of both stores.
-template <unsigned Shards, bool CompatibleLeases = false>
+/// redis_store_options::compatible_leases of both stores; `Compact`: their compact tier.
+template <unsigned Shards, bool CompatibleLeases = false,
+          compact_tier Compact = compact_tier::by_default>
 struct redis_schedule_harness {
   boost::asio::io_context context;
   std::string name_space = next_schedule_namespace();
@@ -76,14 +84,23 @@ struct redis_schedule_harness {
                      redis::client_config::from_url(shared_schedule_server().url())};
   schedule::redis_store store{
       conn, redis::client_config::from_url(shared_schedule_server().url()),
-      schedule::redis_store_options{
-          .name_space = name_space, .shards = Shards, .compatible_leases = CompatibleLeases}};
+      options()};
   /// Another store object on the namespace, as another process would have.
   schedule::redis_store second{
       conn, redis::client_config::from_url(shared_schedule_server().url()),
-      schedule::redis_store_options{
-          .name_space = name_space, .shards = Shards, .compatible_leases = CompatibleLeases}};
+      options()};
   schedule::store& other = second;
+
+  schedule::redis_store_options options() const {
+    schedule::redis_store_options o{
+        .name_space = name_space, .shards = Shards, .compatible_leases = CompatibleLeases};
+    if constexpr (Compact == compact_tier::all) {
+      o.compact_after = std::chrono::milliseconds::zero();
+    } else if constexpr (Compact == compact_tier::off) {
+      o.compact = false;
+    }
+    return o;
+  }
 
   redis_schedule_harness() {
     boost::asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});

@@ -51,6 +51,23 @@ struct redis_store_options {
   /// acked, nacked, extended and expired by this version either way. Config:
   /// `scheduler.redis.compatible_leases`.
   bool compatible_leases = false;
+  /// Store a task due later than `compact_after` from now in the shard's compact tier: 1024
+  /// small buckets per shard, by a hash of the id, that Redis keeps in its listpack
+  /// encoding, about 230 bytes per waiting task with a UUID id and a 100-byte payload
+  /// instead of about 360 in the due sets (docs/scheduler.md, "Memory"). A claim moves such
+  /// tasks into the due sets `compact_after` before their due time, so claims, leases and
+  /// acks run as fast as ever (a claim's next_due is the earlier of the due sets' earliest
+  /// task and the next such move). Every call reads the tier whatever this setting (another
+  /// process may have written it): off only stores this process's new tasks in the due sets.
+  /// The buckets stay compact while each holds at most `hash-max-listpack-entries` (128 by
+  /// default) tasks, about 100,000 per shard, and while a record (the payload plus about 15
+  /// bytes) fits `hash-max-listpack-value`: 64 bytes by default, so raise it (256 holds a
+  /// 200-byte payload); a bucket past either is still correct, in Redis's larger encoding.
+  /// Processes of versions before this tier do not see its tasks: turn it off during a
+  /// rolling upgrade from one (docs/scheduler.md, "Upgrading"). Config:
+  /// `scheduler.redis.compact`, `scheduler.redis.compact_after`.
+  bool compact = true;
+  std::chrono::milliseconds compact_after{60'000};
   /// Task events (events.hpp; `scheduler.events.*`): off by default. On: every script that
   /// changes a task appends its event to the shard's stream `{<name_space>:<shard>}:events`
   /// (XADD MAXLEN ~ max_len) in the same script, so the event is written if and only if the
