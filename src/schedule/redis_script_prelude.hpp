@@ -438,6 +438,10 @@ local function compact_promote(keys, upto, max)
       for i = 1, #due, 2 do
         ids[#ids + 1], scores[#scores + 1] = due[i], due[i + 1]
       end
+      if #ids == 0 then  -- an index entry ahead of its bucket (written by hand): set it right
+        compact_reindex(keys, b, dk)
+        break
+      end
       local recs = hmget_chunked(rk, ids)
       local records, by_key = {}, {}
       for i, id in ipairs(ids) do

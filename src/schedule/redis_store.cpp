@@ -74,8 +74,10 @@ asio::awaitable<bool> redis_store::schedule_if_absent(task t) {
 asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   prepare_schedule(t);
   co_await impl_->open();
-  std::vector<std::string> args{t.id, micros_text(t.due), detail::encode_waiting_record(t),
-                                if_absent ? "1" : "0", impl_->events_arg};
+  auto record = detail::encode_waiting_record(t);
+  impl_->check_record_size(record.size());
+  std::vector<std::string> args{t.id, micros_text(t.due), std::move(record), if_absent ? "1" : "0",
+                                impl_->events_arg};
   const auto scheduled = co_await impl_->run_durable<long long>(
       impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
   if (scheduled == 1) {

@@ -282,7 +282,49 @@ struct redis_store::impl {
           key + "') but this store was configured with " + std::to_string(options.shards) +
           " shards; use the namespace's count (or shards = 0 to adopt it)");
     }
+    if (options.compact) {
+      co_await read_listpack_value();
+    }
     opened = true;
+  }
+
+  // Reads the server's hash-max-listpack-value (the compact tier's buckets stay listpacks
+  // only for records up to it); left 0 when CONFIG is refused (a managed service may rename
+  // it): nothing is checked then.
+  asio::awaitable<void> read_listpack_value() {
+    redis::request req;
+    req.push("CONFIG", "GET", "hash-max-listpack-value");
+    redis::generic_response nodes;
+    try {
+      co_await conn.exec(req, nodes);
+    } catch (const boost::system::system_error&) {
+      co_return;
+    }
+    std::vector<std::string> leaves;
+    for (const auto& n : nodes) {
+      if (!redis::resp3::is_aggregate(n.data_type)) {
+        leaves.push_back(n.value);
+      }
+    }
+    if (leaves.size() == 2) {
+      listpack_value = std::strtoull(leaves[1].c_str(), nullptr, 10);
+    }
+  }
+
+  // Warns once when a record longer than the server's hash-max-listpack-value is stored with
+  // the compact tier on: its bucket then leaves the listpack encoding (docs/scheduler.md,
+  // Memory: the compact tier).
+  void check_record_size(std::size_t bytes) {
+    if (!options.compact || listpack_value == 0 || bytes <= listpack_value || warned_listpack) {
+      return;
+    }
+    warned_listpack = true;
+    CORVO_LOG(warning, "scheduler")
+        << "a task record of " << bytes << " bytes is longer than the server's "
+        << "hash-max-listpack-value (" << listpack_value << "): the compact tier's buckets "
+        << "that hold such records take Redis's larger encoding (more memory per task); "
+        << "set hash-max-listpack-value to at least " << bytes
+        << " in the server's configuration (docs/scheduler.md, Memory: the compact tier)";
   }
 
   // The keys of `type`'s limit (redis_scripts.hpp): running, starts, waiting.
@@ -388,6 +430,9 @@ struct redis_store::impl {
   std::vector<std::string> permit_channels() const;
   std::optional<unsigned> shard_of_prefix(const std::string& prefix) const;
   bool opened = false;
+  /// The server's hash-max-listpack-value (0: not known); see check_record_size().
+  std::size_t listpack_value = 0;
+  bool warned_listpack = false;
   /// The scripts' events argument (redis_scripts.hpp): 'MAX_LEN SOURCE', or '0' when off.
   std::string events_arg = "0";
   /// The events the scripts wrote, by kind (event_counts.hpp).

@@ -7,11 +7,13 @@
 // that has it off. The store contract test runs every case with compact_after 0 as well.
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <corvo/core/log.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/detail/record.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -341,6 +343,35 @@ asio::awaitable<void> the_tier_is_read_with_it_off(harness& h) {
 BOOST_AUTO_TEST_CASE(a_store_with_the_tier_off_reads_and_changes_its_tasks) {
   harness h;
   run_with(h, [](harness& h) { return the_tier_is_read_with_it_off(h); });
+}
+
+asio::awaitable<void> long_records_leave_the_listpack(harness& h) {
+  const auto t0 = co_await h.server_now();
+  // Records of about 115 bytes, longer than the server's default hash-max-listpack-value (64).
+  co_await h.store.schedule(make_task("long-1", t0 + 1h));
+  auto t = make_task("long-2", t0 + 1h);
+  t.payload = boost::json::string(std::string(100, 'x'));
+  co_await h.store.schedule(t);
+  co_await h.store.schedule(t);
+  // Still correct, in Redis's larger encoding.
+  BOOST_TEST((co_await h.store.get("long-2"))->payload == t.payload);
+  BOOST_TEST((co_await text(h.conn, "OBJECT", "ENCODING", co_await h.bucket_of("long-2")))
+                 .value_or("-") == "hashtable");
+}
+
+BOOST_AUTO_TEST_CASE(a_record_longer_than_the_servers_listpack_value_is_warned_of_once) {
+  std::ostringstream log;
+  corvo::log::init({.min_severity = corvo::log::severity::warning, .stream = &log});
+  {
+    harness h;
+    run_with(h, [](harness& h) { return long_records_leave_the_listpack(h); });
+  }
+  corvo::log::init({});
+  const auto text = log.str();
+  const std::string warning = "longer than the server's hash-max-listpack-value (64)";
+  const auto first = text.find(warning);
+  BOOST_TEST(first != std::string::npos, text);
+  BOOST_TEST(text.find(warning, first + 1) == std::string::npos, text);
 }
 
 }  // namespace

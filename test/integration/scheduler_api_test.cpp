@@ -138,7 +138,7 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
                         [](const corvo::config_error& e) {
                           return e.key() == "scheduler.redis.compact_after";
                         });
-  BOOST_CHECK_EXCEPTION(compact(R"("compact": "yes")"), corvo::config_error,
+  BOOST_CHECK_EXCEPTION(compact(R"("compact": "maybe")"), corvo::config_error,
                         [](const corvo::config_error& e) {
                           return e.key() == "scheduler.redis.compact";
                         });

@@ -257,10 +257,17 @@ BOOST_AUTO_TEST_CASE(a_backup_restores_into_the_cluster_losslessly) {
 
   // Every master holds some of the restored task records, and together they hold all.
   std::map<std::size_t, long long> records_by_master;
+  // A shard's records: its tasks hash and the buckets of its compact tier.
+  const std::string count_records =
+      "local n = redis.call('HLEN', KEYS[1]) "
+      "for _, b in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do "
+      "n = n + redis.call('HLEN', KEYS[3] .. b) end return n";
   for (unsigned s = 0; s < 16; ++s) {
-    const auto key = "{restored:" + std::to_string(s) + "}:tasks";
-    const auto owner = cluster.node_for_slot(cluster.key_slot(key));
-    records_by_master[owner] += std::stoll(cluster.node(owner).cli("HLEN", key));
+    const auto prefix = "{restored:" + std::to_string(s) + "}:";
+    const auto owner = cluster.node_for_slot(cluster.key_slot(prefix + "tasks"));
+    records_by_master[owner] +=
+        std::stoll(cluster.node(owner).cli("EVAL", count_records, "3", prefix + "tasks",
+                                           prefix + "compact:index", prefix + "compact:"));
   }
   BOOST_TEST(records_by_master.size() == 3u);
   long long total = 0;

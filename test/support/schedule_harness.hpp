@@ -48,6 +48,8 @@ struct memory_schedule_harness {
   schedule::memory_store store{context.get_executor(), Shards};
   /// One process: the same store.
   schedule::store& other = store;
+  /// How long before its due time a claim's next_due names a task scheduled well ahead.
+  static constexpr std::chrono::milliseconds compact_lead{0};
 
   memory_schedule_harness() {
     if constexpr (ManualClock) {
@@ -90,6 +92,10 @@ struct redis_schedule_harness {
       conn, redis::client_config::from_url(shared_schedule_server().url()),
       options()};
   schedule::store& other = second;
+  /// How long before its due time a claim's next_due names a task scheduled well ahead (the
+  /// compact tier's move into the due sets, compact_after before it).
+  static constexpr std::chrono::milliseconds compact_lead{
+      Compact == compact_tier::by_default ? 60'000 : 0};
 
   schedule::redis_store_options options() const {
     schedule::redis_store_options o{

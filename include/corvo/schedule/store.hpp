@@ -52,7 +52,10 @@ struct claim_result {
   std::vector<claimed_task> tasks;
   /// The store's clock when it claimed (the Redis server's TIME): due times compare to it.
   time_point store_now{};
-  /// Earliest due time left in the shard after this claim.
+  /// When to claim the shard again for what waits in it: the earliest due time left after
+  /// this claim, or earlier when the store has work to do before that (a Redis store moves
+  /// the tasks of its compact tier into its due sets compact_after before they are due:
+  /// redis_store_options::compact). Unset: nothing waits.
   std::optional<time_point> next_due;
   /// How far ahead of store_now this claim took tasks (redis_store_options::claim_ahead;
   /// zero for a store that claims only what is due). A task due at next_due is claimable
