@@ -187,6 +187,13 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
   auto& conn = *setup.client();
   auto ex = co_await asio::this_coro::executor;
 
+  if (o.listpack_value > 0) {
+    redis::request set;
+    set.push("CONFIG", "SET", "hash-max-listpack-value", o.listpack_value);
+    redis::response<std::string> ok;
+    co_await conn.exec(set, ok);
+    std::get<0>(ok).value();
+  }
   // Load the schedule script and create nothing: the baseline holds the script cache.
   {
     task warm_up;
@@ -195,13 +202,6 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
     warm_up.due = now() + 1h;
     co_await tasks.schedule(warm_up);
     co_await tasks.cancel(warm_up.id);
-  }
-  if (o.listpack_value > 0) {
-    redis::request set;
-    set.push("CONFIG", "SET", "hash-max-listpack-value", o.listpack_value);
-    redis::response<std::string> ok;
-    co_await conn.exec(set, ok);
-    std::get<0>(ok).value();
   }
   const auto before = co_await memory_info(conn);
 
@@ -220,6 +220,7 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
   const auto after = co_await memory_info(conn);
 
   const auto n = static_cast<double>(o.tasks);
+  const auto listpack_limit = co_await listpack_value(conn);
   corvo::bench::emit({{"bench", "schedule-memory"},
                       {"impl", "corvo"},
                       {"metric", "insert"},
@@ -229,7 +230,7 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
                       {"concurrency", o.concurrency},
                       {"shards", o.shards},
                       {"compact", o.compact},
-                      {"hash_max_listpack_value", co_await listpack_value(conn)}});
+                      {"hash_max_listpack_value", listpack_limit}});
 
   const double bytes = after.at("used_memory") - before.at("used_memory");
   const double per_task = bytes / n;

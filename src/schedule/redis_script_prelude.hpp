@@ -409,16 +409,18 @@ local function next_wake(keys)
   return head
 end
 -- Stores waiting task `id` in the compact tier (it is in no other set) and wakes the
--- dispatchers when its promotion comes before their next claim.
+-- dispatchers when its move comes before their next claim (only a new earliest of the tier
+-- can: the due sets are looked at only then).
 local function compact_put(keys, id, rec, due)
-  local wake = next_wake(keys)
+  local head = compact_head(keys)
+  local wake = (not head or due < head) and (next_wake(keys) or math.huge)
   local b = compact_bucket(id)
   local rk, dk = compact_keys(keys, b)
   redis.call('HSET', rk, id, rec)
   redis.call('ZADD', dk, due, id)
   redis.call('ZADD', compact_index(keys), 'LT', due, b)
   c_exists = true
-  if not wake or due - compact_after < wake then
+  if wake and due - compact_after < wake then
     redis.call('SPUBLISH', keys[7], fmt(due - compact_after))
   end
 end
@@ -482,13 +484,13 @@ local function unwait(keys, id)
   local dead = redis.call('ZREM', keys[5], id) == 1
   return held or due or parked or dead
 end
--- Puts waiting task `id` (in no set; the tasks hash's record, if any, is replaced) where it waits: the compact tier when this process
--- stores there and `due` is later than compact_after from now, else the due set of its
--- priority (the tasks hash holds its record); wakes dispatchers when it changes their next
--- claim.
-local function place(keys, id, rec, due)
+-- Puts waiting task `id` (in no set; the tasks hash's record, if any, is replaced unless
+-- `unstored` says it has none) where it waits: the compact tier when this process stores there
+-- and `due` is later than compact_after from now, else the due set of its priority (the
+-- tasks hash holds its record); wakes dispatchers when it changes their next claim.
+local function place(keys, id, rec, due, unstored)
   if compact_on and due > now_us() + compact_after then
-    redis.call('HDEL', keys[2], id)
+    if not unstored then redis.call('HDEL', keys[2], id) end
     compact_put(keys, id, rec, due)
     return
   end
@@ -508,7 +510,7 @@ local function store_task(keys, id, rec, due)
   else
     compact_del(keys, id)
   end
-  place(keys, id, rec, due)
+  place(keys, id, rec, due, not old)
 end
 )lua";
 

@@ -7,16 +7,21 @@
 // that has it off. The store contract test runs every case with compact_after 0 as well.
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <corvo/core/config.hpp>
 #include <corvo/core/log.hpp>
+#include <corvo/core/task_group.hpp>
+#include <corvo/core/timeout.hpp>
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/detail/record.hpp>
 #include <corvo/schedule/redis_store.hpp>
+#include <corvo/schedule/scheduler.hpp>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/eventually.hpp"
 #include "support/redis_commands.hpp"
 #include "support/schedule_harness.hpp"
 
@@ -372,6 +377,71 @@ BOOST_AUTO_TEST_CASE(a_record_longer_than_the_servers_listpack_value_is_warned_o
   const auto first = text.find(warning);
   BOOST_TEST(first != std::string::npos, text);
   BOOST_TEST(text.find(warning, first + 1) == std::string::npos, text);
+}
+
+// A handler recording each run's task id and start time.
+struct run_log {
+  std::vector<std::pair<std::string, sched::time_point>> runs;
+};
+struct recording_handler {
+  run_log* log;
+  asio::awaitable<void> operator()(const sched::claimed_task& t) const {
+    log->runs.emplace_back(t.work.id, sched::now());
+    co_return;
+  }
+};
+
+asio::awaitable<void> run_scheduler(sched::scheduler& s) {
+  co_await s.run();
+}
+
+// With the dispatcher asleep (max_sleep 10 min, nothing due), a task another process
+// schedules into the compact tier wakes it for the move (the wake-up channel), and it runs at
+// its due time, once.
+asio::awaitable<void> woken_for_the_move(sched::scheduler& s, sched::store& other, run_log& log,
+                                         const std::string& tasks_key) {
+  auto ex = co_await asio::this_coro::executor;
+  corvo::task_group group(ex);
+  co_await group.spawn(run_scheduler(s));
+  const bool started =
+      co_await corvo::test::eventually([&] { return s.dispatch_stats().claims > 0; }, 10s);
+  BOOST_TEST_REQUIRE(started);
+  const auto due = sched::now() + 1500ms;
+  co_await other.schedule(make_task("timeout-1", due));
+  const auto stored = co_await s.get("timeout-1");
+  BOOST_TEST_REQUIRE(stored.has_value());
+  // In the compact tier: not in the tasks hash.
+  BOOST_TEST(corvo::test::shared_schedule_server().cli("HEXISTS", tasks_key, "timeout-1") == "0");
+  const bool ran = co_await corvo::test::eventually([&] { return !log.runs.empty(); }, 10s);
+  BOOST_TEST_REQUIRE(ran);
+  BOOST_TEST(log.runs.size() == 1u);
+  BOOST_TEST(log.runs[0].first == "timeout-1");
+  BOOST_TEST((log.runs[0].second >= due));
+  group.cancel();
+  try {
+    co_await group.join();
+  } catch (const boost::system::system_error&) {
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_sleeping_dispatcher_is_woken_for_the_move_and_runs_the_task_on_time) {
+  const auto name_space = corvo::test::next_schedule_namespace();
+  asio::io_context ctx;
+  auto options = sched::scheduler_options::from(corvo::config::from_string(
+      R"({"redis": {"url": ")" + corvo::test::shared_schedule_server().url() +
+      R"("}, "scheduler": {"provider": "redis", "namespace": ")" + name_space +
+      R"(", "shards": 1, "max_sleep": "10m", "redis": {"compact_after": "300ms"}}})"));
+  const auto url = corvo::test::shared_schedule_server().url();
+  redis::client conn(ctx.get_executor(), redis::client_config::from_url(url));
+  asio::co_spawn(ctx, conn.run(), [](std::exception_ptr) {});
+  sched::scheduler s(ctx.get_executor(), options, &conn, redis::client_config::from_url(url));
+  sched::redis_store other(
+      conn, redis::client_config::from_url(url),
+      {.name_space = name_space, .shards = 1, .compact_after = std::chrono::milliseconds(300)});
+  run_log log;
+  s.handlers().on_task("email", recording_handler{&log});
+  corvo::test::run(ctx, woken_for_the_move(s, other, log, "{" + name_space + ":0}:tasks"),
+                   [&] { conn.cancel(); });
 }
 
 }  // namespace
