@@ -14,6 +14,7 @@
 #include <corvo/core/log.hpp>
 #include <corvo/core/task_group.hpp>
 #include <corvo/redis/script.hpp>
+#include <corvo/schedule/detail/lua_assembly.hpp>
 #include <corvo/schedule/detail/record.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <corvo/schedule/shard.hpp>
@@ -85,16 +86,18 @@ inline std::string script_settings(const redis_store_options& options) {
          std::to_string(std::chrono::duration_cast<micros>(options.compact_after).count()) + "\n";
 }
 
-// A script of the settings line, the prelude and `body`.
+// A script of the settings line, the prelude's helpers `body` needs and `body`
+// (detail::assemble_script: Redis runs every definition of a script on each call).
 inline redis::script make_script(const std::string& settings, const char* body) {
-  return redis::script(settings + lua::prelude + body);
+  return redis::script(detail::assemble_script(settings, lua::prelude, body));
 }
 
-// A script of the settings line, the prelude, the `helpers` its family shares (deduplication,
-// limits) and `body`.
+// A script of the settings line, the helpers `body` needs of the prelude and of the
+// `helpers` its family shares (deduplication, limits), and `body`.
 inline redis::script make_script(const std::string& settings, const char* helpers,
                                  const char* body) {
-  return redis::script(settings + lua::prelude + helpers + body);
+  return redis::script(
+      detail::assemble_script(settings, std::string(lua::prelude) + helpers, body));
 }
 
 // (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
