@@ -284,20 +284,21 @@ asio::awaitable<void> drive(corvo::bench::schedule_setup& setup, const bench_opt
   const auto tier = co_await compact_usage(conn, keys[1].substr(0, keys[1].size() - 5));
   if (tier.tasks > 0) {
     const double shard_tasks = static_cast<double>(tier.tasks);
-    corvo::bench::emit({{"bench", "schedule-memory"},
-                        {"impl", "corvo"},
-                        {"metric", "compact_breakdown"},
-                        {"shard", 0},
-                        {"tasks", tier.tasks},
-                        {"buckets", tier.buckets},
-                        {"records_listpack_buckets", tier.listpack_records},
-                        {"due_listpack_buckets", tier.listpack_due},
-                        {"records_bytes_per_task", static_cast<double>(tier.record_bytes) / shard_tasks},
-                        {"due_bytes_per_task", static_cast<double>(tier.due_bytes) / shard_tasks},
-                        {"index_bytes_per_task", static_cast<double>(tier.index_bytes) / shard_tasks},
-                        {"sum_bytes_per_task",
-                         static_cast<double>(tier.record_bytes + tier.due_bytes + tier.index_bytes) /
-                             shard_tasks}});
+    corvo::bench::emit(
+        {{"bench", "schedule-memory"},
+         {"impl", "corvo"},
+         {"metric", "compact_breakdown"},
+         {"shard", 0},
+         {"tasks", tier.tasks},
+         {"buckets", tier.buckets},
+         {"records_listpack_buckets", tier.listpack_records},
+         {"due_listpack_buckets", tier.listpack_due},
+         {"records_bytes_per_task", static_cast<double>(tier.record_bytes) / shard_tasks},
+         {"due_bytes_per_task", static_cast<double>(tier.due_bytes) / shard_tasks},
+         {"index_bytes_per_task", static_cast<double>(tier.index_bytes) / shard_tasks},
+         {"sum_bytes_per_task",
+          static_cast<double>(tier.record_bytes + tier.due_bytes + tier.index_bytes) /
+              shard_tasks}});
   }
 
   // Issue 15: at most 250 bytes per task in all, with a 100-byte payload and UUID ids.
@@ -344,8 +345,8 @@ int main(int argc, char** argv) {
   corvo::log::init({.min_severity = corvo::log::severity::warning});
 
   asio::io_context ctx(1);
-  auto setup = corvo::bench::schedule_setup::open(
-      ctx, "redis", {.shards = o.shards, .compact = o.compact});
+  auto setup =
+      corvo::bench::schedule_setup::open(ctx, "redis", {.shards = o.shards, .compact = o.compact});
   asio::co_spawn(ctx, drive(*setup, o), setup->on_done());
   ctx.run();
   return 0;

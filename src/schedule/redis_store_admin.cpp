@@ -149,8 +149,7 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
         continue;
       }
       if (s < compact.size() && compact[s]) {
-        std::vector<std::string> args{after[s].first, after[s].second,
-                                      std::to_string(page_batch)};
+        std::vector<std::string> args{after[s].first, after[s].second, std::to_string(page_batch)};
         redis::response<std::vector<std::string>> resp;
         co_await compact_page->exec(conn, keys[s], std::move(args), resp);
         auto got = value_or_throw(std::get<0>(resp), "browse");
@@ -159,10 +158,9 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
         }
         exhausted[s] = got.size() / 3 < page_batch;
         for (std::size_t i = 0; i < got.size(); i += 3) {
-          after[s] = {got[i + 1], got[i]};
-          buffered[s].push_back(
-              entry{std::move(got[i]), std::strtod(got[i + 1].c_str(), nullptr),
-                    std::move(got[i + 2])});
+          after[s] = std::make_pair(got[i + 1], got[i]);
+          buffered[s].push_back(entry{std::move(got[i]), std::strtod(got[i + 1].c_str(), nullptr),
+                                      std::move(got[i + 2])});
         }
         continue;
       }
@@ -198,8 +196,8 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
       ++skipped;
       continue;
     }
-    listed pick{std::move(next_entry.member), next_entry.score, best, {},
-                std::move(next_entry.record)};
+    listed pick{
+        std::move(next_entry.member), next_entry.score, best, {}, std::move(next_entry.record)};
     if (best < leased.size() && leased[best]) {  // '<id> <token>'
       const auto space = std::min(pick.id.size(), pick.id.rfind(' '));
       pick.token = pick.id.substr(std::min(pick.id.size(), space + 1));
@@ -236,8 +234,7 @@ asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::
     compact.push_back(true);
   }
   co_return co_await merged_page(impl_->conn, sources, 0, false, offset, limit,
-                                 task_state::scheduled, {}, compact,
-                                 &impl_->compact_page_script);
+                                 task_state::scheduled, {}, compact, &impl_->compact_page_script);
 }
 
 asio::awaitable<store_stats> redis_store::stats() {

@@ -81,9 +81,9 @@ inline void check_window(const task& t, const dedup_options& options) {
 // The line every script of the Redis store starts with: this store's settings the prelude
 // reads (compact_on, compact_after: redis_script_prelude.hpp, the compact tier).
 inline std::string script_settings(const redis_store_options& options) {
-  return "local compact_on, compact_after = " +
-         std::string(options.compact ? "true" : "false") + ", " +
-         std::to_string(std::chrono::duration_cast<micros>(options.compact_after).count()) + "\n";
+  return "local compact_on, compact_after = " + std::string(options.compact ? "true" : "false") +
+         ", " + std::to_string(std::chrono::duration_cast<micros>(options.compact_after).count()) +
+         "\n";
 }
 
 // A script of the settings line, the prelude's helpers `body` needs and `body`
@@ -412,9 +412,11 @@ struct redis_store::impl {
   // ---- limits on a Redis Cluster (redis_store_limits.cpp) ----------------------------------
   // Set by set_limits() on a cluster client with at least one limited type.
   bool split_limits = false;
-  redis::script limit_acquire_script = make_script(settings, lua::limit_helpers, lua::limit_acquire);
+  redis::script limit_acquire_script =
+      make_script(settings, lua::limit_helpers, lua::limit_acquire);
   redis::script limit_start_held_script = make_script(settings, lua::limit_start_held);
-  redis::script limit_release_script = make_script(settings, lua::limit_helpers, lua::limit_release);
+  redis::script limit_release_script =
+      make_script(settings, lua::limit_helpers, lua::limit_release);
   redis::script limit_renew_script = make_script(settings, lua::limit_renew);
   // After claim()'s shard script reported `held_counts` (its permit_at field): takes permits
   // for the held tasks, starts them (appended to `out`, within `limit` tasks in all) and sets
@@ -471,7 +473,8 @@ struct redis_store::impl {
   redis::script schedule_dedup_script = make_script(settings, lua::schedule_dedup);
   redis::script dedup_window_script = redis::script(lua::dedup_window);
   redis::script dedup_restart_script = redis::script(lua::dedup_restart);
-  redis::script dedup_schedule_script = make_script(settings, lua::dedup_helpers, lua::dedup_schedule);
+  redis::script dedup_schedule_script =
+      make_script(settings, lua::dedup_helpers, lua::dedup_schedule);
   redis::script dedup_void_script = make_script(settings, lua::dedup_helpers, lua::dedup_void);
   redis::script claim_script = make_script(settings, lua::claim);
   redis::script ack_script = make_script(settings, lua::ack);

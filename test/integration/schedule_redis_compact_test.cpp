@@ -50,8 +50,7 @@ struct harness {
               sched::redis_store_options{
                   .name_space = name_space, .shards = 1, .compact_after = compact_after}),
         plain(conn, redis::client_config::from_url(corvo::test::shared_schedule_server().url()),
-              sched::redis_store_options{
-                  .name_space = name_space, .shards = 1, .compact = false}) {
+              sched::redis_store_options{.name_space = name_space, .shards = 1, .compact = false}) {
     asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
   }
   void stop() { conn.cancel(); }
@@ -103,8 +102,8 @@ sched::task make_task(std::string id, sched::time_point due, int payload = 1) {
 }
 
 std::string micros(sched::time_point t) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch())
-                            .count());
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
 
 // Expected orders (at namespace scope: GCC 12 mishandles braced lists in coroutines).
@@ -340,8 +339,7 @@ asio::awaitable<void> the_tier_is_read_with_it_off(harness& h) {
   BOOST_TEST((co_await h.store.get("b"))->payload.as_int64() == 20);
   BOOST_TEST((co_await plain.stats()).scheduled == 2u);
   BOOST_TEST(co_await plain.reschedule("c", t0 + 4h));
-  BOOST_TEST((co_await text(h.conn, "ZSCORE", h.due_key(), "c")).value_or("-") ==
-             micros(t0 + 4h));
+  BOOST_TEST((co_await text(h.conn, "ZSCORE", h.due_key(), "c")).value_or("-") == micros(t0 + 4h));
   BOOST_TEST(ids_of(co_await plain.browse(0, 10)) == b_c);
 }
 
@@ -360,8 +358,9 @@ asio::awaitable<void> long_records_leave_the_listpack(harness& h) {
   co_await h.store.schedule(t);
   // Still correct, in Redis's larger encoding.
   BOOST_TEST((co_await h.store.get("long-2"))->payload == t.payload);
-  BOOST_TEST((co_await text(h.conn, "OBJECT", "ENCODING", co_await h.bucket_of("long-2")))
-                 .value_or("-") == "hashtable");
+  BOOST_TEST(
+      (co_await text(h.conn, "OBJECT", "ENCODING", co_await h.bucket_of("long-2"))).value_or("-") ==
+      "hashtable");
 }
 
 BOOST_AUTO_TEST_CASE(a_record_longer_than_the_servers_listpack_value_is_warned_of_once) {

@@ -234,8 +234,7 @@ std::unique_ptr<sched::redis_store> compatible_store(harness& h) {
   options.compatible_leases = true;
   options.compact = false;
   return std::make_unique<sched::redis_store>(
-      h.conn, redis::client_config::from_url(corvo::test::shared_schedule_server().url()),
-      options);
+      h.conn, redis::client_config::from_url(corvo::test::shared_schedule_server().url()), options);
 }
 
 const char* const p_and_c[] = {"p", "c"};
@@ -489,8 +488,8 @@ asio::awaitable<void> the_occurrence_line_is_left_out_until_a_retry(harness& h) 
   const auto retried_record = co_await text(h.conn, "HGET", tasks_key(h), "x");
   BOOST_TEST_REQUIRE(retried_record.has_value());
   BOOST_TEST(newlines(*retried_record) == 6u);
-  BOOST_TEST(retried_record->find("\n" + std::to_string(due.time_since_epoch().count()) +
-                                  "\n") != std::string::npos);
+  BOOST_TEST(retried_record->find("\n" + std::to_string(due.time_since_epoch().count()) + "\n") !=
+             std::string::npos);
   const auto retried = co_await store.get("x");
   BOOST_TEST_REQUIRE(retried.has_value());
   BOOST_TEST((retried->state == sched::task_state::scheduled));
@@ -503,8 +502,8 @@ asio::awaitable<void> the_occurrence_line_is_left_out_until_a_retry(harness& h) 
 }
 
 // Members of the leased set that name no lease (no token, no record, a token the record does
-// not carry, or a token-kept lease of a waiting task) are dropped when they expire; the waiting task they name is left alone and
-// claimed once.
+// not carry, or a token-kept lease of a waiting task) are dropped when they expire; the waiting
+// task they name is left alone and claimed once.
 asio::awaitable<void> malformed_leased_members_are_dropped(harness& h) {
   auto& store = h.store;
   co_await store.schedule(make_task("w", sched::now() - 1s));

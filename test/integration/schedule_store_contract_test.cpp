@@ -13,8 +13,6 @@
 // test/unit/schedule_memory_store_test.cpp.
 #include <algorithm>
 #include <atomic>
-#include <functional>
-#include <numeric>
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 #include <corvo/core/backoff.hpp>
@@ -22,7 +20,9 @@
 #include <corvo/redis/client.hpp>
 #include <corvo/schedule/memory_store.hpp>
 #include <corvo/schedule/redis_store.hpp>
+#include <functional>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,14 +95,14 @@ struct basic_redis_harness {
   explicit basic_redis_harness(store_limits l = {})
       : conn(context.get_executor(), redis::client_config::from_url(shared_server().url())),
         store(conn, redis::client_config::from_url(shared_server().url()),
-              sched::redis_store_options{.name_space = fresh_namespace(),
-                                         .shards = l.shards,
-                                         .dead_max_count = l.dead_max_count,
-                                         .dead_max_age = l.dead_max_age,
-                                         .compatible_leases = CompatibleLeases,
-                                         .compact_after = CompactAll
-                                                              ? std::chrono::milliseconds::zero()
-                                                              : std::chrono::milliseconds(60'000)}) {
+              sched::redis_store_options{
+                  .name_space = fresh_namespace(),
+                  .shards = l.shards,
+                  .dead_max_count = l.dead_max_count,
+                  .dead_max_age = l.dead_max_age,
+                  .compatible_leases = CompatibleLeases,
+                  .compact_after = CompactAll ? std::chrono::milliseconds::zero()
+                                              : std::chrono::milliseconds(60'000)}) {
     asio::co_spawn(context, conn.run(), [](std::exception_ptr) {});
   }
   asio::awaitable<sched::time_point> store_now() {

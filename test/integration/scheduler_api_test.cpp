@@ -120,10 +120,9 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
   };
   BOOST_TEST(compatible("true").redis.compatible_leases);
   BOOST_TEST(!compatible("false").redis.compatible_leases);
-  BOOST_CHECK_EXCEPTION(compatible("\"maybe\""), corvo::config_error,
-                        [](const corvo::config_error& e) {
-                          return e.key() == "scheduler.redis.compatible_leases";
-                        });
+  BOOST_CHECK_EXCEPTION(
+      compatible("\"maybe\""), corvo::config_error,
+      [](const corvo::config_error& e) { return e.key() == "scheduler.redis.compatible_leases"; });
   // scheduler.redis.compact (on by default) and compact_after (a minute; a duration, not negative).
   BOOST_TEST(o.redis.compact);
   BOOST_TEST(o.redis.compact_after.count() == 60'000);
@@ -134,14 +133,12 @@ BOOST_AUTO_TEST_CASE(options_from_configuration) {
   };
   BOOST_TEST(!compact(R"("compact": false)").redis.compact);
   BOOST_TEST(compact(R"("compact_after": "250ms")").redis.compact_after.count() == 250);
-  BOOST_CHECK_EXCEPTION(compact(R"("compact_after": -1)"), corvo::config_error,
-                        [](const corvo::config_error& e) {
-                          return e.key() == "scheduler.redis.compact_after";
-                        });
-  BOOST_CHECK_EXCEPTION(compact(R"("compact": "maybe")"), corvo::config_error,
-                        [](const corvo::config_error& e) {
-                          return e.key() == "scheduler.redis.compact";
-                        });
+  BOOST_CHECK_EXCEPTION(
+      compact(R"("compact_after": -1)"), corvo::config_error,
+      [](const corvo::config_error& e) { return e.key() == "scheduler.redis.compact_after"; });
+  BOOST_CHECK_EXCEPTION(
+      compact(R"("compact": "maybe")"), corvo::config_error,
+      [](const corvo::config_error& e) { return e.key() == "scheduler.redis.compact"; });
 }
 
 BOOST_AUTO_TEST_CASE(kafka_sink_options_from_configuration) {

@@ -84,13 +84,11 @@ struct redis_schedule_harness {
   std::string name_space = next_schedule_namespace();
   redis::client conn{context.get_executor(),
                      redis::client_config::from_url(shared_schedule_server().url())};
-  schedule::redis_store store{
-      conn, redis::client_config::from_url(shared_schedule_server().url()),
-      options()};
+  schedule::redis_store store{conn, redis::client_config::from_url(shared_schedule_server().url()),
+                              options()};
   /// Another store object on the namespace, as another process would have.
-  schedule::redis_store second{
-      conn, redis::client_config::from_url(shared_schedule_server().url()),
-      options()};
+  schedule::redis_store second{conn, redis::client_config::from_url(shared_schedule_server().url()),
+                               options()};
   schedule::store& other = second;
   /// How long before its due time a claim's next_due names a task scheduled well ahead (the
   /// compact tier's move into the due sets, compact_after before it).
