@@ -66,6 +66,15 @@ struct entry {
   std::optional<std::string> record;
 };
 
+// Built outside the coroutine (GCC 12 mishandles braced aggregates holding strings in one).
+entry make_entry(std::string member, double score, std::optional<std::string> record) {
+  entry e;
+  e.member = std::move(member);
+  e.score = score;
+  e.record = std::move(record);
+  return e;
+}
+
 // A task of the compact tier listed with its record (state scheduled).
 task compact_task(const listed& c) {
   task t;
@@ -159,8 +168,9 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
         exhausted[s] = got.size() / 3 < page_batch;
         for (std::size_t i = 0; i < got.size(); i += 3) {
           after[s] = std::make_pair(got[i + 1], got[i]);
-          buffered[s].push_back(entry{std::move(got[i]), std::strtod(got[i + 1].c_str(), nullptr),
-                                      std::move(got[i + 2])});
+          buffered[s].push_back(make_entry(std::move(got[i]),
+                                           std::strtod(got[i + 1].c_str(), nullptr),
+                                           std::move(got[i + 2])));
         }
         continue;
       }
@@ -177,7 +187,7 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
       next[s] += static_cast<long long>(page_batch);
       exhausted[s] = got.size() < page_batch;
       for (auto& g : got) {
-        buffered[s].push_back(entry{std::move(g.first), g.second, std::nullopt});
+        buffered[s].push_back(make_entry(std::move(g.first), g.second, std::nullopt));
       }
     }
     unsigned best = shards;

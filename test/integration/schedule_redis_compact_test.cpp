@@ -23,6 +23,7 @@
 
 #include "support/eventually.hpp"
 #include "support/redis_commands.hpp"
+#include "support/schedule_builders.hpp"
 #include "support/schedule_harness.hpp"
 
 namespace asio = boost::asio;
@@ -34,6 +35,8 @@ using corvo::test::strings;
 using corvo::test::text;
 
 namespace {
+
+using corvo::test::email_task;
 
 /// One shard on a fresh namespace: `store` with the tier as configured by `options`, and
 /// `plain`, a store on the same namespace with the tier off (as another process may run).
@@ -91,15 +94,6 @@ void run_with(harness& h, F f) {
   corvo::test::run(h.context, f(h), [&] { h.stop(); });
 }
 
-sched::task make_task(std::string id, sched::time_point due, int payload = 1) {
-  sched::task t;
-  t.id = std::move(id);
-  t.type = "email";
-  t.payload = payload;
-  t.due = due;
-  t.max_attempts = 3;
-  return t;
-}
 
 std::string micros(sched::time_point t) {
   return std::to_string(
@@ -122,11 +116,11 @@ std::vector<std::string> ids_of(const std::vector<sched::task>& tasks) {
 asio::awaitable<void> a_task_due_later_waits_in_its_bucket(harness& h) {
   auto& store = h.store;
   const auto t0 = co_await h.server_now();
-  const auto near = make_task("near", t0 + 10s);
-  const auto far = make_task("far", t0 + 1h, 7);
+  const auto near = email_task("near", t0 + 10s);
+  const auto far = email_task("far", t0 + 1h, 7);
   co_await store.schedule(near);
   co_await store.schedule(far);
-  co_await store.schedule(make_task("farther", t0 + 2h));
+  co_await store.schedule(email_task("farther", t0 + 2h));
   // near waits in the due set; far in its bucket only.
   BOOST_TEST(co_await integer(h.conn, "HEXISTS", h.tasks_key(), "near") == 1);
   BOOST_TEST(co_await integer(h.conn, "HEXISTS", h.tasks_key(), "far") == 0);
@@ -162,9 +156,9 @@ asio::awaitable<void> a_task_due_later_waits_in_its_bucket(harness& h) {
   BOOST_TEST(ids_of(co_await store.browse(0, 10)) == near_far_farther);
 
   // Add-if-absent keeps it; a schedule replaces it (still one task).
-  BOOST_TEST(!(co_await store.schedule_if_absent(make_task("far", t0 + 3h, 8))));
+  BOOST_TEST(!(co_await store.schedule_if_absent(email_task("far", t0 + 3h, 8))));
   BOOST_TEST((co_await store.get("far"))->payload.as_int64() == 7);
-  co_await store.schedule(make_task("far", t0 + 90min, 9));
+  co_await store.schedule(email_task("far", t0 + 90min, 9));
   BOOST_TEST((co_await store.get("far"))->payload.as_int64() == 9);
   BOOST_TEST((co_await text(h.conn, "ZSCORE", bucket + ":due", "far")).value_or("-") ==
              micros(t0 + 90min));
@@ -199,7 +193,7 @@ asio::awaitable<void> promoted_before_due(harness& h) {
   auto& store = h.store;
   const auto t0 = co_await h.server_now();
   const auto due = t0 + 3s;
-  co_await store.schedule(make_task("x", due));
+  co_await store.schedule(email_task("x", due));
   BOOST_TEST_REQUIRE(co_await integer(h.conn, "HEXISTS", h.tasks_key(), "x") == 0);
   // Nothing to claim: the next claim is for its promotion, compact_after (1 s) before it.
   auto claimed = co_await store.claim(0, 10, 30s);
@@ -238,7 +232,7 @@ asio::awaitable<void> a_backlog_moves_in_steps_in_due_order(harness& h) {
     auto id = "t" + std::to_string(10000 + i);
     const auto due = base + std::chrono::microseconds(n - i);
     due_of[id] = due;
-    tasks.push_back(make_task(id, due));
+    tasks.push_back(email_task(id, due));
   }
   co_await store.schedule_many(std::move(tasks));
   BOOST_TEST_REQUIRE(co_await integer(h.conn, "HLEN", h.tasks_key()) == 0);
@@ -288,7 +282,7 @@ asio::awaitable<void> browse_merges_the_tiers(harness& h) {
     const auto due = i % 3 == 0 ? t0 + 10s + std::chrono::seconds(i / 30)
                                 : t0 + 1h + std::chrono::seconds(i / 7);
     expected.emplace_back(due, id);
-    tasks.push_back(make_task(id, due));
+    tasks.push_back(email_task(id, due));
   }
   std::sort(expected.begin(), expected.end());
   co_await store.schedule_many(std::move(tasks));
@@ -323,18 +317,18 @@ BOOST_AUTO_TEST_CASE(browse_merges_the_due_sets_and_the_buckets_in_due_order) {
 
 asio::awaitable<void> the_tier_is_read_with_it_off(harness& h) {
   const auto t0 = co_await h.server_now();
-  co_await h.store.schedule(make_task("a", t0 + 1h, 1));
-  co_await h.store.schedule(make_task("b", t0 + 1h, 2));
-  co_await h.store.schedule(make_task("c", t0 + 2h, 3));
+  co_await h.store.schedule(email_task("a", t0 + 1h, 1));
+  co_await h.store.schedule(email_task("b", t0 + 1h, 2));
+  co_await h.store.schedule(email_task("c", t0 + 2h, 3));
   auto& plain = h.plain;
   const auto a = co_await plain.get("a");
   BOOST_TEST_REQUIRE(a.has_value());
   BOOST_TEST((a->due == t0 + 1h));
-  BOOST_TEST(!(co_await plain.schedule_if_absent(make_task("a", t0 + 3h))));
+  BOOST_TEST(!(co_await plain.schedule_if_absent(email_task("a", t0 + 3h))));
   BOOST_TEST(co_await plain.cancel("a"));
   BOOST_TEST(!(co_await h.store.get("a")).has_value());
   // The plain store's schedule of b replaces the one in the bucket (into the due set).
-  co_await plain.schedule(make_task("b", t0 + 3h, 20));
+  co_await plain.schedule(email_task("b", t0 + 3h, 20));
   BOOST_TEST(co_await integer(h.conn, "HEXISTS", co_await h.bucket_of("b"), "b") == 0);
   BOOST_TEST((co_await h.store.get("b"))->payload.as_int64() == 20);
   BOOST_TEST((co_await plain.stats()).scheduled == 2u);
@@ -351,8 +345,8 @@ BOOST_AUTO_TEST_CASE(a_store_with_the_tier_off_reads_and_changes_its_tasks) {
 asio::awaitable<void> long_records_leave_the_listpack(harness& h) {
   const auto t0 = co_await h.server_now();
   // Records of about 115 bytes, longer than the server's default hash-max-listpack-value (64).
-  co_await h.store.schedule(make_task("long-1", t0 + 1h));
-  auto t = make_task("long-2", t0 + 1h);
+  co_await h.store.schedule(email_task("long-1", t0 + 1h));
+  auto t = email_task("long-2", t0 + 1h);
   t.payload = boost::json::string(std::string(100, 'x'));
   co_await h.store.schedule(t);
   co_await h.store.schedule(t);
@@ -406,7 +400,7 @@ asio::awaitable<void> woken_for_the_move(sched::scheduler& s, sched::store& othe
       co_await corvo::test::eventually([&] { return s.dispatch_stats().claims > 0; }, 10s);
   BOOST_TEST_REQUIRE(started);
   const auto due = sched::now() + 1500ms;
-  co_await other.schedule(make_task("timeout-1", due));
+  co_await other.schedule(email_task("timeout-1", due));
   const auto stored = co_await s.get("timeout-1");
   BOOST_TEST_REQUIRE(stored.has_value());
   // In the compact tier: not in the tasks hash.

@@ -39,6 +39,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using corvo::test::email_task;
+
 /// One redis-server for the whole executable; each harness uses its own namespace.
 corvo::test::redis_server& shared_server() {
   static corvo::test::redis_server server;
@@ -129,15 +131,6 @@ void run_scenario(Harness& h, Scenario scenario) {
   corvo::test::run(h.context, scenario(h), [&] { h.stop(); });
 }
 
-sched::task make_task(std::string id, sched::time_point due, int payload = 0) {
-  sched::task t;
-  t.id = std::move(id);
-  t.type = "email";
-  t.payload = payload;
-  t.due = due;
-  t.max_attempts = 3;
-  return t;
-}
 
 std::vector<std::string> ids_of(const std::vector<sched::task>& tasks) {
   std::vector<std::string> ids;
@@ -174,11 +167,11 @@ template <class H>
 asio::awaitable<void> claim_in_due_order(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("c", t0 - 1s));
-  co_await store.schedule(make_task("a", t0 - 3s));
-  co_await store.schedule(make_task("later", t0 + 1h));
-  co_await store.schedule(make_task("b", t0 - 2s));
-  co_await store.schedule(make_task("now", t0));
+  co_await store.schedule(email_task("c", t0 - 1s));
+  co_await store.schedule(email_task("a", t0 - 3s));
+  co_await store.schedule(email_task("later", t0 + 1h));
+  co_await store.schedule(email_task("b", t0 - 2s));
+  co_await store.schedule(email_task("now", t0));
 
   const auto first = co_await store.claim(0, 2, 10s);
   BOOST_TEST(ids_of(first.tasks) == expect_ab, boost::test_tools::per_element());
@@ -209,7 +202,7 @@ template <class H>
 asio::awaitable<void> expired_lease_is_claimed_again(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("job", t0));
+  co_await store.schedule(email_task("job", t0));
   const auto first = co_await store.claim(0, 10, 300ms);
   BOOST_TEST_REQUIRE(first.tasks.size() == 1u);
   auto got1 = co_await store.claim(0, 10, 300ms);
@@ -247,8 +240,8 @@ template <class H>
 asio::awaitable<void> extend_keeps_the_lease(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("slow", t0));
-  co_await store.schedule(make_task("other", t0));
+  co_await store.schedule(email_task("slow", t0));
+  co_await store.schedule(email_task("other", t0));
   const auto run = co_await store.claim(0, 10, 600ms);
   BOOST_TEST_REQUIRE(run.tasks.size() == 2u);
   co_await h.pass(300ms);
@@ -270,10 +263,10 @@ template <class H>
 asio::awaitable<void> rescheduling_fences_off_the_run_in_flight(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("job", t0));
+  co_await store.schedule(email_task("job", t0));
   const auto run = co_await store.claim(0, 10, 10s);
   BOOST_TEST_REQUIRE(run.tasks.size() == 1u);
-  co_await store.schedule(make_task("job", t0 + 1h, 2));  // the new version replaces it
+  co_await store.schedule(email_task("job", t0 + 1h, 2));  // the new version replaces it
   auto arg6 = completions("job", run.tasks[0].token);
   auto got9 = co_await store.ack(0, std::move(arg6));
   BOOST_TEST(got9 == 0u);
@@ -297,7 +290,7 @@ template <class H>
 asio::awaitable<void> nack_retries_then_dead_letters(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("fragile", t0));
+  co_await store.schedule(email_task("fragile", t0));
   auto run = co_await store.claim(0, 10, 10s);
   BOOST_TEST_REQUIRE(run.tasks.size() == 1u);
   const auto before = co_await h.store_now();
@@ -345,7 +338,7 @@ asio::awaitable<void> nack_retries_then_dead_letters(H& h) {
 template <class H>
 asio::awaitable<void> kill(H& h, std::string id) {
   const auto at = co_await h.store_now();
-  co_await h.store.schedule(make_task(id, at));
+  co_await h.store.schedule(email_task(id, at));
   const auto run = co_await h.store.claim(0, 10, 10s);
   BOOST_TEST_REQUIRE(run.tasks.size() == 1u);
   auto arg11 = failing(id, run.tasks[0].token, "died " + id, std::nullopt);
@@ -389,7 +382,7 @@ asio::awaitable<void> replay_and_purge(H& h) {
     co_await kill(h, id);
   }
   const auto later = co_await h.store_now() + 1h;
-  co_await store.schedule(make_task("waiting", later));
+  co_await store.schedule(email_task("waiting", later));
 
   const auto before = co_await h.store_now();
   auto got24 = co_await store.replay("a");
@@ -437,13 +430,13 @@ template <class H>
 asio::awaitable<void> cancel_and_reschedule(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("running", t0));
+  co_await store.schedule(email_task("running", t0));
   const auto run = co_await store.claim(0, 10, 10s);
   BOOST_TEST_REQUIRE(run.tasks.size() == 1u);
   co_await kill(h, "dead");
-  co_await store.schedule(make_task("first", t0 + 1h + 1s));
-  co_await store.schedule(make_task("second", t0 + 1h + 2s));
-  co_await store.schedule(make_task("third", t0 + 1h + 3s));
+  co_await store.schedule(email_task("first", t0 + 1h + 1s));
+  co_await store.schedule(email_task("second", t0 + 1h + 2s));
+  co_await store.schedule(email_task("third", t0 + 1h + 3s));
 
   auto got37 = co_await store.reschedule("third", t0 + 1h + 500ms);
   BOOST_TEST(got37);
@@ -487,7 +480,7 @@ template <class H>
 asio::awaitable<void> ack_with_next_due_reschedules(H& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  auto recurring = make_task("tick", t0);
+  auto recurring = email_task("tick", t0);
   recurring.repeat = sched::interval{1h};
   co_await store.schedule(recurring);
   auto run = co_await store.claim(0, 10, 10s);
@@ -521,12 +514,12 @@ asio::awaitable<void> stats_count_each_place(H& h) {
   auto& store = h.store;
   co_await kill(h, "dead");
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("running", t0));
+  co_await store.schedule(email_task("running", t0));
   auto got54 = co_await store.claim(0, 10, 10s);
   BOOST_TEST(got54.tasks.size() == 1u);
-  co_await store.schedule(make_task("due-1", t0 - 1s));
-  co_await store.schedule(make_task("due-2", t0));
-  co_await store.schedule(make_task("future", t0 + 1h));
+  co_await store.schedule(email_task("due-1", t0 - 1s));
+  co_await store.schedule(email_task("due-2", t0));
+  co_await store.schedule(email_task("future", t0 + 1h));
   const auto stats = co_await store.stats();
   BOOST_TEST(stats.scheduled == 3u);
   BOOST_TEST(stats.due_now == 2u);
@@ -544,9 +537,9 @@ asio::awaitable<void> browse_in_due_order(H& h) {
   for (std::size_t i = 0; i < offsets.size(); ++i) {
     const std::string id = "task-" + std::to_string(offsets[i]);
     shards_used.insert(store.shard_of(id));
-    co_await store.schedule(make_task(id, t0 + std::chrono::seconds(10 * offsets[i]), offsets[i]));
+    co_await store.schedule(email_task(id, t0 + std::chrono::seconds(10 * offsets[i]), offsets[i]));
   }
-  co_await store.schedule(make_task("task-5b", t0 + 50s));
+  co_await store.schedule(email_task("task-5b", t0 + 50s));
   BOOST_TEST(shards_used.size() > 1u);  // the order really is merged across shards
 
   const auto all = co_await store.browse(0, 100);
@@ -578,10 +571,10 @@ asio::awaitable<void> browse_in_due_order(H& h) {
 template <class H>
 asio::awaitable<void> reject_bad_tasks(H& h) {
   const auto t0 = co_await h.store_now();
-  auto no_id = make_task("", t0);
-  auto no_type = make_task("x", t0);
+  auto no_id = email_task("", t0);
+  auto no_type = email_task("x", t0);
   no_type.type.clear();
-  auto newline_type = make_task("x", t0);
+  auto newline_type = email_task("x", t0);
   newline_type.type = "a\nb";
   std::vector<sched::task*> bad_tasks{&no_id, &no_type, &newline_type};
   for (auto* bad : bad_tasks) {
@@ -735,8 +728,8 @@ asio::awaitable<void> restore_shard(redis::client& conn, std::vector<std::string
 asio::awaitable<void> tokens_survive_a_rollback(redis_harness& h) {
   auto& store = h.store;
   const auto t0 = co_await h.store_now();
-  co_await store.schedule(make_task("job", t0));
-  co_await store.schedule(make_task("warm-up", t0));
+  co_await store.schedule(email_task("job", t0));
+  co_await store.schedule(email_task("warm-up", t0));
   // One claim before the snapshot, so the shard's token counter exists when it is taken.
   const auto warm_up = co_await store.claim(0, 1, 10s);
   BOOST_TEST_REQUIRE(warm_up.tasks.size() == 1u);
@@ -778,7 +771,7 @@ asio::awaitable<void> shard_count_is_stored_and_checked(redis_harness& h, std::s
       h.conn, redis::client_config::from_url(shared_server().url()),
       sched::redis_store_options{.name_space = ns, .shards = 4});
   const auto t0 = co_await h.store_now();
-  co_await first->schedule(make_task("order-1", t0 + 1h));
+  co_await first->schedule(email_task("order-1", t0 + 1h));
   // First use wrote the count.
   const auto stored = co_await get_key(h.conn, "{" + ns + "}:shards");
   BOOST_TEST(stored.value_or("<missing>") == "4");
@@ -789,7 +782,7 @@ asio::awaitable<void> shard_count_is_stored_and_checked(redis_harness& h, std::s
       sched::redis_store_options{.name_space = ns, .shards = 8});
   std::string refused;
   try {
-    co_await other->schedule(make_task("order-2", t0 + 1h));
+    co_await other->schedule(email_task("order-2", t0 + 1h));
   } catch (const std::exception& e) {
     refused = e.what();
   }
@@ -819,7 +812,7 @@ asio::awaitable<void> shard_count_is_stored_and_checked(redis_harness& h, std::s
   BOOST_TEST(adopting->shard_count_key() == "{" + ns + "}:shards");
   const auto found = co_await adopting->get("order-1");
   BOOST_TEST(found.has_value());
-  co_await adopting->schedule(make_task("order-3", t0 + 1h));
+  co_await adopting->schedule(email_task("order-3", t0 + 1h));
   auto order_3 = co_await first->get("order-3");
   BOOST_TEST(order_3.has_value());
 

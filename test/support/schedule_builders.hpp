@@ -12,6 +12,17 @@
 
 namespace corvo::test {
 
+/// A task of type "email" due at `due`, with `payload` (a number) and 3 attempts at most.
+inline schedule::task email_task(std::string id, schedule::time_point due, int payload = 0) {
+  schedule::task t;
+  t.id = std::move(id);
+  t.type = "email";
+  t.payload = payload;
+  t.due = due;
+  t.max_attempts = 3;
+  return t;
+}
+
 /// A finished run of `id` under lease `token`; `next_due` set: a recurring task's next one.
 inline schedule::completion completion_of(std::string id, std::string token,
                                           std::optional<schedule::time_point> next_due = {}) {

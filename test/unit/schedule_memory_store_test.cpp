@@ -28,6 +28,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using corvo::test::email_task;
+
 const sched::time_point t0 = sched::time_point{} + std::chrono::hours(24 * 365 * 54);
 
 /// The store's clock, moved by hand.
@@ -53,15 +55,6 @@ struct fixture {
   }
 };
 
-sched::task make_task(std::string id, sched::time_point due, int payload = 0) {
-  sched::task t;
-  t.id = std::move(id);
-  t.type = "email";
-  t.payload = payload;
-  t.due = due;
-  t.max_attempts = 3;
-  return t;
-}
 
 std::vector<std::string> ids_of(const std::vector<sched::claimed_task>& tasks) {
   std::vector<std::string> ids;
@@ -102,11 +95,11 @@ namespace {
 
 asio::awaitable<void> claim_in_due_order(fixture& f) {
   auto& store = f.store;
-  co_await store.schedule(make_task("c", t0 - 1s));
-  co_await store.schedule(make_task("a", t0 - 3s));
-  co_await store.schedule(make_task("later", t0 + 1s));
-  co_await store.schedule(make_task("b", t0 - 2s));
-  co_await store.schedule(make_task("now", t0));
+  co_await store.schedule(email_task("c", t0 - 1s));
+  co_await store.schedule(email_task("a", t0 - 3s));
+  co_await store.schedule(email_task("later", t0 + 1s));
+  co_await store.schedule(email_task("b", t0 - 2s));
+  co_await store.schedule(email_task("now", t0));
 
   const auto first = co_await store.claim(0, 2, 10s);
   const std::vector<std::string> first_ids = {"a", "b"};
@@ -139,7 +132,7 @@ asio::awaitable<void> claim_in_due_order(fixture& f) {
   BOOST_TEST(!third.next_due.has_value());
 
   // A claim of 0 tasks only reports.
-  co_await store.schedule(make_task("d", t0));
+  co_await store.schedule(email_task("d", t0));
   const auto peek = co_await store.claim(0, 0, 10s);
   BOOST_TEST(peek.tasks.empty());
   BOOST_TEST((*peek.next_due == t0));
@@ -205,15 +198,15 @@ asio::awaitable<void> wakes_when_ahead_of_the_head(fixture& f, asio::cancellatio
   }
   const auto& s0 = in_shard[0];
 
-  co_await store.schedule(make_task(s0[0], t0 + 10s));  // empty shard: becomes the head
+  co_await store.schedule(email_task(s0[0], t0 + 10s));  // empty shard: becomes the head
   co_await yield();
   BOOST_TEST(woken == std::vector<unsigned>{0}, boost::test_tools::per_element());
 
-  co_await store.schedule(make_task(s0[1], t0 + 20s));  // behind the head
+  co_await store.schedule(email_task(s0[1], t0 + 20s));  // behind the head
   co_await yield();
   BOOST_TEST(woken.size() == 1u);
 
-  co_await store.schedule(make_task(s0[2], t0 + 5s));  // ahead of the head
+  co_await store.schedule(email_task(s0[2], t0 + 5s));  // ahead of the head
   co_await yield();
   BOOST_TEST(woken.size() == 2u);
 
@@ -225,7 +218,7 @@ asio::awaitable<void> wakes_when_ahead_of_the_head(fixture& f, asio::cancellatio
   co_await yield();
   BOOST_TEST(woken.size() == 3u);
 
-  co_await store.schedule(make_task(in_shard[1][0], t0 + 60s));  // head of the other shard
+  co_await store.schedule(email_task(in_shard[1][0], t0 + 60s));  // head of the other shard
   co_await yield();
   const std::vector<unsigned> shards_woken = {0, 0, 0, 1};
   BOOST_TEST(woken == shards_woken, boost::test_tools::per_element());
@@ -255,7 +248,7 @@ asio::awaitable<void> wakes_when_ahead_of_the_head(fixture& f, asio::cancellatio
   BOOST_TEST(aborted);
 
   // Unregistered: nothing more arrives.
-  co_await store.schedule(make_task(s0[3], t0 - 1h));
+  co_await store.schedule(email_task(s0[3], t0 - 1h));
   co_await yield();
   BOOST_TEST(woken.size() == 1u);
 }
