@@ -94,7 +94,6 @@ void run_with(harness& h, F f) {
   corvo::test::run(h.context, f(h), [&] { h.stop(); });
 }
 
-
 std::string micros(sched::time_point t) {
   return std::to_string(
       std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
@@ -370,6 +369,52 @@ BOOST_AUTO_TEST_CASE(a_record_longer_than_the_servers_listpack_value_is_warned_o
   const auto first = text.find(warning);
   BOOST_TEST(first != std::string::npos, text);
   BOOST_TEST(text.find(warning, first + 1) == std::string::npos, text);
+}
+
+// Deduplication of a task waiting in the tier: by id (the window replaces or drops), and by a
+// key (the replaced task, another id, leaves its bucket).
+asio::awaitable<void> deduplication_reaches_the_tier(harness& h) {
+  auto& store = h.store;
+  const auto t0 = co_await h.server_now();
+  const sched::dedup_options replace{.window = std::chrono::minutes(5)};
+  const sched::dedup_options drop{.window = std::chrono::minutes(5),
+                                  .mode = sched::dedup_mode::drop};
+  BOOST_TEST((co_await store.schedule_deduplicated(email_task("d", t0 + 1h, 1), replace) ==
+              sched::dedup_outcome::scheduled));
+  BOOST_TEST((co_await store.schedule_deduplicated(email_task("d", t0 + 2h, 2), replace) ==
+              sched::dedup_outcome::replaced));
+  BOOST_TEST((co_await store.schedule_deduplicated(email_task("d", t0 + 3h, 3), drop) ==
+              sched::dedup_outcome::dropped));
+  auto d = co_await store.get("d");
+  BOOST_TEST_REQUIRE(d.has_value());
+  BOOST_TEST(d->payload.as_int64() == 2);
+  BOOST_TEST((d->due == t0 + 2h));
+  const auto bucket = co_await h.bucket_of("d");
+  BOOST_TEST((co_await text(h.conn, "ZSCORE", bucket + ":due", "d")).value_or("-") ==
+             micros(t0 + 2h));
+  // Replaced within compact_after: out of its bucket, into the due set.
+  BOOST_TEST((co_await store.schedule_deduplicated(email_task("d", t0 + 10s, 4), replace) ==
+              sched::dedup_outcome::replaced));
+  BOOST_TEST(co_await integer(h.conn, "HEXISTS", bucket, "d") == 0);
+  BOOST_TEST((co_await text(h.conn, "ZSCORE", h.due_key(), "d")).value_or("-") == micros(t0 + 10s));
+
+  const auto first =
+      co_await store.schedule_deduplicated_by_key(email_task("k1", t0 + 1h), "user-7", replace);
+  BOOST_TEST((first.outcome == sched::dedup_outcome::scheduled));
+  BOOST_TEST(co_await integer(h.conn, "HEXISTS", co_await h.bucket_of("k1"), "k1") == 1);
+  const auto second =
+      co_await store.schedule_deduplicated_by_key(email_task("k2", t0 + 2h), "user-7", replace);
+  BOOST_TEST((second.outcome == sched::dedup_outcome::replaced));
+  BOOST_TEST(second.replaced_id == "k1");
+  BOOST_TEST(!(co_await store.get("k1")).has_value());
+  BOOST_TEST(co_await integer(h.conn, "HEXISTS", co_await h.bucket_of("k1"), "k1") == 0);
+  BOOST_TEST(((co_await store.get("k2"))->state == sched::task_state::scheduled));
+  BOOST_TEST((co_await store.stats()).scheduled == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(deduplication_replaces_and_drops_tasks_waiting_in_the_tier) {
+  harness h;
+  run_with(h, [](harness& h) { return deduplication_reaches_the_tier(h); });
 }
 
 // A handler recording each run's task id and start time.
