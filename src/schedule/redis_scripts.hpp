@@ -646,6 +646,33 @@ end
 return out
 )lua";
 
+// KEYS 1..13; ARGV: max. Moves up to `max` waiting tasks of the due sets (every priority's)
+// due later than compact_after from now into the compact tier (redis_store::compact_waiting);
+// a due entry without its record is dropped, as a claim would. Returns {moved, examined}:
+// examined < max when none is left.
+inline constexpr const char* compact_move = R"lua(
+local max = tonumber(ARGV[1])
+local after = '(' .. fmt(now_us() + compact_after)
+local moved, examined = 0, 0
+for _, l in ipairs(due_levels(KEYS)) do
+  if examined >= max then break end
+  local found = redis.call('ZRANGEBYSCORE', l[1], after, '+inf', 'WITHSCORES', 'LIMIT', 0,
+    max - examined)
+  for i = 1, #found, 2 do
+    local id = found[i]
+    local rec = redis.call('HGET', KEYS[2], id)
+    redis.call('ZREM', l[1], id)
+    if rec then
+      redis.call('HDEL', KEYS[2], id)
+      compact_put(KEYS, id, rec, tonumber(found[i + 1]))
+      moved = moved + 1
+    end
+    examined = examined + 1
+  end
+end
+return {moved, examined}
+)lua";
+
 // KEYS 1..13; ARGV: now_us. Returns {tasks waiting in the compact tier, those due by now}
 // (redis_store::stats): O(buckets).
 inline constexpr const char* compact_stats = R"lua(

@@ -168,9 +168,8 @@ asio::awaitable<std::vector<task>> merged_page(redis::client& conn,
         exhausted[s] = got.size() / 3 < page_batch;
         for (std::size_t i = 0; i < got.size(); i += 3) {
           after[s] = std::make_pair(got[i + 1], got[i]);
-          buffered[s].push_back(make_entry(std::move(got[i]),
-                                           std::strtod(got[i + 1].c_str(), nullptr),
-                                           std::move(got[i + 2])));
+          buffered[s].push_back(make_entry(
+              std::move(got[i]), std::strtod(got[i + 1].c_str(), nullptr), std::move(got[i + 2])));
         }
         continue;
       }
@@ -245,6 +244,27 @@ asio::awaitable<std::vector<task>> redis_store::browse(std::size_t offset, std::
   }
   co_return co_await merged_page(impl_->conn, sources, 0, false, offset, limit,
                                  task_state::scheduled, {}, compact, &impl_->compact_page_script);
+}
+
+asio::awaitable<std::size_t> redis_store::compact_waiting() {
+  co_await impl_->open();
+  constexpr std::size_t step = 1000;
+  std::size_t moved = 0;
+  for (unsigned s = 0; s < shards(); ++s) {
+    for (;;) {
+      std::vector<std::string> args{std::to_string(step)};
+      const auto reply = co_await impl_->run_script<std::vector<long long>>(
+          impl_->compact_move_script, s, std::move(args), "compact_waiting");
+      if (reply.size() != 2) {
+        throw std::runtime_error("redis_store compact_waiting: malformed reply");
+      }
+      moved += static_cast<std::size_t>(reply[0]);
+      if (reply[1] < static_cast<long long>(step)) {
+        break;
+      }
+    }
+  }
+  co_return moved;
 }
 
 asio::awaitable<store_stats> redis_store::stats() {

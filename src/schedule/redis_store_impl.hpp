@@ -491,6 +491,7 @@ struct redis_store::impl {
   redis::script compact_peek_script = make_script(settings, lua::compact_peek);
   redis::script compact_page_script = make_script(settings, lua::compact_page);
   redis::script compact_stats_script = make_script(settings, lua::compact_stats);
+  redis::script compact_move_script = make_script(settings, lua::compact_move);
 
   // Runs `s` with `call_keys` and `args`; its reply as T (a failure throws, naming `what`).
   template <class T>

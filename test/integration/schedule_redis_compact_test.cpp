@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "support/child_process.hpp"
+#include "support/corvo_program.hpp"
 #include "support/eventually.hpp"
 #include "support/redis_commands.hpp"
 #include "support/schedule_builders.hpp"
@@ -415,6 +417,52 @@ asio::awaitable<void> deduplication_reaches_the_tier(harness& h) {
 BOOST_AUTO_TEST_CASE(deduplication_replaces_and_drops_tasks_waiting_in_the_tier) {
   harness h;
   run_with(h, [](harness& h) { return deduplication_reaches_the_tier(h); });
+}
+
+// `corvo schedule compact --json` on namespace `ns` (one shard) of the shared server (the
+// command line built outside the coroutine: GCC 12 and braced lists).
+corvo::test::command_result run_compact_command(const std::string& ns) {
+  return corvo::test::run_command(
+      {corvo::test::corvo_program().string(), "schedule", "compact", "--redis",
+       corvo::test::shared_schedule_server().url(), "--namespace", ns, "--shards", "1", "--json"},
+      std::chrono::seconds(20));
+}
+
+// A namespace used with the tier off (or before it) is moved into it by compact_waiting and
+// `corvo schedule compact`: the tasks due later than compact_after, no others, each once.
+asio::awaitable<void> waiting_tasks_move_into_the_tier(harness& h) {
+  const auto t0 = co_await h.server_now();
+  std::vector<sched::task> tasks;
+  for (int i = 0; i < 2500; ++i) {
+    tasks.push_back(email_task("f" + std::to_string(i), t0 + 1h + std::chrono::milliseconds(i)));
+  }
+  for (int i = 0; i < 3; ++i) {
+    tasks.push_back(email_task("n" + std::to_string(i), t0 + 10s));
+  }
+  co_await h.plain.schedule_many(std::move(tasks));
+  BOOST_TEST_REQUIRE(co_await integer(h.conn, "HLEN", h.tasks_key()) == 2503);
+  BOOST_TEST(co_await h.store.compact_waiting() == 2500u);
+  BOOST_TEST(co_await integer(h.conn, "HLEN", h.tasks_key()) == 3);
+  BOOST_TEST(co_await integer(h.conn, "ZCARD", h.due_key()) == 3);
+  BOOST_TEST((co_await h.store.stats()).scheduled == 2503u);
+  const auto f7 = co_await h.store.get("f7");
+  BOOST_TEST_REQUIRE(f7.has_value());
+  BOOST_TEST((f7->due == t0 + 1h + std::chrono::milliseconds(7)));
+  BOOST_TEST(co_await integer(h.conn, "HEXISTS", co_await h.bucket_of("f7"), "f7") == 1);
+  BOOST_TEST(co_await h.store.compact_waiting() == 0u);
+
+  // The command, on tasks the plain store adds.
+  co_await h.plain.schedule(email_task("late-1", t0 + 2h));
+  co_await h.plain.schedule(email_task("late-2", t0 + 3h));
+  const auto r = run_compact_command(h.name_space);
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(r.out == "{\"moved\":2}\n");
+  BOOST_TEST(co_await integer(h.conn, "HLEN", h.tasks_key()) == 3);
+}
+
+BOOST_AUTO_TEST_CASE(waiting_tasks_of_the_due_sets_move_into_the_tier_on_demand) {
+  harness h;
+  run_with(h, [](harness& h) { return waiting_tasks_move_into_the_tier(h); });
 }
 
 // A handler recording each run's task id and start time.

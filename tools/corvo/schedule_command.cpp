@@ -60,6 +60,8 @@ constexpr const char* schedule_usage = R"(usage:
                         (task events: scheduler.events.enabled; --json: one object per line)
   corvo schedule export [--page N] [--quiet] > tasks.jsonl   (every task, dead ones included)
   corvo schedule import tasks.jsonl [--keep-going] [--window N] [--quiet]   (an upsert)
+  corvo schedule compact   (moves the tasks waiting in the due sets due later than
+                            scheduler.redis.compact_after into the compact tier)
   corvo dead list [--offset N] [--limit N]
   corvo dead replay ID
   corvo dead purge [ID]
@@ -412,6 +414,30 @@ asio::awaitable<int> show_stats(redis_store& s, bool as_json) {
   co_return 0;
 }
 
+asio::awaitable<int> compact_tasks(redis_store& s, bool as_json) {
+  const auto moved = co_await s.compact_waiting();
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"moved", moved}}) << "\n";
+  } else {
+    std::cout << "moved " << moved << " waiting task(s) into the compact tier (due later than "
+              << s.options().compact_after.count() << " ms from now)\n";
+  }
+  co_return 0;
+}
+
+// `corvo schedule compact`: redis_store::compact_waiting (the compact tier's compact_after
+// from --config's scheduler.redis.compact_after, else the default).
+int compact_command(const std::vector<std::string>& args) {
+  store_flags c;
+  po::options_description options("options");
+  corvo::tool::add_store_flags(options, c);
+  if (help_requested(args, "corvo schedule compact", options)) {
+    return 0;
+  }
+  parse_arguments(args, options);
+  return with_store(c, [&c](redis_store& s) { return compact_tasks(s, c.json_output); });
+}
+
 // `corvo schedule get|cancel ID`, `corvo dead replay|purge [ID]`.
 int with_id(const std::vector<std::string>& args, const std::string& usage, bool id_required,
             asio::awaitable<int> (*op)(redis_store&, std::string, bool)) {
@@ -596,6 +622,8 @@ int run_schedule(const std::vector<std::string>& args) {
     return show_paused_command(rest(args));
   if (verb == "limits")
     return limits_command(rest(args));
+  if (verb == "compact")
+    return compact_command(rest(args));
   if (verb == "events")
     return corvo::tool::schedule_events(rest(args));
   if (verb == "export")

@@ -129,6 +129,8 @@ store_target resolve_target(const store_flags& flags) {
     target.name_space = options.redis.name_space;
     target.shards = options.redis.shards;
     target.events = options.events;
+    target.compact = options.redis.compact;
+    target.compact_after = options.redis.compact_after;
     if (flags.shards != 0 && flags.shards != options.redis.shards &&
         (flags.name_space.empty() || flags.name_space == options.redis.name_space)) {
       throw std::invalid_argument(
@@ -208,8 +210,7 @@ asio::awaitable<std::optional<unsigned>> stored_shard_count(redis::client& clien
                                                             const std::string& name_space) {
   // The store keeps the namespace's shard count in Redis: an adopting store (shards = 0)
   // reads it; a namespace nothing has used yet has none.
-  schedule::redis_store probe(client, client.get_config(),
-                              {.name_space = name_space, .shards = 0});
+  schedule::redis_store probe(client, client.get_config(), {.name_space = name_space, .shards = 0});
   redis::request exists;
   exists.push("EXISTS", probe.shard_count_key());
   redis::response<long long> found;
@@ -226,6 +227,8 @@ asio::awaitable<schedule::redis_store_options> store_options(redis::client& clie
   schedule::redis_store_options options;
   options.name_space = target.name_space;
   options.events = target.events;
+  options.compact = target.compact;
+  options.compact_after = target.compact_after;
   if (target.shards) {
     options.shards = *target.shards;
     co_return options;

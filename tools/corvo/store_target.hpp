@@ -45,6 +45,10 @@ struct store_target {
   /// --config's scheduler.events: the CLI's own changes (add, cancel, replay, import) write
   /// task events when the application's do.
   schedule::events_options events;
+  /// --config's scheduler.redis.compact and compact_after: the CLI stores tasks where the
+  /// application's processes do (`schedule compact` moves by compact_after).
+  bool compact = schedule::redis_store_options{}.compact;
+  std::chrono::milliseconds compact_after = schedule::redis_store_options{}.compact_after;
 };
 
 /// Reads --config (with CORVO_* overrides) and applies the flags. Throws config_error for a

@@ -183,6 +183,13 @@ class redis_store final : public store {
   /// type).
   asio::awaitable<void> restore(task t);
 
+  /// Moves the waiting tasks of the due sets due later than `compact_after` from now into the
+  /// compact tier (redis_store_options::compact), e.g. those of a namespace that was used
+  /// before the tier, or with it off: one script per shard per 1,000 tasks, each atomic, so
+  /// it can run beside the dispatchers and be stopped and run again. Returns how many it
+  /// moved. `corvo schedule compact`.
+  asio::awaitable<std::size_t> compact_waiting();
+
   /// The keys of a shard, in the scripts' KEYS order (due, tasks, inflight, lease, dead, seq,
   /// wake channel, parked, paused, due:high, due:low, held; `due` holds the normal-priority
   /// tasks). For tools and tests.
