@@ -1,11 +1,13 @@
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <corvo/core/log.hpp>
-#include <corvo/core/trace.hpp>
 #include <corvo/kafka/error.hpp>
 #include <corvo/kafka/statistics.hpp>
+#include <corvo/core/trace.hpp>
 #include <corvo/schedule/kafka_sink.hpp>
 #include <corvo/schedule/task_message.hpp>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 
 namespace corvo::schedule {
 namespace {
@@ -50,8 +52,9 @@ struct kafka_sink::impl {
   impl(asio::any_io_executor executor, const kafka::client_config& config, kafka_sink_options o)
       : options(std::move(o)),
         producer(std::move(executor), with_sink_defaults(config, options),
-                 kafka::producer_options{
-                     .on_statistics = [this](std::string_view json) { on_statistics(json); }}) {}
+                 kafka::producer_options{.on_statistics = [this](std::string_view json) {
+                   on_statistics(json);
+                 }}) {}
 
   void on_statistics(std::string_view json) {
     const auto health = kafka::health_of(json, options.topic);
@@ -61,8 +64,8 @@ struct kafka_sink::impl {
     const bool writable = health->writable();
     if (writable != available) {
       if (writable) {
-        CORVO_LOG(info, "scheduler")
-            << "Kafka topic " << options.topic << " is writable again; claiming resumes";
+        CORVO_LOG(info, "scheduler") << "Kafka topic " << options.topic
+                                     << " is writable again; claiming resumes";
       } else {
         CORVO_LOG(warning, "scheduler")
             << "Kafka topic " << options.topic << ": " << health->leaders_up << " of "
@@ -93,10 +96,9 @@ asio::awaitable<void> kafka_sink::deliver(const claimed_task& t) {
   if (!t.work.traceparent.empty()) {
     headers.push_back(kafka::header{std::string(trace::traceparent_name), t.work.traceparent});
   }
-  kafka::outgoing_message message{.topic = impl_->options.topic,
-                                  .key = std::string_view(t.work.id),
-                                  .value = value,
-                                  .headers = std::move(headers)};
+  kafka::outgoing_message message{
+      .topic = impl_->options.topic, .key = std::string_view(t.work.id), .value = value,
+      .headers = std::move(headers)};
   boost::system::error_code ec;
   co_await impl_->producer.async_send(std::move(message),
                                       asio::redirect_error(asio::use_awaitable, ec));
@@ -123,12 +125,8 @@ asio::awaitable<void> kafka_sink::close(std::chrono::steady_clock::duration time
   co_await impl_->producer.close(timeout);
 }
 
-kafka::producer& kafka_sink::producer() noexcept {
-  return impl_->producer;
-}
+kafka::producer& kafka_sink::producer() noexcept { return impl_->producer; }
 
-const kafka_sink_options& kafka_sink::options() const noexcept {
-  return impl_->options;
-}
+const kafka_sink_options& kafka_sink::options() const noexcept { return impl_->options; }
 
 }  // namespace corvo::schedule

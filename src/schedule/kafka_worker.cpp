@@ -1,18 +1,18 @@
-#include <boost/system/system_error.hpp>
 #include <corvo/core/error.hpp>
 #include <corvo/core/timeout.hpp>
 #include <corvo/core/trace.hpp>
 #include <corvo/kafka/error.hpp>
 #include <corvo/schedule/kafka_worker.hpp>
 
+#include <boost/system/system_error.hpp>
+
 namespace corvo::schedule {
 
 struct kafka_worker::impl {
   impl(asio::any_io_executor executor, const kafka::client_config& config,
        const handler_registry& h, kafka_worker_options o)
-      : handlers(h),
-        options(prepare(std::move(o))),
-        consumer(std::move(executor), config, options.consumer) {}
+      : handlers(h), options(prepare(std::move(o))), consumer(std::move(executor), config,
+                                                              options.consumer) {}
 
   static kafka_worker_options prepare(kafka_worker_options o) {
     if (o.topic.empty()) {
@@ -41,7 +41,8 @@ struct kafka_worker::impl {
     t.work = std::move(decoded.work);
     // The trace context travels as a record header; an invalid one is ignored (W3C: the
     // receiver starts without a parent rather than failing the work).
-    if (const auto tp = m.header(trace::traceparent_name); tp && trace::is_valid_traceparent(*tp)) {
+    if (const auto tp = m.header(trace::traceparent_name);
+        tp && trace::is_valid_traceparent(*tp)) {
       t.work.traceparent = std::string(*tp);
     }
     t.token = std::to_string(m.partition()) + ":" + std::to_string(m.offset());
@@ -113,16 +114,10 @@ asio::awaitable<void> kafka_worker::run() {
   co_await impl_->consumer.run(std::move(handler));
 }
 
-void kafka_worker::stop() {
-  impl_->consumer.stop();
-}
+void kafka_worker::stop() { impl_->consumer.stop(); }
 
-void kafka_worker::on_start(start_observer observer) {
-  impl_->observer = std::move(observer);
-}
+void kafka_worker::on_start(start_observer observer) { impl_->observer = std::move(observer); }
 
-kafka::consumer& kafka_worker::consumer() noexcept {
-  return impl_->consumer;
-}
+kafka::consumer& kafka_worker::consumer() noexcept { return impl_->consumer; }
 
 }  // namespace corvo::schedule

@@ -6,22 +6,24 @@
 //   127.0.0.1:40231,127.0.0.1:35419,127.0.0.1:46601
 //   $ kcat -b 127.0.0.1:40231 -L
 
-#include <algorithm>
+#include "command.hpp"
+
+#include <corvo/core/log.hpp>
+#include <corvo/core/runtime.hpp>
+#include <corvo/kafka/embedded_cluster.hpp>
+
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/program_options.hpp>
+
+#include <algorithm>
 #include <charconv>
-#include <corvo/core/log.hpp>
-#include <corvo/core/runtime.hpp>
-#include <corvo/kafka/embedded_cluster.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "command.hpp"
 
 namespace corvo::tool {
 namespace {

@@ -4,14 +4,14 @@
 // `corvo dead`, `corvo stats`) live in their own files and register themselves through
 // command.hpp.
 
+#include "command.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include "command.hpp"
 
 namespace corvo::tool {
 namespace {

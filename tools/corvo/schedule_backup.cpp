@@ -6,8 +6,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
-#include <corvo/core/task_group.hpp>
 #include <corvo/core/trace.hpp>
+#include <corvo/core/task_group.hpp>
 #include <corvo/schedule/redis_store.hpp>
 #include <fstream>
 #include <iostream>

@@ -29,10 +29,11 @@
 // it), `statistics.interval.ms` = health_interval (a configured value wins, and then sets
 // how quickly an outage is noticed).
 
-#include <chrono>
 #include <corvo/kafka/config.hpp>
 #include <corvo/kafka/producer.hpp>
 #include <corvo/schedule/sink.hpp>
+
+#include <chrono>
 #include <memory>
 #include <string>
 

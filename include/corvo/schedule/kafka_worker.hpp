@@ -10,15 +10,17 @@
 // at-least-once, one partition's tasks in order, a failing handler retried with backoff up
 // to `consumer.max_attempts` (the consumer's setting: a task's own max_attempts governs the
 // dispatcher's tries before Kafka, not these), then published to the dead-letter topic
-// with the reason in headers. A message that is not a task message, a task type without a handler,
-// and a handler's permanent_error (e.g. a payload that does not decode to the handler's type) go to
-// the dead-letter topic at once (kinds "decode_error", "unknown_type", "permanent_error").
+// with the reason in headers. A message that is not a task message, a task type without a handler, and a
+// handler's permanent_error (e.g. a payload that does not decode to the handler's type) go
+// to the dead-letter topic at once (kinds "decode_error", "unknown_type",
+// "permanent_error").
 
-#include <chrono>
 #include <corvo/kafka/config.hpp>
 #include <corvo/kafka/consumer.hpp>
 #include <corvo/schedule/sink.hpp>
 #include <corvo/schedule/task_message.hpp>
+
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>

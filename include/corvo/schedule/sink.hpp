@@ -2,9 +2,11 @@
 // Where the dispatcher hands claimed tasks: run the handler in process (direct_sink), or
 // publish to Kafka where a consumer group runs it (the Kafka sink).
 
+#include <corvo/schedule/store.hpp>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value_to.hpp>
-#include <corvo/schedule/store.hpp>
+
 #include <functional>
 #include <map>
 #include <stdexcept>

@@ -16,6 +16,7 @@
 // "traceparent" (only when the task has one) and the kafka_worker reads it from there.
 
 #include <corvo/schedule/store.hpp>
+
 #include <string>
 #include <string_view>
 
