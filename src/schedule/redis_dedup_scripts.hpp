@@ -46,13 +46,8 @@ local function void_prev(keys, marker, prev, own, ttl)
   if not mark then redis.call('SET', marker, 'void', 'PX', ttl) end
   if waits(keys, prev) then
     if prev ~= own then
-      local rec = redis.call('HGET', keys[2], prev) or compact_get(keys, prev)
-      emit('cancelled', prev, rec, nil, 'deduplicated')
-      unhold(keys, prev)
-      unqueue(keys, prev)
-      redis.call('ZREM', keys[8], prev)
+      emit('cancelled', prev, evict(keys, prev), nil, 'deduplicated')
       redis.call('HDEL', keys[2], prev)
-      compact_del(keys, prev)
     end
     return 'removed'
   end

@@ -498,19 +498,24 @@ local function place(keys, id, rec, due, unstored)
   enqueue(keys, id, rec, due)
   wake_if_head(keys, id, due)
 end
--- Stores task `id` with record `rec`, due at `due`, as a new schedule does: out of every
--- other set (held, parked, in flight with its lease: a run in flight is fenced off, dead,
--- the compact tier), then placed (place); emits `scheduled`. A new id costs one lookup more
--- than writing it (two with a compact tier).
+-- Takes `id` out of every place it may be: the due, parked, held and dead sets, its lease
+-- (a run in flight is fenced off), the compact tier. The tasks hash keeps its record. Returns
+-- its record (nil when it has none) and whether the tasks hash holds it. An id without a
+-- record costs one lookup (two with a compact tier).
+local function evict(keys, id)
+  local rec = redis.call('HGET', keys[2], id)
+  if rec then
+    if not unwait(keys, id) then drop_lease(keys, id, rec) end
+    return rec, true
+  end
+  return compact_del(keys, id), false
+end
+-- Stores task `id` with record `rec`, due at `due`, as a new schedule does: evicted from
+-- wherever it was, then placed (place); emits `scheduled`.
 local function store_task(keys, id, rec, due)
   emit('scheduled', id, rec, nil, nil, due)
-  local old = redis.call('HGET', keys[2], id)
-  if old then
-    if not unwait(keys, id) then drop_lease(keys, id, old) end
-  else
-    compact_del(keys, id)
-  end
-  place(keys, id, rec, due, not old)
+  local _, stored = evict(keys, id)
+  place(keys, id, rec, due, not stored)
 end
 )lua";
 

@@ -48,12 +48,7 @@ return 1
 // now (the dead-letter caps apply), out of every other set (every priority's).
 inline constexpr const char* restore_dead = R"lua(
 local id = ARGV[1]
-local old = redis.call('HGET', KEYS[2], id)
-if old then
-  if not unwait(KEYS, id) then drop_lease(KEYS, id, old) end
-else
-  compact_del(KEYS, id)
-end
+evict(KEYS, id)
 redis.call('HSET', KEYS[2], id, ARGV[2])
 dead_letter(KEYS, id, now_us(), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 1
@@ -483,17 +478,14 @@ return held
 inline constexpr const char* cancel = R"lua(
 local id = ARGV[1]
 events_on(ARGV[2])
-local rec = redis.call('HGET', KEYS[2], id)
+local rec, stored = evict(KEYS, id)
 if not rec then
-  unwait(KEYS, id)
-  rec = compact_del(KEYS, id)
-  if not rec then return 0 end
-  emit('cancelled', id, rec)
-  return 1
+  unwait(KEYS, id)  -- entries of a task without a record (written by hand): dropped
+  return 0
 end
 emit('cancelled', id, rec)
-if not unwait(KEYS, id) then drop_lease(KEYS, id, rec) end
-return redis.call('HDEL', KEYS[2], id)
+if stored then redis.call('HDEL', KEYS[2], id) end
+return 1
 )lua";
 
 // KEYS 1..13; ARGV: id. Returns the token of the id's lease found in the leased set (a scan:

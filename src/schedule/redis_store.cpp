@@ -74,10 +74,8 @@ asio::awaitable<bool> redis_store::schedule_if_absent(task t) {
 asio::awaitable<bool> redis_store::schedule_as(task t, bool if_absent) {
   prepare_schedule(t);
   co_await impl_->open();
-  auto record = detail::encode_waiting_record(t);
-  impl_->check_record_size(record.size());
-  std::vector<std::string> args{t.id, micros_text(t.due), std::move(record), if_absent ? "1" : "0",
-                                impl_->events_arg};
+  std::vector<std::string> args{t.id, micros_text(t.due), impl_->waiting_record(t),
+                                if_absent ? "1" : "0", impl_->events_arg};
   const auto scheduled = co_await impl_->run_durable<long long>(
       impl_->schedule_script, impl_->shard_for(t.id), std::move(args), "schedule");
   if (scheduled == 1) {
@@ -95,7 +93,7 @@ asio::awaitable<dedup_outcome> redis_store::schedule_deduplicated(task t, dedup_
   keys.push_back(impl_->window_key(shard, t.id));
   std::vector<std::string> args{t.id,
                                 micros_text(t.due),
-                                detail::encode_waiting_record(t),
+                                impl_->waiting_record(t),
                                 std::to_string(options.window.count()),
                                 options.mode == dedup_mode::drop ? "drop" : "replace",
                                 impl_->events_arg};

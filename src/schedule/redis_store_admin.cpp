@@ -413,7 +413,7 @@ asio::awaitable<void> redis_store::restore(task t) {
   }
   // Scheduled, or in flight when exported (its run may not have finished): waiting again.
   const time_point due = t.due != time_point{} ? t.due : t.occurrence;
-  std::vector<std::string> args{t.id, micros_text(due), detail::encode_waiting_record(t), "0",
+  std::vector<std::string> args{t.id, micros_text(due), impl_->waiting_record(t), "0",
                                 impl_->events_arg};
   co_await impl_->run_durable<long long>(impl_->schedule_script, shard, std::move(args), "restore");
   impl_->count_events(event_kind::scheduled);

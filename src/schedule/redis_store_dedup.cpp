@@ -62,9 +62,8 @@ asio::awaitable<dedup_result> redis_store::schedule_deduplicated_by_key(task t, 
   }
   check_window(t, options);
   co_await impl_->open();
-  const auto record =
-      detail::encode_waiting_record(t);  // before the window: it may refuse the task
-  const auto ticket = random_hex(2);     // 128 bits, unique to this call
+  const auto record = impl_->waiting_record(t);  // before the window: it may refuse the task
+  const auto ticket = random_hex(2);             // 128 bits, unique to this call
   const std::string holder = ticket + " " + t.id;
   const auto window_ms = std::to_string(options.window.count());
   const auto marker_ttl = std::to_string((options.window + marker_grace).count());

@@ -100,17 +100,24 @@ inline redis::script make_script(const std::string& settings, const char* helper
       detail::assemble_script(settings, std::string(lua::prelude) + helpers, body));
 }
 
-// (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
-// arrays, RESP2 a flat list; both are accepted.
-inline std::vector<std::pair<std::string, double>> scored_members(
-    const redis::generic_response& nodes) {
-  std::vector<std::pair<std::string, double>> out;
+// The values of a reply's scalar nodes in order: a RESP3 map or pairs of arrays read as a
+// flat list (as RESP2 sends them).
+inline std::vector<std::string> leaves_of(const redis::generic_response& nodes) {
   std::vector<std::string> leaves;
   for (const auto& n : nodes) {
     if (!redis::resp3::is_aggregate(n.data_type)) {
       leaves.push_back(n.value);
     }
   }
+  return leaves;
+}
+
+// (member, score) pairs of a ZRANGE ... WITHSCORES reply: RESP3 sends [member, score]
+// arrays, RESP2 a flat list; both are accepted.
+inline std::vector<std::pair<std::string, double>> scored_members(
+    const redis::generic_response& nodes) {
+  std::vector<std::pair<std::string, double>> out;
+  auto leaves = leaves_of(nodes);
   for (std::size_t i = 0; i + 1 < leaves.size(); i += 2) {
     out.emplace_back(std::move(leaves[i]), std::strtod(leaves[i + 1].c_str(), nullptr));
   }
@@ -303,31 +310,28 @@ struct redis_store::impl {
     } catch (const boost::system::system_error&) {
       co_return;
     }
-    std::vector<std::string> leaves;
-    for (const auto& n : nodes) {
-      if (!redis::resp3::is_aggregate(n.data_type)) {
-        leaves.push_back(n.value);
-      }
-    }
+    const auto leaves = leaves_of(nodes);  // {name, value}
     if (leaves.size() == 2) {
       listpack_value = std::strtoull(leaves[1].c_str(), nullptr, 10);
     }
   }
 
-  // Warns once when a record longer than the server's hash-max-listpack-value is stored with
-  // the compact tier on: its bucket then leaves the listpack encoding (docs/scheduler.md,
-  // Memory: the compact tier).
-  void check_record_size(std::size_t bytes) {
-    if (!options.compact || listpack_value == 0 || bytes <= listpack_value || warned_listpack) {
-      return;
+  // detail::encode_waiting_record of a task to schedule, warning once when the record is
+  // longer than the server's hash-max-listpack-value with the compact tier on: a bucket
+  // holding it leaves the listpack encoding (docs/scheduler.md, Memory: the compact tier).
+  std::string waiting_record(const task& t) {
+    auto record = detail::encode_waiting_record(t);
+    const auto bytes = record.size();
+    if (options.compact && listpack_value > 0 && bytes > listpack_value && !warned_listpack) {
+      warned_listpack = true;
+      CORVO_LOG(warning, "scheduler")
+          << "a task record of " << bytes << " bytes is longer than the server's "
+          << "hash-max-listpack-value (" << listpack_value << "): the compact tier's buckets "
+          << "that hold such records take Redis's larger encoding (more memory per task); "
+          << "set hash-max-listpack-value to at least " << bytes
+          << " in the server's configuration (docs/scheduler.md, Memory: the compact tier)";
     }
-    warned_listpack = true;
-    CORVO_LOG(warning, "scheduler")
-        << "a task record of " << bytes << " bytes is longer than the server's "
-        << "hash-max-listpack-value (" << listpack_value << "): the compact tier's buckets "
-        << "that hold such records take Redis's larger encoding (more memory per task); "
-        << "set hash-max-listpack-value to at least " << bytes
-        << " in the server's configuration (docs/scheduler.md, Memory: the compact tier)";
+    return record;
   }
 
   // The keys of `type`'s limit (redis_scripts.hpp): running, starts, waiting.
@@ -435,7 +439,7 @@ struct redis_store::impl {
   std::vector<std::string> permit_channels() const;
   std::optional<unsigned> shard_of_prefix(const std::string& prefix) const;
   bool opened = false;
-  /// The server's hash-max-listpack-value (0: not known); see check_record_size().
+  /// The server's hash-max-listpack-value (0: not known); see waiting_record().
   std::size_t listpack_value = 0;
   bool warned_listpack = false;
   /// The scripts' events argument (redis_scripts.hpp): 'MAX_LEN SOURCE', or '0' when off.

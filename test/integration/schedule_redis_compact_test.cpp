@@ -451,18 +451,29 @@ asio::awaitable<void> waiting_tasks_move_into_the_tier(harness& h) {
   BOOST_TEST(co_await integer(h.conn, "HEXISTS", co_await h.bucket_of("f7"), "f7") == 1);
   BOOST_TEST(co_await h.store.compact_waiting() == 0u);
 
-  // The command, on tasks the plain store adds.
+  // For the command (run after this scenario, off the io_context): tasks the plain store adds.
   co_await h.plain.schedule(email_task("late-1", t0 + 2h));
   co_await h.plain.schedule(email_task("late-2", t0 + 3h));
-  const auto r = run_compact_command(h.name_space);
-  BOOST_TEST(r.exit_code == 0, r.err);
-  BOOST_TEST(r.out == "{\"moved\":2}\n");
-  BOOST_TEST(co_await integer(h.conn, "HLEN", h.tasks_key()) == 3);
 }
 
 BOOST_AUTO_TEST_CASE(waiting_tasks_of_the_due_sets_move_into_the_tier_on_demand) {
   harness h;
   run_with(h, [](harness& h) { return waiting_tasks_move_into_the_tier(h); });
+  const auto r = run_compact_command(h.name_space);
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(r.out == "{\"moved\":2}\n");
+  BOOST_TEST(corvo::test::shared_schedule_server().cli("HLEN", h.tasks_key()) == "3");
+}
+
+BOOST_AUTO_TEST_CASE(a_negative_compact_after_is_refused) {
+  asio::io_context ctx;
+  const auto url = corvo::test::shared_schedule_server().url();
+  redis::client conn(ctx.get_executor(), redis::client_config::from_url(url));
+  BOOST_CHECK_EXCEPTION(sched::redis_store(conn, redis::client_config::from_url(url),
+                                           {.compact_after = std::chrono::milliseconds(-1)}),
+                        std::invalid_argument, [](const std::invalid_argument& e) {
+                          return std::string(e.what()).find("compact_after") != std::string::npos;
+                        });
 }
 
 // A handler recording each run's task id and start time.
@@ -485,7 +496,7 @@ asio::awaitable<void> run_scheduler(sched::scheduler& s) {
 // schedules into the compact tier wakes it for the move (the wake-up channel), and it runs at
 // its due time, once.
 asio::awaitable<void> woken_for_the_move(sched::scheduler& s, sched::store& other, run_log& log,
-                                         const std::string& tasks_key) {
+                                         redis::client& conn, const std::string& tasks_key) {
   auto ex = co_await asio::this_coro::executor;
   corvo::task_group group(ex);
   co_await group.spawn(run_scheduler(s));
@@ -497,7 +508,7 @@ asio::awaitable<void> woken_for_the_move(sched::scheduler& s, sched::store& othe
   const auto stored = co_await s.get("timeout-1");
   BOOST_TEST_REQUIRE(stored.has_value());
   // In the compact tier: not in the tasks hash.
-  BOOST_TEST(corvo::test::shared_schedule_server().cli("HEXISTS", tasks_key, "timeout-1") == "0");
+  BOOST_TEST(co_await integer(conn, "HEXISTS", tasks_key, "timeout-1") == 0);
   const bool ran = co_await corvo::test::eventually([&] { return !log.runs.empty(); }, 10s);
   BOOST_TEST_REQUIRE(ran);
   BOOST_TEST(log.runs.size() == 1u);
@@ -526,7 +537,7 @@ BOOST_AUTO_TEST_CASE(a_sleeping_dispatcher_is_woken_for_the_move_and_runs_the_ta
       {.name_space = name_space, .shards = 1, .compact_after = std::chrono::milliseconds(300)});
   run_log log;
   s.handlers().on_task("email", recording_handler{&log});
-  corvo::test::run(ctx, woken_for_the_move(s, other, log, "{" + name_space + ":0}:tasks"),
+  corvo::test::run(ctx, woken_for_the_move(s, other, log, conn, "{" + name_space + ":0}:tasks"),
                    [&] { conn.cancel(); });
 }
 

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "support/eventually.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_coroutine.hpp"
 #include "support/schedule_builders.hpp"
@@ -130,7 +131,6 @@ template <class Harness, class Scenario>
 void run_scenario(Harness& h, Scenario scenario) {
   corvo::test::run(h.context, scenario(h), [&] { h.stop(); });
 }
-
 
 std::vector<std::string> ids_of(const std::vector<sched::task>& tasks) {
   std::vector<std::string> ids;
@@ -604,9 +604,7 @@ asio::awaitable<void> every_shard_is_woken_once_subscribed(H& h) {
   std::vector<unsigned> woken;
   corvo::task_group watch(ex);
   co_await watch.spawn(watch_into(h.store, woken));
-  for (int i = 0; i < 500 && woken.size() < h.store.shards(); ++i) {
-    co_await corvo::sleep_for(10ms);
-  }
+  co_await corvo::test::eventually([&] { return woken.size() >= h.store.shards(); }, 5s);
   std::sort(woken.begin(), woken.end());
   std::vector<unsigned> every_shard(h.store.shards());
   std::iota(every_shard.begin(), every_shard.end(), 0u);
